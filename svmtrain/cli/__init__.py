@@ -1,0 +1,45 @@
+"""The ``svmtrain`` command line: a thin layer over the library.
+
+Each subcommand lives in a module of this package and only parses options, calls library
+functions and prints. Library errors (:class:`svmtrain.errors.SvmtrainError`) become one
+clear line on stderr and a non-zero exit here, at the edge, and nowhere else.
+"""
+
+import click
+
+from svmtrain import __version__
+from svmtrain.errors import SvmtrainError
+
+
+class _UserError(click.ClickException):
+    """A ClickException that keeps the exit code of the library error it wraps."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Group(click.Group):
+    """Turns library errors and Ctrl-C into a message and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SvmtrainError as err:
+            raise _UserError(str(err), err.exit_code) from None
+        except KeyboardInterrupt:
+            raise _UserError("Interrupted.", 130) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="svmtrain")
+def main() -> None:
+    """Train, sweep and gradient-check linear classifiers (multiclass SVM, softmax)
+    on CIFAR-10 with numpy.
+
+    \b
+    Start here:
+      svmtrain data download          fetch and cache CIFAR-10
+      svmtrain fit --config configs/default.yaml
+      svmtrain gradcheck --synthetic  check the analytic gradient
+    """
