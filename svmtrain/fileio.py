@@ -1,0 +1,34 @@
+"""Atomic file writes: a reader never sees a truncated file that looks complete.
+
+Everything svmtrain writes (weights, checkpoints, metrics, configs, pictures) goes through
+:func:`atomic_write`: the bytes go to a hidden temporary file in the same directory, are
+flushed to disk, and only then renamed over the target, which POSIX makes atomic.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary sibling of ``path`` for writing; on success rename it to ``path``.
+
+    On any exception (Ctrl-C included) the temporary file is removed and ``path`` is left
+    exactly as it was.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
