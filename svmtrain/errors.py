@@ -39,6 +39,10 @@ class DivergenceError(SvmtrainError):
     """Training diverged (loss NaN, inf, or exploding)."""
 
 
+class PlotUnavailable(SvmtrainError):
+    """matplotlib (the optional ``plot`` extra) is not installed."""
+
+
 class Interrupted(SvmtrainError):
     """The user pressed Ctrl-C; the message says what was kept and how to resume."""
 
