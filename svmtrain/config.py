@@ -323,9 +323,21 @@ def config_to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def config_to_yaml(cfg: Config) -> str:
+    """``cfg`` as YAML text that :func:`config_from_yaml` reads back as an equal Config."""
+    return yaml.dump(config_to_dict(validate(cfg)), Dumper=_Dumper, sort_keys=False)
+
+
+def config_from_yaml(text: str, where: str) -> Config:
+    """The Config in YAML ``text`` (e.g. stored in a weights file); ``where`` names it in errors."""
+    raw = _parse_yaml(text, where) or {}
+    _check_keys(raw, f"{where}: ")
+    return config_from_dict(raw)
+
+
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
     """Write ``cfg`` as commented YAML, atomically; :func:`load_config` reads back an equal one."""
-    text = yaml.dump(config_to_dict(validate(cfg)), Dumper=_Dumper, sort_keys=False)
+    text = config_to_yaml(cfg)
     header = (
         f"# Resolved svmtrain {__version__} config: every key, with defaults filled in.\n"
         "# Pass it to --config to run again with exactly these settings.\n"

@@ -1,7 +1,7 @@
 """Parameter updates and learning-rate schedules.
 
 Schedules are looked up by name in :data:`SCHEDULES` and give the learning rate of an epoch;
-:class:`SGD` applies one update in place (plain, momentum, or Nesterov momentum as written in
+:func:`sgd_step` applies one update in place (plain, momentum, or Nesterov momentum as in
 the CS231n notes).
 """
 
@@ -47,32 +47,29 @@ SCHEDULES: dict[str, Schedule] = {
 }
 
 
-class SGD:
-    """Stochastic gradient descent with optional (Nesterov) momentum, updating W in place.
+def sgd_step(
+    W: np.ndarray,
+    dW: np.ndarray,
+    velocity: np.ndarray,
+    lr: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+) -> None:
+    """One update of W (C, D) against its gradient dW (C, D), in place.
 
-    The velocity has W's shape and dtype and is part of the state a checkpoint must keep.
+    ``velocity`` (C, D) is the momentum buffer, updated in place (unused when momentum is 0).
+    Momentum: v = mu*v - lr*dW; W += v. Nesterov, in the notes' form
+    W += -mu*v_prev + (1+mu)*v, which equals W += mu*v - lr*dW with the new v, so no copy of
+    the previous velocity is needed.
     """
-
-    def __init__(self, shape: tuple[int, ...], dtype, momentum: float = 0.0, nesterov: bool = False):
-        self.momentum = momentum
-        self.nesterov = nesterov
-        self.velocity = np.zeros(shape, dtype=dtype)
-        self._previous = np.zeros(shape, dtype=dtype) if nesterov else None
-
-    def update(self, W: np.ndarray, dW: np.ndarray, lr: float) -> None:
-        """One step: W (C, D) moves against dW (C, D) with learning rate lr."""
-        if self.momentum == 0.0:
-            W -= W.dtype.type(lr) * dW
-            return
-        mu = W.dtype.type(self.momentum)
-        v = self.velocity
-        if self.nesterov:
-            # v_prev = v; v = mu*v - lr*dW; W += -mu*v_prev + (1+mu)*v
-            np.copyto(self._previous, v)
-        v *= mu
-        v -= W.dtype.type(lr) * dW
-        if self.nesterov:
-            W -= mu * self._previous
-            W += (1 + mu) * v
-        else:
-            W += v
+    step = W.dtype.type(lr) * dW
+    if momentum == 0.0:
+        W -= step
+        return
+    velocity *= W.dtype.type(momentum)
+    velocity -= step
+    if nesterov:
+        W += W.dtype.type(momentum) * velocity
+        W -= step
+    else:
+        W += velocity

@@ -1,0 +1,37 @@
+"""Small pieces every command shares: progress switch, options, plain-text tables."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+
+def progress_enabled(quiet: bool) -> bool:
+    """Progress bars only for a person watching: not with --quiet, not when stderr is a pipe."""
+    return not quiet and sys.stderr.isatty()
+
+
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bars; print only the results."
+)
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="CIFAR-10 cache directory [default: $SVMTRAIN_DATA_DIR, else $XDG_CACHE_HOME/svmtrain].",
+)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table: columns right-aligned except the first, one header rule."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        first = row[0].ljust(widths[0])
+        rest = (c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
