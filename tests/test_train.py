@@ -1,0 +1,202 @@
+"""The training loop and run directory, on small synthetic data made here."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from svmtrain import runs, train
+from svmtrain.config import load_config
+from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
+from svmtrain.preprocess import PIXELS, Splits
+
+
+def _design(rng, templates, n):
+    y = rng.integers(0, len(templates), n)
+    X = (templates[y] + rng.standard_normal((n, PIXELS))).astype(np.float32)
+    return np.hstack([X, np.ones((n, 1), np.float32)]), y.astype(np.intp)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    """Ten noisy class templates: learnable, so accuracy has somewhere to go."""
+    rng = np.random.default_rng(0)
+    templates = 0.1 * rng.standard_normal((10, PIXELS))
+    (Xtr, ytr), (Xv, yv), (Xt, yt) = (_design(rng, templates, n) for n in (1200, 200, 300))
+    zeros, ones = np.zeros(PIXELS, np.float32), np.ones(PIXELS, np.float32)
+    return Splits(Xtr, ytr, Xv, yv, Xt, yt, zeros, ones, tuple("abcdefghij"))
+
+
+BASE = [
+    "optim.learning_rate=1e-3",
+    "model.reg=0.01",
+    "train.epochs=4",
+    "train.batch_size=100",
+    "train.train_acc_samples=300",
+]
+
+
+def _cfg(*extra):
+    return load_config(overrides=[*BASE, *extra])
+
+
+def _fit(splits, tmp_path, name="run", *extra, **kw):
+    return train.fit(_cfg(*extra), out=tmp_path / name, splits=splits, progress=False, **kw)
+
+
+def _weights(run_dir):
+    return runs.load_weights(run_dir / runs.WEIGHTS).W
+
+
+def _metrics(run_dir):
+    lines = (run_dir / runs.METRICS).read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "n", "expected"),
+    [
+        (["train.epochs=3", "train.batch_size=100"], 1050, train.Plan(10, 3, 30)),
+        (
+            ["train.epochs=null", "train.iterations=25", "train.batch_size=100"],
+            1000,
+            train.Plan(10, 3, 25),
+        ),
+        (["train.epochs=1", "train.batch_size=7"], 7, train.Plan(1, 1, 1)),
+    ],
+)
+def test_plan(overrides, n, expected):
+    assert train.plan(load_config(overrides=overrides), n) == expected
+
+
+def test_plan_rejects_batch_larger_than_training_set():
+    with pytest.raises(
+        ConfigError, match=r"train.batch_size must be at most the 50 training images"
+    ):
+        train.plan(load_config(overrides=["train.batch_size=51"]), 50)
+
+
+def test_fit_learns_and_writes_a_complete_run(splits, tmp_path):
+    result = _fit(splits, tmp_path)
+    run = result.run_dir
+    for name in (runs.CONFIG, runs.METRICS, runs.LOSS_HISTORY, runs.WEIGHTS, runs.SUMMARY):
+        assert (run / name).is_file(), name
+    metrics = _metrics(run)
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
+    assert [m["step"] for m in metrics] == [12, 24, 36, 48]
+    assert len(np.load(run / runs.LOSS_HISTORY)) == 48
+    assert metrics[-1]["loss"] < metrics[0]["loss"]
+    for m in metrics:
+        assert m["loss"] == pytest.approx(m["data_loss"] + m["reg_loss"])
+    summary = json.loads((run / runs.SUMMARY).read_text())
+    assert summary["test_acc"] > 0.5  # chance is 0.1
+    assert sum(map(sum, summary["confusion"])) == 300
+    assert set(summary["per_class_acc"]) == set("abcdefghij")
+    # The saved config replays: loading it gives the same config.
+    assert load_config(run / runs.CONFIG) == _cfg()
+
+
+def test_same_seed_is_bit_identical_and_another_seed_differs(splits, tmp_path):
+    a, b = _fit(splits, tmp_path, "a"), _fit(splits, tmp_path, "b")
+    c = _fit(splits, tmp_path, "c", "train.seed=1")
+    assert _weights(a.run_dir).tobytes() == _weights(b.run_dir).tobytes()
+    assert _metrics(a.run_dir) == _metrics(b.run_dir)
+    assert not np.array_equal(_weights(a.run_dir), _weights(c.run_dir))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (),
+        ("optim.momentum=0.9", "optim.nesterov=true", "schedule.name=cosine"),
+        ("train.sampling=replacement", "schedule.name=step", "schedule.step_epochs=1"),
+    ],
+)
+def test_resume_after_ctrl_c_equals_an_uninterrupted_run(splits, tmp_path, monkeypatch, extra):
+    whole = _fit(splits, tmp_path, "whole", *extra)
+    real_step, calls = train.sgd_step, [0]
+
+    def interrupt_in_epoch_three(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 30:  # step 30 of 48: the middle of epoch 3
+            raise KeyboardInterrupt
+        real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "sgd_step", interrupt_in_epoch_three)
+    with pytest.raises(Interrupted, match=r"after epoch 2.*svmtrain fit --resume"):
+        _fit(splits, tmp_path, "cut", *extra)
+    assert not (tmp_path / "cut" / runs.WEIGHTS).exists()
+    assert len(_metrics(tmp_path / "cut")) == 2
+    monkeypatch.setattr(train, "sgd_step", real_step)
+    resumed = train.fit(resume=tmp_path / "cut", splits=splits, progress=False)
+    assert _weights(resumed.run_dir).tobytes() == _weights(whole.run_dir).tobytes()
+    assert _metrics(resumed.run_dir) == _metrics(whole.run_dir)
+    assert np.array_equal(
+        np.load(resumed.run_dir / runs.LOSS_HISTORY), np.load(whole.run_dir / runs.LOSS_HISTORY)
+    )
+
+
+def test_divergence_stops_and_keeps_the_last_good_weights(splits, tmp_path):
+    with pytest.raises(DivergenceError, match=r"learning_rate=1e\+06.*learning_rate=100000"):
+        _fit(splits, tmp_path, "div", "optim.learning_rate=1e6")
+    W = _weights(tmp_path / "div")
+    assert np.all(np.isfinite(W))
+    assert np.abs(W).max() < 0.01  # the initial weights: no epoch finished
+
+
+def test_divergence_in_a_later_epoch_keeps_that_epochs_weights(splits, tmp_path, monkeypatch):
+    real_loss = train.LOSSES["svm"]
+    calls = [0]
+
+    def explodes_in_epoch_two(W, X, y, reg, **kw):
+        calls[0] += 1
+        loss, dW = real_loss(W, X, y, reg, **kw)
+        return (float("nan") if calls[0] == 15 else loss), dW
+
+    monkeypatch.setitem(train.LOSSES, "svm", explodes_in_epoch_two)
+    with pytest.raises(DivergenceError, match=r"epoch 2, step 15"):
+        _fit(splits, tmp_path, "late")
+    checkpoint = train.load_checkpoint(tmp_path / "late")
+    assert checkpoint.epoch == 1
+    np.testing.assert_array_equal(_weights(tmp_path / "late"), checkpoint.W)
+
+
+def test_early_stopping_keeps_the_best_weights(splits, tmp_path):
+    result = _fit(
+        splits,
+        tmp_path,
+        "es",
+        "train.epochs=30",
+        "train.early_stopping=true",
+        "train.patience=2",
+        "optim.learning_rate=5e-2",
+    )
+    s = result.summary
+    metrics = _metrics(result.run_dir)
+    assert s["stopped_early"] and s["epochs"] < 30
+    best = max(m["val_acc"] for m in metrics)
+    assert s["best_epoch"] == 1 + [m["val_acc"] for m in metrics].index(best)
+    assert s["epochs"] == s["best_epoch"] + 2  # exactly `patience` epochs without improvement
+    assert s["val_acc"] == best
+
+
+def test_a_finished_run_directory_is_not_overwritten(splits, tmp_path):
+    _fit(splits, tmp_path, "once", "train.epochs=1")
+    with pytest.raises(SvmtrainError, match=r"already holds a run.*--resume"):
+        _fit(splits, tmp_path, "once", "train.epochs=1")
+
+
+def test_float64_training(splits, tmp_path):
+    as64 = dataclasses.replace(
+        splits,
+        **{
+            name: getattr(splits, name).astype(np.float64)
+            for name in ("X_train", "X_val", "X_test")
+        },
+    )
+    result = train.fit(
+        _cfg("preprocess.dtype=float64"), out=tmp_path / "f64", splits=as64, progress=False
+    )
+    assert _weights(result.run_dir).dtype == np.float64
+    assert result.summary["test_acc"] > 0.5
