@@ -43,3 +43,8 @@ def main() -> None:
       svmtrain fit --config configs/default.yaml
       svmtrain gradcheck --synthetic  check the analytic gradient
     """
+
+
+from svmtrain.cli.plot import plot  # noqa: E402
+
+main.add_command(plot)
