@@ -162,13 +162,10 @@ def plot_curves(
     if loss_history is not None:
         steps = np.arange(1, len(loss_history) + 1)
         ax_step.plot(steps, _finite(loss_history), lw=0.8, alpha=0.45, label="minibatch loss")
-    ax_step.plot(
-        _finite(m["step"] for m in metrics),
-        _finite(m["loss"] for m in metrics),
-        "o-",
-        color="C3",
-        label="epoch mean",
-    )
+    # An epoch's mean loss belongs to the middle of its steps, not to its last one.
+    ends = _finite(m["step"] for m in metrics)
+    middles = (ends + np.concatenate([[0.0], ends[:-1]])) / 2
+    ax_step.plot(middles, _finite(m["loss"] for m in metrics), "o-", color="C3", label="epoch mean")
     ax_step.set(title="Training loss", xlabel="step", ylabel="loss")
     ax_step.legend()
 
