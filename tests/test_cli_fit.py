@@ -1,0 +1,175 @@
+"""`svmtrain fit` and `svmtrain evaluate` through click's CliRunner, on a tiny cached archive."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from svmtrain import runs, train
+from svmtrain.cli import main
+from svmtrain.data import load_cifar10
+
+
+@pytest.fixture
+def data_args(tiny_archive, http_server, tmp_path):
+    """--set options pointing at a data cache holding a tiny archive (300 train, 50 test)."""
+    archive = tiny_archive(train_counts=(60,) * 5, test_count=50)
+    data_dir = tmp_path / "data"
+    with http_server(archive.body) as server:
+        load_cifar10(data_dir, url=server.url, sha256=archive.sha256, progress=False)
+        url = server.url
+    settings = [
+        f"data.dir={data_dir}",
+        f"data.url={url}",
+        f"data.sha256={archive.sha256}",
+        "data.val_size=50",
+        "data.num_train=null",
+        "train.batch_size=32",
+        "train.epochs=2",
+        "train.train_acc_samples=50",
+    ]
+    return [arg for s in settings for arg in ("--set", s)]
+
+
+def _run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result
+
+
+def _fit(data_args, out, *extra):
+    return _run("fit", "-c", "configs/quick.yaml", *data_args, "--out", out, "-q", *extra)
+
+
+def test_fit_then_evaluate(data_args, tmp_path):
+    out = tmp_path / "run"
+    result = _fit(data_args, out)
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output and str(out) in result.output
+    summary = json.loads((out / runs.SUMMARY).read_text())
+
+    result = _run("evaluate", "--weights", out / runs.WEIGHTS, "--json", "-q")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["accuracy"] == summary["test_acc"]
+    assert report["confusion"] == summary["confusion"]
+
+    result = _run("evaluate", "--weights", out / runs.WEIGHTS, "--split", "val", "-q")
+    assert result.exit_code == 0, result.output
+    assert f"val accuracy: {summary['val_acc']:.4f} (50 images)" in result.output
+    assert "confusion matrix" in result.output
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        ("train:\n  batch_size: 0\n", "train.batch_size must be an int >= 1. Got 0 instead."),
+        (
+            "optim:\n  learning_rat: 1e-3\n",
+            "'learning_rat' is not a key of optim; did you mean 'learning_rate'?",
+        ),
+        ("train: [1, 2\n", "invalid YAML at line 2"),
+        ("- just\n- a list\n", "the top level must be a mapping"),
+    ],
+)
+def test_bad_config_is_one_clear_error(tmp_path, config_text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(config_text)
+    result = _run("fit", "-c", path, "--out", tmp_path / "never")
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not (tmp_path / "never").exists()
+
+
+def test_resume_refuses_a_new_config(tmp_path):
+    result = _run("fit", "--resume", tmp_path, "-c", "configs/quick.yaml")
+    assert result.exit_code == 2
+    assert "--resume takes the run's own config.yaml" in result.output
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monkeypatch):
+    real_step, calls = train.sgd_step, [0]
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 12:
+            raise KeyboardInterrupt
+        real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "sgd_step", interrupt_in_epoch_two)
+    out = tmp_path / "cut"
+    result = _fit(data_args, out)
+    assert result.exit_code == 130
+    assert f"continue with: svmtrain fit --resume {out}" in result.output
+    assert (out / runs.CHECKPOINT).exists() and not (out / runs.WEIGHTS).exists()
+
+    monkeypatch.setattr(train, "sgd_step", real_step)
+    result = _run("fit", "--resume", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / runs.SUMMARY).read_text())["epochs"] == 2
+
+
+def test_divergence_is_one_clear_error(data_args, tmp_path):
+    result = _fit(data_args, tmp_path / "div", "--set", "optim.learning_rate=1e9")
+    assert result.exit_code == 1
+    assert "Training diverged" in result.output
+    assert "Try a smaller learning rate" in result.output
+    assert (tmp_path / "div" / runs.WEIGHTS).exists()
+
+
+def _npz(path: Path, **arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+GOOD = {
+    "W": np.zeros((10, 3073), np.float32),
+    "mean": np.zeros(3072, np.float32),
+    "scale": np.ones(3072, np.float32),
+    "class_names": np.array(list("abcdefghij")),
+    "config": np.array(""),
+}
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: _npz(p, **{**GOOD, "W": np.zeros((10, 3072))}), "W has shape (10, 3072)"),
+        (lambda p: _npz(p, **{k: v for k, v in GOOD.items() if k != "mean"}), "lacks mean"),
+        (lambda p: _npz(p, **{**GOOD, "scale": np.ones(5)}), "scale has shape (5,)"),
+        (lambda p: p.write_text("not a zip") and p, "is not a readable .npz weights file"),
+        (lambda p: p, "No weights file at"),
+    ],
+)
+def test_evaluate_rejects_bad_weights(tmp_path, make, message):
+    path = make(tmp_path / "weights.npz")
+    result = _run("evaluate", "--weights", path)
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+@pytest.mark.slow
+def test_quick_config_on_the_real_mirror_beats_chance(cifar_data_dir, tmp_path):
+    d = cifar_data_dir
+    out = tmp_path / "quick"
+    result = _run(
+        "fit",
+        "-c",
+        "configs/quick.yaml",
+        "--data-dir",
+        d.data_dir,
+        "--out",
+        out,
+        "-q",
+        "--set",
+        f"data.url={d.url}",
+        "--set",
+        f"data.sha256={d.sha256}",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / runs.SUMMARY).read_text())
+    assert summary["num_test"] == 10000
+    assert summary["test_acc"] > 0.25  # chance is 0.10
