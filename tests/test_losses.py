@@ -1,0 +1,192 @@
+"""Losses against hand-computed numbers and against the loop references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from svmtrain.losses import (
+    EXAMPLE_LOSSES,
+    LOSSES,
+    NAIVE_LOSSES,
+    get_loss,
+    predict,
+    reg_loss,
+    softmax_loss,
+    svm_loss,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Hand-computed SVM case: C = 3 classes, D = 3 (two features and the bias), N = 2.
+#   example 0: x = (1, 2, 1), y = 0, scores (0.5, 1.5, 2.0): margins 2.0 and 2.5, both active
+#   example 1: x = (2, -1, 1), y = 2, scores (1.0, 0.0, 1.5): margins 0.5 (active), -0.5
+# Data loss (4.5 + 0.5) / 2 = 2.5. Gradient: example 0 adds x0 to rows 1 and 2 and -2 x0 to
+# row 0; example 1 adds x1 to row 0 and -x1 to row 2; all halved.
+
+SVM_W = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.5], [-0.5, 0.0, 2.5]])
+SVM_X = np.array([[1.0, 2.0, 1.0], [2.0, -1.0, 1.0]])
+SVM_Y = np.array([0, 2])
+SVM_DATA_GRAD = np.array([[0.0, -2.5, -0.5], [0.5, 1.0, 0.5], [-0.5, 1.5, 0.0]])
+
+SVM_CASES = {
+    # reg, reg_bias, delta -> loss, dW. reg * sum(W^2): sum is 7.25, or 0.75 without the bias.
+    "no reg": (0.0, True, 1.0, 2.5, SVM_DATA_GRAD),
+    "reg": (0.1, True, 1.0, 2.5 + 0.725, SVM_DATA_GRAD + 0.2 * SVM_W),
+    "reg, bias free": (
+        0.1,
+        False,
+        1.0,
+        2.5 + 0.075,
+        SVM_DATA_GRAD + 0.2 * np.hstack([SVM_W[:, :2], np.zeros((3, 1))]),
+    ),
+    # delta 2: margins 3.0, 3.5 | 1.5, 0.5 -> (6.5 + 2.0) / 2; now example 1 violates twice.
+    "delta 2": (
+        0.0,
+        True,
+        2.0,
+        4.25,
+        np.array([[0.0, -2.5, -0.5], [1.5, 0.5, 1.0], [-1.5, 2.0, -0.5]]),
+    ),
+}
+
+
+@pytest.mark.parametrize("impl", [svm_loss, NAIVE_LOSSES["svm"]], ids=["vectorised", "loop"])
+@pytest.mark.parametrize("case", SVM_CASES.values(), ids=SVM_CASES.keys())
+def test_svm_hand_computed(impl, case):
+    reg, reg_bias, delta, loss, dW = case
+    got_loss, got_dW = impl(SVM_W, SVM_X, SVM_Y, reg, delta=delta, reg_bias=reg_bias)
+    assert got_loss == pytest.approx(loss, abs=1e-14)
+    np.testing.assert_allclose(got_dW, dW, atol=1e-14)
+
+
+# Hand-computed softmax case: C = 3, D = 3, N = 2, W zero but for W[2, 0] = ln 2.
+#   example 0: x = (1, 0, 1), y = 2: scores (0, 0, ln 2), p = (1/4, 1/4, 1/2), loss ln 2
+#   example 1: x = (0, 1, 1), y = 0: scores (0, 0, 0),    p = (1/3, 1/3, 1/3), loss ln 3
+# dW = ((p0 - e2) x0^T + (p1 - e0) x1^T) / 2.
+SOFTMAX_W = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [math.log(2), 0.0, 0.0]])
+SOFTMAX_X = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+SOFTMAX_Y = np.array([2, 0])
+SOFTMAX_LOSS = math.log(6) / 2
+SOFTMAX_GRAD = np.array(
+    [[1 / 8, -1 / 3, -5 / 24], [1 / 8, 1 / 6, 7 / 24], [-1 / 4, 1 / 6, -1 / 12]]
+)
+
+
+@pytest.mark.parametrize(
+    "impl", [softmax_loss, NAIVE_LOSSES["softmax"]], ids=["vectorised", "loop"]
+)
+def test_softmax_hand_computed(impl):
+    loss, dW = impl(SOFTMAX_W, SOFTMAX_X, SOFTMAX_Y)
+    assert loss == pytest.approx(SOFTMAX_LOSS, abs=1e-14)
+    np.testing.assert_allclose(dW, SOFTMAX_GRAD, atol=1e-14)
+
+
+def test_softmax_is_stable_for_huge_scores():
+    # Scores of 1e4 overflow exp() unless shifted; the loss depends only on score differences.
+    shift = np.zeros_like(SOFTMAX_W)
+    shift[:, 2] = 1e4  # every class's bias, so every score rises by 1e4
+    loss, dW = softmax_loss(SOFTMAX_W + shift, SOFTMAX_X, SOFTMAX_Y)
+    assert loss == pytest.approx(SOFTMAX_LOSS, abs=1e-12)
+    np.testing.assert_allclose(dW, SOFTMAX_GRAD, atol=1e-12)
+
+
+def test_svm_subgradient_is_zero_at_a_margin_of_exactly_zero():
+    # scores (1, 0), y = 0, delta 1: the margin of class 1 is exactly 0, counted as inactive.
+    W = np.array([[1.0, 0.0], [0.0, 0.0]])
+    X = np.array([[1.0, 1.0]])
+    for impl in (svm_loss, NAIVE_LOSSES["svm"]):
+        loss, dW = impl(W, X, np.array([0]))
+        assert loss == 0.0
+        assert not dW.any()
+
+
+# ---------------------------------------------------------------------------------------------
+# Vectorised against the loops on random data
+
+
+def _problem(seed: int, n: int = 40, c: int = 10, d: int = 51, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    X = np.ones((n, d))
+    X[:, :-1] = rng.normal(0, 64, (n, d - 1))
+    W = 2e-3 * rng.standard_normal((c, d))  # scores of spread ~1: active and inactive margins
+    return W.astype(dtype), X.astype(dtype), rng.integers(0, c, n)
+
+
+@pytest.mark.parametrize("reg_bias", [True, False])
+@pytest.mark.parametrize("reg", [0.0, 0.5])
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_vectorised_matches_loop(name, reg, reg_bias):
+    W, X, y = _problem(seed=1)
+    loss, dW = LOSSES[name](W, X, y, reg, delta=1.0, reg_bias=reg_bias)
+    ref_loss, ref_dW = NAIVE_LOSSES[name](W, X, y, reg, delta=1.0, reg_bias=reg_bias)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    np.testing.assert_allclose(dW, ref_dW, rtol=1e-12, atol=1e-12 * np.abs(ref_dW).max())
+    assert np.mean(dW != 0) > 0.05  # a real gradient, not trivially zero
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_float32_follows_w_and_matches_float64(name):
+    W, X, y = _problem(seed=2)
+    loss64, dW64 = LOSSES[name](W, X, y, 0.5)
+    loss32, dW32 = LOSSES[name](W.astype(np.float32), X.astype(np.float32), y, 0.5)
+    assert dW32.dtype == np.float32
+    assert isinstance(loss32, float)
+    assert loss32 == pytest.approx(loss64, rel=1e-5)
+    np.testing.assert_allclose(dW32, dW64, rtol=1e-3, atol=1e-4 * np.abs(dW64).max())
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_the_dtype_of_w_decides(name):
+    W, X, y = _problem(seed=3)
+    loss, dW = LOSSES[name](W, X.astype(np.float32), y)  # float32 data, float64 weights
+    assert dW.dtype == np.float64
+    exact_loss, exact_dW = LOSSES[name](W, X.astype(np.float32).astype(np.float64), y)
+    assert loss == exact_loss
+    np.testing.assert_array_equal(dW, exact_dW)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pieces and registries
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_loss_is_mean_example_loss_plus_reg_loss(name):
+    W, X, y = _problem(seed=4)
+    loss, _ = LOSSES[name](W, X, y, 0.3, reg_bias=False)
+    scores = X @ W.T
+    per_example = EXAMPLE_LOSSES[name](scores, y)
+    assert per_example.shape == (len(y),)
+    assert loss == pytest.approx(per_example.mean() + reg_loss(W, 0.3, False), rel=1e-13)
+    # A stack of score matrices gives one row of per-example losses per matrix.
+    stacked = EXAMPLE_LOSSES[name](np.stack([scores, 2 * scores]), y)
+    np.testing.assert_allclose(stacked[0], per_example, rtol=1e-13)
+    np.testing.assert_allclose(stacked[1], EXAMPLE_LOSSES[name](2 * scores, y), rtol=1e-13)
+
+
+def test_reg_loss_by_hand():
+    assert reg_loss(SVM_W, 0.1) == pytest.approx(0.725)
+    assert reg_loss(SVM_W, 0.1, reg_bias=False) == pytest.approx(0.075)
+    assert reg_loss(SVM_W, 0.0) == 0.0
+
+
+def test_softmax_accepts_and_ignores_delta():
+    W, X, y = _problem(seed=5)
+    loss1, dW1 = softmax_loss(W, X, y, 0.1, delta=1.0, reg_bias=False)
+    loss5, dW5 = softmax_loss(W, X, y, 0.1, delta=5.0, reg_bias=False)
+    assert loss1 == loss5
+    np.testing.assert_array_equal(dW1, dW5)
+
+
+def test_registry_and_get_loss():
+    assert set(LOSSES) == set(NAIVE_LOSSES) == set(EXAMPLE_LOSSES) == {"svm", "softmax"}
+    assert get_loss("svm") is svm_loss
+    with pytest.raises(ValueError, match=r"Unknown loss 'hinge': choose one of svm, softmax\."):
+        get_loss("hinge")
+
+
+def test_predict_takes_the_highest_score():
+    # scores: example 0 (0.5, 1.5, 2.0) -> 2; example 1 (1.0, 0.0, 1.5) -> 2
+    np.testing.assert_array_equal(predict(SVM_W, SVM_X), [2, 2])
+    np.testing.assert_array_equal(predict(SOFTMAX_W, SOFTMAX_X), [2, 0])  # a tie goes to 0
