@@ -1,0 +1,375 @@
+"""Numerical gradients and gradient checks (CS231n optimisation notes). Pure: nothing printed.
+
+- :func:`numerical_partials` / :func:`numerical_gradient`: finite differences of any scalar
+  function of an array, one coordinate at a time, each probed value written back exactly.
+- :func:`linear_numerical_partials`: the same finite differences of a linear classifier's loss,
+  fast, using that a probe of W[c, d] moves only the scores of class c (see its docstring).
+- :func:`svm_kinks`: the weights whose probe moves a hinge margin across 0, where a finite
+  difference disagrees with a correct gradient.
+- :func:`check_gradient`: analytic against numerical (and optionally the loop reference) on
+  sampled or all weights, summarised in a :class:`GradCheck` with a verdict.
+
+Relative error, per coordinate: |a - n| / max(|a| + |n|, tiny).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from svmtrain.losses import EXAMPLE_LOSSES, LOSSES, NAIVE_LOSSES, LossFn
+
+METHODS = ("centered", "forward")
+TINY = np.finfo(np.float64).tiny  # the floor of |a| + |n|, so that 0 vs 0 is an error of 0
+
+# Default tolerance on the largest relative error away from kinks, by (dtype, method).
+# float64 centred: the notes' "1e-7 and less you should be happy". Forward differences carry an
+# O(h) truncation error (h * f'' / 2; the L2 term alone gives h * reg in absolute terms), so
+# they get the edge of the band the notes accept only for objectives with kinks. float32 rounds
+# every score to ~1e-7 of its size, which a step of h turns into relative errors of 1e-4 on
+# typical weights and near 1e-2 on weights with a small gradient: only gross errors show.
+TOLERANCES: dict[tuple[str, str], float] = {
+    ("float64", "centered"): 1e-7,
+    ("float64", "forward"): 1e-4,
+    ("float32", "centered"): 1e-1,
+    ("float32", "forward"): 1e-1,
+}
+
+# The default step h. The SVM loss is piecewise linear, so away from kinks centred differences
+# are exact but for rounding, which a larger step only lowers: the notes' 1e-5. Softmax is
+# smooth; its O(h^2) truncation error grows with the cube of the score change h * |x|, and with
+# pixel-scale inputs (|x| ~ 64) h = 1e-5 leaves relative errors near 1e-7 on ordinary weights,
+# which 1e-6 cuts a hundredfold. In float32 rounding dominates, so the larger step stays.
+_SMOOTH_FLOAT64_H = 1e-6
+DEFAULT_H = 1e-5
+
+# The weights of one class probed together by linear_numerical_partials: about 2**20 scores
+# (8 MB in float64) per batch of probes, small enough to stay in cache-friendly territory.
+_PROBE_BATCH_SCORES = 1 << 20
+_KINK_BATCH = 4096
+
+
+class StepTooSmall(ValueError):
+    """x + h rounds back to x: the step h is below the resolution of x's dtype there."""
+
+
+def relative_error(a: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """|a - n| / max(|a| + |n|, tiny), elementwise, in float64. a, n: same shape."""
+    a, n = np.asarray(a, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    return np.abs(a - n) / np.maximum(np.abs(a) + np.abs(n), TINY)
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}.")
+
+
+def _probe_values(x0: np.ndarray, h: float, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """(up, down): the values x0 + h and (centred) x0 - h or (forward) x0 itself, as stored in
+    x0's dtype. The step actually taken, up - down, is what a difference quotient divides by.
+
+    x0: (K,) floats. Raises StepTooSmall when a step rounds to nothing.
+    """
+    step = x0.dtype.type(h)
+    up = x0 + step
+    down = x0 - step if method == "centered" else x0
+    flat = np.flatnonzero(up == down)
+    if flat.size:
+        raise StepTooSmall(
+            f"h={h:g} is too small for {x0.dtype} values near {float(x0[flat[0]]):.3g}: "
+            f"x + h rounds back to x. Use a larger h."
+        )
+    return up, down
+
+
+def numerical_partials(
+    f: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    coords: np.ndarray,
+    h: float = DEFAULT_H,
+    method: str = "centered",
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Finite-difference partial derivatives of f at x, at the flat indices ``coords``.
+
+    f: any scalar function of x (an array of floats, probed in place); coords: (K,) flat
+    indices into x. Centred: (f(x + h e) - f(x - h e)) / (2h); forward: (f(x + h e) - f(x)) / h,
+    where the divisor is the step actually stored in x's dtype. After each probe x holds exactly
+    the value it had (saved and written back, even if f raises). ``progress(1)`` is called after
+    each coordinate. Returns (K,) float64.
+    """
+    _check_method(method)
+    coords = np.asarray(coords, dtype=np.intp)
+    idx = np.unravel_index(coords, x.shape)
+    saved = x[idx]  # a copy
+    up, down = _probe_values(saved, h, method)
+    steps = up.astype(np.float64) - down.astype(np.float64)
+    f_down = f(x) if method == "forward" else None
+    out = np.empty(coords.size)
+    for k in range(coords.size):
+        at = tuple(i[k] for i in idx)
+        try:
+            x[at] = up[k]
+            f_up = f(x)
+            if method == "centered":
+                x[at] = down[k]
+                f_down = f(x)
+        finally:
+            x[at] = saved[k]
+        out[k] = (f_up - f_down) / steps[k]
+        if progress is not None:
+            progress(1)
+    return out
+
+
+def numerical_gradient(
+    f: Callable[[np.ndarray], float], x: np.ndarray, h: float = DEFAULT_H, method: str = "centered"
+) -> np.ndarray:
+    """The full finite-difference gradient of f at x: an array of x's shape, float64."""
+    return numerical_partials(f, x, np.arange(x.size), h, method).reshape(x.shape)
+
+
+def linear_numerical_partials(
+    loss: str,
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    coords: np.ndarray,
+    *,
+    reg: float = 0.0,
+    delta: float = 1.0,
+    reg_bias: bool = True,
+    h: float = DEFAULT_H,
+    method: str = "centered",
+) -> np.ndarray:
+    """:func:`numerical_partials` of ``LOSSES[loss](W, X, y, reg, ...)[0]`` at the flat indices
+    ``coords`` of W, without one matrix product per probe.
+
+    Why it is the same finite difference: scores = X @ W.T, so setting W[c, d] to w + t moves
+    scores[:, c] by t * X[:, d] and nothing else. Each probe's scores are therefore the cached
+    scores with that one column moved, and each probe's loss is the loss module's own
+    per-example loss (``EXAMPLE_LOSSES[loss]``) of those scores, averaged, plus the L2 term.
+    Many probes of one class go through the per-example loss at once, as a (k, N, C) stack.
+
+    The difference of two probes' losses is accumulated as per-example differences (and the L2
+    term as reg * ((w + t)^2 - w^2)), so the terms a probe leaves alone cancel exactly instead
+    of being added and subtracted in a sum of N * C terms; rounding noise is therefore smaller
+    than with two whole loss evaluations, and the two agree to that noise (tested).
+
+    W: (C, D); X: (N, D); y: (N,); coords: (K,) flat indices into W. Returns (K,) float64.
+    """
+    _check_method(method)
+    example_losses = EXAMPLE_LOSSES[loss]
+    X = np.asarray(X, dtype=W.dtype)
+    n, num_classes = X.shape[0], W.shape[0]
+    scores = X @ W.T
+    base = example_losses(scores, y, delta=delta)  # (N,)
+    cs, ds = np.unravel_index(np.asarray(coords, dtype=np.intp), W.shape)
+    w0 = W[cs, ds]
+    up, down = _probe_values(w0, h, method)
+    penalised = np.ones(W.shape[1], dtype=bool)
+    penalised[-1] = reg_bias
+
+    def loss_change(k: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """L(W with W[c, d_k] = values) - L(W) for the probes k, all of one class c."""
+        c, d = cs[k[0]], ds[k]
+        t = values.astype(np.float64) - w0[k]  # (k,) the steps as stored
+        probes = np.repeat(scores[None], len(k), axis=0)  # (k, N, C)
+        probes[:, :, c] += t[:, None] * X[:, d].T
+        data = (example_losses(probes, y, delta=delta) - base).sum(axis=1, dtype=np.float64) / n
+        v, v0 = values.astype(np.float64), w0[k].astype(np.float64)
+        return data + np.where(penalised[d], reg * (v * v - v0 * v0), 0.0)
+
+    out = np.empty(len(cs))
+    batch = max(1, _PROBE_BATCH_SCORES // (n * num_classes))
+    for c in np.unique(cs):
+        of_c = np.flatnonzero(cs == c)
+        for start in range(0, len(of_c), batch):
+            k = of_c[start : start + batch]
+            rise = loss_change(k, up[k])
+            fall = loss_change(k, down[k]) if method == "centered" else 0.0
+            out[k] = (rise - fall) / (up[k].astype(np.float64) - down[k].astype(np.float64))
+    return out
+
+
+def svm_kinks(
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    coords: np.ndarray,
+    *,
+    h: float = DEFAULT_H,
+    delta: float = 1.0,
+) -> np.ndarray:
+    """Which probes of W cross a kink of the SVM hinge.
+
+    Probing W[c, d] by +-h moves scores[i, c] by +-h * X[i, d]. That moves the margin (i, c) of
+    every example i whose class is not c, and every margin of the examples whose class is c.
+    A margin s_j - s_{y_i} + delta within h * |X[i, d]| of 0 makes the finite difference see
+    both slopes of max(0, .), so it disagrees with a correct (sub)gradient.
+
+    W: (C, D); X: (N, D); y: (N,); coords: (K,) flat indices into W. Returns (K,) bool.
+    """
+    X = np.asarray(X, dtype=W.dtype)
+    scores = X @ W.T
+    rows = np.arange(len(y))
+    gap = np.abs(scores - scores[rows, y][:, None] + delta)  # (N, C) distance from the kink
+    gap[rows, y] = np.inf  # not a margin
+    gap[rows, y] = gap.min(axis=1)  # column y_i moves all of example i's margins
+    cs, ds = np.unravel_index(np.asarray(coords, dtype=np.intp), W.shape)
+    out = np.empty(len(cs), dtype=bool)
+    for start in range(0, len(cs), _KINK_BATCH):
+        c, d = cs[start : start + _KINK_BATCH], ds[start : start + _KINK_BATCH]
+        moves = h * np.abs(X[:, d])  # (N, k)
+        out[start : start + _KINK_BATCH] = ((gap[:, c] <= moves) & (moves > 0)).any(axis=0)
+    return out
+
+
+def _band(max_rel: float) -> str:
+    """The CS231n reading of a largest relative error (float64, centred differences)."""
+    if np.isnan(max_rel):
+        return "nothing to judge: every checked weight sits at a kink"
+    if max_rel <= 1e-7:
+        return "excellent (<= 1e-7): the analytic gradient matches"
+    if max_rel <= 1e-4:
+        return "questionable (1e-7..1e-4): fine near kinks, too high for a smooth loss"
+    if max_rel <= 1e-2:
+        return "uncomfortable (1e-4..1e-2): the gradient is probably wrong"
+    return "the gradient is probably wrong (> 1e-2)"
+
+
+@dataclass(frozen=True)
+class GradCheck:
+    """The outcome of :func:`check_gradient`. Arrays are (K,), one entry per checked weight."""
+
+    coords: np.ndarray  # (K, 2) intp: (class c, column d) of each weight
+    analytic: np.ndarray  # float64
+    numerical: np.ndarray  # float64
+    rel_error: np.ndarray  # analytic vs numerical
+    kink: np.ndarray  # bool: the probe crosses a hinge kink; left out of the statistics
+    method: str
+    h: float
+    dtype: str
+    tol: float
+    max_rel_error: float  # over the weights away from kinks; NaN when there are none
+    median_rel_error: float
+    num_kinks: int
+    passed: bool
+    band: str  # what max_rel_error means, per the CS231n notes
+    loss: float  # the vectorised loss at W
+    reference: np.ndarray | None = None  # the loop implementation's gradient, if asked for
+    reference_rel_error: np.ndarray | None = None  # analytic vs reference
+    reference_loss: float | None = None
+    reference_max_rel_error: float | None = None  # over the loss and the checked weights
+    reference_tol: float | None = None
+
+
+def default_step(loss: str, dtype: str) -> float:
+    """The finite-difference step h for checking ``loss`` in ``dtype`` (see DEFAULT_H)."""
+    if loss == "softmax" and np.dtype(dtype) == np.float64:
+        return _SMOOTH_FLOAT64_H
+    return DEFAULT_H
+
+
+def default_tolerance(dtype: str, method: str) -> float:
+    """The tolerance on the largest relative error for a check in ``dtype`` with ``method``."""
+    return TOLERANCES[(np.dtype(dtype).name, method)]
+
+
+def reference_tolerance(dtype: str) -> float:
+    """Vectorised against loop: the same sums in another order, so rounding differences only."""
+    return 1e-9 if np.dtype(dtype) == np.float64 else 1e-3
+
+
+def check_gradient(
+    loss: str,
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    coords: np.ndarray | None = None,
+    reg: float = 0.0,
+    delta: float = 1.0,
+    reg_bias: bool = True,
+    h: float | None = None,
+    method: str = "centered",
+    tol: float | None = None,
+    full_loss: bool = False,
+    reference: bool = False,
+    analytic_fn: LossFn | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> GradCheck:
+    """Compare the analytic gradient of ``LOSSES[loss]`` at W with finite differences.
+
+    W: (C, D) (its dtype is the computation dtype); X: (N, D); y: (N,).
+    coords: (K,) flat indices of W to check; None checks every weight.
+    full_loss: evaluate the whole loss for every probe (:func:`numerical_partials`) instead of
+    the fast :func:`linear_numerical_partials`; ``progress(1)`` is then called per weight.
+    reference: also compare with the loop implementation (``NAIVE_LOSSES[loss]``).
+    analytic_fn: the (loss, dW) function under test, ``LOSSES[loss]`` by default; the finite
+    differences always use ``LOSSES[loss]``'s loss. h: default :func:`default_step`;
+    tol: default :func:`default_tolerance`. Passing means: the max relative error away from
+    kinks <= tol (and, with ``reference``, the loss and every checked partial derivative agree
+    with the loop's to :func:`reference_tolerance`).
+    """
+    _check_method(method)
+    h = default_step(loss, W.dtype) if h is None else h
+    true_fn = LOSSES[loss]
+    coords = np.arange(W.size) if coords is None else np.asarray(coords, dtype=np.intp)
+    options = {"delta": delta, "reg_bias": reg_bias}
+    value, dW = (analytic_fn or true_fn)(W, X, y, reg, **options)
+    idx = np.unravel_index(coords, W.shape)
+    analytic = dW[idx].astype(np.float64)
+    if full_loss:
+        numerical = numerical_partials(
+            lambda w: true_fn(w, X, y, reg, **options)[0], W, coords, h, method, progress
+        )
+    else:
+        numerical = linear_numerical_partials(
+            loss, W, X, y, coords, reg=reg, h=h, method=method, **options
+        )
+    kink = (
+        svm_kinks(W, X, y, coords, h=h, delta=delta)
+        if loss == "svm"
+        else np.zeros(coords.size, dtype=bool)
+    )
+    rel = relative_error(analytic, numerical)
+    away = rel[~kink]
+    max_rel = float(away.max()) if away.size else float("nan")
+    tol = default_tolerance(W.dtype, method) if tol is None else tol
+    passed = bool(away.size) and max_rel <= tol
+    extra = {}
+    if reference:
+        ref_loss, ref_dW = NAIVE_LOSSES[loss](W, X, y, reg, **options)
+        ref = ref_dW[idx].astype(np.float64)
+        ref_rel = relative_error(analytic, ref)
+        ref_tol = reference_tolerance(W.dtype)
+        worst = max(float(ref_rel.max()), float(relative_error(value, ref_loss)))
+        passed = passed and worst <= ref_tol
+        extra = {
+            "reference": ref,
+            "reference_rel_error": ref_rel,
+            "reference_loss": ref_loss,
+            "reference_max_rel_error": worst,
+            "reference_tol": ref_tol,
+        }
+    return GradCheck(
+        coords=np.stack(idx, axis=1),
+        analytic=analytic,
+        numerical=numerical,
+        rel_error=rel,
+        kink=kink,
+        method=method,
+        h=h,
+        dtype=W.dtype.name,
+        tol=tol,
+        max_rel_error=max_rel,
+        median_rel_error=float(np.median(away)) if away.size else float("nan"),
+        num_kinks=int(kink.sum()),
+        passed=passed,
+        band=_band(max_rel),
+        loss=value,
+        **extra,
+    )
