@@ -48,3 +48,8 @@ def main() -> None:
 from svmtrain.cli.plot import plot  # noqa: E402
 
 main.add_command(plot)
+
+
+from svmtrain.cli.gradcheck import gradcheck  # noqa: E402
+
+main.add_command(gradcheck)

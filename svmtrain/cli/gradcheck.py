@@ -1,0 +1,445 @@
+"""``svmtrain gradcheck``: the analytic gradient against finite differences (svmtrain.gradients)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import click
+import numpy as np
+from tqdm import tqdm
+
+from svmtrain.cli._common import data_dir_option, format_table, progress_enabled, quiet_option
+from svmtrain.config import load_config
+from svmtrain.data import NUM_CLASSES
+from svmtrain.gradients import (
+    METHODS,
+    GradCheck,
+    StepTooSmall,
+    check_gradient,
+    default_step,
+    default_tolerance,
+)
+from svmtrain.losses import LOSSES
+from svmtrain.preprocess import PIXELS
+from svmtrain.train import load_splits
+
+DTYPES = ("float64", "float32")
+SYNTHETIC_PIXEL_STD = 64.0  # about the spread of CIFAR-10 pixels once the mean image is subtracted
+DEFAULT_CHECKS = 10
+
+
+class _FiniteFloat(click.ParamType):
+    """A finite float above ``low`` (or at it, when ``inclusive``): NaN and inf are refused."""
+
+    name = "float"
+
+    def __init__(self, low: float, inclusive: bool) -> None:
+        self.low, self.inclusive = low, inclusive
+
+    def convert(self, value, param, ctx):
+        op = ">=" if self.inclusive else ">"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if math.isfinite(number) and (number > self.low or (self.inclusive and number == self.low)):
+            return number
+        self.fail(f"must be a finite number {op} {self.low:g}. Got {value!r} instead.", param, ctx)
+
+
+_POSITIVE = _FiniteFloat(0.0, inclusive=False)
+_NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
+
+
+def _synthetic(num_examples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """X (N, 3073) float64: Gaussian pixels shaped like mean-subtracted CIFAR-10, then the bias
+    column of ones; y (N,) intp uniform over the 10 classes."""
+    X = np.ones((num_examples, PIXELS + 1))
+    X[:, :PIXELS] = rng.normal(0.0, SYNTHETIC_PIXEL_STD, (num_examples, PIXELS))
+    return X, rng.integers(0, NUM_CLASSES, num_examples).astype(np.intp)
+
+
+def _real(cfg, num_examples: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``num_examples`` training images, preprocessed as ``cfg`` says."""
+    splits = load_splits(cfg, progress=progress)
+    available = len(splits.y_train)
+    if num_examples > available:
+        raise click.BadParameter(
+            f"must be at most {available} (the training images of this config). "
+            f"Got {num_examples} instead.",
+            param_hint="'--num-examples'",
+        )
+    return splits.X_train[:num_examples], splits.y_train[:num_examples]
+
+
+def _fmt(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.1e}"
+
+
+def _shown(result: GradCheck, rows: int) -> tuple[np.ndarray, str]:
+    """Which rows of the table to print: all of them in index order, or the worst ``rows``."""
+    k = len(result.rel_error)
+    if k <= rows:
+        return np.arange(k), ""
+    # Largest errors first, kinks after every weight away from kinks.
+    order = np.lexsort((-result.rel_error, result.kink))[:rows]
+    return order, f"the {rows} largest relative errors of {k:,} weights (--json lists all)"
+
+
+def _table(result: GradCheck, rows: int) -> str:
+    shown, caption = _shown(result, rows)
+    headers = ["weight (c, d)", "analytic", "numerical", "rel. error", "kink"]
+    if result.reference is not None:
+        headers += ["loop", "rel. error (loop)"]
+    lines = []
+    for k in shown:
+        c, d = result.coords[k]
+        line = [
+            f"({c}, {d})",
+            f"{result.analytic[k]:+.6e}",
+            f"{result.numerical[k]:+.6e}",
+            f"{result.rel_error[k]:.1e}",
+            "kink" if result.kink[k] else "",
+        ]
+        if result.reference is not None:
+            line += [f"{result.reference[k]:+.6e}", f"{result.reference_rel_error[k]:.1e}"]
+        lines.append(line)
+    table = format_table(headers, lines)
+    return f"{caption}:\n{table}" if caption else table
+
+
+def _verdict(result: GradCheck) -> str:
+    if math.isnan(result.max_rel_error):
+        return (
+            "FAIL: every checked weight sits at a kink, so nothing could be compared. "
+            "Check more weights (--checks) or another --seed."
+        )
+    reasons = []
+    if result.max_rel_error > result.tol:
+        c, d = result.coords[np.nanargmax(np.where(result.kink, np.nan, result.rel_error))]
+        reasons.append(
+            f"the largest relative error away from kinks, {result.max_rel_error:.1e} at "
+            f"W[{c}, {d}], is above the tolerance {result.tol:g}"
+        )
+    if result.reference is not None and result.reference_max_rel_error > result.reference_tol:
+        reasons.append(
+            f"the vectorised loss or gradient differs from the loop reference by a relative "
+            f"error of {result.reference_max_rel_error:.1e} (tolerance {result.reference_tol:g})"
+        )
+    if reasons:
+        return "FAIL: " + "; ".join(reasons) + "."
+    return (
+        f"PASS: the largest relative error away from kinks, {result.max_rel_error:.1e}, is "
+        f"within the tolerance {result.tol:g}."
+    )
+
+
+def _notes(result: GradCheck, reg: float) -> list[str]:
+    notes = []
+    if result.dtype == "float32":
+        notes.append(
+            "float32: relative errors near 1e-2 are expected from rounding alone, so this check "
+            "proves little; use --dtype float64 to check the maths."
+        )
+    if result.method == "forward":
+        truncation = f" (the L2 term alone contributes h*reg = {result.h * reg:.2g})" if reg else ""
+        notes.append(
+            "forward differences have an O(h) truncation error"
+            f"{truncation}, so their errors are clearly larger than centred ones; prefer "
+            "--method centered."
+        )
+    return notes
+
+
+def _as_json(result: GradCheck, info: dict, notes: list[str], verdict: str) -> str:
+    def number(x: float) -> float | None:
+        return None if math.isnan(x) else x
+
+    weights = []
+    for k in range(len(result.rel_error)):
+        entry = {
+            "c": int(result.coords[k, 0]),
+            "d": int(result.coords[k, 1]),
+            "analytic": float(result.analytic[k]),
+            "numerical": float(result.numerical[k]),
+            "rel_error": float(result.rel_error[k]),
+            "kink": bool(result.kink[k]),
+        }
+        if result.reference is not None:
+            entry["reference"] = float(result.reference[k])
+            entry["reference_rel_error"] = float(result.reference_rel_error[k])
+        weights.append(entry)
+    reference = None
+    if result.reference is not None:
+        reference = {
+            "loss": result.reference_loss,
+            "max_rel_error": result.reference_max_rel_error,
+            "tol": result.reference_tol,
+        }
+    doc = {
+        "passed": result.passed,
+        "verdict": verdict,
+        "band": result.band,
+        **info,
+        "dtype": result.dtype,
+        "method": result.method,
+        "h": result.h,
+        "tol": result.tol,
+        "loss_value": result.loss,
+        "checked": len(weights),
+        "num_kinks": result.num_kinks,
+        "max_rel_error": number(result.max_rel_error),
+        "median_rel_error": number(result.median_rel_error),
+        "reference": reference,
+        "notes": notes,
+        "weights": weights,
+    }
+    return json.dumps(doc, indent=2)
+
+
+@click.command()
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="YAML config: model.* (loss, delta, reg, reg_bias, init_scale) and, without "
+    "--synthetic, data.* and preprocess.* come from it. Without it, the built-in defaults.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one config value, e.g. --set preprocess.scaling=unit. Repeatable.",
+)
+@click.option("--loss", type=click.Choice(list(LOSSES)), help="[default: model.loss]")
+@click.option(
+    "--num-examples",
+    "-n",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Examples in the loss.",
+)
+@click.option(
+    "--checks",
+    "-k",
+    type=click.IntRange(min=1),
+    help=f"Weights to check, drawn at random. [default: {DEFAULT_CHECKS}]",
+)
+@click.option("--all", "check_all", is_flag=True, help="Check every weight (30,730).")
+@click.option(
+    "--h",
+    "h",
+    type=_POSITIVE,
+    help="Finite-difference step. [default: 1e-5; 1e-6 for softmax in float64]",
+)
+@click.option("--method", type=click.Choice(METHODS), default="centered", show_default=True)
+@click.option("--dtype", type=click.Choice(DTYPES), default="float64", show_default=True)
+@click.option("--reg", type=_NON_NEGATIVE, help="L2 strength. [default: model.reg]")
+@click.option("--delta", type=_POSITIVE, help="SVM margin. [default: model.delta]")
+@click.option(
+    "--reg-bias/--no-reg-bias",
+    default=None,
+    help="Whether the bias column is regularised. [default: model.reg_bias]",
+)
+@click.option(
+    "--weight-scale",
+    type=_POSITIVE,
+    help="W = scale * standard normal, where the gradient is checked. [default: model.init_scale]",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seeds W, the weights checked and the synthetic data.",
+)
+@click.option(
+    "--tol",
+    type=_POSITIVE,
+    help="Pass when the largest relative error away from kinks is at most this. "
+    "[default: 1e-7 in float64 (1e-4 forward), 1e-1 in float32]",
+)
+@click.option(
+    "--synthetic",
+    is_flag=True,
+    help="Random Gaussian pixels instead of CIFAR-10 (nothing downloaded).",
+)
+@click.option(
+    "--reference",
+    is_flag=True,
+    help="Also compare the vectorised loss and gradient with the loop implementation.",
+)
+@click.option(
+    "--full-loss",
+    is_flag=True,
+    help="Evaluate the whole loss for every probe (the textbook way: slower, noisier) instead "
+    "of moving one column of cached scores.",
+)
+@click.option(
+    "--rows",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Table rows at most; beyond that the largest errors are shown.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@data_dir_option
+@quiet_option
+def gradcheck(
+    config_path,
+    overrides,
+    loss,
+    num_examples,
+    checks,
+    check_all,
+    h,
+    method,
+    dtype,
+    reg,
+    delta,
+    reg_bias,
+    weight_scale,
+    seed,
+    tol,
+    synthetic,
+    reference,
+    full_loss,
+    rows,
+    as_json,
+    data_dir,
+    quiet,
+):
+    """Check the analytic gradient of the loss against finite differences.
+
+    W is drawn at random and the loss is taken over --num-examples images. Each checked weight
+    gets its relative error |a - n| / (|a| + |n|). Weights whose probe moves an SVM margin
+    across 0 (a kink of the hinge) are flagged and left out of the verdict. Exit status 0 on
+    pass, 1 on fail.
+
+    \b
+    Reading the largest relative error (CS231n notes; float64, centred differences):
+      <= 1e-7        the gradient is right (a correct SVM gives ~1e-8 or less)
+      1e-7 .. 1e-4   questionable: fine near kinks, too high for a smooth loss
+      1e-4 .. 1e-2   uncomfortable; above 1e-2 the gradient is probably wrong
+    Forward differences are clearly less accurate; float32 errors near 1e-2 prove little.
+
+    \b
+    Examples:
+      svmtrain gradcheck --synthetic
+      svmtrain gradcheck --synthetic --all --num-examples 200
+      svmtrain gradcheck --config configs/softmax.yaml --checks 50 --reference
+    """
+    if check_all and checks is not None:
+        raise click.UsageError("Use either --checks K or --all, not both.")
+    extra = [f"data.dir={data_dir}"] if data_dir else []
+    cfg = load_config(config_path, [*overrides, *extra])
+    m = cfg.model
+    loss = loss or m.loss
+    reg = m.reg if reg is None else reg
+    delta = m.delta if delta is None else delta
+    reg_bias = m.reg_bias if reg_bias is None else reg_bias
+    weight_scale = weight_scale or m.init_scale
+    progress = progress_enabled(quiet)
+
+    data_rng, weight_rng, coord_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    )
+    if synthetic:
+        X, y = _synthetic(num_examples, data_rng)
+    else:
+        X, y = _real(cfg, num_examples, progress)
+    X = X.astype(dtype, copy=False)
+    W = (weight_scale * weight_rng.standard_normal((NUM_CLASSES, X.shape[1]))).astype(dtype)
+    if check_all:
+        coords = None
+    else:
+        k = DEFAULT_CHECKS if checks is None else checks
+        if k > W.size:
+            raise click.BadParameter(
+                f"must be at most {W.size:,} (the weights). Got {k} instead; "
+                "use --all to check every weight.",
+                param_hint="'--checks'",
+            )
+        coords = np.sort(coord_rng.choice(W.size, size=k, replace=False))
+    h = default_step(loss, dtype) if h is None else h
+    tol_source = "--tol" if tol is not None else f"the default for {dtype} {method} differences"
+    tol = default_tolerance(dtype, method) if tol is None else tol
+
+    started = time.perf_counter()
+    with tqdm(
+        total=W.size if coords is None else len(coords),
+        disable=not (progress and full_loss),
+        unit="weight",
+        desc="probing",
+        leave=False,
+    ) as bar:
+        try:
+            result = check_gradient(
+                loss,
+                W,
+                X,
+                y,
+                coords=coords,
+                reg=reg,
+                delta=delta,
+                reg_bias=reg_bias,
+                h=h,
+                method=method,
+                tol=tol,
+                full_loss=full_loss,
+                reference=reference,
+                progress=bar.update,
+            )
+        except StepTooSmall as err:
+            raise click.BadParameter(str(err), param_hint="'--h'") from None
+    seconds = time.perf_counter() - started
+
+    verdict = _verdict(result)
+    notes = _notes(result, reg)
+    source = "synthetic" if synthetic else "cifar10"
+    if as_json:
+        info = {
+            "loss": loss,
+            "data": source,
+            "num_examples": num_examples,
+            "reg": reg,
+            "delta": delta,
+            "reg_bias": reg_bias,
+            "weight_scale": weight_scale,
+            "seed": seed,
+            "full_loss": full_loss,
+            "seconds": seconds,
+        }
+        click.echo(_as_json(result, info, notes, verdict))
+    else:
+        bias = "regularised" if reg_bias else "not regularised"
+        click.echo(
+            f"gradcheck: {loss} loss on {num_examples} {source} examples, {dtype}, "
+            f"{method} differences with h={h:g}\n"
+            f"reg={reg:g}, delta={delta:g}, bias {bias}; W = {weight_scale:g} * N(0, 1), "
+            f"seed {seed}; {len(result.rel_error):,} weights checked in {seconds:.2f} s\n"
+        )
+        if rows:
+            click.echo(_table(result, rows) + "\n")
+        click.echo(
+            f"max relative error {_fmt(result.max_rel_error)}, median "
+            f"{_fmt(result.median_rel_error)} (kinks excluded); {result.num_kinks} at kinks\n"
+            f"tolerance {tol:g} ({tol_source})"
+        )
+        if result.reference is not None:
+            click.echo(
+                f"loop reference: loss {result.reference_loss!r} (vectorised {result.loss!r}); "
+                f"largest relative error {result.reference_max_rel_error:.1e} "
+                f"(tolerance {result.reference_tol:g})"
+            )
+        click.echo(f"reading (CS231n bands for float64 centred differences): {result.band}")
+        for note in notes:
+            click.echo(f"note: {note}")
+        click.echo(verdict)
+    if not result.passed:
+        raise SystemExit(1)

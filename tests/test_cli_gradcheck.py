@@ -1,0 +1,181 @@
+"""``svmtrain gradcheck`` through CliRunner: exit codes, the table, JSON, bad options."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from svmtrain.cli import main
+from svmtrain.losses import LOSSES
+
+FAST = ["gradcheck", "--synthetic", "--num-examples", "20"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [*FAST, *args])
+
+
+def run_json(*args: str) -> tuple[int, dict]:
+    result = run("--json", *args)
+    return result.exit_code, json.loads(result.output)
+
+
+def test_passes_with_a_table_summary_and_verdict():
+    result = run("--checks", "5")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "gradcheck: svm loss on 20 synthetic examples, float64, centered differences" in out
+    for header in ("weight (c, d)", "analytic", "numerical", "rel. error", "kink"):
+        assert header in out
+    assert out.count("\n(") == 5  # one row per checked weight
+    assert "max relative error" in out and "(kinks excluded)" in out
+    assert "tolerance 1e-07 (the default for float64 centered differences)" in out
+    assert "PASS: the largest relative error away from kinks" in out
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_json_parses_and_describes_every_weight(loss):
+    code, doc = run_json("--loss", loss, "--checks", "7", "--reg", "2.5", "--seed", "3")
+    assert code == 0
+    assert doc["passed"] is True
+    assert (doc["loss"], doc["reg"], doc["seed"], doc["data"]) == (loss, 2.5, 3, "synthetic")
+    assert doc["checked"] == len(doc["weights"]) == 7
+    assert doc["max_rel_error"] <= doc["tol"] == 1e-7
+    assert set(doc["weights"][0]) == {"c", "d", "analytic", "numerical", "rel_error", "kink"}
+
+
+def test_all_checks_every_weight_and_shows_the_worst():
+    result = run("--all", "--rows", "4")
+    assert result.exit_code == 0, result.output
+    assert "30,730 weights checked" in result.output
+    assert "the 4 largest relative errors of 30,730 weights (--json lists all)" in result.output
+    assert result.output.count("\n(") == 4
+
+
+def test_wrong_gradient_fails_with_exit_1(monkeypatch):
+    true_svm = LOSSES["svm"]
+
+    def wrong(*args, **kwargs):
+        loss, dW = true_svm(*args, **kwargs)
+        return loss, dW * 1.001
+
+    monkeypatch.setitem(LOSSES, "svm", wrong)
+    result = run("--checks", "5")
+    assert result.exit_code == 1
+    assert "FAIL: the largest relative error away from kinks" in result.output
+    assert "is above the tolerance 1e-07" in result.output
+
+
+def test_reference_adds_the_loop_columns_and_fails_on_a_wrong_gradient(monkeypatch):
+    ok = run("--checks", "3", "--reference")
+    assert ok.exit_code == 0, ok.output
+    assert "rel. error (loop)" in ok.output and "loop reference: loss" in ok.output
+
+    true_softmax = LOSSES["softmax"]
+
+    def wrong(*args, **kwargs):
+        loss, dW = true_softmax(*args, **kwargs)
+        return loss + 1.0, dW
+
+    monkeypatch.setitem(LOSSES, "softmax", wrong)
+    bad = run("--loss", "softmax", "--checks", "3", "--reference")
+    assert bad.exit_code == 1
+    assert "differs from the loop reference" in bad.output
+
+
+def test_full_loss_probes_agree():
+    code, doc = run_json("--checks", "4", "--full-loss")
+    assert code == 0 and doc["full_loss"] is True and doc["passed"] is True
+
+
+def test_float32_and_forward_say_what_they_prove():
+    result = run("--checks", "3", "--dtype", "float32", "--method", "forward")
+    assert "float32: relative errors near 1e-2 are expected" in result.output
+    assert "forward differences have an O(h) truncation error" in result.output
+    assert "h*reg = 0.25" in result.output  # the default reg 2.5e4 times h 1e-5
+    assert "(the default for float32 forward differences)" in result.output
+
+
+def test_forward_is_worse_than_centred_end_to_end():
+    _, centred = run_json("--checks", "20")
+    _, forward = run_json("--checks", "20", "--method", "forward", "--tol", "1")
+    assert forward["median_rel_error"] > 100 * centred["median_rel_error"]
+
+
+def test_tol_is_stated_and_obeyed():
+    code, doc = run_json("--checks", "5", "--tol", "1e-300")
+    assert code == 1 and doc["tol"] == 1e-300 and doc["passed"] is False
+    result = run("--checks", "5", "--tol", "1e-300")
+    assert "tolerance 1e-300 (--tol)" in result.output
+
+
+def test_config_supplies_the_model(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("model:\n  loss: softmax\n  reg: 7.0\n  reg_bias: false\n")
+    code, doc = run_json("--config", str(config), "--checks", "3")
+    assert code == 0
+    assert (doc["loss"], doc["reg"], doc["reg_bias"], doc["h"]) == ("softmax", 7.0, False, 1e-6)
+    code, doc = run_json("--config", str(config), "--checks", "3", "--loss", "svm", "--reg", "0")
+    assert (doc["loss"], doc["reg"]) == ("svm", 0.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--h", "0"], "Invalid value for '--h': must be a finite number > 0. Got '0' instead."),
+        (["--h", "nan"], "Invalid value for '--h': must be a finite number > 0."),
+        (["--reg", "-1"], "Invalid value for '--reg': must be a finite number >= 0."),
+        (["--tol", "inf"], "Invalid value for '--tol': must be a finite number > 0."),
+        (["--method", "backward"], "Invalid value for '--method'"),
+        (["--dtype", "float16"], "Invalid value for '--dtype'"),
+        (["--loss", "hinge"], "Invalid value for '--loss'"),
+        (["--checks", "0"], "Invalid value for '--checks'"),
+        (["--num-examples", "0"], "Invalid value for '--num-examples'"),
+        (
+            ["--checks", "40000"],
+            "must be at most 30,730 (the weights). Got 40000 instead; use --all",
+        ),
+        (["--all", "--checks", "3"], "Use either --checks K or --all, not both."),
+        (["--dtype", "float32", "--h", "1e-30"], "Invalid value for '--h': h=1e-30 is too small"),
+    ],
+)
+def test_bad_options_are_refused_clearly(args, message):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_config_value_is_one_line_and_exit_1():
+    result = run("--set", "model.delta=-1")
+    assert result.exit_code == 1
+    assert "model.delta" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_real_data(cifar_data_dir):
+    d = cifar_data_dir
+    result = CliRunner().invoke(
+        main,
+        [
+            "gradcheck",
+            "--data-dir",
+            str(d.data_dir),
+            "--set",
+            f"data.url={d.url}",
+            "--set",
+            f"data.sha256={d.sha256}",
+            "--num-examples",
+            "50",
+            "--checks",
+            "10",
+            "--reference",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "on 50 cifar10 examples" in result.output
+    assert "PASS" in result.output
