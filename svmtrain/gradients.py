@@ -236,7 +236,7 @@ def _band(max_rel: float) -> str:
     if max_rel <= 1e-4:
         return "questionable (1e-7..1e-4): fine near kinks, too high for a smooth loss"
     if max_rel <= 1e-2:
-        return "uncomfortable (1e-4..1e-2): the gradient is probably wrong"
+        return "uncomfortable (1e-4..1e-2): the gradient may well be wrong"
     return "the gradient is probably wrong (> 1e-2)"
 
 
@@ -258,7 +258,7 @@ class GradCheck:
     num_kinks: int
     passed: bool
     band: str  # what max_rel_error means, per the CS231n notes
-    loss: float  # the vectorised loss at W
+    loss_value: float  # the loss at W, from the analytic function
     reference: np.ndarray | None = None  # the loop implementation's gradient, if asked for
     reference_rel_error: np.ndarray | None = None  # analytic vs reference
     reference_loss: float | None = None
@@ -370,6 +370,6 @@ def check_gradient(
         num_kinks=int(kink.sum()),
         passed=passed,
         band=_band(max_rel),
-        loss=value,
+        loss_value=value,
         **extra,
     )

@@ -74,6 +74,42 @@ def _real(cfg, num_examples: int, progress: bool) -> tuple[np.ndarray, np.ndarra
     return splits.X_train[:num_examples], splits.y_train[:num_examples]
 
 
+def _problem(
+    cfg,
+    *,
+    synthetic: bool,
+    num_examples: int,
+    dtype: str,
+    weight_scale: float,
+    seed: int,
+    checks: int | None,
+    check_all: bool,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """W (10, 3073) of ``dtype`` drawn at ``weight_scale``, X (N, 3073), y (N,), and the flat
+    indices of the weights to check (None: all). Data, W and the sample use separate streams,
+    so e.g. --checks does not change W."""
+    data_rng, weight_rng, coord_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    )
+    if synthetic:
+        X, y = _synthetic(num_examples, data_rng)
+    else:
+        X, y = _real(cfg, num_examples, progress)
+    X = X.astype(dtype, copy=False)
+    W = (weight_scale * weight_rng.standard_normal((NUM_CLASSES, X.shape[1]))).astype(dtype)
+    if check_all:
+        return W, X, y, None
+    k = DEFAULT_CHECKS if checks is None else checks
+    if k > W.size:
+        raise click.BadParameter(
+            f"must be at most {W.size:,} (the weights). Got {k} instead; "
+            "use --all to check every weight.",
+            param_hint="'--checks'",
+        )
+    return W, X, y, np.sort(coord_rng.choice(W.size, size=k, replace=False))
+
+
 def _fmt(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.1e}"
 
@@ -153,6 +189,44 @@ def _notes(result: GradCheck, reg: float) -> list[str]:
     return notes
 
 
+def _report(
+    result: GradCheck,
+    settings: dict,
+    seconds: float,
+    rows: int,
+    tol_source: str,
+    notes: list[str],
+    verdict: str,
+) -> str:
+    s = settings
+    bias = "regularised" if s["reg_bias"] else "not regularised"
+    lines = [
+        f"gradcheck: {s['loss']} loss on {s['num_examples']} {s['data']} examples, "
+        f"{result.dtype}, {result.method} differences with h={result.h:g}",
+        f"reg={s['reg']:g}, delta={s['delta']:g}, bias {bias}; "
+        f"W = {s['weight_scale']:g} * N(0, 1), seed {s['seed']}; "
+        f"{len(result.rel_error):,} weights checked in {seconds:.2f} s",
+        "",
+    ]
+    if rows:
+        lines += [_table(result, rows), ""]
+    lines += [
+        f"max relative error {_fmt(result.max_rel_error)}, median "
+        f"{_fmt(result.median_rel_error)} (kinks excluded); {result.num_kinks} at kinks",
+        f"tolerance {result.tol:g} ({tol_source})",
+    ]
+    if result.reference is not None:
+        lines.append(
+            f"loop reference: loss {result.reference_loss!r} "
+            f"(vectorised {result.loss_value!r}); largest relative error "
+            f"{result.reference_max_rel_error:.1e} (tolerance {result.reference_tol:g})"
+        )
+    lines.append(f"reading (CS231n bands for float64 centred differences): {result.band}")
+    lines += [f"note: {note}" for note in notes]
+    lines.append(verdict)
+    return "\n".join(lines)
+
+
 def _as_json(result: GradCheck, info: dict, notes: list[str], verdict: str) -> str:
     def number(x: float) -> float | None:
         return None if math.isnan(x) else x
@@ -187,7 +261,7 @@ def _as_json(result: GradCheck, info: dict, notes: list[str], verdict: str) -> s
         "method": result.method,
         "h": result.h,
         "tol": result.tol,
-        "loss_value": result.loss,
+        "loss_value": result.loss_value,
         "checked": len(weights),
         "num_kinks": result.num_kinks,
         "max_rel_error": number(result.max_rel_error),
@@ -346,26 +420,17 @@ def gradcheck(
     weight_scale = weight_scale or m.init_scale
     progress = progress_enabled(quiet)
 
-    data_rng, weight_rng, coord_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    W, X, y, coords = _problem(
+        cfg,
+        synthetic=synthetic,
+        num_examples=num_examples,
+        dtype=dtype,
+        weight_scale=weight_scale,
+        seed=seed,
+        checks=checks,
+        check_all=check_all,
+        progress=progress,
     )
-    if synthetic:
-        X, y = _synthetic(num_examples, data_rng)
-    else:
-        X, y = _real(cfg, num_examples, progress)
-    X = X.astype(dtype, copy=False)
-    W = (weight_scale * weight_rng.standard_normal((NUM_CLASSES, X.shape[1]))).astype(dtype)
-    if check_all:
-        coords = None
-    else:
-        k = DEFAULT_CHECKS if checks is None else checks
-        if k > W.size:
-            raise click.BadParameter(
-                f"must be at most {W.size:,} (the weights). Got {k} instead; "
-                "use --all to check every weight.",
-                param_hint="'--checks'",
-            )
-        coords = np.sort(coord_rng.choice(W.size, size=k, replace=False))
     h = default_step(loss, dtype) if h is None else h
     tol_source = "--tol" if tol is not None else f"the default for {dtype} {method} differences"
     tol = default_tolerance(dtype, method) if tol is None else tol
@@ -399,47 +464,22 @@ def gradcheck(
             raise click.BadParameter(str(err), param_hint="'--h'") from None
     seconds = time.perf_counter() - started
 
+    settings = {
+        "loss": loss,
+        "data": "synthetic" if synthetic else "cifar10",
+        "num_examples": num_examples,
+        "reg": reg,
+        "delta": delta,
+        "reg_bias": reg_bias,
+        "weight_scale": weight_scale,
+        "seed": seed,
+        "full_loss": full_loss,
+    }
     verdict = _verdict(result)
     notes = _notes(result, reg)
-    source = "synthetic" if synthetic else "cifar10"
     if as_json:
-        info = {
-            "loss": loss,
-            "data": source,
-            "num_examples": num_examples,
-            "reg": reg,
-            "delta": delta,
-            "reg_bias": reg_bias,
-            "weight_scale": weight_scale,
-            "seed": seed,
-            "full_loss": full_loss,
-            "seconds": seconds,
-        }
-        click.echo(_as_json(result, info, notes, verdict))
+        click.echo(_as_json(result, {**settings, "seconds": seconds}, notes, verdict))
     else:
-        bias = "regularised" if reg_bias else "not regularised"
-        click.echo(
-            f"gradcheck: {loss} loss on {num_examples} {source} examples, {dtype}, "
-            f"{method} differences with h={h:g}\n"
-            f"reg={reg:g}, delta={delta:g}, bias {bias}; W = {weight_scale:g} * N(0, 1), "
-            f"seed {seed}; {len(result.rel_error):,} weights checked in {seconds:.2f} s\n"
-        )
-        if rows:
-            click.echo(_table(result, rows) + "\n")
-        click.echo(
-            f"max relative error {_fmt(result.max_rel_error)}, median "
-            f"{_fmt(result.median_rel_error)} (kinks excluded); {result.num_kinks} at kinks\n"
-            f"tolerance {tol:g} ({tol_source})"
-        )
-        if result.reference is not None:
-            click.echo(
-                f"loop reference: loss {result.reference_loss!r} (vectorised {result.loss!r}); "
-                f"largest relative error {result.reference_max_rel_error:.1e} "
-                f"(tolerance {result.reference_tol:g})"
-            )
-        click.echo(f"reading (CS231n bands for float64 centred differences): {result.band}")
-        for note in notes:
-            click.echo(f"note: {note}")
-        click.echo(verdict)
+        click.echo(_report(result, settings, seconds, rows, tol_source, notes, verdict))
     if not result.passed:
         raise SystemExit(1)
