@@ -50,6 +50,11 @@ from svmtrain.cli.plot import plot  # noqa: E402
 main.add_command(plot)
 
 
+from svmtrain.cli.data import data  # noqa: E402  (commands register after main is defined)
+
+main.add_command(data)
+
+
 from svmtrain.cli.gradcheck import gradcheck  # noqa: E402
 
 main.add_command(gradcheck)

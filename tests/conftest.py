@@ -1,0 +1,374 @@
+"""Shared fixtures: a loopback HTTP server, tiny synthetic CIFAR-10 archives, the real mirror.
+
+- ``http_server(body, **behaviour)`` serves bytes on 127.0.0.1 and records every request.
+- ``tiny_archive(**options)`` builds a small CIFAR-10 binary archive, optionally corrupted.
+- ``mirror_archive`` (session) is the real 30k/10k mirror built by ../shared/cifar10/make-mirror.
+- ``cifar_data_dir`` (session) is a data dir filled from that mirror through the user's own code
+  path; later loads with its url and sha256 come from the cache, with no network request.
+
+Every test runs with the SVMTRAIN_DATA_* variables unset and XDG_CACHE_HOME in a temporary
+directory, so nothing reads or writes the user's own cache.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import re
+import signal
+import subprocess
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from svmtrain.data import (
+    ENV_DIGEST,
+    ENV_DIR,
+    ENV_URL,
+    IMAGE_BYTES,
+    META_MEMBER,
+    NUM_CLASSES,
+    TEST_MEMBER,
+    TRAIN_MEMBERS,
+    load_cifar10,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+MAKE_MIRROR = REPO.parent / "shared" / "cifar10" / "make-mirror"
+CLASS_NAMES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _loopback_without_proxy() -> Iterator[None]:
+    """A proxy from the environment must not carry requests meant for 127.0.0.1."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        mp.setenv("no_proxy", "127.0.0.1,localhost")
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_data_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> None:
+    """No test sees the user's SVMTRAIN_DATA_* settings or touches ~/.cache."""
+    for name in (ENV_URL, ENV_DIR, *ENV_DIGEST.values()):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+# ---------------------------------------------------------------------------------------------
+# A loopback HTTP server with chosen misbehaviours
+
+
+@dataclass
+class Behaviour:
+    """How the server answers. Counters run over the server's requests in arrival order."""
+
+    honour_range: bool = True  # False: answer 200 with the whole body even to a Range request
+    fail_first: int = 0  # the first n requests get fail_status and no body
+    fail_status: int = 503
+    drop_after: int | None = None  # close the connection after this many body bytes ...
+    drop_times: int = 1  # ... in this many responses (the first ones that send a body)
+    content_length: bool = True  # False: no Content-Length; the body ends when the connection does
+    delay: float = 0.0  # seconds to sleep between chunks (throttle)
+    chunk: int = 1 << 14
+    interrupt_after: int | None = None  # Ctrl-C: SIGINT to the main thread after this many body
+    # bytes of the first response; the server then stalls so the client is mid-read
+    interrupt_when: Callable[[], bool] | None = None  # ... and once this is true (polled, 5 s)
+
+
+class Request(NamedTuple):
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class LoopbackServer:
+    """``body`` served at ``path`` on 127.0.0.1; ``requests`` records every request."""
+
+    body: bytes
+    path: str = "/cifar-10-binary.tar.gz"
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    requests: list[Request] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._drops = 0
+        self._stop = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return self.base + self.path
+
+    @property
+    def gets(self) -> list[Request]:
+        return [r for r in self.requests if r.method == "GET"]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> LoopbackServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _record(self, request: Request) -> int:
+        with self._lock:
+            self.requests.append(request)
+            return len(self.requests) - 1
+
+    def _take_drop(self) -> bool:
+        with self._lock:
+            if self.behaviour.drop_after is None or self._drops >= self.behaviour.drop_times:
+                return False
+            self._drops += 1
+            return True
+
+
+def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep test output clean
+            pass
+
+        def do_GET(self) -> None:
+            index = server._record(Request("GET", self.path, dict(self.headers)))
+            b = server.behaviour
+            if self.path != server.path:
+                self.send_error(404)
+                return
+            if index < b.fail_first:
+                self.send_error(b.fail_status)
+                return
+            body, start = server.body, 0
+            match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+            if match and b.honour_range:
+                start = int(match[1])
+                if start >= len(body):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(body)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            else:
+                self.send_response(200)
+            payload = body[start:]
+            if b.content_length:
+                self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if server._take_drop():
+                payload = payload[: b.drop_after]  # then the connection closes: a short body
+            self._send(payload, interrupt=index == 0 and b.interrupt_after is not None)
+
+        def _send(self, payload: bytes, *, interrupt: bool) -> None:
+            b = server.behaviour
+            try:
+                for i in range(0, len(payload), b.chunk):
+                    self.wfile.write(payload[i : i + b.chunk])
+                    self.wfile.flush()
+                    if interrupt and i + b.chunk >= b.interrupt_after:
+                        _wait_for(b.interrupt_when or (lambda: True), seconds=5)
+                        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                        server._stop.wait(10)
+                        return
+                    if b.delay:
+                        time.sleep(b.delay)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client went away (e.g. after Ctrl-C); nothing to do
+
+    return Handler
+
+
+def _wait_for(condition: Callable[[], bool], *, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def http_server() -> Iterator[Callable[..., LoopbackServer]]:
+    """Factory: ``http_server(body, path=..., **Behaviour fields)`` -> a started LoopbackServer.
+    Every server is shut down at teardown."""
+    servers: list[LoopbackServer] = []
+
+    def start(body: bytes, path: str = "/cifar-10-binary.tar.gz", **behaviour) -> LoopbackServer:
+        server = LoopbackServer(body, path, Behaviour(**behaviour))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens (the port was bound, then released)."""
+    with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as httpd:
+        port = httpd.server_address[1]
+    return f"http://127.0.0.1:{port}/cifar-10-binary.tar.gz"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiny synthetic archives
+
+CORRUPTIONS = ("wrong_size", "missing_member", "bad_label", "truncated_gzip")
+
+
+@dataclass(frozen=True)
+class TinyArchive:
+    """An archive on disk and, independently built, the arrays it must parse to."""
+
+    path: Path
+    body: bytes
+    sha256: str
+    md5: str
+    x_train: np.ndarray  # (N_train, 3072) uint8
+    y_train: np.ndarray  # (N_train,) uint8
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+
+
+def _record_bytes(x: np.ndarray, y: np.ndarray) -> bytes:
+    """The binary-version layout written record by record (the reference for the parser)."""
+    return b"".join(bytes([int(label)]) + row.tobytes() for row, label in zip(x, y, strict=True))
+
+
+def make_tiny_archive(
+    path: Path,
+    *,
+    train_counts: tuple[int, ...] = (3, 1, 4, 1, 5),
+    test_count: int = 2,
+    seed: int = 0,
+    corrupt: str | None = None,
+    extra_members: dict[str, bytes] | None = None,
+) -> TinyArchive:
+    """Write a CIFAR-10 binary-version tar.gz with ``train_counts[i]`` records in data_batch_i.
+
+    corrupt: one of CORRUPTIONS. extra_members: more members by name (e.g. '../evil').
+    """
+    if corrupt not in (None, *CORRUPTIONS):
+        raise ValueError(f"corrupt must be one of {CORRUPTIONS}, got {corrupt!r}")
+    rng = np.random.default_rng(seed)
+    counts = (*train_counts, test_count)
+    xs = [rng.integers(0, 256, (n, IMAGE_BYTES), dtype=np.uint8) for n in counts]
+    ys = [rng.integers(0, NUM_CLASSES, n, dtype=np.uint8) for n in counts]
+    members = {
+        name: _record_bytes(x, y)
+        for name, x, y in zip((*TRAIN_MEMBERS, TEST_MEMBER), xs, ys, strict=True)
+    }
+    members[META_MEMBER] = ("\n".join(CLASS_NAMES) + "\n\n").encode()
+    if corrupt == "wrong_size":
+        members[TRAIN_MEMBERS[1]] += b"\0"
+    elif corrupt == "missing_member":
+        del members[TRAIN_MEMBERS[2]]
+    elif corrupt == "bad_label":
+        members[TRAIN_MEMBERS[3]] = bytes([NUM_CLASSES]) + members[TRAIN_MEMBERS[3]][1:]
+    members.update(extra_members or {})
+
+    raw = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    body = raw.getvalue()
+    if corrupt == "truncated_gzip":
+        body = body[: len(body) // 2]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return TinyArchive(
+        path=path,
+        body=body,
+        sha256=hashlib.sha256(body).hexdigest(),
+        md5=hashlib.md5(body).hexdigest(),
+        x_train=np.concatenate(xs[:-1]),
+        y_train=np.concatenate(ys[:-1]),
+        x_test=xs[-1],
+        y_test=ys[-1],
+        class_names=CLASS_NAMES,
+    )
+
+
+@pytest.fixture
+def tiny_archive(tmp_path: Path) -> Callable[..., TinyArchive]:
+    """Factory: ``tiny_archive(**make_tiny_archive options)``; each call writes a new file
+    under tmp_path/archives/."""
+    made = iter(range(1_000_000))
+
+    def make(**options) -> TinyArchive:
+        return make_tiny_archive(
+            tmp_path / "archives" / str(next(made)) / "cifar-10-binary.tar.gz", **options
+        )
+
+    return make
+
+
+# ---------------------------------------------------------------------------------------------
+# The real mirror
+
+
+class CifarData(NamedTuple):
+    data_dir: Path
+    url: str
+    sha256: str
+
+
+@pytest.fixture(scope="session")
+def mirror_archive() -> Path:
+    """The real CIFAR-10 mirror (30,000 train + 10,000 test), built once by make-mirror into
+    $SVMTRAIN_MIRROR_DIR or <repo>/.cache/mirror; its digests are in .sha256/.md5 beside it."""
+    if not MAKE_MIRROR.exists():
+        message = f"{MAKE_MIRROR} is missing, so the real-data tests cannot run"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    out = Path(os.environ.get("SVMTRAIN_MIRROR_DIR") or REPO / ".cache" / "mirror")
+    subprocess.run([str(MAKE_MIRROR), str(out)], check=True, stdout=subprocess.DEVNULL)
+    return out / "cifar-10-binary.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def cifar_data_dir(mirror_archive: Path, tmp_path_factory) -> CifarData:
+    """A data dir filled with the mirror exactly as a user's download does it: served on
+    127.0.0.1 and fetched with the sha256 read from the file beside the archive.
+
+    The server is gone afterwards: ``load_cifar10(data_dir, url=url, sha256=sha256)`` must be
+    (and is) answered from the cache."""
+    sha256 = Path(f"{mirror_archive}.sha256").read_text().split()[0]
+    data_dir = tmp_path_factory.mktemp("cifar10")
+    with LoopbackServer(mirror_archive.read_bytes(), behaviour=Behaviour(chunk=1 << 20)) as server:
+        load_cifar10(data_dir, url=server.url, sha256=sha256, progress=False)
+    return CifarData(data_dir, server.url, sha256)

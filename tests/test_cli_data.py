@@ -1,0 +1,146 @@
+"""`svmtrain data download` and `svmtrain data info` through Click: exit codes and messages."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from svmtrain.cli import main
+from svmtrain.data import ARCHIVE_NAME, PART_NAME
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def assert_clean_failure(result, exit_code, *needles):
+    assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in result.stderr
+
+
+@pytest.fixture
+def served(http_server, tiny_archive):
+    archive = tiny_archive(train_counts=(4, 4, 4, 4, 4), test_count=6)
+    return archive, http_server(archive.body)
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["data", "--help"], ["download", "info"]),
+        (
+            ["data", "download", "--help"],
+            ["--data-dir", "--url", "--sha256", "--md5", "--quiet", "SVMTRAIN_DATA_URL"],
+        ),
+        (["data", "info", "--help"], ["--data-dir", "--json", "Never downloads"]),
+    ],
+)
+def test_help(args, needles):
+    result = run(*args)
+    assert result.exit_code == 0
+    for needle in needles:
+        assert needle in result.output
+
+
+def test_download_then_info(served, tmp_path):
+    archive, server = served
+    result = run(
+        "data", "download", "--data-dir", str(tmp_path), "--url", server.url,
+        "--sha256", archive.sha256, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "20 training and 6 test images" in result.stdout
+    assert archive.sha256 in result.stdout
+
+    result = run("data", "info", "--data-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"sha256          {archive.sha256} (not the official archive)" in result.stdout
+    for k, name in enumerate(archive.class_names):
+        train, test = (archive.y_train == k).sum(), (archive.y_test == k).sum()
+        assert f"{name:<12}{train:>9,}{test:>9,}" in result.stdout
+    assert f"{'total':<12}{20:>9,}{6:>9,}" in result.stdout
+    assert len(server.requests) == 1
+
+
+def test_info_json(served, tmp_path):
+    archive, server = served
+    env = {"SVMTRAIN_DATA_DIR": str(tmp_path)}
+    env |= {"SVMTRAIN_DATA_URL": server.url, "SVMTRAIN_DATA_SHA256": archive.sha256}
+    assert run("data", "download", env=env).exit_code == 0
+    result = run("data", "info", "--json", env={"SVMTRAIN_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.stdout)
+    assert facts["sha256"] == archive.sha256
+    assert facts["splits"]["test"]["count"] == 6
+    assert sum(facts["splits"]["train"]["per_class"].values()) == 20
+
+
+def test_info_without_data_says_how_to_get_it(tmp_path):
+    result = run("data", "info", "--data-dir", str(tmp_path / "nothing"))
+    assert_clean_failure(result, 1, "No CIFAR-10 archive", "svmtrain data download")
+
+
+def test_download_404(served, tmp_path):
+    _, server = served
+    url = server.base + "/nope.tar.gz"
+    result = run("data", "download", "--data-dir", str(tmp_path), "--url", url)
+    assert_clean_failure(result, 1, url, "HTTP 404")
+
+
+def test_download_digest_mismatch(served, tmp_path):
+    archive, server = served
+    wrong = "f" * 64
+    result = run(
+        "data", "download", "--data-dir", str(tmp_path), "--url", server.url, "--sha256", wrong
+    )
+    assert_clean_failure(result, 1, wrong, archive.sha256, "--sha256")
+    assert not (tmp_path / ARCHIVE_NAME).exists()
+
+
+def test_download_malformed_digest(tmp_path):
+    result = run("data", "download", "--data-dir", str(tmp_path), "--md5", "xyz")
+    assert_clean_failure(result, 1, "md5 digest must be 32 hexadecimal digits")
+
+
+def test_download_without_digest_warns_with_the_sha256(served, tmp_path):
+    archive, server = served
+    result = run("data", "download", "--data-dir", str(tmp_path), "--url", server.url)
+    assert result.exit_code == 0, result.output
+    assert f"Warning: No digest given for {server.url}" in result.stderr
+    assert f"--sha256 {archive.sha256}" in result.stderr
+
+
+def test_download_damaged_archive(http_server, tiny_archive, tmp_path):
+    archive = tiny_archive(corrupt="wrong_size")
+    server = http_server(archive.body)
+    result = run(
+        "data", "download", "--data-dir", str(tmp_path), "--url", server.url, "--md5", archive.md5
+    )
+    assert_clean_failure(result, 1, "data_batch_2.bin", f"rm {tmp_path / ARCHIVE_NAME}")
+
+
+def test_download_into_an_unwritable_dir(tmp_path):
+    (tmp_path / "file").write_text("a regular file, so nothing can be made below it")
+    data_dir = tmp_path / "file" / "cache"
+    result = run("data", "download", "--data-dir", str(data_dir))
+    assert_clean_failure(result, 1, str(data_dir), "--data-dir", "SVMTRAIN_DATA_DIR")
+
+
+def test_download_interrupted_exits_130_and_keeps_the_partial(http_server, tiny_archive, tmp_path):
+    archive = tiny_archive(train_counts=(10,) * 5, test_count=10)
+    part = tmp_path / PART_NAME
+    server = http_server(
+        archive.body,
+        chunk=1 << 16,
+        interrupt_after=1 << 16,
+        interrupt_when=lambda: part.exists() and part.stat().st_size > 0,
+    )
+    result = run(
+        "data", "download", "--data-dir", str(tmp_path), "--url", server.url,
+        "--sha256", archive.sha256,
+    )  # fmt: skip
+    assert_clean_failure(result, 130, "Download interrupted", str(part), "resume")
+    assert part.stat().st_size > 0
+    assert not (tmp_path / ARCHIVE_NAME).exists()
