@@ -3,18 +3,11 @@
 import json
 import warnings
 from contextlib import contextmanager
-from pathlib import Path
 
 import click
 
 from svmtrain import data as cifar
-
-_data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help=f"Cache directory. Default: ${cifar.ENV_DIR}, else $XDG_CACHE_HOME/svmtrain, "
-    "else ~/.cache/svmtrain.",
-)
+from svmtrain.cli._common import data_dir_option, format_table, quiet_option
 
 
 @contextmanager
@@ -38,7 +31,7 @@ def data() -> None:
 
 
 @data.command()
-@_data_dir_option
+@data_dir_option
 @click.option(
     "--url",
     metavar="URL",
@@ -56,9 +49,9 @@ def data() -> None:
     metavar="HEX",
     help=f"Expected md5, checked like --sha256. Default: ${cifar.ENV_DIGEST['md5']}.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option
 def download(
-    data_dir: Path | None, url: str | None, sha256: str | None, md5: str | None, quiet: bool
+    data_dir: str | None, url: str | None, sha256: str | None, md5: str | None, quiet: bool
 ) -> None:
     """Fetch CIFAR-10, verify its digest and parse it into the cache.
 
@@ -81,9 +74,9 @@ def download(
 
 
 @data.command()
-@_data_dir_option
+@data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the information as JSON.")
-def info(data_dir: Path | None, as_json: bool) -> None:
+def info(data_dir: str | None, as_json: bool) -> None:
     """Show where the cached dataset is, its digests and its image counts per split and class.
 
     Never downloads: when nothing is cached it says how to get the data and exits with 1.
@@ -100,11 +93,11 @@ def info(data_dir: Path | None, as_json: bool) -> None:
         f"md5             {facts['md5']}",
         f"downloaded from {facts['source_url'] or 'unknown (found in place)'}",
         f"parsed cache    {facts['parsed_cache']}",
-        "",
-        f"{'class':<12}{'train':>9}{'test':>9}",
     ]
     train, test = facts["splits"]["train"], facts["splits"]["test"]
-    for name in facts["class_names"]:
-        lines.append(f"{name:<12}{train['per_class'][name]:>9,}{test['per_class'][name]:>9,}")
-    lines.append(f"{'total':<12}{train['count']:>9,}{test['count']:>9,}")
-    click.echo("\n".join(lines))
+    rows = [
+        (name, f"{train['per_class'][name]:,}", f"{test['per_class'][name]:,}")
+        for name in facts["class_names"]
+    ]
+    rows.append(("total", f"{train['count']:,}", f"{test['count']:,}"))
+    click.echo("\n".join([*lines, "", format_table(["class", "train", "test"], rows)]))
