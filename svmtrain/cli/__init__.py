@@ -55,6 +55,12 @@ from svmtrain.cli.data import data  # noqa: E402  (commands register after main 
 main.add_command(data)
 
 
+from svmtrain.cli.fit import evaluate_cmd, fit  # noqa: E402
+
+main.add_command(fit)
+main.add_command(evaluate_cmd)
+
+
 from svmtrain.cli.gradcheck import gradcheck  # noqa: E402
 
 main.add_command(gradcheck)
