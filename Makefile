@@ -32,8 +32,8 @@ test-fast: install-test
 	$(BIN)/pytest -m "not slow"
 
 lint: install-test
-	$(BIN)/ruff check svmtrain tests scripts
-	$(BIN)/ruff format --check svmtrain tests scripts
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 
 bench: install-test
 	$(BIN)/python scripts/bench.py
