@@ -1,0 +1,207 @@
+"""The step-size experiment of the CS231n optimisation notes, as pure functions.
+
+Start from one W, take the gradient of the loss there, and evaluate the loss at
+``W - step * dW`` for a range of step sizes: too small a step barely moves the loss, a good one
+lowers it most, and a larger one overshoots until the loss explodes. Nothing here prints or
+touches files; ``svmtrain sweep-step`` (svmtrain/cli/sweep.py) does that.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from svmtrain.config import ModelConfig
+from svmtrain.gradients import numerical_partials
+from svmtrain.losses import LOSSES
+
+INIT_SCALE = 0.001  # the notes' starting point: W = rand(10, 3073) * 0.001
+GRADIENTS = ("analytic", "numerical")
+MAX_STEPS = 100  # more step sizes than this is a typo, not an experiment
+NUMERICAL_H = 1e-5  # the notes' finite-difference step
+# Decimal exponents whose powers of ten are normal float64 numbers.
+_MIN_EXPONENT, _MAX_EXPONENT = -307, 307
+
+
+def parse_steps(text: str) -> tuple[float, ...]:
+    """Step sizes from a comma-separated list like "1e-10,1e-9,5e-7", sorted ascending.
+
+    Each must be a finite number > 0, none given twice, at most MAX_STEPS of them.
+    Raises ValueError with a message naming the bad item and how to write a good list.
+    """
+    example = "e.g. 1e-10,1e-8,1e-6"
+    items = [item.strip() for item in text.split(",")]
+    if any(item == "" for item in items):
+        raise ValueError(f"{text!r} has an empty item; separate step sizes with commas, {example}.")
+    steps = []
+    for item in items:
+        try:
+            value = float(item)
+        except ValueError:
+            raise ValueError(f"{item!r} is not a number; list step sizes, {example}.") from None
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"every step size must be a finite number > 0. Got {item!r} instead.")
+        steps.append(value)
+    return _checked(steps, f"{text!r}")
+
+
+def parse_range(text: str) -> tuple[float, ...]:
+    """Step sizes 10**k for every integer k from LOW to HIGH, from "LOW:HIGH" like "-10:-1".
+
+    Raises ValueError for anything else: not two integers, LOW > HIGH, exponents whose powers
+    of ten are not normal floats, or more than MAX_STEPS steps.
+    """
+    example = "e.g. -10:-1 for 1e-10 ... 1e-1"
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise ValueError(f"{text!r} must be LOW:HIGH, two integer exponents, {example}.")
+    try:
+        low, high = (int(part.strip()) for part in parts)
+    except ValueError:
+        raise ValueError(f"{text!r} must be two integer exponents LOW:HIGH, {example}.") from None
+    if low > high:
+        raise ValueError(f"{text!r}: LOW must not exceed HIGH; did you mean {high}:{low}?")
+    if low < _MIN_EXPONENT or high > _MAX_EXPONENT:
+        raise ValueError(
+            f"{text!r}: the exponents must lie in {_MIN_EXPONENT}..{_MAX_EXPONENT} "
+            "(beyond that 10**k is not a normal float)."
+        )
+    return _checked([10.0**k for k in range(low, high + 1)], f"{text!r}")
+
+
+def _checked(steps: list[float], what: str) -> tuple[float, ...]:
+    if len(steps) > MAX_STEPS:
+        raise ValueError(f"{what} gives {len(steps)} step sizes; at most {MAX_STEPS} are allowed.")
+    repeated = sorted({s for s in steps if steps.count(s) > 1})
+    if repeated:
+        raise ValueError(f"{what} gives the step size {repeated[0]:g} twice; list each once.")
+    return tuple(sorted(steps))
+
+
+def initial_weights(num_classes: int, num_features: int, seed: int, dtype) -> np.ndarray:
+    """The notes' starting W: uniform in [0, INIT_SCALE), (num_classes, num_features) of dtype.
+
+    Drawn in float64 from ``numpy.random.default_rng(seed)`` and then cast, so the same seed
+    gives the same W (up to rounding) in float32 and float64.
+    """
+    rng = np.random.default_rng(seed)
+    return (rng.random((num_classes, num_features)) * INIT_SCALE).astype(dtype)
+
+
+def loss_function(
+    model: ModelConfig, X: np.ndarray, y: np.ndarray
+) -> Callable[[np.ndarray], float]:
+    """W -> the loss of W (C, D) on X (N, D), y (N,) as ``model`` configures it (loss, reg,
+    delta, reg_bias), computed in W's dtype by ``LOSSES[model.loss]``."""
+    fn = LOSSES[model.loss]
+    return lambda W: fn(W, X, y, model.reg, delta=model.delta, reg_bias=model.reg_bias)[0]
+
+
+def numerical_evaluations(num_weights: int) -> int:
+    """Loss evaluations a centred numerical gradient over ``num_weights`` weights takes."""
+    return 2 * num_weights
+
+
+def seconds_per_evaluation(
+    model: ModelConfig, X: np.ndarray, y: np.ndarray, W: np.ndarray, budget: float = 0.5
+) -> float:
+    """Mean wall time of one loss evaluation as :func:`gradient` makes it for "numerical".
+
+    The first call is not timed (it pays for first-touch memory and BLAS start-up). Then calls
+    repeat until ``budget`` seconds are spent (at least 2, at most 50), and the mean is taken:
+    on a busy machine single calls vary tenfold (a BLAS thread waiting for a core), and the
+    mean is what tens of thousands of calls will cost.
+    """
+    loss = loss_function(model, X.astype(np.float64, copy=False), y)
+    W64 = W.astype(np.float64)
+    loss(W64)
+    calls, started = 0, time.perf_counter()
+    while calls < 2 or (calls < 50 and time.perf_counter() - started < budget):
+        loss(W64)
+        calls += 1
+    return (time.perf_counter() - started) / calls
+
+
+def gradient(
+    model: ModelConfig,
+    X: np.ndarray,
+    y: np.ndarray,
+    W: np.ndarray,
+    method: str,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[float, np.ndarray]:
+    """The loss at W and its gradient, "analytic" (``LOSSES[model.loss]``) or "numerical".
+
+    Numerical is the notes' way: centred finite differences with h = NUMERICAL_H at every
+    weight, ``progress(1)`` after each. They run in float64 (X and W cast once) because in
+    float32 a change of h moves a loss of ~10 by about as much as its rounding error, which
+    would make the estimate mostly noise. W: (C, D); X: (N, D); y: (N,).
+    Returns (the loss at W, computed in W's dtype; dW (C, D) of W's dtype).
+    """
+    if method == "analytic":
+        return LOSSES[model.loss](W, X, y, model.reg, delta=model.delta, reg_bias=model.reg_bias)
+    if method != "numerical":
+        raise ValueError(f"Unknown gradient {method!r}: choose one of {', '.join(GRADIENTS)}.")
+    loss64 = loss_function(model, X.astype(np.float64, copy=False), y)
+    W64 = W.astype(np.float64)
+    partials = numerical_partials(loss64, W64, np.arange(W.size), NUMERICAL_H, "centered", progress)
+    return loss_function(model, X, y)(W), partials.reshape(W.shape).astype(W.dtype)
+
+
+def losses_along(
+    loss: Callable[[np.ndarray], float], W: np.ndarray, dW: np.ndarray, steps: tuple[float, ...]
+) -> np.ndarray:
+    """``loss(W - step * dW)`` for each step: (K,) float64, inf or NaN where the loss overflows.
+
+    W, dW: (C, D); the new point is computed in W's dtype.
+    """
+    direction = dW.astype(W.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.array([loss(W - W.dtype.type(step) * direction) for step in steps])
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The outcome of one sweep: K step sizes and the loss after each step."""
+
+    steps: np.ndarray  # (K,) float64, ascending
+    losses: np.ndarray  # (K,) float64, the loss at W - step * dW
+    original_loss: float  # the loss at W
+
+    @property
+    def change(self) -> np.ndarray:
+        """(K,) new loss minus the original loss: negative where the step helped."""
+        return self.losses - self.original_loss
+
+    @property
+    def worse(self) -> np.ndarray:
+        """(K,) bool: the step made the loss higher than at the start, or not finite."""
+        return ~(self.losses <= self.original_loss)
+
+    @property
+    def best(self) -> int | None:
+        """Index of the lowest finite loss (the first if tied); None if none is finite."""
+        finite = np.isfinite(self.losses)
+        if not finite.any():
+            return None
+        return int(np.argmin(np.where(finite, self.losses, np.inf)))
+
+    def records(self) -> list[dict]:
+        """One dict per step: step, loss, change, best, worse (floats may be inf/NaN)."""
+        best = self.best
+        return [
+            {
+                "step": float(step),
+                "loss": float(loss),
+                "change": float(change),
+                "best": k == best,
+                "worse": bool(worse),
+            }
+            for k, (step, loss, change, worse) in enumerate(
+                zip(self.steps, self.losses, self.change, self.worse, strict=True)
+            )
+        ]
