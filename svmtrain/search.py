@@ -1,0 +1,557 @@
+"""Hyperparameter search: short training runs over a grid or random samples, ranked by
+validation accuracy (never test).
+
+A trial is the base config with some keys set, e.g. optim.learning_rate=1e-6 and
+model.reg=2.5e4. It trains with :func:`svmtrain.train.train` in memory (no run directory) and
+is judged by the validation accuracy of the weights training keeps.
+
+Parallelism: trials run in worker processes forked after the data are loaded, so every worker
+reads the parent's preprocessed arrays copy-on-write (nothing is copied or pickled). Every trial
+is seeded from its own config's train.seed, never from the worker that runs it, and every trial
+uses the same number of BLAS threads, so the results do not depend on the number of workers.
+
+Results are rewritten after every finished trial (results.csv, results.json, best.yaml), so an
+interrupted search keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_type_hints
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from svmtrain._blas import limited_threads
+from svmtrain.config import Config, config_to_dict, load_config, save_config
+from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
+from svmtrain.fileio import atomic_write
+from svmtrain.preprocess import Splits
+from svmtrain.train import init_state, plan, train
+
+LR, REG = "optim.learning_rate", "model.reg"
+RESULTS_CSV, RESULTS_JSON, BEST_YAML = "results.csv", "results.json", "best.yaml"
+OK, DIVERGED = "ok", "diverged"
+
+# Keys a --epochs override would fight with.
+_LENGTH_KEYS = ("train.epochs", "train.iterations")
+# Sections a trial cannot change: the data are prepared once, and trials write no run directory.
+_DATA_SECTIONS = ("data", "preprocess", "output")
+_DEFAULTS = config_to_dict(Config())
+_SIGNIFICANT = 3  # digits kept of a randomly sampled value: enough to tell trials apart
+# BLAS threads of every trial, whatever --jobs is, so that nothing a trial computes depends on
+# the thread count, which changes how a BLAS splits its sums and so the rounding. train() runs
+# its SGD steps on one thread already (svmtrain._blas says why); this covers the accuracy
+# predictions too. Measured before train() did so: 2 threads per worker gave other val
+# accuracies than 1, and two such workers on two busy cores took 4-7x longer.
+BLAS_THREADS = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# What to search
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One searched config key: listed values, or a log-uniform range (random samples only).
+
+    ``values`` are kept as written and read like ``--set`` values (YAML), so "1e-6" is a float
+    and "null" is None; the config's own rules check them.
+    """
+
+    key: str  # "section.key"
+    values: tuple[str, ...] = ()
+    low: float | None = None  # a range: LOW:HIGH, 0 < LOW < HIGH
+    high: float | None = None
+
+    @property
+    def is_range(self) -> bool:
+        return self.low is not None
+
+
+def parse_axis(key: str, spec: str, option: str) -> Axis:
+    """The axis ``option`` describes for config ``key``: "V1,V2,..." or "LOW:HIGH".
+
+    ``option`` (e.g. "--lr" or "--grid") names the source in messages. A range is two numbers
+    separated by ':', both > 0, for an int or float key. Raises ValueError on anything else.
+    """
+    kind = _key_type(key, option)
+    where = f"{option} {spec!r}"
+    bounds = _as_range(spec)
+    if bounds is not None:
+        low, high = bounds
+        if kind not in (int, float):
+            raise ValueError(
+                f"{where}: {key} is not a number, so it cannot be a range; list values."
+            )
+        if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
+            raise ValueError(
+                f"{where}: a range LOW:HIGH needs finite 0 < LOW < HIGH (it is sampled "
+                "log-uniformly), e.g. 1e-7:1e-5."
+            )
+        return Axis(key, low=low, high=high)
+    values = tuple(v.strip() for v in spec.split(","))
+    if any(v == "" for v in values):
+        raise ValueError(
+            f"{where} has an empty value; separate values with commas, e.g. 1e-7,1e-6."
+        )
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{where} lists {repeated[0]} twice; list each value once.")
+    return Axis(key, values=values)
+
+
+def parse_grid_option(text: str) -> Axis:
+    """``--grid KEY=V1,V2,...`` (or KEY=LOW:HIGH with --random) as an :class:`Axis`."""
+    key, sep, spec = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(
+            f"--grid {text!r}: expected KEY=V1,V2,..., e.g. --grid train.batch_size=128,256."
+        )
+    return parse_axis(key.strip(), spec, "--grid")
+
+
+def _as_range(spec: str) -> tuple[float, float] | None:
+    """(low, high) if spec is "LOW:HIGH" with two numbers; None for a list of values."""
+    parts = spec.split(":")
+    if len(parts) != 2 or "," in spec:
+        return None
+    try:
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        return None
+
+
+def _key_type(key: str, option: str) -> type:
+    """The type (int, float, bool, str) of config key "section.key"; ValueError if no such key."""
+    section, _, name = key.partition(".")
+    if section not in _DEFAULTS:
+        close = difflib.get_close_matches(section, list(_DEFAULTS), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"the sections: {', '.join(_DEFAULTS)}."
+        raise ValueError(f"{option}: {key!r} is not a config key (section.key); {hint}")
+    if name not in _DEFAULTS[section]:
+        close = difflib.get_close_matches(name, list(_DEFAULTS[section]), n=1)
+        hint = (
+            f"did you mean '{section}.{close[0]}'?"
+            if close
+            else f"the keys of {section}: {', '.join(_DEFAULTS[section])}."
+        )
+        raise ValueError(f"{option}: {key!r} is not a config key; {hint}")
+    hint = get_type_hints(type(getattr(Config(), section)))[name]
+    return next(t for t in (get_args(hint) or (hint,)) if t is not type(None))
+
+
+def check_axes(axes: Sequence[Axis], *, random: bool, epochs: int | None) -> None:
+    """Reject a search that cannot run: no axes, a key twice, a range in a grid, --epochs
+    together with a searched train.epochs or train.iterations. Raises ValueError."""
+    if not axes:
+        raise ValueError(
+            "Nothing to search: give --lr, --reg or --grid KEY=V1,V2,..., "
+            "e.g. --lr 1e-7,1e-6 --reg 2.5e4,5e4."
+        )
+    keys = [a.key for a in axes]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ValueError(f"{key} is searched twice (--lr/--reg/--grid); give it once.")
+    ranges = [a.key for a in axes if a.is_range]
+    if ranges and not random:
+        raise ValueError(
+            f"{ranges[0]} is given a range LOW:HIGH, which only --random N samples; "
+            "for a grid, list values, e.g. --lr 1e-7,1e-6."
+        )
+    fixed = [k for k in keys if k.partition(".")[0] in _DATA_SECTIONS]
+    if fixed:
+        raise ValueError(
+            f"{fixed[0]} cannot be searched: the data are loaded and preprocessed once for all "
+            f"trials. Run one search per value instead, e.g. --set {fixed[0]}=..."
+        )
+    clash = [k for k in keys if k in _LENGTH_KEYS]
+    if clash and epochs is not None:
+        raise ValueError(
+            f"--epochs sets the length of every trial; drop it or stop searching {clash[0]}."
+        )
+
+
+def grid_settings(axes: Sequence[Axis]) -> list[dict[str, str]]:
+    """Every combination of the axes' values, the first axis varying slowest."""
+    combos = itertools.product(*(a.values for a in axes))
+    return [dict(zip((a.key for a in axes), combo, strict=True)) for combo in combos]
+
+
+def random_settings(axes: Sequence[Axis], count: int, seed: int) -> list[dict[str, str]]:
+    """``count`` samples: ranges log-uniform (rounded to 3 significant digits, ints to ints),
+    listed values uniformly. The same seed gives the same samples."""
+    rng = np.random.default_rng(seed)
+    integral = {a.key: _key_type(a.key, "--random") is int for a in axes}
+    samples = []
+    for _ in range(count):
+        sample = {}
+        for a in axes:
+            if a.is_range:
+                value = 10.0 ** rng.uniform(math.log10(a.low), math.log10(a.high))
+                sample[a.key] = (
+                    str(round(value)) if integral[a.key] else f"{value:.{_SIGNIFICANT}g}"
+                )
+            else:
+                sample[a.key] = a.values[int(rng.integers(len(a.values)))]
+        samples.append(sample)
+    return samples
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One short run: the searched keys' values, and the configs they make."""
+
+    number: int  # 1-based, in the order the trials were generated
+    settings: dict[str, str]  # searched key -> value as written
+    config: Config  # what the trial trains: base config + settings (+ the --epochs override)
+    full_config: Config  # base config + settings: best.yaml, should this trial win
+
+
+def make_trials(
+    config_path: str | os.PathLike | None,
+    overrides: Sequence[str],
+    settings: Sequence[dict[str, str]],
+    epochs: int | None = None,
+) -> list[Trial]:
+    """Each trial's configs, every one loaded and validated as ``fit --config --set`` would.
+
+    ``epochs``: train every trial for this many epochs (train.iterations cleared); the full
+    config keeps the base config's length. Raises ConfigError naming the trial at fault.
+    """
+    length = [] if epochs is None else [f"train.epochs={epochs}", "train.iterations=null"]
+    trials = []
+    for number, setting in enumerate(settings, 1):
+        items = [f"{key}={value}" for key, value in setting.items()]
+        try:
+            config = load_config(config_path, [*overrides, *length, *items])
+            full = load_config(config_path, [*overrides, *items])
+        except ConfigError as err:
+            raise ConfigError(f"Trial {number} ({', '.join(items)}): {err}") from None
+        trials.append(Trial(number, dict(setting), config, full))
+    return trials
+
+
+# ---------------------------------------------------------------------------------------------
+# Running trials
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What one trial gave. Accuracies are on the train sample and the validation split."""
+
+    number: int
+    settings: dict[str, Any]  # searched key -> its value as the config holds it
+    learning_rate: float
+    reg: float
+    status: str  # OK or DIVERGED
+    final_loss: float | None  # mean minibatch loss of the last epoch; None if diverged
+    train_acc: float | None  # of the kept weights (the best epoch's with early stopping)
+    val_acc: float | None
+    epochs: int  # epochs finished
+    seconds: float  # wall time, the only field that depends on the machine and --jobs
+    message: str = ""  # why it diverged
+
+
+def config_value(cfg: Config, key: str) -> Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def run_trial(trial: Trial, splits: Splits) -> TrialResult:
+    """Train ``trial.config`` from its seed on ``splits`` (in memory) and measure it, with
+    BLAS_THREADS BLAS threads. A trial that diverges is a result with status DIVERGED."""
+    with limited_threads(BLAS_THREADS):
+        return _run_trial(trial, splits)
+
+
+def _run_trial(trial: Trial, splits: Splits) -> TrialResult:
+    cfg = trial.config
+    started = time.perf_counter()
+    state = init_state(cfg, len(splits.class_names), splits.X_train.shape[1])
+    record = {
+        "number": trial.number,
+        "settings": {key: config_value(cfg, key) for key in trial.settings},
+        "learning_rate": cfg.optim.learning_rate,
+        "reg": cfg.model.reg,
+    }
+    try:
+        train(cfg, splits, state, progress=False)
+    except DivergenceError as err:
+        return TrialResult(
+            **record,
+            status=DIVERGED,
+            final_loss=None,
+            train_acc=None,
+            val_acc=None,
+            epochs=state.epoch,
+            seconds=time.perf_counter() - started,
+            message=str(err),
+        )
+    # The weights training keeps (see train.final_weights) are those of this epoch.
+    kept = state.metrics[state.best_epoch - 1 if cfg.train.early_stopping else -1]
+    return TrialResult(
+        **record,
+        status=OK,
+        final_loss=state.metrics[-1]["loss"],
+        train_acc=kept["train_acc"],
+        val_acc=kept["val_acc"],
+        epochs=state.epoch,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def can_fork() -> bool:
+    """Whether workers can share the parent's arrays copy-on-write (fork on Linux)."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def effective_jobs(jobs: int, num_trials: int) -> int:
+    """Workers actually used: no more than trials, and 1 where fork is unavailable."""
+    return max(1, min(jobs, num_trials)) if can_fork() else 1
+
+
+@contextmanager
+def trial_runner(
+    trials: Sequence[Trial], splits: Splits, jobs: int
+) -> Iterator[Iterator[TrialResult]]:
+    """Context giving an iterator over the trials' results as they finish (in any order).
+
+    The trials run in :func:`effective_jobs` worker processes, forked on entry (before the
+    caller starts a thread, such as a progress bar's monitor, whose locks a fork would copy
+    held). Workers ignore Ctrl-C: the parent gets the KeyboardInterrupt, and leaving the
+    context by any exception terminates them. A worker's exception other than divergence is
+    re-raised in the parent. Where fork is unavailable the trials run one by one in this
+    process.
+    """
+    if not can_fork():
+        yield (run_trial(trial, splits) for trial in trials)
+        return
+    global _shared_splits
+    _shared_splits = splits  # inherited by the forked workers, never pickled
+    pool = multiprocessing.get_context("fork").Pool(
+        effective_jobs(jobs, len(trials)), initializer=_init_worker
+    )
+    try:
+        yield pool.imap_unordered(_run_in_worker, trials)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+        _shared_splits = None
+
+
+_shared_splits: Splits | None = None
+
+
+def _init_worker() -> None:
+    # Ctrl-C reaches the whole process group; only the parent handles it, and stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_in_worker(trial: Trial) -> TrialResult:
+    assert _shared_splits is not None, "trial_runner sets the shared splits before forking"
+    return run_trial(trial, _shared_splits)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranking and results
+
+
+def rank(results: Sequence[TrialResult]) -> list[TrialResult]:
+    """Highest validation accuracy first; diverged trials last; ties by trial number."""
+    return sorted(
+        results,
+        key=lambda r: (r.status != OK, -(r.val_acc if r.val_acc is not None else 0.0), r.number),
+    )
+
+
+def result_records(ranked: Sequence[TrialResult]) -> list[dict]:
+    """One flat dict per trial, in rank order, with its rank (1 = best)."""
+    return [
+        {
+            "rank": position,
+            "trial": r.number,
+            "settings": r.settings,
+            "learning_rate": r.learning_rate,
+            "reg": r.reg,
+            "status": r.status,
+            "final_loss": r.final_loss,
+            "train_acc": r.train_acc,
+            "val_acc": r.val_acc,
+            "epochs": r.epochs,
+            "seconds": round(r.seconds, 3),
+            "message": r.message,
+        }
+        for position, r in enumerate(ranked, 1)
+    ]
+
+
+def best_trial(ranked: Sequence[TrialResult], trials: Sequence[Trial]) -> Trial | None:
+    """The trial ranked first, if it did not diverge."""
+    if not ranked or ranked[0].status != OK:
+        return None
+    return next(t for t in trials if t.number == ranked[0].number)
+
+
+@dataclass
+class Search:
+    """A search in progress or done: its trials, what finished, where the results go."""
+
+    trials: list[Trial]
+    axes: list[Axis]
+    out_dir: Path
+    jobs: int
+    epochs: int | None  # the --epochs override, if any
+    results: list[TrialResult] = field(default_factory=list)
+    interrupted: bool = False
+
+    def document(self) -> dict:
+        """results.json: the search, the best trial and every result, ranked."""
+        records = result_records(rank(self.results))
+        best = records[0] if records and records[0]["status"] == OK else None
+        return {
+            "selected_by": "val_acc",
+            "searched": [a.key for a in self.axes],
+            "epochs_per_trial": self.epochs,
+            "trials": len(self.trials),
+            "finished": len(self.results),
+            "interrupted": self.interrupted,
+            "jobs": self.jobs,
+            "best": best,
+            "best_config": str(self.out_dir / BEST_YAML) if best else None,
+            "results": records,
+        }
+
+    def write(self) -> None:
+        """Rewrite results.csv, results.json and best.yaml (once a trial succeeded), atomically."""
+        ranked = rank(self.results)
+        records = result_records(ranked)
+        keys = [a.key for a in self.axes if a.key not in (LR, REG)]
+        columns = ["rank", "trial", "learning_rate", "reg", *keys]
+        columns += ["final_loss", "train_acc", "val_acc", "epochs", "seconds", "status", "message"]
+        rows = [{**r, **{k: r["settings"][k] for k in keys}} for r in records]
+        write_csv(self.out_dir / RESULTS_CSV, columns, rows)
+        write_json(self.out_dir / RESULTS_JSON, self.document())
+        best = best_trial(ranked, self.trials)
+        if best is not None:
+            save_config(best.full_config, self.out_dir / BEST_YAML)
+
+
+def new_search_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
+    """``out``, or ``<output.dir>/<timestamp>-search``, created; refuses a finished search's."""
+    path = (
+        Path(out)
+        if out is not None
+        else Path(cfg.output.dir) / (time.strftime("%Y%m%d-%H%M%S") + "-search")
+    )
+    if (path / RESULTS_JSON).exists():
+        raise SvmtrainError(f"{path} already holds a search's results; choose another --out.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SvmtrainError(
+            f"Cannot create the search directory {path}: {err.strerror}. Choose another with --out."
+        ) from None
+    return path
+
+
+def run_search(search: Search, splits: Splits, *, progress: bool = True) -> Search:
+    """Run every trial of ``search``, writing the results after each; returns ``search``.
+
+    Ctrl-C stops the workers, keeps the finished trials' results on disk and raises
+    :class:`Interrupted`.
+    """
+    check_trials(search.trials, len(splits.y_train))
+    try:
+        with (
+            trial_runner(search.trials, splits, search.jobs) as finished,
+            tqdm(
+                total=len(search.trials), unit="trial", disable=not progress, dynamic_ncols=True
+            ) as bar,
+        ):
+            for result in finished:
+                search.results.append(result)
+                search.write()
+                bar.update(1)
+                top = rank(search.results)[0]
+                if top.val_acc is not None:
+                    bar.set_postfix(best_val_acc=f"{top.val_acc:.3f}")
+    except KeyboardInterrupt:
+        search.interrupted = True
+        search.write()
+        raise Interrupted(
+            f"Interrupted after {len(search.results)} of {len(search.trials)} trials; their "
+            f"results are in {search.out_dir}."
+        ) from None
+    return search
+
+
+def check_trials(trials: Sequence[Trial], num_train: int) -> None:
+    """Reject, before any training, a trial whose batch does not fit the training split."""
+    for trial in trials:
+        try:
+            plan(trial.config, num_train)
+        except ConfigError as err:
+            raise ConfigError(f"Trial {trial.number}: {err}") from None
+
+
+def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Sequence[dict]) -> None:
+    """``rows`` (dicts with at least ``columns``) as CSV with a header, atomically.
+
+    None is an empty cell, booleans are true/false, floats are written in full precision
+    (inf and nan as such).
+    """
+    try:
+        with atomic_write(path, "w") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow([_csv_cell(row[c]) for c in columns])
+    except OSError as err:
+        raise SvmtrainError(f"Cannot write {path}: {err.strerror or err}.") from None
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value
+
+
+def write_json(path: str | os.PathLike, document: Any) -> None:
+    """``document`` as indented JSON, atomically; non-finite floats become null."""
+    try:
+        with atomic_write(path, "w") as f:
+            f.write(to_json(document) + "\n")
+    except OSError as err:
+        raise SvmtrainError(f"Cannot write {path}: {err.strerror or err}.") from None
+
+
+def to_json(document: Any) -> str:
+    """Indented JSON text of ``document``, with inf and NaN as null (JSON has neither)."""
+    return json.dumps(_finite_or_null(document), indent=2, allow_nan=False)
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(v) for v in value]
+    return value
