@@ -16,6 +16,20 @@ def progress_enabled(quiet: bool) -> bool:
 quiet_option = click.option(
     "--quiet", "-q", is_flag=True, help="No progress bars; print only the results."
 )
+config_option = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="YAML config (see configs/). Without it, the built-in defaults.",
+)
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one config value, e.g. --set optim.learning_rate=1e-6. Repeatable.",
+)
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False),

@@ -6,27 +6,22 @@ import json
 
 import click
 
-from svmtrain.cli._common import data_dir_option, format_table, progress_enabled, quiet_option
+from svmtrain.cli._common import (
+    config_option,
+    data_dir_option,
+    format_table,
+    progress_enabled,
+    quiet_option,
+    set_option,
+)
 from svmtrain.config import load_config
 from svmtrain.evaluate import SPLITS, evaluate
 from svmtrain.train import fit as fit_run
 
 
 @click.command()
-@click.option(
-    "--config",
-    "-c",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="YAML config (see configs/). Without it, the built-in defaults.",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override one config value, e.g. --set optim.learning_rate=1e-6. Repeatable.",
-)
+@config_option
+@set_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
