@@ -64,3 +64,9 @@ main.add_command(evaluate_cmd)
 from svmtrain.cli.gradcheck import gradcheck  # noqa: E402
 
 main.add_command(gradcheck)
+
+
+from svmtrain.cli.sweep import search, sweep_step  # noqa: E402
+
+main.add_command(sweep_step)
+main.add_command(search)
