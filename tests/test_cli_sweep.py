@@ -143,6 +143,21 @@ def test_sweep_step_json_on_the_first_examples(data):
     assert best == [document["best_step"]]
 
 
+@pytest.mark.parametrize(
+    ("steps", "verdict", "mark"),
+    [
+        ("1e2,1e3", "No step lowered the loss: the steps are too large", "best, worse"),
+        ("1e36,1e37", "Every step made the loss overflow; try smaller steps", "worse"),
+    ],
+)
+def test_sweep_step_verdict_when_no_step_helps(data, steps, verdict, mark):
+    result = run("sweep-step", *data, "--steps", steps, "-q")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[-1].startswith(verdict)
+    assert [line.split("  ")[-1].strip() for line in lines[6:8]] == [mark, "worse"]
+
+
 def test_sweep_step_rejects_more_examples_than_the_training_split(data):
     result = run("sweep-step", *data, "--num-examples", 151, "-q")
     assert_clean_failure(
