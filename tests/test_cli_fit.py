@@ -173,3 +173,33 @@ def test_quick_config_on_the_real_mirror_beats_chance(cifar_data_dir, tmp_path):
     summary = json.loads((out / runs.SUMMARY).read_text())
     assert summary["num_test"] == 10000
     assert summary["test_acc"] > 0.25  # chance is 0.10
+
+
+def test_fit_and_evaluate_plot(data_args, tmp_path):
+    out = tmp_path / "run"
+    result = _fit(data_args, out, "--plot")
+    assert result.exit_code == 0, result.output
+    for name in ("weights.png", "curves.png", "confusion.png"):
+        assert f"wrote {out / name}" in result.output
+        assert (out / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    png = tmp_path / "val-confusion.png"
+    result = _run("evaluate", "-w", out / runs.WEIGHTS, "--split", "val", "--plot", png, "-q")
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_fit_plot_without_matplotlib_fails_before_training(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    result = _run("fit", "-c", "configs/quick.yaml", "--out", tmp_path / "never", "--plot")
+    assert result.exit_code == 1
+    assert "pip install 'svmtrain[plot]'" in result.output
+    assert not (tmp_path / "never").exists()

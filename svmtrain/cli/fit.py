@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+import numpy as np
 
 from svmtrain.cli._common import (
     config_option,
@@ -16,6 +17,7 @@ from svmtrain.cli._common import (
 )
 from svmtrain.config import load_config
 from svmtrain.evaluate import SPLITS, evaluate
+from svmtrain.plots import plot_confusion, plot_run, require_matplotlib
 from svmtrain.train import fit as fit_run
 
 
@@ -35,7 +37,9 @@ from svmtrain.train import fit as fit_run
 @data_dir_option
 @quiet_option
 @click.option(
-    "--plot", is_flag=True, help="Also draw weights.png and curves.png (needs svmtrain[plot])."
+    "--plot",
+    is_flag=True,
+    help="Also draw weights.png, curves.png and confusion.png in the run (needs svmtrain[plot]).",
 )
 def fit(config_path, overrides, out, resume, data_dir, quiet, plot):
     """Train a linear classifier on CIFAR-10 with mini-batch SGD.
@@ -54,6 +58,8 @@ def fit(config_path, overrides, out, resume, data_dir, quiet, plot):
         raise click.UsageError(
             "--resume takes the run's own config.yaml; drop --config/--set/--out."
         )
+    if plot:
+        require_matplotlib()  # say so now, not after the training
     cfg = None
     if not resume:
         extra = [f"data.dir={data_dir}"] if data_dir else []
@@ -67,8 +73,6 @@ def fit(config_path, overrides, out, resume, data_dir, quiet, plot):
         f"-> {result.run_dir}"
     )
     if plot:
-        from svmtrain.plots import plot_run
-
         for path in plot_run(result.run_dir):
             click.echo(f"wrote {path}")
 
@@ -85,13 +89,25 @@ def fit(config_path, overrides, out, resume, data_dir, quiet, plot):
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    help="Also draw the confusion matrix as a PNG to this file (needs svmtrain[plot]).",
+)
 @quiet_option
-def evaluate_cmd(weights_path, split, data_dir, as_json, quiet):
+def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, quiet):
     """Accuracy, per-class accuracy and confusion matrix of saved weights.
 
-    The data are preprocessed with the mean image and scale stored in the weights file.
+    The data are preprocessed with the mean image and scale stored in the weights file;
+    --split test (the default) scores the whole test batch.
     """
+    if plot_path:
+        require_matplotlib()
     result = evaluate(weights_path, split, data_dir=data_dir, progress=progress_enabled(quiet))
+    if plot_path:
+        path = plot_confusion(np.array(result["confusion"]), result["class_names"], plot_path)
+        click.echo(f"wrote {path}", err=as_json)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
