@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from svmtrain import __version__
-from svmtrain.errors import ConfigError, SvmtrainError
+from svmtrain.errors import ConfigError
 from svmtrain.fileio import atomic_write
 
 
@@ -342,11 +342,8 @@ def save_config(cfg: Config, path: str | os.PathLike) -> None:
         f"# Resolved svmtrain {__version__} config: every key, with defaults filled in.\n"
         "# Pass it to --config to run again with exactly these settings.\n"
     )
-    try:
-        with atomic_write(path, "w") as f:
-            f.write(header + text)
-    except OSError as err:
-        raise SvmtrainError(f"Cannot write the config to {path}: {err.strerror or err}.") from None
+    with atomic_write(path, "w") as f:
+        f.write(header + text)
 
 
 def validate(cfg: Config) -> Config:

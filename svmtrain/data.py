@@ -48,7 +48,7 @@ from svmtrain.errors import (
     DownloadError,
     Interrupted,
 )
-from svmtrain.fileio import atomic_write
+from svmtrain.fileio import atomic_write, fsync_path
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 OFFICIAL_SHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
@@ -350,15 +350,6 @@ def _satisfies(stamp: _Stamp, source: Source) -> bool:
     return stamp.url == source.url
 
 
-def _fsync(path: Path) -> None:
-    """Flush a file's or a directory's entries to disk (a rename is durable once its dir is)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _hash_file(path: Path) -> dict[str, str]:
     hashers = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
     with open(path, "rb") as f:
@@ -403,7 +394,7 @@ def _ensure_archive(
         raise Interrupted(f"Download interrupted. {kept}") from None
     _verify(source, digests, part)
     os.replace(part, root / ARCHIVE_NAME)
-    _fsync(root)
+    fsync_path(root)
     return _write_stamp(root, digests, source.url)
 
 
@@ -640,7 +631,7 @@ def _build_parsed(root: Path, stamp: _Stamp) -> None:
         meta = {"class_names": list(class_names), "sha256": stamp.sha256}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         for path in tmp.iterdir():
-            _fsync(path)
+            fsync_path(path)
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -648,7 +639,7 @@ def _build_parsed(root: Path, stamp: _Stamp) -> None:
     for stale in parsed.iterdir():
         if stale != target:
             shutil.rmtree(stale, ignore_errors=True)
-    _fsync(parsed)
+    fsync_path(parsed)
 
 
 def _save_split(directory: Path, split: str, batches: list[np.ndarray]) -> None:

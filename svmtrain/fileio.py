@@ -2,7 +2,8 @@
 
 Everything svmtrain writes (weights, checkpoints, metrics, configs, pictures) goes through
 :func:`atomic_write`: the bytes go to a hidden temporary file in the same directory, are
-flushed to disk, and only then renamed over the target, which POSIX makes atomic.
+flushed to disk, and only then renamed over the target, which POSIX makes atomic; the
+directory is flushed too, so the rename itself survives a crash.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from svmtrain.errors import SvmtrainError
+
 
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing; on success rename it to ``path``.
 
     On any exception (Ctrl-C included) the temporary file is removed and ``path`` is left
-    exactly as it was.
+    exactly as it was. A failure of the file system (disk full, read-only, no such directory)
+    becomes one :class:`SvmtrainError` that names the file.
     """
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -29,6 +33,22 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
+        fsync_path(target.parent)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise SvmtrainError(
+            f"Cannot write {target}: {err.strerror or err}. Free some space or choose a "
+            "writable location."
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's or a directory's entries to disk (a rename is durable once its dir is)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

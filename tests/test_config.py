@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -660,7 +661,7 @@ def test_save_failure_leaves_old_file_and_no_temporary(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", broken_fsync)
     with pytest.raises(SvmtrainError) as err:
         save_config(Config(), path)
-    assert str(err.value) == f"Cannot write the config to {path}: Input/output error."
+    assert str(err.value).startswith(f"Cannot write {path}: Input/output error.")
     assert path.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
 
@@ -674,7 +675,7 @@ def test_save_refuses_an_invalid_config_before_writing(tmp_path):
 
 def test_save_into_missing_directory(tmp_path):
     path = tmp_path / "missing" / "config.yaml"
-    with pytest.raises(SvmtrainError, match=f"^Cannot write the config to {path}: "):
+    with pytest.raises(SvmtrainError, match=f"^Cannot write {re.escape(str(path))}: "):
         save_config(Config(), path)
 
 
