@@ -11,7 +11,7 @@ from svmtrain.config import config_from_yaml
 from svmtrain.data import load_cifar10
 from svmtrain.errors import WeightsError
 from svmtrain.losses import predict
-from svmtrain.metrics import accuracy, confusion_matrix, per_class_accuracy
+from svmtrain.metrics import accuracy, confusion_matrix, per_class_report
 from svmtrain.preprocess import split_indices, transform
 
 SPLITS = ("test", "val")
@@ -26,8 +26,9 @@ def evaluate(
 ) -> dict:
     """Accuracy, per-class accuracy and confusion matrix of a weights.npz on ``split``.
 
-    The data source, validation split and dtype come from the config stored in the weights;
-    the mean image and scale are the stored ones, never recomputed.
+    The data source, the splits (validation images, ``data.num_test`` test images) and the
+    dtype come from the config stored in the weights; the mean image and scale are the stored
+    ones, never recomputed.
     """
     weights = runs.load_weights(weights_path)
     cfg = config_from_yaml(weights.config_yaml, f"the config stored in {weights_path}")
@@ -43,8 +44,8 @@ def evaluate(
     if split == "val":
         _, rows = split_indices(len(dataset.y_train), d.val_size, d.num_train)
         x, y = dataset.x_train[rows], dataset.y_train[rows]
-    else:
-        x, y = dataset.x_test, dataset.y_test
+    else:  # the test images the run itself was scored on
+        x, y = dataset.x_test[: d.num_test], dataset.y_test[: d.num_test]
     X = transform(x, weights.mean, weights.scale, weights.W.dtype)
     pred = predict(weights.W, X)
     y = np.asarray(y, dtype=np.intp)
@@ -54,9 +55,7 @@ def evaluate(
         "split": split,
         "num_examples": len(y),
         "accuracy": accuracy(y, pred),
-        "per_class_acc": dict(
-            zip(weights.class_names, per_class_accuracy(confusion).tolist(), strict=True)
-        ),
+        "per_class_acc": per_class_report(confusion, weights.class_names),
         "confusion": confusion.tolist(),
         "class_names": list(weights.class_names),
     }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -21,3 +24,10 @@ def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
     totals = confusion.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.diag(confusion) / totals
+
+
+def per_class_report(confusion: np.ndarray, class_names: Sequence[str]) -> dict[str, float | None]:
+    """{class name: accuracy} from a (C, C) confusion matrix; None for a class never seen
+    (JSON has no NaN)."""
+    per_class = per_class_accuracy(confusion).tolist()
+    return {n: None if math.isnan(a) else a for n, a in zip(class_names, per_class, strict=True)}

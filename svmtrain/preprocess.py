@@ -32,6 +32,7 @@ class Splits:
     mean: np.ndarray  # (3072,) float32, subtracted from every image (zeros when disabled)
     scale: np.ndarray  # (3072,) float32, divides every centred image (ones when disabled)
     class_names: tuple[str, ...]
+    data_sha256: str = ""  # the archive the splits come from (empty for data made in memory)
 
 
 def _pixel_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,4 +147,5 @@ def prepare(dataset, cfg: Config) -> Splits:
         mean=mean,
         scale=scale,
         class_names=tuple(dataset.class_names),
+        data_sha256=dataset.sha256,
     )

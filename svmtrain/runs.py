@@ -32,21 +32,31 @@ SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.npz"
 
 
-def new_run_dir(cfg: Config, out: str | Path | None = None) -> Path:
-    """Create the run directory: ``out``, or ``<output.dir>/<timestamp>-<output.name>``.
+def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
+    """The run directory to use: ``out``, or ``<output.dir>/<timestamp>-<output.name>``.
 
-    An existing directory that already holds a run is refused, so a finished run is never
-    overwritten by accident.
+    A directory that already holds a run is refused, so no run is ever overwritten by accident.
     """
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = Path(cfg.output.dir) / f"{stamp}-{cfg.output.name}"
     run_dir = Path(out)
-    if (run_dir / CHECKPOINT).exists() or (run_dir / WEIGHTS).exists():
+    if (run_dir / SUMMARY).exists():
+        raise SvmtrainError(f"{run_dir} already holds a finished run; choose another --out.")
+    if (run_dir / CHECKPOINT).exists():
         raise SvmtrainError(
-            f"{run_dir} already holds a run. Continue it with 'svmtrain fit --resume {run_dir}' "
-            "or choose another --out."
+            f"{run_dir} already holds an unfinished run. Continue it with "
+            f"'svmtrain fit --resume {run_dir}' or choose another --out."
         )
+    if (run_dir / WEIGHTS).exists():
+        raise SvmtrainError(
+            f"{run_dir} holds the weights of a run that diverged; choose another --out "
+            "(or delete that directory)."
+        )
+    return run_dir
+
+
+def create_run_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -54,7 +64,6 @@ def new_run_dir(cfg: Config, out: str | Path | None = None) -> Path:
             f"Cannot create the run directory {run_dir}: {err.strerror}. "
             "Choose another with --out or output.dir."
         ) from None
-    return run_dir
 
 
 def write_config(run_dir: Path, cfg: Config) -> None:
@@ -70,8 +79,9 @@ def write_metrics(run_dir: Path, metrics: list[dict], loss_history: np.ndarray) 
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
+    """summary.json: strict JSON (a value that is not a number must be None, written null)."""
     with atomic_write(run_dir / SUMMARY, "w") as f:
-        json.dump(summary, f, indent=2)
+        json.dump(summary, f, indent=2, allow_nan=False)
         f.write("\n")
 
 
@@ -98,33 +108,53 @@ def save_weights(path: Path, weights: Weights) -> None:
         )
 
 
+def _read_npz(path: Path, what: str, error: type[SvmtrainError], hint: str) -> dict:
+    """Every array of the .npz at ``path``; any fault is one ``error`` naming the file.
+
+    Never unpickles: an npz holding Python objects is refused, not loaded.
+    """
+    if not path.is_file():
+        raise error(f"No {what} at {path}. {hint}")
+    if not zipfile.is_zipfile(path):
+        raise error(f"{path} is not a {what} (not an .npz archive). {hint}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise error(f"{path} is not a readable {what} ({err}). {hint}") from None
+
+
 def load_weights(path: str | Path) -> Weights:
     """Read and check a weights.npz; every problem is one WeightsError that names the file."""
     path = Path(path)
     hint = "Pass the weights.npz that 'svmtrain fit' wrote in its run directory."
-    if not path.is_file():
-        raise WeightsError(f"No weights file at {path}. {hint}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise WeightsError(f"{path} is not a readable .npz weights file ({err}). {hint}") from None
+    arrays = _read_npz(path, "weights file", WeightsError, hint)
     missing = [k for k in ("W", "mean", "scale", "class_names", "config") if k not in arrays]
     if missing:
         raise WeightsError(f"{path} lacks {', '.join(missing)}. {hint}")
     W, names = arrays["W"], arrays["class_names"]
-    if W.ndim != 2 or W.shape[1] != PIXELS + 1 or W.shape[0] != len(names) or len(names) < 2:
+    if names.ndim != 1 or names.dtype.kind != "U" or len(names) < 2:
+        raise WeightsError(f"{path}: class_names must list two or more class names. {hint}")
+    if W.ndim != 2 or W.shape[1] != PIXELS + 1:
         raise WeightsError(
-            f"{path}: W has shape {W.shape}, expected ({len(names)}, {PIXELS + 1}) "
-            f"(one row per class, {PIXELS} pixels plus the bias). {hint}"
+            f"{path}: W has shape {W.shape}, expected (classes, {PIXELS + 1}): one row per "
+            f"class, {PIXELS} pixels plus the bias. {hint}"
         )
-    if not np.issubdtype(W.dtype, np.floating) or not np.all(np.isfinite(W)):
-        raise WeightsError(f"{path}: W must hold finite floating-point numbers. {hint}")
+    if W.shape[0] != len(names):
+        raise WeightsError(
+            f"{path}: W has {W.shape[0]} rows but class_names lists {len(names)} classes. {hint}"
+        )
+    if W.dtype not in (np.float32, np.float64) or not np.all(np.isfinite(W)):
+        raise WeightsError(f"{path}: W must hold finite float32 or float64 numbers. {hint}")
     for key in ("mean", "scale"):
-        if arrays[key].shape != (PIXELS,):
+        a = arrays[key]
+        if a.shape != (PIXELS,) or a.dtype.kind != "f" or not np.all(np.isfinite(a)):
             raise WeightsError(
-                f"{path}: {key} has shape {arrays[key].shape}, expected ({PIXELS},). {hint}"
+                f"{path}: {key} must be {PIXELS} finite floats; got {a.dtype} of shape "
+                f"{a.shape}. {hint}"
             )
+    if not np.all(arrays["scale"] > 0):
+        raise WeightsError(f"{path}: scale must be positive (it divides every pixel). {hint}")
     return Weights(
         W=W,
         mean=arrays["mean"],
@@ -141,15 +171,13 @@ def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> No
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    if not path.is_file():
-        raise SvmtrainError(
-            f"No checkpoint at {path}: the run has none to resume (it finished before its "
-            "first epoch ended, or this is not a run directory)."
-        )
+    """The arrays and the decoded metadata of a checkpoint.npz (see :func:`save_checkpoint`)."""
+    hint = f"Start the run again with 'svmtrain fit --config {path.parent / CONFIG} --out NEW_DIR'."
+    arrays = _read_npz(path, "checkpoint", SvmtrainError, hint)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
         meta = json.loads(str(arrays.pop("meta")))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
-        raise SvmtrainError(f"{path} is not a readable checkpoint ({err}).") from None
+    except (KeyError, ValueError):
+        raise SvmtrainError(f"{path} is not a readable checkpoint (no metadata). {hint}") from None
+    if not isinstance(meta, dict):
+        raise SvmtrainError(f"{path} is not a readable checkpoint (bad metadata). {hint}")
     return arrays, meta

@@ -12,6 +12,8 @@ checkpoint, so a resumed run draws exactly the batches the uninterrupted run wou
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -26,9 +28,9 @@ from svmtrain import __version__, runs
 from svmtrain._blas import limited_threads
 from svmtrain.config import Config, config_to_yaml, load_config
 from svmtrain.data import load_cifar10
-from svmtrain.errors import ConfigError, DivergenceError, Interrupted
+from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
 from svmtrain.losses import LOSSES, predict, reg_loss
-from svmtrain.metrics import accuracy, confusion_matrix, per_class_accuracy
+from svmtrain.metrics import accuracy, confusion_matrix, per_class_report
 from svmtrain.optim import SCHEDULES, sgd_step
 from svmtrain.preprocess import Splits, prepare
 
@@ -150,33 +152,36 @@ def train(
             try:
                 losses, regs, initial_loss = stepper.run(state, batches, lr)
                 val_acc = accuracy(splits.y_val, predict(state.W, splits.X_val))
-                train_acc = accuracy(y_sample, predict(state.W, X_sample))
+                epoch, step = state.epoch + 1, state.step + steps
+                seconds = state.seconds + time.perf_counter() - started
+                record = {
+                    "epoch": epoch,
+                    "step": step,
+                    "loss": float(losses.mean()),
+                    "data_loss": float((losses - regs).mean()),
+                    "reg_loss": float(regs.mean()),
+                    "train_acc": accuracy(y_sample, predict(state.W, X_sample)),
+                    "val_acc": val_acc,
+                    "lr": lr,
+                    "seconds": round(seconds, 3),
+                }
+                updates = {
+                    "initial_loss": initial_loss,
+                    "sampler": rng.bit_generator.state,
+                    "epoch": epoch,
+                    "step": step,
+                    "seconds": seconds,
+                    "loss_history": state.loss_history + losses.tolist(),
+                    "metrics": [*state.metrics, record],
+                    **_best(state, val_acc, epoch, t.early_stopping, t.patience),
+                }
             except BaseException:
                 # Roll back to the epoch boundary: what is saved then resumes bit-identically.
                 np.copyto(state.W, good_W)
                 np.copyto(state.velocity, good_velocity)
                 raise
-            # Commit the epoch: only plain assignments from here on.
-            state.initial_loss = initial_loss
-            state.sampler = rng.bit_generator.state
-            state.epoch += 1
-            state.step += steps
-            state.loss_history.extend(losses.tolist())
-            _track_best(state, val_acc, t.early_stopping, t.patience)
-            state.seconds += time.perf_counter() - started
-            state.metrics.append(
-                {
-                    "epoch": state.epoch,
-                    "step": state.step,
-                    "loss": float(losses.mean()),
-                    "data_loss": float((losses - regs).mean()),
-                    "reg_loss": float(regs.mean()),
-                    "train_acc": train_acc,
-                    "val_acc": val_acc,
-                    "lr": lr,
-                    "seconds": round(state.seconds, 3),
-                }
-            )
+            # Commit the epoch in one call: Ctrl-C lands before or after it, never inside.
+            vars(state).update(updates)
             bar.set_postfix(loss=f"{losses.mean():.3f}", lr=f"{lr:.2g}", val_acc=f"{val_acc:.3f}")
             if on_epoch is not None:
                 on_epoch(state)
@@ -268,15 +273,20 @@ class _Stepper:
         )
 
 
-def _track_best(state: TrainState, val_acc: float, early_stopping: bool, patience: int) -> None:
-    """Keep the best-so-far weights by validation accuracy; stop after ``patience`` bad epochs."""
+def _best(state: TrainState, val_acc: float, epoch: int, early_stopping: bool, patience: int):
+    """The best-so-far fields after an epoch with ``val_acc``, as a dict of TrainState updates.
+
+    The best weights are copied only when early stopping will return them.
+    """
     if val_acc > state.best_val_acc:
-        state.best_val_acc, state.best_epoch = val_acc, state.epoch
-        state.best_W = state.W.copy()
-        state.epochs_since_best = 0
-    else:
-        state.epochs_since_best += 1
-        state.stopped_early = early_stopping and state.epochs_since_best >= patience
+        return {
+            "best_val_acc": val_acc,
+            "best_epoch": epoch,
+            "best_W": state.W.copy() if early_stopping else None,
+            "epochs_since_best": 0,
+        }
+    since = state.epochs_since_best + 1
+    return {"epochs_since_best": since, "stopped_early": early_stopping and since >= patience}
 
 
 def final_weights(cfg: Config, state: TrainState) -> np.ndarray:
@@ -302,7 +312,16 @@ _SCALARS = (
 )
 
 
-def save_checkpoint(run_dir: Path, state: TrainState) -> None:
+def _identity(cfg: Config, splits: Splits) -> dict:
+    """What a resumed run must share with the run it continues: the config (less where the
+    data are fetched from) and the archive's digest."""
+    where = dataclasses.replace(cfg.data, dir=None, url=None, sha256=None, md5=None)
+    text = config_to_yaml(dataclasses.replace(cfg, data=where))
+    return {"config": hashlib.sha256(text.encode()).hexdigest(), "data": splits.data_sha256}
+
+
+def save_checkpoint(run_dir: Path, state: TrainState, identity: dict) -> None:
+    """checkpoint.npz: the arrays of ``state`` plus its scalars and ``identity`` as JSON."""
     arrays = {
         "W": state.W,
         "velocity": state.velocity,
@@ -311,17 +330,56 @@ def save_checkpoint(run_dir: Path, state: TrainState) -> None:
     if state.best_W is not None:
         arrays["best_W"] = state.best_W
     meta = {name: getattr(state, name) for name in _SCALARS}
-    runs.save_checkpoint(run_dir / runs.CHECKPOINT, arrays, meta)
+    runs.save_checkpoint(run_dir / runs.CHECKPOINT, arrays, {**meta, "identity": identity})
 
 
-def load_checkpoint(run_dir: Path) -> TrainState:
-    arrays, meta = runs.load_checkpoint(run_dir / runs.CHECKPOINT)
+def load_checkpoint(run_dir: Path, cfg: Config, splits: Splits) -> TrainState:
+    """The TrainState saved in run_dir, checked against the config and data it must continue.
+
+    W, velocity (and best_W) must be (classes, features) of the config's dtype.
+    """
+    path = run_dir / runs.CHECKPOINT
+    arrays, meta = runs.load_checkpoint(path)
+    again = (
+        f"Start the run again with 'svmtrain fit --config {run_dir / runs.CONFIG} --out NEW_DIR'."
+    )
+    identity = _identity(cfg, splits)
+    saved = meta.pop("identity", {})
+    if saved.get("config") != identity["config"]:
+        raise SvmtrainError(
+            f"{run_dir / runs.CONFIG} was changed after the run started, so the checkpoint "
+            f"cannot continue it. {again}"
+        )
+    if saved.get("data") != identity["data"]:
+        raise SvmtrainError(
+            f"The run in {run_dir} was trained on the archive with sha256 {saved.get('data')}, "
+            f"but the data now come from {identity['data']}. Point SVMTRAIN_DATA_URL and "
+            "SVMTRAIN_DATA_SHA256 (or --data-dir) back at that archive to resume."
+        )
+    shape, dtype = (
+        (len(splits.class_names), splits.X_train.shape[1]),
+        np.dtype(cfg.preprocess.dtype),
+    )
+    missing = [k for k in ("W", "velocity", "loss_history") if k not in arrays]
+    missing += [k for k in _SCALARS if k not in meta]
+    wrong = [
+        k
+        for k in ("W", "velocity", "best_W")
+        if k in arrays and (arrays[k].shape != shape or arrays[k].dtype != dtype)
+    ]
+    if missing or wrong:
+        fault = (
+            f"lacks {', '.join(missing)}"
+            if missing
+            else f"{', '.join(wrong)} is not {shape} {dtype}"
+        )
+        raise SvmtrainError(f"{path} is damaged: it {fault}. {again}")
     return TrainState(
         W=arrays["W"],
         velocity=arrays["velocity"],
         best_W=arrays.get("best_W"),
         loss_history=arrays["loss_history"].tolist(),
-        **meta,
+        **{k: meta[k] for k in _SCALARS},
     )
 
 
@@ -346,52 +404,66 @@ def fit(
     *,
     out: str | Path | None = None,
     resume: str | Path | None = None,
+    data_dir: str | Path | None = None,
     progress: bool = True,
     splits: Splits | None = None,
 ) -> FitResult:
     """Train as ``cfg`` says and write the run directory; or continue the run in ``resume``.
 
-    Ctrl-C saves a checkpoint and raises :class:`Interrupted` saying how to resume; divergence
-    saves the last good weights and raises :class:`DivergenceError`.
+    ``data_dir`` overrides ``data.dir`` (where the cache is, not what it holds). Nothing is
+    written until the data are loaded and the config is known to fit them. Ctrl-C saves a
+    checkpoint and raises :class:`Interrupted` saying how to resume; divergence saves the last
+    good weights and raises :class:`DivergenceError`.
     """
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / runs.CONFIG).is_file():
             raise ConfigError(f"{run_dir} is not a run directory: it has no {runs.CONFIG}.")
         cfg = load_config(run_dir / runs.CONFIG)
-        state = load_checkpoint(run_dir)
     else:
         cfg = cfg if cfg is not None else load_config()
-        run_dir = runs.new_run_dir(cfg, out)
-        runs.write_config(run_dir, cfg)
-        state = None
+        run_dir = runs.run_dir_for(cfg, out)
+    if data_dir is not None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dir=str(data_dir)))
     if splits is None:
         splits = load_splits(cfg, progress=progress)
-    plan(cfg, len(splits.y_train))  # reject an impossible batch size before any work
-    if state is None:
+    plan(cfg, len(splits.y_train))  # reject an impossible batch size before writing anything
+    identity = _identity(cfg, splits)
+    if resume is not None:
+        state = load_checkpoint(run_dir, cfg, splits)
+    else:
+        runs.create_run_dir(run_dir)
+        runs.write_config(run_dir, cfg)
         state = init_state(cfg, len(splits.class_names), splits.X_train.shape[1])
 
     def checkpoint(s: TrainState) -> None:
-        save_checkpoint(run_dir, s)
+        save_checkpoint(run_dir, s, identity)
         runs.write_metrics(run_dir, s.metrics, np.asarray(s.loss_history))
 
+    resume_hint = f"continue with: svmtrain fit --resume {run_dir}"
     try:
         train(cfg, splits, state, progress=progress, on_epoch=checkpoint)
     except KeyboardInterrupt:
         checkpoint(state)
         raise Interrupted(
             f"Interrupted after epoch {state.epoch}. The checkpoint is saved in {run_dir}; "
-            f"continue with: svmtrain fit --resume {run_dir}"
+            f"{resume_hint}"
         ) from None
     except DivergenceError as err:
         _save_weights(run_dir, cfg, splits, state.W)
         raise DivergenceError(
             f"{err} The last good weights (epoch {state.epoch}) are in {run_dir / runs.WEIGHTS}."
         ) from None
-    W = final_weights(cfg, state)
-    _save_weights(run_dir, cfg, splits, W)
-    summary = _summary(cfg, splits, state, W)
-    runs.write_summary(run_dir, summary)
+    try:
+        W = final_weights(cfg, state)
+        _save_weights(run_dir, cfg, splits, W)
+        summary = _summary(splits, state, W)
+        runs.write_summary(run_dir, summary)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Interrupted while saving the results; the checkpoint in {run_dir} is complete: "
+            f"{resume_hint}"
+        ) from None
     return FitResult(run_dir=run_dir, summary=summary)
 
 
@@ -408,14 +480,14 @@ def _save_weights(run_dir: Path, cfg: Config, splits: Splits, W: np.ndarray) -> 
     )
 
 
-def _summary(cfg: Config, splits: Splits, state: TrainState, W: np.ndarray) -> dict:
+def _summary(splits: Splits, state: TrainState, W: np.ndarray) -> dict:
+    """summary.json's contents: final accuracies, test confusion matrix, run length, time."""
     test_pred = predict(W, splits.X_test)
     confusion = confusion_matrix(splits.y_test, test_pred, len(splits.class_names))
-    per_class = per_class_accuracy(confusion)
     return {
         "val_acc": accuracy(splits.y_val, predict(W, splits.X_val)),
         "test_acc": accuracy(splits.y_test, test_pred),
-        "per_class_acc": dict(zip(splits.class_names, per_class.tolist(), strict=True)),
+        "per_class_acc": per_class_report(confusion, splits.class_names),
         "confusion": confusion.tolist(),
         "class_names": list(splits.class_names),
         "epochs": state.epoch,
@@ -426,6 +498,7 @@ def _summary(cfg: Config, splits: Splits, state: TrainState, W: np.ndarray) -> d
         "num_train": len(splits.y_train),
         "num_val": len(splits.y_val),
         "num_test": len(splits.y_test),
+        "data_sha256": splits.data_sha256,
         "wall_seconds": round(state.seconds, 3),
         "svmtrain_version": __version__,
     }

@@ -134,13 +134,33 @@ GOOD = {
 }
 
 
+def _npy(path: Path):
+    with open(path, "wb") as f:  # np.save to a file object keeps the .npz name
+        np.save(f, np.zeros((10, 3073)))
+    return path
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda p: _npz(p, **{**GOOD, "W": np.zeros((10, 3072))}), "W has shape (10, 3072)"),
+        (
+            lambda p: _npz(p, **{**GOOD, "class_names": np.array(list("abc"))}),
+            "W has 10 rows but class_names lists 3 classes",
+        ),
         (lambda p: _npz(p, **{k: v for k, v in GOOD.items() if k != "mean"}), "lacks mean"),
-        (lambda p: _npz(p, **{**GOOD, "scale": np.ones(5)}), "scale has shape (5,)"),
-        (lambda p: p.write_text("not a zip") and p, "is not a readable .npz weights file"),
+        (lambda p: _npz(p, **{**GOOD, "scale": np.ones(5)}), "scale must be 3072 finite floats"),
+        (lambda p: _npz(p, **{**GOOD, "scale": np.zeros(3072)}), "scale must be positive"),
+        (
+            lambda p: _npz(p, **{**GOOD, "mean": np.full(3072, np.nan)}),
+            "mean must be 3072 finite floats",
+        ),
+        (
+            lambda p: _npz(p, **{**GOOD, "W": np.zeros((10, 3073), np.float16)}),
+            "W must hold finite float32 or float64 numbers",
+        ),
+        (_npy, "is not a weights file (not an .npz archive)"),
+        (lambda p: p.write_text("not a zip") and p, "is not a weights file (not an .npz archive)"),
         (lambda p: p, "No weights file at"),
     ],
 )

@@ -246,7 +246,7 @@ def _corrupt(run: Path, name: str, content: str | None) -> None:
     [
         ("weights.npz", None, "weights.npz not found"),
         ("metrics.jsonl", None, "metrics.jsonl not found"),
-        ("weights.npz", "not a zip", "weights.npz is not a readable .npz"),
+        ("weights.npz", "not a zip", "weights.npz is not a weights file (not an .npz archive)"),
         ("metrics.jsonl", '{"epoch": 1}\n{oops\n', "metrics.jsonl line 1 lacks numbers for step"),
         ("metrics.jsonl", "{oops\n", "metrics.jsonl line 1 is not JSON"),
         ("metrics.jsonl", "\n", "metrics.jsonl has no epochs"),

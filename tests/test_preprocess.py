@@ -84,6 +84,7 @@ def _dataset(rng):
         x_test=_pixels(rng, 30, 150, 256),
         y_test=rng.integers(0, 10, 30).astype(np.uint8),
         class_names=tuple("abcdefghij"),
+        sha256="0" * 64,
     )
 
 
@@ -96,6 +97,7 @@ def test_prepare_uses_training_split_statistics_only():
     assert s.X_test.shape == (25, PIXELS + 1)
     np.testing.assert_array_equal(s.y_val, data.y_train[100:])
     assert s.y_train.dtype == np.intp
+    assert s.data_sha256 == "0" * 64
     np.testing.assert_allclose(s.X_test[:, :PIXELS], data.x_test[:25] - s.mean, rtol=1e-6)
 
 

@@ -38,6 +38,7 @@ def splits():
         x_test=x_test,
         y_test=y_test,
         class_names=tuple("abcdefghij"),
+        sha256="0" * 64,
     )
     return prepare(dataset, load_config(overrides=["data.val_size=200"]))
 

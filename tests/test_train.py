@@ -157,7 +157,7 @@ def test_divergence_in_a_later_epoch_keeps_that_epochs_weights(splits, tmp_path,
     monkeypatch.setitem(train.LOSSES, "svm", explodes_in_epoch_two)
     with pytest.raises(DivergenceError, match=r"epoch 2, step 15"):
         _fit(splits, tmp_path, "late")
-    checkpoint = train.load_checkpoint(tmp_path / "late")
+    checkpoint = train.load_checkpoint(tmp_path / "late", _cfg(), splits)
     assert checkpoint.epoch == 1
     np.testing.assert_array_equal(_weights(tmp_path / "late"), checkpoint.W)
 
@@ -183,7 +183,7 @@ def test_early_stopping_keeps_the_best_weights(splits, tmp_path):
 
 def test_a_finished_run_directory_is_not_overwritten(splits, tmp_path):
     _fit(splits, tmp_path, "once", "train.epochs=1")
-    with pytest.raises(SvmtrainError, match=r"already holds a run.*--resume"):
+    with pytest.raises(SvmtrainError, match=r"already holds a finished run; choose another --out"):
         _fit(splits, tmp_path, "once", "train.epochs=1")
 
 
@@ -200,3 +200,85 @@ def test_float64_training(splits, tmp_path):
     )
     assert _weights(result.run_dir).dtype == np.float64
     assert result.summary["test_acc"] > 0.5
+
+
+def test_a_diverged_run_directory_says_to_choose_another(splits, tmp_path):
+    with pytest.raises(DivergenceError):
+        _fit(splits, tmp_path, "div", "optim.learning_rate=1e6")
+    with pytest.raises(SvmtrainError, match=r"weights of a run that diverged; choose another"):
+        _fit(splits, tmp_path, "div")
+
+
+def _interrupted(splits, tmp_path, monkeypatch, name="cut"):
+    real_step, calls = train.sgd_step, [0]
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 15:
+            raise KeyboardInterrupt
+        real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "sgd_step", interrupt_in_epoch_two)
+    with pytest.raises(Interrupted):
+        _fit(splits, tmp_path, name)
+    monkeypatch.setattr(train, "sgd_step", real_step)
+    return tmp_path / name
+
+
+def test_resume_refuses_an_edited_config(splits, tmp_path, monkeypatch):
+    run = _interrupted(splits, tmp_path, monkeypatch)
+    text = (run / runs.CONFIG).read_text()
+    (run / runs.CONFIG).write_text(text.replace("batch_size: 100", "batch_size: 50"))
+    with pytest.raises(SvmtrainError, match=r"config.yaml was changed after the run started"):
+        train.fit(resume=run, splits=splits, progress=False)
+
+
+def test_resume_refuses_other_data(splits, tmp_path, monkeypatch):
+    run = _interrupted(splits, tmp_path, monkeypatch)
+    other = dataclasses.replace(splits, data_sha256="f" * 64)
+    with pytest.raises(SvmtrainError, match=r"now come from f{64}"):
+        train.fit(resume=run, splits=other, progress=False)
+
+
+def test_resume_may_move_the_data_cache(splits, tmp_path, monkeypatch):
+    run = _interrupted(splits, tmp_path, monkeypatch)
+    result = train.fit(resume=run, data_dir=tmp_path / "moved", splits=splits, progress=False)
+    assert result.summary["epochs"] == 4
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda a: a.pop("velocity"), "lacks velocity"),
+        (lambda a: a.update(W=a["W"][:, :-1]), r"W is not \(10, 3073\) float32"),
+        (lambda a: a.update(W=a["W"].astype(np.float64)), r"W is not \(10, 3073\) float32"),
+    ],
+)
+def test_resume_refuses_a_damaged_checkpoint(splits, tmp_path, monkeypatch, damage, message):
+    run = _interrupted(splits, tmp_path, monkeypatch)
+    arrays, meta = runs.load_checkpoint(run / runs.CHECKPOINT)
+    damage(arrays)
+    runs.save_checkpoint(run / runs.CHECKPOINT, arrays, meta)
+    with pytest.raises(SvmtrainError, match=r"checkpoint.npz is damaged: it " + message):
+        train.fit(resume=run, splits=splits, progress=False)
+
+
+def test_resume_refuses_a_file_that_is_no_checkpoint(splits, tmp_path, monkeypatch):
+    run = _interrupted(splits, tmp_path, monkeypatch)
+    (run / runs.CHECKPOINT).write_text("garbage")
+    with pytest.raises(SvmtrainError, match=r"is not a checkpoint \(not an .npz archive\)"):
+        train.fit(resume=run, splits=splits, progress=False)
+
+
+def test_nothing_is_written_when_the_config_does_not_fit_the_data(splits, tmp_path):
+    with pytest.raises(ConfigError, match=r"batch_size must be at most the 1200"):
+        _fit(splits, tmp_path, "never", "train.batch_size=5000")
+    assert not (tmp_path / "never").exists()
+
+
+def test_summary_is_strict_json_when_a_class_is_missing(splits, tmp_path):
+    few = dataclasses.replace(splits, X_test=splits.X_test[:3], y_test=np.array([0, 1, 2]))
+    result = train.fit(_cfg(), out=tmp_path / "few", splits=few, progress=False)
+    text = (result.run_dir / runs.SUMMARY).read_text()
+    assert "NaN" not in text
+    assert json.loads(text)["per_class_acc"]["j"] is None

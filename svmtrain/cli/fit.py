@@ -60,12 +60,9 @@ def fit(config_path, overrides, out, resume, data_dir, quiet, plot):
         )
     if plot:
         require_matplotlib()  # say so now, not after the training
-    cfg = None
-    if not resume:
-        extra = [f"data.dir={data_dir}"] if data_dir else []
-        cfg = load_config(config_path, [*overrides, *extra])
+    cfg = None if resume else load_config(config_path, overrides)
     progress = progress_enabled(quiet)
-    result = fit_run(cfg, out=out, resume=resume, progress=progress)
+    result = fit_run(cfg, out=out, resume=resume, data_dir=data_dir, progress=progress)
     s = result.summary
     click.echo(
         f"test accuracy {s['test_acc']:.4f}  val accuracy {s['val_acc']:.4f}  "
@@ -109,7 +106,7 @@ def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, quiet):
         path = plot_confusion(np.array(result["confusion"]), result["class_names"], plot_path)
         click.echo(f"wrote {path}", err=as_json)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(json.dumps(result, indent=2, allow_nan=False))
         return
     names = result["class_names"]
     click.echo(f"{split} accuracy: {result['accuracy']:.4f} ({result['num_examples']} images)\n")
