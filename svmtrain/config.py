@@ -66,7 +66,7 @@ class ScheduleConfig:
     name: str = "constant"  # constant | step | exponential | cosine
     step_epochs: int = 10  # step: multiply by gamma every step_epochs epochs
     gamma: float = 0.5  # step and exponential: the decay factor
-    min_lr: float = 0.0  # cosine: the learning rate reached at the last epoch
+    min_lr: float = 0.0  # cosine: the floor the learning rate decays towards
 
 
 @dataclass

@@ -31,12 +31,13 @@ def exponential(base_lr: float, epoch: int, total_epochs: int, params: dict) -> 
 
 
 def cosine(base_lr: float, epoch: int, total_epochs: int, params: dict) -> float:
-    """Half a cosine from ``base_lr`` at the first epoch to ``min_lr`` at the last."""
-    if total_epochs <= 1:
-        return base_lr
-    progress = epoch / (total_epochs - 1)
+    """Half a cosine from ``base_lr`` at the first epoch towards ``min_lr`` after the last.
+
+    The curve reaches ``min_lr`` at epoch ``total_epochs``, one past the last that trains (as
+    PyTorch's CosineAnnealingLR with T_max = epochs), so no epoch is spent at ``min_lr`` = 0.
+    """
     min_lr = params["min_lr"]
-    return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+    return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * epoch / total_epochs))
 
 
 SCHEDULES: dict[str, Schedule] = {

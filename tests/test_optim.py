@@ -21,9 +21,10 @@ PARAMS = {"step_epochs": 2, "gamma": 0.5, "min_lr": 0.1}
         ("step", 5, 10, 0.25),
         ("exponential", 0, 10, 1.0),
         ("exponential", 3, 10, 0.125),
-        ("cosine", 0, 5, 1.0),
-        ("cosine", 2, 5, 0.55),
-        ("cosine", 4, 5, 0.1),
+        ("cosine", 0, 4, 1.0),
+        ("cosine", 1, 4, 0.1 + 0.45 * (1 + math.sqrt(0.5))),
+        ("cosine", 2, 4, 0.55),
+        ("cosine", 3, 4, 0.1 + 0.45 * (1 - math.sqrt(0.5))),  # the last epoch still learns
         ("cosine", 0, 1, 1.0),
     ],
 )
