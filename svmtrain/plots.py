@@ -39,10 +39,9 @@ def template_images(W: np.ndarray) -> np.ndarray:
     32x32 row-major) followed by the bias, which is dropped.
     Returns (C, 32, 32, 3) uint8, HWC.
 
-    Each template is rescaled on its own, 255 * (w - w.min()) / (w.max() - w.min()), so every
-    picture uses the full 0-255 range; the notes use one min/max over all classes, which leaves
-    a class with small weights an almost flat grey. Brightness is therefore not comparable
-    between templates. A constant template (max == min) is all zeros.
+    Every template is rescaled as the notes do, 255 * (w - w_min) / (w_max - w_min) with one
+    min and max over all classes' pixel weights, so brightness compares across templates: a
+    class whose weights are small looks greyer. A constant W (max == min) is all zeros.
     """
     W = np.asarray(W)
     if W.ndim != 2 or W.shape[1] != PIXELS + 1:
@@ -58,9 +57,9 @@ def template_images(W: np.ndarray) -> np.ndarray:
     # float64 so that the rescaling does not lose the small differences of float32 weights.
     planes = W[:, :PIXELS].astype(np.float64).reshape(-1, 3, 32, 32)
     hwc = planes.transpose(0, 2, 3, 1)
-    lo = hwc.min(axis=(1, 2, 3), keepdims=True)
-    span = hwc.max(axis=(1, 2, 3), keepdims=True) - lo
-    unit = np.divide(hwc - lo, span, out=np.zeros_like(hwc), where=span > 0)
+    lo = hwc.min()
+    span = hwc.max() - lo
+    unit = (hwc - lo) / span if span > 0 else np.zeros_like(hwc)
     return np.rint(255.0 * unit).astype(np.uint8)
 
 
@@ -135,7 +134,7 @@ def plot_weights(W: np.ndarray, class_names: Sequence[str], path: str | os.PathL
     cols = min(len(images), 5)
     rows = math.ceil(len(images) / cols)
     fig = _figure(200 * cols, 60 + 205 * rows)
-    fig.suptitle("Class templates: rows of W without the bias, each rescaled to 0-255")
+    fig.suptitle("Class templates: rows of W without the bias, rescaled together to 0-255")
     for i, (image, name) in enumerate(zip(images, class_names, strict=True)):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.imshow(image, interpolation="nearest")

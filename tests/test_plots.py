@@ -110,16 +110,18 @@ def test_template_planes_become_channels():
     np.testing.assert_array_equal(images, np.broadcast_to([0, 128, 255], (2, 32, 32, 3)))
 
 
-def test_template_rescales_each_class_on_its_own():
+def test_template_rescales_all_classes_with_one_min_and_max():
+    # As the notes: w_min and w_max over every class's pixels (the bias left out).
     W = np.zeros((2, 3073))
-    W[0, :3072] = 0.0
-    W[0, [0, 1, 2]] = [-1.0, 1.0, 0.5]  # range [-1, 1]: 0.5 -> 255 * 1.5 / 2 = 191.25 -> 191
-    W[1, :3072] = 50.0
-    W[1, [0, 1]] = [0.0, 100.0]  # range [0, 100]: 50 -> 127.5 -> 128
+    W[0, [0, 1, 2]] = [-1.0, 1.0, 0.5]
+    W[1, [0, 1]] = [3.0, -0.5]  # the global range is [-1, 3]
+    W[:, -1] = -100.0
     images = plots.template_images(W).reshape(2, -1)  # HWC flattening: pixel (0, 0) R, G, B...
     hwc = lambda plane_col: (plane_col % 1024) * 3 + plane_col // 1024  # noqa: E731
-    assert [images[0, hwc(c)] for c in (0, 1, 2, 3)] == [0, 255, 191, 128]
-    assert [images[1, hwc(c)] for c in (0, 1, 2)] == [0, 255, 128]
+    # 255 * (w + 1) / 4: -1 -> 0, 1 -> 127.5 -> 128, 0.5 -> 95.6 -> 96, 0 -> 63.75 -> 64
+    assert [images[0, hwc(c)] for c in (0, 1, 2, 3)] == [0, 128, 96, 64]
+    # 3 -> 255, -0.5 -> 31.9 -> 32
+    assert [images[1, hwc(c)] for c in (0, 1, 2)] == [255, 32, 64]
 
 
 def test_constant_template_is_black():
