@@ -25,6 +25,9 @@ import yaml
 from svmtrain import __version__
 from svmtrain.errors import ConfigError
 from svmtrain.fileio import atomic_write
+from svmtrain.losses import LOSSES
+from svmtrain.optim import SCHEDULES
+from svmtrain.preprocess import SCALINGS
 
 
 @dataclass
@@ -162,9 +165,9 @@ _RULES: dict[str, _Rule] = {
     "data.num_train": _POSITIVE_INT,
     "data.num_test": _POSITIVE_INT,
     "preprocess.subtract_mean": _BOOL,
-    "preprocess.scaling": _one_of("none", "unit", "standardize"),
+    "preprocess.scaling": _one_of(*SCALINGS),
     "preprocess.dtype": _one_of("float32", "float64"),
-    "model.loss": _one_of("svm", "softmax"),
+    "model.loss": _one_of(*LOSSES),
     "model.delta": _compare(">", 0),
     "model.reg": _compare(">=", 0),
     "model.reg_bias": _BOOL,
@@ -172,7 +175,7 @@ _RULES: dict[str, _Rule] = {
     "optim.learning_rate": _compare(">", 0),
     "optim.momentum": _between(0, 1, "[)"),
     "optim.nesterov": _BOOL,
-    "schedule.name": _one_of("constant", "step", "exponential", "cosine"),
+    "schedule.name": _one_of(*SCHEDULES),
     "schedule.step_epochs": _POSITIVE_INT,
     "schedule.gamma": _between(0, 1, "(]"),
     "schedule.min_lr": _compare(">=", 0),

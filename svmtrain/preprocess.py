@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from svmtrain.config import Config
 from svmtrain.errors import ConfigError
+
+if TYPE_CHECKING:  # config imports SCALINGS from here, to validate preprocess.scaling
+    from svmtrain.config import Config
 
 PIXELS = 3072
 _CHUNK = 4096  # rows converted at a time, so no float64 copy of a whole split ever exists
