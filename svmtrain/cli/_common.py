@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 
@@ -35,6 +36,12 @@ data_dir_option = click.option(
     type=click.Path(file_okay=False),
     help="CIFAR-10 cache directory [default: $SVMTRAIN_DATA_DIR, else $XDG_CACHE_HOME/svmtrain].",
 )
+
+
+def data_dir_override(data_dir: str | None) -> list[str]:
+    """``--data-dir`` as a ``--set`` override, quoted so YAML reads it back as the very string
+    (a directory named ``null``, ``123`` or ``a #b`` included)."""
+    return [f"data.dir={json.dumps(data_dir)}"] if data_dir else []
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

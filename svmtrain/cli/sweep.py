@@ -14,6 +14,7 @@ from svmtrain._blas import limited_threads
 from svmtrain.cli._common import (
     config_option,
     data_dir_option,
+    data_dir_override,
     format_table,
     progress_enabled,
     quiet_option,
@@ -68,7 +69,7 @@ def _plot_option(what: str):
 
 
 def _config_overrides(overrides: tuple[str, ...], data_dir: str | None) -> list[str]:
-    return [*overrides, *([f"data.dir={data_dir}"] if data_dir else [])]
+    return [*overrides, *data_dir_override(data_dir)]
 
 
 def _duration(seconds: float) -> str:
