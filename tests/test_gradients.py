@@ -10,10 +10,12 @@ from svmtrain.gradients import (
     StepTooSmall,
     check_gradient,
     default_tolerance,
+    finite_difference_error,
     linear_numerical_partials,
     numerical_gradient,
     numerical_partials,
     relative_error,
+    rounding_error_bound,
     svm_kinks,
 )
 from svmtrain.losses import LOSSES
@@ -181,6 +183,180 @@ def test_every_weight_at_a_kink_is_inconclusive():
 def test_softmax_has_no_kinks():
     W, X, y = _problem(seed=9)
     assert not check_gradient("softmax", W, X, y).kink.any()
+
+
+# ---------------------------------------------------------------------------------------------
+# The error of a finite difference, and weights too small for it to judge
+
+# Pixel-scale data as with preprocess.scaling "none" (std 64) and as with "standardize" (std 1).
+SCALINGS = {"none": 64.0, "standardize": 1.0}
+CANCELLED = (1, 0)  # the weight of _cancelled_problem whose gradient is 0
+
+
+def _cancelled_problem(name: str, std: float, seed: int = 2, n: int = 20, d: int = 300):
+    """A (10, d) problem at W ~ 1e-4 with pixels of spread ``std``, in which the gradient of
+    W[1, 0] cancels over the examples: W[:, 0] = 0, so column 0 of X moves no score, and that
+    column is made orthogonal to the examples' d loss_i / d s_i1. Its analytic gradient is
+    then 0 up to rounding, and its finite difference is nothing but finite-difference error.
+    d loss_i / d s_i1 is example i's gradient on W[1, bias], as the bias feature is 1."""
+    W, X, y = _problem(seed, n=n, c=10, d=d, w_scale=1e-4)
+    X[:, :-1] *= std / 64
+    c, col = CANCELLED
+    W[:, col] = 0
+    slope = np.array([LOSSES[name](W, X[i : i + 1], y[i : i + 1])[1][c, -1] for i in range(n)])
+    X[:, col] -= (slope @ X[:, col]) / (slope @ slope) * slope
+    return W, X, y
+
+
+def _flat(coord: tuple[int, int], shape: tuple[int, ...]) -> int:
+    return int(np.ravel_multi_index(coord, shape))
+
+
+needs_long_double = pytest.mark.skipif(
+    np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps,
+    reason="np.longdouble is no more precise than float64 on this platform",
+)
+
+
+@needs_long_double
+@pytest.mark.parametrize("full_loss", [False, True])
+@pytest.mark.parametrize("scaling", list(SCALINGS))
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_rounding_bound_holds_against_extended_precision(name, scaling, full_loss):
+    W, X, y = _cancelled_problem(name, SCALINGS[scaling])
+    coords = np.arange(0, W.size, 7)
+    options = {"reg": 0.3, "delta": 1.0, "reg_bias": True, "h": 1e-6, "method": "centered"}
+    if full_loss:
+        f = _whole_loss(name, X, y, 0.3, 1.0, True)
+        in_float64 = numerical_partials(f, W.copy(), coords, 1e-6)
+    else:
+        in_float64 = linear_numerical_partials(name, W, X, y, coords, **options)
+    # The same differences with 64-bit mantissas: what is left is float64 rounding.
+    extended = linear_numerical_partials(
+        name, W.astype(np.longdouble), X.astype(np.longdouble), y, coords, **options
+    ).astype(np.float64)
+    bound = rounding_error_bound(name, W, X, y, coords, full_loss=full_loss, **options)
+    rounding = np.abs(in_float64 - extended)
+    assert np.all(rounding <= bound)
+    assert bound.max() < 50 * rounding.max()  # a bound, but not a vacuous one
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fd_error_estimates_the_truncation_of_a_smooth_loss(method):
+    # A coarse step (scores move by ~0.06) makes truncation dominate, beyond the leading order
+    # in h: the estimate must still cover it, and not by much.
+    W, X, y = _problem(seed=14, w_scale=1e-2)
+    coords = np.arange(W.size)
+    options = {"reg": 3.0, "h": 1e-3, "method": method}
+    numerical = linear_numerical_partials("softmax", W, X, y, coords, **options)
+    estimate = finite_difference_error("softmax", W, X, y, coords, numerical, **options)
+    actual = np.abs(numerical - LOSSES["softmax"](W, X, y, 3.0)[1].ravel())
+    assert actual.max() > 1e-3  # precondition: a truncation error far above rounding
+    assert np.all(actual <= estimate)
+    # Twice the leading-order Richardson estimate, which is within a few % of the truth here.
+    assert np.all(estimate <= 2.2 * actual)
+
+
+@pytest.mark.parametrize("reg_bias", [True, False])
+def test_fd_error_of_forward_svm_differences_is_the_penalty_step(reg_bias):
+    # Between kinks the SVM loss is quadratic in each weight with second derivative 2 * reg
+    # (0 for an unpenalised bias): a forward difference is off by exactly reg * h.
+    W, X, y = _problem(seed=15)
+    coords = np.arange(W.size)
+    options = {"reg": 50.0, "reg_bias": reg_bias, "h": 1e-4, "method": "forward"}
+    assert not svm_kinks(W, X, y, coords, h=1e-4).any()
+    numerical = linear_numerical_partials("svm", W, X, y, coords, **options)
+    estimate = finite_difference_error("svm", W, X, y, coords, numerical, **options)
+    actual = np.abs(numerical - LOSSES["svm"](W, X, y, 50.0, reg_bias=reg_bias)[1].ravel())
+    expected = np.full(W.shape, 50.0 * 1e-4)
+    expected[:, -1] *= reg_bias
+    np.testing.assert_allclose(actual, expected.ravel(), rtol=1e-6, atol=1e-9)
+    assert np.all(actual <= estimate)
+
+
+@pytest.mark.parametrize("full_loss", [False, True])
+@pytest.mark.parametrize("scaling", list(SCALINGS))
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_correct_gradient_passes_with_unresolved_weights_apart(name, scaling, full_loss):
+    W, X, y = _cancelled_problem(name, SCALINGS[scaling])
+    result = check_gradient(name, W, X, y, reg=0.3, full_loss=full_loss)
+    k = _flat(CANCELLED, W.shape)
+    # Judged on relative error alone, the cancelled weight fails a correct gradient ...
+    assert result.rel_error[~result.kink].max() > result.tol
+    assert result.rel_error[k] > result.tol
+    # ... but its |a - n| is within the estimated error of n: unresolved, apart, counted.
+    assert result.unresolved[k] and not result.kink[k]
+    assert abs(result.analytic[k] - result.numerical[k]) <= result.fd_error[k]
+    assert result.resolution[k] > result.tol
+    assert result.num_unresolved == int(result.unresolved.sum()) >= 1
+    assert result.passed, result.max_rel_error
+    assert result.max_rel_error <= result.tol
+
+
+def _one_weight(factor: float):
+    def wrong(dW: np.ndarray, k: int, reg: float) -> np.ndarray:
+        dW.flat[k] *= factor
+        return dW
+
+    return wrong
+
+
+def _no_penalty_term(dW: np.ndarray, W: np.ndarray, reg: float) -> np.ndarray:
+    return dW - 2 * reg * W
+
+
+def _bias_zeroed(dW: np.ndarray, W: np.ndarray, reg: float) -> np.ndarray:
+    dW[:, -1] = 0
+    return dW
+
+
+@pytest.mark.parametrize(
+    ("wrong", "one_weight"),
+    [
+        pytest.param(_one_weight(1.001), True, id="one weight times 1.001"),
+        pytest.param(_one_weight(-1.0), True, id="one weight's sign flipped"),
+        pytest.param(_no_penalty_term, False, id="reg term missing"),
+        pytest.param(_bias_zeroed, False, id="bias column zeroed"),
+    ],
+)
+@pytest.mark.parametrize("scaling", list(SCALINGS))
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_wrong_gradient_still_fails_beside_unresolved_weights(name, scaling, wrong, one_weight):
+    W, X, y = _cancelled_problem(name, SCALINGS[scaling])
+    reg = 0.3
+    right = check_gradient(name, W, X, y, reg=reg)
+    assert right.passed and right.num_unresolved >= 1  # the new category is in play
+    # A weight of typical size (the median |gradient|) for the one-weight errors.
+    k = int(np.argsort(np.abs(right.analytic))[W.size // 2])
+
+    def analytic(W_, X_, y_, **options):
+        value, dW = LOSSES[name](W_, X_, y_, **options)
+        return value, wrong(dW, k if one_weight else W_, options["reg"])
+
+    result = check_gradient(name, W, X, y, reg=reg, analytic_fn=analytic)
+    assert not result.passed
+    assert result.max_rel_error > result.tol
+    if one_weight:
+        assert not result.unresolved[k] and result.rel_error[k] > result.tol
+    assert result.unresolved[_flat(CANCELLED, W.shape)]
+
+
+def test_every_weight_unresolved_is_inconclusive():
+    W, X, y = _cancelled_problem("softmax", 64.0)
+    result = check_gradient("softmax", W, X, y, coords=np.array([_flat(CANCELLED, W.shape)]))
+    assert result.unresolved.all()
+    assert np.isnan(result.max_rel_error)
+    assert not result.passed
+    assert result.band.startswith("nothing to judge")
+
+
+def test_resolution_is_the_fd_error_as_a_relative_error():
+    W, X, y = _problem(seed=16)
+    result = check_gradient("softmax", W, X, y, reg=3.0)
+    np.testing.assert_allclose(
+        result.resolution,
+        result.fd_error / (np.abs(result.analytic) + np.abs(result.numerical)),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

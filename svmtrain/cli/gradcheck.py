@@ -20,6 +20,7 @@ from svmtrain.gradients import (
     check_gradient,
     default_step,
     default_tolerance,
+    probe_passes,
 )
 from svmtrain.losses import LOSSES
 from svmtrain.preprocess import PIXELS
@@ -119,14 +120,31 @@ def _shown(result: GradCheck, rows: int) -> tuple[np.ndarray, str]:
     k = len(result.rel_error)
     if k <= rows:
         return np.arange(k), ""
-    # Largest errors first, kinks after every weight away from kinks.
+    # Largest errors first (unresolved weights among them, flagged), kinks after the rest.
     order = np.lexsort((-result.rel_error, result.kink))[:rows]
     return order, f"the {rows} largest relative errors of {k:,} weights (--json lists all)"
 
 
+def _flag(result: GradCheck, k: int) -> str:
+    if result.kink[k]:
+        return "kink"
+    return "unresolved" if result.unresolved[k] else ""
+
+
+def _worst(values: np.ndarray, mask: np.ndarray) -> float:
+    return float(values[mask].max())
+
+
+def _where(result: GradCheck, mask: np.ndarray, limit: int = 5) -> str:
+    """'W[c, d], ...' for the first ``limit`` weights in ``mask``, by relative error."""
+    worst = np.flatnonzero(mask)[np.argsort(-result.rel_error[mask])]
+    named = ", ".join(f"W[{c}, {d}]" for c, d in result.coords[worst[:limit]])
+    return named + (f" and {len(worst) - limit:,} more" if len(worst) > limit else "")
+
+
 def _table(result: GradCheck, rows: int) -> str:
     shown, caption = _shown(result, rows)
-    headers = ["weight (c, d)", "analytic", "numerical", "rel. error", "kink"]
+    headers = ["weight (c, d)", "analytic", "numerical", "rel. error", "fd error", "flag"]
     if result.reference is not None:
         headers += ["loop", "rel. error (loop)"]
     lines = []
@@ -137,7 +155,8 @@ def _table(result: GradCheck, rows: int) -> str:
             f"{result.analytic[k]:+.6e}",
             f"{result.numerical[k]:+.6e}",
             f"{result.rel_error[k]:.1e}",
-            "kink" if result.kink[k] else "",
+            f"{result.fd_error[k]:.1e}",
+            _flag(result, k),
         ]
         if result.reference is not None:
             line += [f"{result.reference[k]:+.6e}", f"{result.reference_rel_error[k]:.1e}"]
@@ -149,15 +168,16 @@ def _table(result: GradCheck, rows: int) -> str:
 def _verdict(result: GradCheck) -> str:
     if math.isnan(result.max_rel_error):
         return (
-            "FAIL: every checked weight sits at a kink, so nothing could be compared. "
-            "Check more weights (--checks) or another --seed."
+            "FAIL: every checked weight is at a kink or unresolved, so nothing could be judged. "
+            "Check more weights (--checks), another --seed or another --h."
         )
     reasons = []
+    set_aside = result.kink | result.unresolved
     if result.max_rel_error > result.tol:
-        c, d = result.coords[np.nanargmax(np.where(result.kink, np.nan, result.rel_error))]
+        c, d = result.coords[np.nanargmax(np.where(set_aside, np.nan, result.rel_error))]
         reasons.append(
-            f"the largest relative error away from kinks, {result.max_rel_error:.1e} at "
-            f"W[{c}, {d}], is above the tolerance {result.tol:g}"
+            f"the largest relative error away from kinks and unresolved weights, "
+            f"{result.max_rel_error:.1e} at W[{c}, {d}], is above the tolerance {result.tol:g}"
         )
     if result.reference is not None and result.reference_max_rel_error > result.reference_tol:
         reasons.append(
@@ -166,10 +186,17 @@ def _verdict(result: GradCheck) -> str:
         )
     if reasons:
         return "FAIL: " + "; ".join(reasons) + "."
-    return (
-        f"PASS: the largest relative error away from kinks, {result.max_rel_error:.1e}, is "
-        f"within the tolerance {result.tol:g}."
+    verdict = (
+        f"PASS: the largest relative error away from kinks and unresolved weights, "
+        f"{result.max_rel_error:.1e}, is within the tolerance {result.tol:g}."
     )
+    if result.num_unresolved:
+        verdict += (
+            f" {result.num_unresolved:,} unresolved weight(s) agree only to within their "
+            f"finite-difference error (a relative error of up to "
+            f"{_worst(result.resolution, result.unresolved):.1e})."
+        )
+    return verdict
 
 
 def _notes(result: GradCheck, reg: float) -> list[str]:
@@ -212,9 +239,18 @@ def _report(
         lines += [_table(result, rows), ""]
     lines += [
         f"max relative error {_fmt(result.max_rel_error)}, median "
-        f"{_fmt(result.median_rel_error)} (kinks excluded); {result.num_kinks} at kinks",
+        f"{_fmt(result.median_rel_error)} (kinks and unresolved excluded); "
+        f"{result.num_kinks} at kinks, {result.num_unresolved} unresolved",
         f"tolerance {result.tol:g} ({tol_source})",
     ]
+    if result.num_unresolved:
+        lines.append(
+            f"unresolved: relative error above the tolerance (up to "
+            f"{_worst(result.rel_error, result.unresolved):.1e}) but |analytic - numerical| "
+            "within the estimated error of the finite difference (fd error: truncation + "
+            "rounding); their gradients are too small for finite differences at this h to "
+            f"confirm to the tolerance: {_where(result, result.unresolved)}"
+        )
     if result.reference is not None:
         lines.append(
             f"loop reference: loss {result.reference_loss!r} "
@@ -239,7 +275,9 @@ def _as_json(result: GradCheck, info: dict, notes: list[str], verdict: str) -> s
             "analytic": float(result.analytic[k]),
             "numerical": float(result.numerical[k]),
             "rel_error": float(result.rel_error[k]),
+            "fd_error": float(result.fd_error[k]),
             "kink": bool(result.kink[k]),
+            "unresolved": bool(result.unresolved[k]),
         }
         if result.reference is not None:
             entry["reference"] = float(result.reference[k])
@@ -264,6 +302,7 @@ def _as_json(result: GradCheck, info: dict, notes: list[str], verdict: str) -> s
         "loss_value": result.loss_value,
         "checked": len(weights),
         "num_kinks": result.num_kinks,
+        "num_unresolved": result.num_unresolved,
         "max_rel_error": number(result.max_rel_error),
         "median_rel_error": number(result.median_rel_error),
         "reference": reference,
@@ -335,7 +374,8 @@ def _as_json(result: GradCheck, info: dict, notes: list[str], verdict: str) -> s
 @click.option(
     "--tol",
     type=_POSITIVE,
-    help="Pass when the largest relative error away from kinks is at most this. "
+    help="Pass when the largest relative error away from kinks and unresolved weights is "
+    "at most this. "
     "[default: 1e-7 in float64 (1e-4 forward), 1e-1 in float32]",
 )
 @click.option(
@@ -391,9 +431,12 @@ def gradcheck(
     """Check the analytic gradient of the loss against finite differences.
 
     W is drawn at random and the loss is taken over --num-examples images. Each checked weight
-    gets its relative error |a - n| / (|a| + |n|). Weights whose probe moves an SVM margin
-    across 0 (a kink of the hinge) are flagged and left out of the verdict. Exit status 0 on
-    pass, 1 on fail.
+    gets its relative error |a - n| / (|a| + |n|) and the estimated error of its finite
+    difference (fd error: truncation + rounding). Two kinds of weight are flagged, counted and
+    left out of the verdict: "kink", whose probe moves an SVM margin across 0 (a kink of the
+    hinge); and "unresolved", whose relative error is above --tol while |a - n| is within the
+    fd error: a gradient too small for finite differences to confirm to the tolerance. Exit
+    status 0 on pass, 1 on fail.
 
     \b
     Reading the largest relative error (CS231n notes; float64, centred differences):
@@ -437,7 +480,7 @@ def gradcheck(
 
     started = time.perf_counter()
     with tqdm(
-        total=W.size if coords is None else len(coords),
+        total=(W.size if coords is None else len(coords)) * probe_passes(loss),
         disable=not (progress and full_loss),
         unit="weight",
         desc="probing",
