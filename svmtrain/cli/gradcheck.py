@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from svmtrain.cli._common import data_dir_option, format_table, progress_enabled, quiet_option
 from svmtrain.config import load_config
-from svmtrain.data import NUM_CLASSES
+from svmtrain.gradcheck import ProblemSizeError, make_problem
 from svmtrain.gradients import (
     METHODS,
     GradCheck,
@@ -23,12 +23,14 @@ from svmtrain.gradients import (
     probe_passes,
 )
 from svmtrain.losses import LOSSES
-from svmtrain.preprocess import PIXELS
-from svmtrain.train import load_splits
 
 DTYPES = ("float64", "float32")
-SYNTHETIC_PIXEL_STD = 64.0  # about the spread of CIFAR-10 pixels once the mean image is subtracted
 DEFAULT_CHECKS = 10
+# make_problem's arguments as options, with what to add to its message.
+_SIZE_OPTIONS = {
+    "num_examples": ("'--num-examples'", ""),
+    "checks": ("'--checks'", " Use --all to check every weight."),
+}
 
 
 class _FiniteFloat(click.ParamType):
@@ -52,63 +54,6 @@ class _FiniteFloat(click.ParamType):
 
 _POSITIVE = _FiniteFloat(0.0, inclusive=False)
 _NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
-
-
-def _synthetic(num_examples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """X (N, 3073) float64: Gaussian pixels shaped like mean-subtracted CIFAR-10, then the bias
-    column of ones; y (N,) intp uniform over the 10 classes."""
-    X = np.ones((num_examples, PIXELS + 1))
-    X[:, :PIXELS] = rng.normal(0.0, SYNTHETIC_PIXEL_STD, (num_examples, PIXELS))
-    return X, rng.integers(0, NUM_CLASSES, num_examples).astype(np.intp)
-
-
-def _real(cfg, num_examples: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``num_examples`` training images, preprocessed as ``cfg`` says."""
-    splits = load_splits(cfg, progress=progress)
-    available = len(splits.y_train)
-    if num_examples > available:
-        raise click.BadParameter(
-            f"must be at most {available} (the training images of this config). "
-            f"Got {num_examples} instead.",
-            param_hint="'--num-examples'",
-        )
-    return splits.X_train[:num_examples], splits.y_train[:num_examples]
-
-
-def _problem(
-    cfg,
-    *,
-    synthetic: bool,
-    num_examples: int,
-    dtype: str,
-    weight_scale: float,
-    seed: int,
-    checks: int | None,
-    check_all: bool,
-    progress: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """W (10, 3073) of ``dtype`` drawn at ``weight_scale``, X (N, 3073), y (N,), and the flat
-    indices of the weights to check (None: all). Data, W and the sample use separate streams,
-    so e.g. --checks does not change W."""
-    data_rng, weight_rng, coord_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
-    )
-    if synthetic:
-        X, y = _synthetic(num_examples, data_rng)
-    else:
-        X, y = _real(cfg, num_examples, progress)
-    X = X.astype(dtype, copy=False)
-    W = (weight_scale * weight_rng.standard_normal((NUM_CLASSES, X.shape[1]))).astype(dtype)
-    if check_all:
-        return W, X, y, None
-    k = DEFAULT_CHECKS if checks is None else checks
-    if k > W.size:
-        raise click.BadParameter(
-            f"must be at most {W.size:,} (the weights). Got {k} instead; "
-            "use --all to check every weight.",
-            param_hint="'--checks'",
-        )
-    return W, X, y, np.sort(coord_rng.choice(W.size, size=k, replace=False))
 
 
 def _fmt(x: float) -> str:
@@ -463,17 +408,21 @@ def gradcheck(
     weight_scale = weight_scale or m.init_scale
     progress = progress_enabled(quiet)
 
-    W, X, y, coords = _problem(
-        cfg,
-        synthetic=synthetic,
-        num_examples=num_examples,
-        dtype=dtype,
-        weight_scale=weight_scale,
-        seed=seed,
-        checks=checks,
-        check_all=check_all,
-        progress=progress,
-    )
+    try:
+        problem = make_problem(
+            cfg,
+            num_examples=num_examples,
+            synthetic=synthetic,
+            dtype=dtype,
+            weight_scale=weight_scale,
+            seed=seed,
+            checks=None if check_all else (checks or DEFAULT_CHECKS),
+            progress=progress,
+        )
+    except ProblemSizeError as err:
+        option, advice = _SIZE_OPTIONS[err.argument]
+        raise click.BadParameter(f"{err}{advice}", param_hint=option) from None
+    W, X, y, coords = problem.W, problem.X, problem.y, problem.coords
     h = default_step(loss, dtype) if h is None else h
     tol_source = "--tol" if tol is not None else f"the default for {dtype} {method} differences"
     tol = default_tolerance(dtype, method) if tol is None else tol

@@ -1,0 +1,116 @@
+"""svmtrain.gradcheck: the data, W and weights a gradient check runs on."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from svmtrain.config import load_config
+from svmtrain.gradcheck import (
+    SYNTHETIC_PIXEL_STD,
+    ProblemSizeError,
+    make_problem,
+    synthetic_data,
+)
+from svmtrain.gradients import check_gradient
+
+SHAPE = (10, 3073)
+
+
+def test_synthetic_data_is_pixel_scale_with_a_bias_column():
+    X, y = synthetic_data(500, np.random.default_rng(0))
+    assert X.shape == (500, 3073) and X.dtype == np.float64
+    np.testing.assert_array_equal(X[:, -1], 1.0)
+    assert abs(X[:, :-1].std() - SYNTHETIC_PIXEL_STD) < 1.0
+    assert y.dtype == np.intp and set(np.unique(y)) == set(range(10))
+
+
+def test_synthetic_data_takes_other_shapes_and_spreads():
+    X, y = synthetic_data(4, np.random.default_rng(0), pixel_std=1.0, num_pixels=6, num_classes=3)
+    assert X.shape == (4, 7) and y.max() < 3
+    np.testing.assert_array_equal(X[:, -1], 1.0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_synthetic_problem(dtype):
+    p = make_problem(load_config(), num_examples=7, synthetic=True, dtype=dtype, checks=5)
+    assert p.W.shape == SHAPE and p.X.shape == (7, 3073) and p.y.shape == (7,)
+    assert p.W.dtype == p.X.dtype == np.dtype(dtype)
+    assert np.all(np.diff(p.coords) > 0) and p.coords[0] >= 0 and p.coords[-1] < p.W.size
+    # W = init_scale * N(0, 1): the built-in init_scale is 1e-4.
+    assert 0.5e-4 < p.W.std() < 2e-4
+
+
+def test_weight_scale_overrides_the_config():
+    p = make_problem(load_config(), num_examples=3, synthetic=True, weight_scale=2.0)
+    assert 1.5 < p.W.std() < 2.5
+
+
+def test_every_weight_when_checks_is_none():
+    assert make_problem(load_config(), num_examples=3, synthetic=True).coords is None
+
+
+def test_streams_are_separate_and_seeded():
+    cfg = load_config()
+    few = make_problem(cfg, num_examples=5, synthetic=True, checks=3, seed=4)
+    many = make_problem(cfg, num_examples=5, synthetic=True, checks=300, seed=4)
+    # The sample size draws from its own stream: data and W do not move with it.
+    np.testing.assert_array_equal(few.W, many.W)
+    np.testing.assert_array_equal(few.X, many.X)
+    other = make_problem(cfg, num_examples=5, synthetic=True, checks=3, seed=5)
+    assert not np.array_equal(few.W, other.W)
+
+
+def test_the_problem_feeds_check_gradient():
+    p = make_problem(load_config(), num_examples=20, synthetic=True, checks=40)
+    result = check_gradient("svm", p.W, p.X, p.y, coords=p.coords, reg=1.0)
+    assert result.passed and len(result.rel_error) == 40
+
+
+@pytest.mark.parametrize(
+    ("options", "argument", "message"),
+    [
+        ({"checks": 30_731}, "checks", "must be at most 30,730 (the weights). Got 30731 instead."),
+        ({"checks": 0}, "checks", "must be at least 1. Got 0 instead."),
+        ({"num_examples": 0}, "num_examples", "must be at least 1. Got 0 instead."),
+    ],
+)
+def test_impossible_sizes_are_refused(options, argument, message):
+    with pytest.raises(ProblemSizeError, match=re.escape(message)) as caught:
+        make_problem(load_config(), **{"num_examples": 3, "synthetic": True, **options})
+    assert caught.value.argument == argument
+    assert isinstance(caught.value, ValueError)
+
+
+def _tiny_config(http_server, tiny_archive, tmp_path):
+    archive = tiny_archive(train_counts=(4, 4, 4, 4, 4), test_count=3)
+    server = http_server(archive.body)
+    overrides = [
+        f"data.dir={tmp_path / 'data'}",
+        f"data.url={server.url}",
+        f"data.sha256={archive.sha256}",
+        "data.val_size=5",
+        "preprocess.scaling=standardize",
+    ]
+    return archive, load_config(None, overrides)
+
+
+def test_cifar_problem_takes_the_first_training_images(http_server, tiny_archive, tmp_path):
+    archive, cfg = _tiny_config(http_server, tiny_archive, tmp_path)
+    p = make_problem(cfg, num_examples=6, checks=4, progress=False)
+    assert p.X.shape == (6, 3073) and p.X.dtype == np.float64
+    np.testing.assert_array_equal(p.y, archive.y_train[:6])
+    np.testing.assert_array_equal(p.X[:, -1], 1.0)
+    # Mean-subtracted and standardised over the 15 training images (20 less 5 for validation).
+    pixels = archive.x_train[:15].astype(np.float64)
+    expected = (pixels[:6] - pixels.mean(axis=0)) / pixels.std(axis=0)
+    np.testing.assert_allclose(p.X[:, :-1], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cifar_problem_refuses_more_examples_than_images(http_server, tiny_archive, tmp_path):
+    _, cfg = _tiny_config(http_server, tiny_archive, tmp_path)
+    with pytest.raises(ProblemSizeError, match=r"must be at most 15 .* Got 16 instead") as caught:
+        make_problem(cfg, num_examples=16, progress=False)
+    assert caught.value.argument == "num_examples"
