@@ -520,6 +520,12 @@ def data_rows(d: dict, e2e: dict) -> list[str]:
     ]
 
 
+def best(epoch: dict, contender: str) -> float:
+    """The faster median of a contender's rows (its default threads and one thread): a user
+    would pick the better setting, so comparisons that claim a speed-up use it."""
+    return min(s["median"] for name, s in epoch.items() if name.startswith(contender))
+
+
 def targets(r: dict) -> list[tuple[str, bool]]:
     ep, fl = r["epoch"], r["floor"]
     svm = ep["svmtrain"]["median"]
@@ -530,8 +536,10 @@ def targets(r: dict) -> list[tuple[str, bool]]:
         )
     ]
     if "torch" in ep:
-        ratio = ep["torch"]["median"] / svm
-        out.append((f"at least 2x faster than torch ({ratio:.2f}x)", ratio >= 2))
+        ratio = best(ep, "torch") / svm
+        out.append(
+            (f"at least 2x faster than torch, its faster thread setting ({ratio:.2f}x)", ratio >= 2)
+        )
     if "end_to_end" not in r:
         return out
     fit, gc = r["end_to_end"]["fit"], r["end_to_end"]["gradcheck"]
@@ -597,13 +605,13 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     r["load_end"] = load_average()
     ep, svm = r["epoch"], r["epoch"]["svmtrain"]["median"]
+    torch = "torch" in ep
     r["ratios"] = {
-        "svmtrain / reference": svm / ep[REFERENCE]["median"],
+        "svmtrain / reference (default BLAS threads)": svm / ep[REFERENCE]["median"],
+        "svmtrain / reference (its faster thread setting)": svm / best(ep, "reference"),
         "svmtrain / floor": svm / r["floor"]["epoch_floor_s"],
-        "torch / svmtrain": ep["torch"]["median"] / svm if "torch" in ep else None,
-        "torch (1 thread) / svmtrain": (
-            ep["torch (1 thread)"]["median"] / svm if "torch" in ep else None
-        ),
+        "torch (default threads) / svmtrain": ep["torch"]["median"] / svm if torch else None,
+        "torch (its faster thread setting) / svmtrain": best(ep, "torch") / svm if torch else None,
     }
     r["targets"] = targets(r)
     write(r, args.out)
