@@ -7,7 +7,7 @@ vary between machines.
 
 - Epoch: one pass of SGD with momentum (batch 256) over a 49,000 x 3,073 float32 matrix, the
   size of the official CIFAR-10 training split less 1,000 validation images. The mirror has
-  30,000 training images, so the matrix is its training split plus its first 20,000 images
+  30,000 training images, so the matrix is its training split plus its first 19,000 images
   flipped left to right, preprocessed as configs/default.yaml says.
   Contenders: svmtrain's training steps; a plain numpy reference written here (fancy-index
   gathers, the textbook vectorised SVM loss, default BLAS threads, then one BLAS thread);
