@@ -10,7 +10,13 @@ import click
 import numpy as np
 from tqdm import tqdm
 
-from svmtrain.cli._common import data_dir_option, format_table, progress_enabled, quiet_option
+from svmtrain.cli._common import (
+    data_dir_option,
+    data_dir_override,
+    format_table,
+    progress_enabled,
+    quiet_option,
+)
 from svmtrain.config import load_config
 from svmtrain.gradcheck import ProblemSizeError, make_problem
 from svmtrain.gradients import (
@@ -398,8 +404,7 @@ def gradcheck(
     """
     if check_all and checks is not None:
         raise click.UsageError("Use either --checks K or --all, not both.")
-    extra = [f"data.dir={data_dir}"] if data_dir else []
-    cfg = load_config(config_path, [*overrides, *extra])
+    cfg = load_config(config_path, [*overrides, *data_dir_override(data_dir)])
     m = cfg.model
     loss = loss or m.loss
     reg = m.reg if reg is None else reg
