@@ -223,14 +223,6 @@ EXAMPLE_LOSSES: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def get_loss(name: str) -> LossFn:
-    """The vectorised loss called ``name``; ValueError naming the choices for any other name."""
-    try:
-        return LOSSES[name]
-    except KeyError:
-        raise ValueError(f"Unknown loss {name!r}: choose one of {', '.join(LOSSES)}.") from None
-
-
 def predict(W: np.ndarray, X: np.ndarray) -> np.ndarray:
     """(N,) intp: the class with the highest score for each row of X (N, D), W (C, D)."""
     return np.argmax(X @ W.T, axis=1)
