@@ -111,6 +111,7 @@ def _duration(seconds: float) -> str:
 )
 @click.option(
     "--num-examples",
+    "-n",
     type=click.IntRange(min=1),
     help="Use the first N training images [default: the whole training split].",
 )
