@@ -8,6 +8,7 @@ directory is flushed too, so the rename itself survives a crash.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,14 @@ from pathlib import Path
 from typing import IO
 
 from svmtrain.errors import SvmtrainError
+
+_ELSEWHERE = "Choose a writable location."
+_ADVICE = {
+    errno.ENOSPC: "Free some space, or choose a location on another disk.",
+    errno.EDQUOT: "Free some space, or choose a location on another disk.",
+    errno.ENOENT: "Its directory does not exist: create it or choose another location.",
+    errno.ENOTDIR: "A part of that path is a file, not a directory: choose another location.",
+}
 
 
 @contextmanager
@@ -37,8 +46,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise SvmtrainError(
-            f"Cannot write {target}: {err.strerror or err}. Free some space or choose a "
-            "writable location."
+            f"Cannot write {target}: {err.strerror or err}. {_ADVICE.get(err.errno, _ELSEWHERE)}"
         ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """`svmtrain fit` and `svmtrain evaluate` through click's CliRunner, on a tiny cached archive."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,15 @@ def test_data_dir_is_taken_as_a_path_whatever_its_name(name):
     from svmtrain.config import load_config
 
     assert load_config(overrides=data_dir_override(name)).data.dir == name
+
+
+def test_out_of_memory_is_one_line(monkeypatch):
+    cli_fit = sys.modules["svmtrain.cli.fit"]  # the package's `fit` attribute is the command
+
+    def too_big(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(cli_fit, "fit_run", too_big)
+    result = _run("fit", "-c", "configs/quick.yaml")
+    assert result.exit_code == 1
+    assert "Out of memory" in result.output

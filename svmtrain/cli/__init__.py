@@ -29,6 +29,12 @@ class _Group(click.Group):
             raise _UserError(str(err), err.exit_code) from None
         except KeyboardInterrupt:
             raise _UserError("Interrupted.", 130) from None
+        except MemoryError:
+            raise _UserError(
+                "Out of memory: the data or the arrays asked for do not fit. Use fewer examples "
+                "(e.g. data.num_train, --num-examples) or a machine with more memory.",
+                1,
+            ) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
