@@ -20,6 +20,9 @@ from svmtrain.preprocess import PIXELS
 from svmtrain.train import load_splits
 
 SYNTHETIC_PIXEL_STD = 64.0  # about the spread of CIFAR-10 pixels once the mean image is subtracted
+# The most synthetic examples a check draws: CIFAR-10's training set (50,000 images, 1.2 GB of
+# float64 pixels). A check needs far fewer, and a larger count would only exhaust the memory.
+MAX_SYNTHETIC_EXAMPLES = 50_000
 
 
 class ProblemSizeError(ValueError):
@@ -74,8 +77,8 @@ def make_problem(
 
     Data, W and the sample come from separate streams of ``seed``, so that e.g. ``checks``
     does not change W. Raises :class:`ProblemSizeError` when ``num_examples`` or ``checks`` is
-    below 1, ``num_examples`` more than the config's training images or ``checks`` more than
-    the weights.
+    below 1, ``num_examples`` more than the config's training images (synthetic:
+    MAX_SYNTHETIC_EXAMPLES) or ``checks`` more than the weights.
     """
     for argument, count in (("num_examples", num_examples), ("checks", checks)):
         if count is not None and count < 1:
@@ -84,6 +87,12 @@ def make_problem(
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
     )
     if synthetic:
+        if num_examples > MAX_SYNTHETIC_EXAMPLES:
+            raise ProblemSizeError(
+                "num_examples",
+                f"must be at most {MAX_SYNTHETIC_EXAMPLES:,} with synthetic data (the size of "
+                f"CIFAR-10's training set). Got {num_examples:,} instead.",
+            )
         X, y = synthetic_data(num_examples, data_rng)
     else:
         splits = load_splits(cfg, progress=progress)

@@ -198,6 +198,10 @@ def test_a_wrong_weight_fails_beside_unresolved_ones(monkeypatch):
             ["--checks", "40000"],
             "must be at most 30,730 (the weights). Got 40000 instead. Use --all to check",
         ),
+        (
+            ["--num-examples", "100000000"],
+            "Invalid value for '--num-examples': must be at most 50,000 with synthetic data",
+        ),
         (["--all", "--checks", "3"], "Use either --checks K or --all, not both."),
         (["--dtype", "float32", "--h", "1e-30"], "Invalid value for '--h': h=1e-30 is too small"),
     ],

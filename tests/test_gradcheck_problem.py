@@ -75,6 +75,12 @@ def test_the_problem_feeds_check_gradient():
         ({"checks": 30_731}, "checks", "must be at most 30,730 (the weights). Got 30731 instead."),
         ({"checks": 0}, "checks", "must be at least 1. Got 0 instead."),
         ({"num_examples": 0}, "num_examples", "must be at least 1. Got 0 instead."),
+        (
+            {"num_examples": 50_001},
+            "num_examples",
+            "must be at most 50,000 with synthetic data (the size of CIFAR-10's training set). "
+            "Got 50,001 instead.",
+        ),
     ],
 )
 def test_impossible_sizes_are_refused(options, argument, message):
