@@ -81,7 +81,16 @@ _TRUNCATION_SAFETY = 2.0
 
 
 class StepTooSmall(ValueError):
-    """x + h rounds back to x: the step h is below the resolution of x's dtype there."""
+    """x + h rounds back to x: the step h is below the resolution of x's dtype there.
+
+    h, dtype (a name) and value (the first such x) say where, for a caller to advise on."""
+
+    def __init__(self, h: float, dtype: str, value: float) -> None:
+        super().__init__(
+            f"h={h:g} is too small for {dtype} values near {value:.3g}: "
+            f"x + h rounds back to x. Use a larger h."
+        )
+        self.h, self.dtype, self.value = h, dtype, value
 
 
 def relative_error(a: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -111,10 +120,7 @@ def _probe_values(x0: np.ndarray, h: float, method: str) -> tuple[np.ndarray, np
     down = x0 - step if method == "centered" else x0
     flat = np.flatnonzero(up == down)
     if flat.size:
-        raise StepTooSmall(
-            f"h={h:g} is too small for {x0.dtype} values near {float(x0[flat[0]]):.3g}: "
-            f"x + h rounds back to x. Use a larger h."
-        )
+        raise StepTooSmall(h, x0.dtype.name, float(x0[flat[0]]))
     return up, down
 
 

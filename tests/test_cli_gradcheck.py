@@ -204,6 +204,15 @@ def test_a_wrong_weight_fails_beside_unresolved_ones(monkeypatch):
         ),
         (["--all", "--checks", "3"], "Use either --checks K or --all, not both."),
         (["--dtype", "float32", "--h", "1e-30"], "Invalid value for '--h': h=1e-30 is too small"),
+        (
+            ["--weight-scale", "1e200"],
+            "Invalid value for '--weight-scale' / '--h': the default step h=1e-05 rounds away on "
+            "float64 weights near ",
+        ),
+        (
+            ["--dtype", "float32", "--set", "model.init_scale=1e3"],
+            "(W = 1000 * N(0, 1)): w + h == w. Use a smaller --weight-scale (or model.init_scale)",
+        ),
     ],
 )
 def test_bad_options_are_refused_clearly(args, message):

@@ -62,6 +62,15 @@ _POSITIVE = _FiniteFloat(0.0, inclusive=False)
 _NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
 
 
+def _too_large_weights(err: StepTooSmall, weight_scale: float) -> str:
+    """Why the default step rounds away: the weights are too large for it, not h too small."""
+    return (
+        f"the default step h={err.h:g} rounds away on {err.dtype} weights near {err.value:.3g} "
+        f"(W = {weight_scale:g} * N(0, 1)): w + h == w. Use a smaller --weight-scale (or "
+        "model.init_scale), or pass a larger --h."
+    )
+
+
 def _fmt(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.1e}"
 
@@ -428,6 +437,7 @@ def gradcheck(
         option, advice = _SIZE_OPTIONS[err.argument]
         raise click.BadParameter(f"{err}{advice}", param_hint=option) from None
     W, X, y, coords = problem.W, problem.X, problem.y, problem.coords
+    h_given = h is not None
     h = default_step(loss, dtype) if h is None else h
     tol_source = "--tol" if tol is not None else f"the default for {dtype} {method} differences"
     tol = default_tolerance(dtype, method) if tol is None else tol
@@ -458,7 +468,11 @@ def gradcheck(
                 progress=bar.update,
             )
         except StepTooSmall as err:
-            raise click.BadParameter(str(err), param_hint="'--h'") from None
+            if h_given:
+                raise click.BadParameter(str(err), param_hint="'--h'") from None
+            raise click.BadParameter(
+                _too_large_weights(err, weight_scale), param_hint=["--weight-scale", "--h"]
+            ) from None
     seconds = time.perf_counter() - started
 
     settings = {
