@@ -7,8 +7,8 @@
 - :func:`svm_kinks`: the weights whose probe moves a hinge margin across 0, where a finite
   difference disagrees with a correct gradient.
 - :func:`finite_difference_error`: how far each finite difference may be from the true
-  derivative (truncation plus rounding), so that a check can tell a wrong gradient from a
-  difference too coarse to judge it.
+  derivative (truncation and rounding, an :class:`FdError`), so that a check can tell a wrong
+  gradient from a difference too coarse to judge it.
 - :func:`check_gradient`: analytic against numerical (and optionally the loop reference) on
   sampled or all weights, summarised in a :class:`GradCheck` with a verdict.
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -361,6 +362,18 @@ def rounding_error_bound(
     return float(np.finfo(W.dtype).eps) * terms / (up - down)
 
 
+class FdError(NamedTuple):
+    """The estimated error of finite differences, by cause; (K,) float64 each."""
+
+    truncation: np.ndarray  # of the difference quotient itself (0 for centred SVM differences)
+    rounding: np.ndarray  # of the loss values it divides (rounding_error_bound and the like)
+
+    @property
+    def total(self) -> np.ndarray:
+        """(K,) float64: truncation + rounding, the bound |numerical - true| is held to."""
+        return self.truncation + self.rounding
+
+
 def finite_difference_error(
     loss: str,
     W: np.ndarray,
@@ -376,9 +389,11 @@ def finite_difference_error(
     method: str = "centered",
     full_loss: bool = False,
     progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """An estimate of |numerical - true partial derivative| for each finite difference:
-    truncation plus :func:`rounding_error_bound`. Kink crossings are not covered (svm_kinks).
+) -> FdError:
+    """An estimate of |numerical - true partial derivative| for each finite difference, as
+    truncation plus :func:`rounding_error_bound`, kept apart (an :class:`FdError`) so that a
+    report can say which one keeps a weight from being judged: a smaller h lowers truncation,
+    a larger one rounding. Kink crossings are not covered (svm_kinks).
 
     numerical: (K,) the differences at step h, as :func:`linear_numerical_partials` (or, with
     ``full_loss``, :func:`numerical_partials`) returned them for these arguments.
@@ -391,16 +406,17 @@ def finite_difference_error(
     to leading order in h; the first term is doubled to cover the next orders. ``progress(1)``
     is called per weight of that second pass, and only with ``full_loss``.
 
-    W: (C, D); X: (N, D); y: (N,); coords: (K,) flat indices into W. Returns (K,) float64.
+    W: (C, D); X: (N, D); y: (N,); coords: (K,) flat indices into W.
     """
     _check_method(method)
     options = {"reg": reg, "delta": delta, "reg_bias": reg_bias, "method": method}
     rounding = rounding_error_bound(loss, W, X, y, coords, h=h, full_loss=full_loss, **options)
     if loss in PIECEWISE_QUADRATIC:
         if method == "centered":
-            return rounding
+            return FdError(np.zeros_like(rounding), rounding)
         ds, up, down = _probed_columns(W, coords, h, method)
-        return rounding + np.where(_penalised(W.shape[1], reg_bias)[ds], reg * (up - down), 0.0)
+        penalty = np.where(_penalised(W.shape[1], reg_bias)[ds], reg * (up - down), 0.0)
+        return FdError(penalty, rounding)
     coarse = _loss_partials(
         loss, W, X, y, coords, h=2 * h, full_loss=full_loss, progress=progress, **options
     )
@@ -409,7 +425,7 @@ def finite_difference_error(
     )
     q = 3.0 if method == "centered" else 1.0
     truncation = _TRUNCATION_SAFETY * np.abs(coarse - numerical) / q
-    return truncation + ((q + 1) * rounding + coarse_rounding) / q
+    return FdError(truncation, ((q + 1) * rounding + coarse_rounding) / q)
 
 
 def _band(max_rel: float) -> str:
@@ -435,6 +451,7 @@ class GradCheck:
     rel_error: np.ndarray  # analytic vs numerical
     kink: np.ndarray  # bool: the probe crosses a hinge kink; left out of the statistics
     fd_error: np.ndarray  # float64: the estimated error of numerical (finite_difference_error)
+    fd_truncation: np.ndarray  # float64: the truncation part of fd_error (the rest is rounding)
     # bool: rel_error above tol but |analytic - numerical| within fd_error, so finite
     # differences cannot judge this weight; left out of the statistics, like kinks
     unresolved: np.ndarray
@@ -460,6 +477,11 @@ class GradCheck:
         """(K,) float64: fd_error as a relative error, fd_error / (|analytic| + |numerical|):
         the finest relative error finite differences can confirm on each weight."""
         return _relative_to(self.fd_error, self.analytic, self.numerical)
+
+    @property
+    def relative_truncation(self) -> np.ndarray:
+        """(K,) float64: the truncation part of fd_error, relative like :attr:`resolution`."""
+        return _relative_to(self.fd_truncation, self.analytic, self.numerical)
 
 
 def default_step(loss: str, dtype: str) -> float:
@@ -525,14 +547,14 @@ def check_gradient(
     analytic = dW[idx].astype(np.float64)
     probe = {"h": h, "method": method, "full_loss": full_loss, "progress": progress, **options}
     numerical = _loss_partials(loss, W, X, y, coords, **probe)
-    fd_error = finite_difference_error(loss, W, X, y, coords, numerical, **probe)
+    fd = finite_difference_error(loss, W, X, y, coords, numerical, **probe)
     kink = (
         svm_kinks(W, X, y, coords, h=h, delta=delta)
         if loss == "svm"
         else np.zeros(coords.size, dtype=bool)
     )
     rel = relative_error(analytic, numerical)
-    unresolved = ~kink & (rel > tol) & (np.abs(analytic - numerical) <= fd_error)
+    unresolved = ~kink & (rel > tol) & (np.abs(analytic - numerical) <= fd.total)
     judged = rel[~kink & ~unresolved]
     max_rel = float(judged.max()) if judged.size else float("nan")
     passed = bool(judged.size) and max_rel <= tol
@@ -557,7 +579,8 @@ def check_gradient(
         numerical=numerical,
         rel_error=rel,
         kink=kink,
-        fd_error=fd_error,
+        fd_error=fd.total,
+        fd_truncation=fd.truncation,
         unresolved=unresolved,
         method=method,
         h=h,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,7 @@ def test_unresolved_weights_are_flagged_counted_and_listed():
     rows = [line for line in out.splitlines() if line.startswith("(")]
     assert len(rows) == 3 and all(row.endswith("  unresolved") for row in rows)
     assert "unresolved: relative error above the tolerance (up to " in out
-    assert "within the estimated error of the finite difference" in out
+    assert "but within the resolution of the finite difference (up to " in out
     assert "PASS: the largest relative error away from kinks and unresolved weights" in out
     assert "unresolved weight(s) agree only to within their finite-difference error" in out
 
@@ -163,6 +164,57 @@ def test_unresolved_weights_are_flagged_counted_and_listed():
     for w in flagged:
         assert w["rel_error"] > doc["tol"]
         assert abs(w["analytic"] - w["numerical"]) <= w["fd_error"]
+
+
+def test_unresolved_figures_agree_between_the_summary_and_the_verdict():
+    result = CliRunner().invoke(main, ["gradcheck", "--synthetic", *UNRESOLVED])
+    _, doc = run_json_with(*UNRESOLVED)
+    flagged = [w for w in doc["weights"] if w["unresolved"]]
+    worst_rel = max(w["rel_error"] for w in flagged)
+    # resolution: fd error / (|analytic| + |numerical|), the finest relative error it confirms
+    worst_resolution = max(
+        w["fd_error"] / (abs(w["analytic"]) + abs(w["numerical"])) for w in flagged
+    )
+    assert worst_rel <= worst_resolution
+    summary = re.search(
+        r"relative error above the tolerance \(up to (\S+)\) but within the resolution of the "
+        r"finite difference \(up to (\S+):",
+        result.output,
+    )
+    verdict = re.search(
+        r"relative errors up to (\S+), within a resolution of up to (\S+)\.", result.output
+    )
+    figures = (f"{worst_rel:.1e}", f"{worst_resolution:.1e}")
+    assert summary.groups() == verdict.groups() == figures
+
+
+def test_unresolved_weights_are_told_apart_by_cause():
+    # The UNRESOLVED case has both: small gradients against the rounding error, and centred
+    # truncation of the smooth loss above the tolerance.
+    out = CliRunner().invoke(main, ["gradcheck", "--synthetic", *UNRESOLVED]).output
+    assert re.search(r"; \d+ by truncation \(centred differences carry a truncation error", out)
+    assert "more than --tol allows: use a smaller --h)" in out
+    assert re.search(r"; \d+ by rounding \(their gradients are too small against the rounding", out)
+
+
+def test_forward_differences_on_the_default_config_say_truncation_and_the_fix():
+    # reg 2.5e4, h 1e-5: the penalty's truncation error h*reg = 0.25 against gradients near 20,
+    # far above the forward tolerance 1e-4 on every weight; the gradients are not small.
+    result = run("--method", "forward")
+    out = result.output
+    assert result.exit_code == 1
+    assert "10 by truncation (forward differences carry a truncation error of about h*reg = " in out
+    assert "0.25 here" in out and "too small" not in out
+    last = out.rstrip().splitlines()[-1]
+    assert re.fullmatch(
+        r"FAIL: every checked weight is at a kink or unresolved, so nothing could be judged\. "
+        r"Forward differences carry a truncation error of about h\*reg = 0\.25 here, up to \S+ "
+        r"relative to \|analytic\| \+ \|numerical\|, more than --tol allows: use --method "
+        r"centered or a smaller --h\.",
+        last,
+    ), last
+    # The advice works: a hundredfold smaller step passes.
+    assert run("--method", "forward", "--h", "1e-7").exit_code == 0
 
 
 def test_a_wrong_weight_fails_beside_unresolved_ones(monkeypatch):

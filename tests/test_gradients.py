@@ -249,7 +249,7 @@ def test_fd_error_estimates_the_truncation_of_a_smooth_loss(method):
     coords = np.arange(W.size)
     options = {"reg": 3.0, "h": 1e-3, "method": method}
     numerical = linear_numerical_partials("softmax", W, X, y, coords, **options)
-    estimate = finite_difference_error("softmax", W, X, y, coords, numerical, **options)
+    estimate = finite_difference_error("softmax", W, X, y, coords, numerical, **options).total
     actual = np.abs(numerical - LOSSES["softmax"](W, X, y, 3.0)[1].ravel())
     assert actual.max() > 1e-3  # precondition: a truncation error far above rounding
     assert np.all(actual <= estimate)
@@ -266,12 +266,36 @@ def test_fd_error_of_forward_svm_differences_is_the_penalty_step(reg_bias):
     options = {"reg": 50.0, "reg_bias": reg_bias, "h": 1e-4, "method": "forward"}
     assert not svm_kinks(W, X, y, coords, h=1e-4).any()
     numerical = linear_numerical_partials("svm", W, X, y, coords, **options)
-    estimate = finite_difference_error("svm", W, X, y, coords, numerical, **options)
+    fd = finite_difference_error("svm", W, X, y, coords, numerical, **options)
     actual = np.abs(numerical - LOSSES["svm"](W, X, y, 50.0, reg_bias=reg_bias)[1].ravel())
     expected = np.full(W.shape, 50.0 * 1e-4)
     expected[:, -1] *= reg_bias
     np.testing.assert_allclose(actual, expected.ravel(), rtol=1e-6, atol=1e-9)
-    assert np.all(actual <= estimate)
+    assert np.all(actual <= fd.total)
+    # The truncation part is that penalty step (as stored), the rest the rounding bound.
+    np.testing.assert_allclose(fd.truncation, expected.ravel(), rtol=1e-9)
+    np.testing.assert_array_equal(
+        fd.rounding, rounding_error_bound("svm", W, X, y, coords, **options)
+    )
+
+
+@pytest.mark.parametrize("name", ["svm", "softmax"])
+def test_check_gradient_keeps_the_truncation_part(name):
+    W, X, y = _problem(seed=17)
+    centred = check_gradient(name, W, X, y, reg=3.0)
+    forward = check_gradient(name, W, X, y, reg=3.0, method="forward")
+    for result in (centred, forward):
+        assert np.all(result.fd_truncation >= 0)
+        assert np.all(result.fd_truncation <= result.fd_error)
+        np.testing.assert_allclose(
+            result.relative_truncation,
+            result.fd_truncation / (np.abs(result.analytic) + np.abs(result.numerical)),
+        )
+    if name == "svm":  # piecewise linear: centred differences have no truncation error
+        np.testing.assert_array_equal(centred.fd_truncation, 0.0)
+        np.testing.assert_allclose(forward.fd_truncation, 3.0 * forward.h, rtol=1e-6)
+    else:  # a smooth loss: forward truncation O(h), centred O(h^2)
+        assert np.median(forward.fd_truncation) > 100 * np.median(centred.fd_truncation)
 
 
 @pytest.mark.parametrize("full_loss", [False, True])

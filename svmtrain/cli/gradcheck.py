@@ -21,6 +21,7 @@ from svmtrain.config import load_config
 from svmtrain.gradcheck import ProblemSizeError, make_problem
 from svmtrain.gradients import (
     METHODS,
+    PIECEWISE_QUADRATIC,
     GradCheck,
     StepTooSmall,
     check_gradient,
@@ -125,11 +126,62 @@ def _table(result: GradCheck, rows: int) -> str:
     return f"{caption}:\n{table}" if caption else table
 
 
-def _verdict(result: GradCheck) -> str:
+def _by_truncation(result: GradCheck) -> np.ndarray:
+    """(K,) bool: unresolved weights whose fd error is mostly truncation (a smaller h helps);
+    the other unresolved ones are mostly rounding (their gradients are small against it)."""
+    return result.unresolved & (2 * result.fd_truncation > result.fd_error)
+
+
+def _truncation_advice(result: GradCheck, loss: str, reg: float) -> str:
+    """What the truncation error of the unresolved weights is, and what lowers it."""
+    by_truncation = _by_truncation(result)
+    if result.method == "forward" and loss in PIECEWISE_QUADRATIC:
+        # Between kinks the forward difference is off by exactly reg * t, the penalty's part.
+        size = f"about h*reg = {result.h * reg:.2g}"
+    else:
+        size = f"up to {_worst(result.fd_truncation, by_truncation):.1e}"
+    kind = "forward" if result.method == "forward" else "centred"
+    fix = "use --method centered or a smaller --h" if kind == "forward" else "use a smaller --h"
+    return (
+        f"{kind} differences carry a truncation error of {size} here, up to "
+        f"{_worst(result.relative_truncation, by_truncation):.1e} relative to |analytic| + "
+        f"|numerical|, more than --tol allows: {fix}"
+    )
+
+
+def _unresolved_line(result: GradCheck, loss: str, reg: float) -> str:
+    by_truncation = _by_truncation(result)
+    causes = []
+    if by_truncation.any():
+        causes.append(
+            f"{int(by_truncation.sum()):,} by truncation ({_truncation_advice(result, loss, reg)})"
+        )
+    by_rounding = result.unresolved & ~by_truncation
+    if by_rounding.any():
+        causes.append(
+            f"{int(by_rounding.sum()):,} by rounding (their gradients are too small against the "
+            "rounding error of the loss at this h)"
+        )
+    return (
+        f"unresolved: relative error above the tolerance (up to "
+        f"{_worst(result.rel_error, result.unresolved):.1e}) but within the resolution of the "
+        f"finite difference (up to {_worst(result.resolution, result.unresolved):.1e}: fd error "
+        "/ (|analytic| + |numerical|), the finest relative error it can confirm); "
+        f"{'; '.join(causes)}: {_where(result, result.unresolved)}"
+    )
+
+
+def _verdict(result: GradCheck, loss: str, reg: float) -> str:
     if math.isnan(result.max_rel_error):
+        advice = []
+        if _by_truncation(result).any():
+            sentence = _truncation_advice(result, loss, reg)
+            advice.append(sentence[0].upper() + sentence[1:] + ".")
+        if (result.kink | (result.unresolved & ~_by_truncation(result))).any():
+            advice.append("Check more weights (--checks), another --seed or another --h.")
         return (
             "FAIL: every checked weight is at a kink or unresolved, so nothing could be judged. "
-            "Check more weights (--checks), another --seed or another --h."
+            + " ".join(advice)
         )
     reasons = []
     set_aside = result.kink | result.unresolved
@@ -153,8 +205,9 @@ def _verdict(result: GradCheck) -> str:
     if result.num_unresolved:
         verdict += (
             f" {result.num_unresolved:,} unresolved weight(s) agree only to within their "
-            f"finite-difference error (a relative error of up to "
-            f"{_worst(result.resolution, result.unresolved):.1e})."
+            f"finite-difference error: relative errors up to "
+            f"{_worst(result.rel_error, result.unresolved):.1e}, within a resolution of up to "
+            f"{_worst(result.resolution, result.unresolved):.1e}."
         )
     return verdict
 
@@ -204,13 +257,7 @@ def _report(
         f"tolerance {result.tol:g} ({tol_source})",
     ]
     if result.num_unresolved:
-        lines.append(
-            f"unresolved: relative error above the tolerance (up to "
-            f"{_worst(result.rel_error, result.unresolved):.1e}) but |analytic - numerical| "
-            "within the estimated error of the finite difference (fd error: truncation + "
-            "rounding); their gradients are too small for finite differences at this h to "
-            f"confirm to the tolerance: {_where(result, result.unresolved)}"
-        )
+        lines.append(_unresolved_line(result, s["loss"], s["reg"]))
     if result.reference is not None:
         lines.append(
             f"loop reference: loss {result.reference_loss!r} "
@@ -486,7 +533,7 @@ def gradcheck(
         "seed": seed,
         "full_loss": full_loss,
     }
-    verdict = _verdict(result)
+    verdict = _verdict(result, loss, reg)
     notes = _notes(result, reg)
     if as_json:
         click.echo(_as_json(result, {**settings, "seconds": seconds}, notes, verdict))
