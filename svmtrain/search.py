@@ -16,17 +16,19 @@ interrupted search keeps what it finished.
 
 from __future__ import annotations
 
-import csv
+import ctypes
 import difflib
 import itertools
-import json
 import math
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,13 +40,13 @@ from tqdm.auto import tqdm
 from svmtrain._blas import limited_threads
 from svmtrain.config import Config, config_to_dict, load_config, save_config
 from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
-from svmtrain.fileio import atomic_write
 from svmtrain.preprocess import Splits
+from svmtrain.records import write_csv, write_json
 from svmtrain.train import init_state, plan, train
 
 LR, REG = "optim.learning_rate", "model.reg"
 RESULTS_CSV, RESULTS_JSON, BEST_YAML = "results.csv", "results.json", "best.yaml"
-OK, DIVERGED = "ok", "diverged"
+OK, DIVERGED, CRASHED = "ok", "diverged", "crashed"
 
 # Keys a --epochs override would fight with.
 _LENGTH_KEYS = ("train.epochs", "train.iterations")
@@ -257,13 +259,13 @@ class TrialResult:
     settings: dict[str, Any]  # searched key -> its value as the config holds it
     learning_rate: float
     reg: float
-    status: str  # OK or DIVERGED
-    final_loss: float | None  # mean minibatch loss of the last epoch; None if diverged
+    status: str  # OK, DIVERGED, or CRASHED (its worker died)
+    final_loss: float | None  # mean minibatch loss of the last epoch; None unless OK
     train_acc: float | None  # of the kept weights (the best epoch's with early stopping)
     val_acc: float | None
     epochs: int  # epochs finished
     seconds: float  # wall time, the only field that depends on the machine and --jobs
-    message: str = ""  # why it diverged
+    message: str = ""  # why it diverged or crashed
 
 
 def config_value(cfg: Config, key: str) -> Any:
@@ -278,16 +280,22 @@ def run_trial(trial: Trial, splits: Splits) -> TrialResult:
         return _run_trial(trial, splits)
 
 
-def _run_trial(trial: Trial, splits: Splits) -> TrialResult:
+def _identity(trial: Trial) -> dict[str, Any]:
+    """The fields of a trial's result that say which trial it is."""
     cfg = trial.config
-    started = time.perf_counter()
-    state = init_state(cfg, len(splits.class_names), splits.X_train.shape[1])
-    record = {
+    return {
         "number": trial.number,
         "settings": {key: config_value(cfg, key) for key in trial.settings},
         "learning_rate": cfg.optim.learning_rate,
         "reg": cfg.model.reg,
     }
+
+
+def _run_trial(trial: Trial, splits: Splits) -> TrialResult:
+    cfg = trial.config
+    started = time.perf_counter()
+    state = init_state(cfg, len(splits.class_names), splits.X_train.shape[1])
+    record = _identity(trial)
     try:
         train(cfg, splits, state, progress=False)
     except DivergenceError as err:
@@ -332,39 +340,131 @@ def trial_runner(
 
     The trials run in :func:`effective_jobs` worker processes, forked on entry (before the
     caller starts a thread, such as a progress bar's monitor, whose locks a fork would copy
-    held). Workers ignore Ctrl-C: the parent gets the KeyboardInterrupt, and leaving the
-    context by any exception terminates them. A worker's exception other than divergence is
-    re-raised in the parent. Where fork is unavailable the trials run one by one in this
-    process.
+    held). Workers ignore Ctrl-C and die with this process (Linux): the parent gets the
+    KeyboardInterrupt, and leaving the context by any exception kills them. A worker's
+    exception other than divergence is re-raised in the parent; a worker that dies (the OOM
+    killer, kill -9) makes the iterator raise :class:`WorkerDied`. Where fork is unavailable
+    the trials run one by one in this process.
     """
     if not can_fork():
         yield (run_trial(trial, splits) for trial in trials)
         return
-    global _shared_splits
+    global _shared_splits, _running
     _shared_splits = splits  # inherited by the forked workers, never pickled
-    pool = multiprocessing.get_context("fork").Pool(
-        effective_jobs(jobs, len(trials)), initializer=_init_worker
+    # _running[i]: pid of the worker running trials[i], 0 when none is; shared with workers.
+    _running = multiprocessing.RawArray("q", len(trials))
+    executor = ProcessPoolExecutor(
+        effective_jobs(jobs, len(trials)),
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
     )
+    workers: list[multiprocessing.process.BaseProcess] = []
     try:
-        yield pool.imap_unordered(_run_in_worker, trials)
-        pool.close()
+        futures = {executor.submit(_run_in_worker, i, t): t for i, t in enumerate(trials)}
+        # With fork, every worker is started by the first submit; keep them to kill and to
+        # read their exit codes (the executor has no public handle on its processes).
+        workers = list(executor._processes.values())
+        yield _results(executor, futures, workers, trials)
+    except BaseException:
+        for worker in workers:  # a trial may run for minutes: do not wait for it
+            worker.kill()
+        raise
     finally:
-        pool.terminate()
-        pool.join()
-        _shared_splits = None
+        executor.shutdown(wait=True, cancel_futures=True)
+        _shared_splits = _running = None
+
+
+def _results(
+    executor: ProcessPoolExecutor,
+    futures: dict[Future, Trial],
+    workers: list[multiprocessing.process.BaseProcess],
+    trials: Sequence[Trial],
+) -> Iterator[TrialResult]:
+    done: set[int] = set()
+    for future in as_completed(futures):
+        try:
+            result = future.result()
+        except BrokenProcessPool:
+            executor.shutdown(wait=True)  # the executor has stopped and reaped every worker
+            raise _worker_died(workers, trials, done) from None
+        done.add(result.number)
+        yield result
+
+
+def _worker_died(
+    workers: Sequence[multiprocessing.process.BaseProcess],
+    trials: Sequence[Trial],
+    done: set[int],
+) -> WorkerDied:
+    """Which worker died first, and the trial it was running. The executor stops the others
+    with SIGTERM once one dies, so the one that died of something else is the culprit."""
+    codes = {w.pid: w.exitcode for w in workers}
+    culprits = [pid for pid, code in codes.items() if code != -signal.SIGTERM] or list(codes)
+    slots = zip(_running, trials, strict=True)
+    running = {pid: t.number for pid, t in slots if pid and t.number not in done}
+    pid = next((p for p in culprits if p in running), culprits[0])
+    return WorkerDied(running.get(pid), codes[pid])
+
+
+class WorkerDied(Exception):
+    """A worker process died while trials ran: killed by a signal or exited by itself."""
+
+    def __init__(self, trial: int | None, exitcode: int | None) -> None:
+        self.trial = trial  # the trial it was running, None if it was between trials
+        self.exitcode = exitcode  # negative: the signal that killed it
+        if exitcode is not None and exitcode < 0:
+            name = _signal_name(-exitcode)
+            how = f"killed by signal {-exitcode}" + (f", {name}" if name else "")
+            if exitcode == -signal.SIGKILL:
+                how += "; out of memory?"
+        else:
+            how = f"exit code {exitcode}"
+        whose = f"the worker for trial {trial}" if trial is not None else "a worker"
+        super().__init__(f"{whose} died ({how})")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return ""
 
 
 _shared_splits: Splits | None = None
+_running: Any = None
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     # Ctrl-C reaches the whole process group; only the parent handles it, and stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent turns these into Ctrl-C while it searches; a worker just dies of them, quietly.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    _die_with(parent)
 
 
-def _run_in_worker(trial: Trial) -> TrialResult:
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when ``parent`` dies (Linux), so that no worker
+    trains on, orphaned, after its parent was killed."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux's libc: the parent's cleanup has to do
+        return
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _run_in_worker(slot: int, trial: Trial) -> TrialResult:
     assert _shared_splits is not None, "trial_runner sets the shared splits before forking"
-    return run_trial(trial, _shared_splits)
+    _running[slot] = os.getpid()
+    result = run_trial(trial, _shared_splits)
+    _running[slot] = 0
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,7 +472,8 @@ def _run_in_worker(trial: Trial) -> TrialResult:
 
 
 def rank(results: Sequence[TrialResult]) -> list[TrialResult]:
-    """Highest validation accuracy first; diverged trials last; ties by trial number."""
+    """Highest validation accuracy first; diverged and crashed trials last; ties by trial
+    number."""
     return sorted(
         results,
         key=lambda r: (r.status != OK, -(r.val_acc if r.val_acc is not None else 0.0), r.number),
@@ -428,7 +529,7 @@ class Search:
             "searched": [a.key for a in self.axes],
             "epochs_per_trial": self.epochs,
             "trials": len(self.trials),
-            "finished": len(self.results),
+            "finished": sum(r.status != CRASHED for r in self.results),
             "interrupted": self.interrupted,
             "jobs": self.jobs,
             "best": best,
@@ -472,12 +573,15 @@ def new_search_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
 def run_search(search: Search, splits: Splits, *, progress: bool = True) -> Search:
     """Run every trial of ``search``, writing the results after each; returns ``search``.
 
-    Ctrl-C stops the workers, keeps the finished trials' results on disk and raises
-    :class:`Interrupted`.
+    Ctrl-C, SIGTERM and SIGHUP stop the workers, keep the finished trials' results on disk
+    and raise :class:`Interrupted`. A worker that dies (the OOM killer, kill -9) stops the
+    search: its trial is recorded as CRASHED, the results are written, and SvmtrainError says
+    which trial and why.
     """
     check_trials(search.trials, len(splits.y_train))
     try:
         with (
+            _termination_as_interrupt(),
             trial_runner(search.trials, splits, search.jobs) as finished,
             tqdm(
                 total=len(search.trials), unit="trial", disable=not progress, dynamic_ncols=True
@@ -497,7 +601,50 @@ def run_search(search: Search, splits: Splits, *, progress: bool = True) -> Sear
             f"Interrupted after {len(search.results)} of {len(search.trials)} trials; their "
             f"results are in {search.out_dir}."
         ) from None
+    except WorkerDied as died:
+        if died.trial is not None:
+            search.results.append(_crashed(search.trials, died))
+        search.write()
+        finished = search.document()["finished"]
+        raise SvmtrainError(
+            f"The search stopped: {died}. {finished} of {len(search.trials)} trials finished; "
+            f"their results are in {search.out_dir}."
+        ) from None
     return search
+
+
+def _crashed(trials: Sequence[Trial], died: WorkerDied) -> TrialResult:
+    trial = next(t for t in trials if t.number == died.trial)
+    return TrialResult(
+        **_identity(trial),
+        status=CRASHED,
+        final_loss=None,
+        train_acc=None,
+        val_acc=None,
+        epochs=0,
+        seconds=0.0,
+        message=str(died),
+    )
+
+
+@contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    """Inside, SIGTERM and SIGHUP raise KeyboardInterrupt as Ctrl-C does, so that a search
+    stopped by them also stops its workers and records that it was interrupted. Only the
+    main thread can set signal handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def check_trials(trials: Sequence[Trial], num_train: int) -> None:
@@ -507,51 +654,3 @@ def check_trials(trials: Sequence[Trial], num_train: int) -> None:
             plan(trial.config, num_train)
         except ConfigError as err:
             raise ConfigError(f"Trial {trial.number}: {err}") from None
-
-
-def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Sequence[dict]) -> None:
-    """``rows`` (dicts with at least ``columns``) as CSV with a header, atomically.
-
-    None is an empty cell, booleans are true/false, floats are written in full precision
-    (inf and nan as such).
-    """
-    try:
-        with atomic_write(path, "w") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow([_csv_cell(row[c]) for c in columns])
-    except OSError as err:
-        raise SvmtrainError(f"Cannot write {path}: {err.strerror or err}.") from None
-
-
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    return value
-
-
-def write_json(path: str | os.PathLike, document: Any) -> None:
-    """``document`` as indented JSON, atomically; non-finite floats become null."""
-    try:
-        with atomic_write(path, "w") as f:
-            f.write(to_json(document) + "\n")
-    except OSError as err:
-        raise SvmtrainError(f"Cannot write {path}: {err.strerror or err}.") from None
-
-
-def to_json(document: Any) -> str:
-    """Indented JSON text of ``document``, with inf and NaN as null (JSON has neither)."""
-    return json.dumps(_finite_or_null(document), indent=2, allow_nan=False)
-
-
-def _finite_or_null(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_or_null(v) for v in value]
-    return value

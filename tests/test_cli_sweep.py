@@ -1,6 +1,7 @@
 """`svmtrain sweep-step` and `svmtrain search` through Click: output, files, exit codes and
 messages. Data come from a tiny archive served on 127.0.0.1, or from the real mirror (slow)."""
 
+import contextlib
 import csv
 import json
 import os
@@ -363,15 +364,24 @@ def test_search_where_every_trial_diverges(data, tmp_path):
     assert not (out / "best.yaml").exists()
 
 
-def test_search_ctrl_c_from_the_terminal(data, tmp_path):
-    """SIGINT to the whole process group, as a terminal sends it: workers ignore it, the
-    parent stops them, keeps the two finished trials and exits 130 with one message."""
+@pytest.mark.parametrize(
+    ("sig", "group"),
+    [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGHUP, False)],
+    ids=["ctrl-c to the group", "SIGTERM to the parent", "SIGHUP to the parent"],
+)
+def test_search_stopped_by_a_signal(data, tmp_path, sig, group):
+    """SIGINT to the whole process group, as a terminal sends it, or SIGTERM/SIGHUP to the
+    parent alone, as kill or a closed terminal does: the parent stops the workers (none is
+    left running), keeps the two finished trials and exits 130 with one message."""
+    pids = tmp_path / "worker-pids"
     driver = (
-        "import sys, time\n"
+        "import os, sys, time\n"
         "from svmtrain import search\n"
         "real = search.run_trial\n"
         "def hang_after_two(trial, splits):\n"
         "    if trial.number > 2:\n"
+        f"        with open({str(pids)!r}, 'a') as f:\n"
+        "            f.write(f'{os.getpid()}\\n')\n"
         "        time.sleep(120)\n"
         "    return real(trial, splits)\n"
         "search.run_trial = hang_after_two\n"
@@ -395,7 +405,10 @@ def test_search_ctrl_c_from_the_terminal(data, tmp_path):
                 break
             time.sleep(0.02)
         time.sleep(0.2)  # both workers are in trials 3 and 4 by now
-        os.killpg(process.pid, signal.SIGINT)
+        if group:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
@@ -408,6 +421,59 @@ def test_search_ctrl_c_from_the_terminal(data, tmp_path):
     document = json.loads((out / "results.json").read_text())
     assert (document["finished"], document["interrupted"]) == (2, True)
     assert (out / "best.yaml").exists()
+    workers = [int(pid) for pid in pids.read_text().split()]
+    assert len(workers) == 2
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # stopped and reaped, not training on orphaned
+
+
+def test_search_workers_die_with_a_killed_parent(data, tmp_path):
+    """kill -9 of the parent leaves no worker training on (Linux: PR_SET_PDEATHSIG)."""
+    pids = tmp_path / "worker-pids"
+    driver = (
+        "import os, sys, time\n"
+        "from svmtrain import search\n"
+        "def hang(trial, splits):\n"
+        f"    with open({str(pids)!r}, 'a') as f:\n"
+        "        f.write(f'{os.getpid()}\\n')\n"
+        "    time.sleep(120)\n"
+        "search.run_trial = hang\n"
+        "from svmtrain.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    args = ["search", *data, *SMALL, "--lr", "1e-9,1e-8", "--epochs", "1", "--jobs", "2"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", driver, *args, "--out", str(tmp_path / "search"), "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            pids.exists() and len(pids.read_text().split()) == 2
+        ):
+            time.sleep(0.02)
+        process.kill()
+        process.wait(timeout=10)
+        workers = [int(pid) for pid in pids.read_text().split()]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.02)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped by init, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ the results files, and Ctrl-C. On small synthetic data made here (no download)."
 import dataclasses
 import json
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -14,7 +15,7 @@ import pytest
 
 from svmtrain import search, train
 from svmtrain.config import load_config
-from svmtrain.errors import ConfigError, Interrupted
+from svmtrain.errors import ConfigError, Interrupted, SvmtrainError
 from svmtrain.preprocess import PIXELS, prepare
 
 
@@ -335,3 +336,45 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_finished_trials(
     assert (document["finished"], document["trials"], document["interrupted"]) == (2, 5, True)
     assert sorted(r["trial"] for r in document["results"]) == [1, 2]
     assert load_config(tmp_path / search.BEST_YAML).optim.learning_rate in (1e-6, 1e-5)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_killed_worker_stops_the_search_and_names_its_trial(splits, tmp_path, monkeypatch, jobs):
+    """The worker running trial 3 is really killed with SIGKILL (as the OOM killer does): the
+    search stops instead of waiting for it, records trial 3 as crashed and keeps the rest."""
+    real = search.run_trial
+
+    def killed_at_three(trial, data):
+        if trial.number == 3:
+            _wait_for_finished(tmp_path, 2)  # or the other worker may be stopped in trial 2
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(trial, data)
+
+    monkeypatch.setattr(search, "run_trial", killed_at_three)
+    axes = [search.parse_axis(search.LR, "1e-6,1e-5,1e-4", "--lr")]
+    trials = search.make_trials(None, BASE, search.grid_settings(axes), epochs=1)
+    job = search.Search(trials, axes, tmp_path, jobs=jobs, epochs=1)
+    started = time.monotonic()
+    with pytest.raises(SvmtrainError) as caught:
+        search.run_search(job, splits, progress=False)
+    assert time.monotonic() - started < 60
+    assert str(caught.value).startswith(
+        "The search stopped: the worker for trial 3 died (killed by signal 9, SIGKILL; out of "
+        "memory?). 2 of 3 trials finished; their results are in"
+    )
+    assert multiprocessing.active_children() == []
+    document = json.loads((tmp_path / search.RESULTS_JSON).read_text())
+    assert (document["finished"], document["interrupted"]) == (2, False)
+    statuses = {r["trial"]: r["status"] for r in document["results"]}
+    assert statuses == {1: search.OK, 2: search.OK, 3: search.CRASHED}
+    assert (tmp_path / search.RESULTS_CSV).read_text().count(search.CRASHED) == 1
+
+
+def _wait_for_finished(out_dir, count, timeout=30):
+    """Until results.json in out_dir says ``count`` trials finished (or ``timeout`` s pass)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = out_dir / search.RESULTS_JSON
+        if path.exists() and json.loads(path.read_text())["finished"] >= count:
+            return
+        time.sleep(0.01)

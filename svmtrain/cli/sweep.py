@@ -23,6 +23,7 @@ from svmtrain.cli._common import (
 from svmtrain.config import load_config
 from svmtrain.errors import DivergenceError
 from svmtrain.plots import INSTALL_HINT
+from svmtrain.records import to_json, write_csv
 from svmtrain.sweep import (
     GRADIENTS,
     Sweep,
@@ -193,7 +194,7 @@ def sweep_step(
     )
     records = result.records()
     if csv_path:
-        searching.write_csv(csv_path, ["step", "loss", "change", "best", "worse"], records)
+        write_csv(csv_path, ["step", "loss", "change", "best", "worse"], records)
     if as_json:
         m = cfg.model
         document = {
@@ -209,7 +210,7 @@ def sweep_step(
             "best_step": None if result.best is None else records[result.best]["step"],
             "steps": records,
         }
-        click.echo(searching.to_json(document))
+        click.echo(to_json(document))
     else:
         click.echo(_sweep_text(result))
     if plot_path:
@@ -393,7 +394,7 @@ def search(
     searching.run_search(job, splits, progress=progress)
     document = job.document()
     if as_json:
-        click.echo(searching.to_json(document))
+        click.echo(to_json(document))
     else:
         click.echo(_search_text(job, document))
     if plot_path:

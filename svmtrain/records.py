@@ -1,0 +1,58 @@
+"""Tables and documents of results as CSV and JSON files, written atomically.
+
+Used by ``svmtrain search`` and ``svmtrain sweep-step``. A failing disk is one SvmtrainError
+naming the file (raised by :func:`svmtrain.fileio.atomic_write`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from svmtrain.fileio import atomic_write
+
+
+def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Sequence[dict]) -> None:
+    """``rows`` (dicts with at least ``columns``) as CSV with a header, atomically.
+
+    None is an empty cell, booleans are true/false, floats are written in full precision
+    (inf and nan as such).
+    """
+    with atomic_write(path, "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv_cell(row[c]) for c in columns])
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value
+
+
+def write_json(path: str | os.PathLike, document: Any) -> None:
+    """``document`` as indented JSON, atomically; non-finite floats become null."""
+    with atomic_write(path, "w") as f:
+        f.write(to_json(document) + "\n")
+
+
+def to_json(document: Any) -> str:
+    """Indented JSON text of ``document``, with inf and NaN as null (JSON has neither)."""
+    return json.dumps(_finite_or_null(document), indent=2, allow_nan=False)
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(v) for v in value]
+    return value
