@@ -115,6 +115,17 @@ def test_float32_and_forward_say_what_they_prove():
     assert "forward differences have an O(h) truncation error" in result.output
     assert "h*reg = 0.25" in result.output  # the default reg 2.5e4 times h 1e-5
     assert "(the default for float32 forward differences)" in result.output
+    assert "reading: the CS231n bands are for float64 centred differences and do not apply" in (
+        result.output
+    )
+    assert "CS231n bands for float64 centred differences):" not in result.output
+
+
+def test_float32_passes_without_the_float64_band():
+    result = run("--checks", "10", "--dtype", "float32")
+    assert result.exit_code == 0, result.output
+    assert "uncomfortable" not in result.output and "may well be wrong" not in result.output
+    assert "float32 rounding alone gives relative errors near 1e-2" in result.output
 
 
 def test_forward_is_worse_than_centred_end_to_end():

@@ -8,6 +8,7 @@ import pytest
 from svmtrain.gradients import (
     METHODS,
     StepTooSmall,
+    bands_apply,
     check_gradient,
     default_tolerance,
     finite_difference_error,
@@ -363,6 +364,26 @@ def test_wrong_gradient_still_fails_beside_unresolved_weights(name, scaling, wro
     if one_weight:
         assert not result.unresolved[k] and result.rel_error[k] > result.tol
     assert result.unresolved[_flat(CANCELLED, W.shape)]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "method", "why"),
+    [
+        ("float64", "centered", None),
+        ("float32", "centered", "float32 rounding alone gives relative errors near 1e-2; only"),
+        ("float64", "forward", "forward differences add an O(h) truncation error; only"),
+        ("float32", "forward", "near 1e-2 and forward differences add an O(h) truncation error"),
+    ],
+)
+def test_the_cs231n_bands_read_only_float64_centred_differences(dtype, method, why):
+    W, X, y = _problem(seed=18)
+    result = check_gradient("svm", W.astype(dtype), X, y, reg=1.0, method=method, tol=1.0)
+    assert result.passed and bands_apply(dtype, method) is (why is None)
+    if why is None:
+        assert result.band.startswith("excellent")
+    else:
+        assert result.band.startswith("the CS231n bands are for float64 centred differences")
+        assert why in result.band
 
 
 def test_every_weight_unresolved_is_inconclusive():

@@ -24,6 +24,7 @@ from svmtrain.gradients import (
     PIECEWISE_QUADRATIC,
     GradCheck,
     StepTooSmall,
+    bands_apply,
     check_gradient,
     default_step,
     default_tolerance,
@@ -264,7 +265,10 @@ def _report(
             f"(vectorised {result.loss_value!r}); largest relative error "
             f"{result.reference_max_rel_error:.1e} (tolerance {result.reference_tol:g})"
         )
-    lines.append(f"reading (CS231n bands for float64 centred differences): {result.band}")
+    if bands_apply(result.dtype, result.method):
+        lines.append(f"reading (CS231n bands for float64 centred differences): {result.band}")
+    else:
+        lines.append(f"reading: {result.band}")
     lines += [f"note: {note}" for note in notes]
     lines.append(verdict)
     return "\n".join(lines)
