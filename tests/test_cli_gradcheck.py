@@ -141,6 +141,12 @@ def test_tol_is_stated_and_obeyed():
     assert "tolerance 1e-300 (--tol)" in result.output
 
 
+def test_help_uses_the_shared_config_options():
+    out = CliRunner().invoke(main, ["gradcheck", "--help"]).output
+    assert "-c, --config FILE" in out and "--set KEY=VALUE" in out
+    assert "gradcheck takes model.* (loss, delta, reg, reg_bias," in out
+
+
 def test_config_supplies_the_model(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("model:\n  loss: softmax\n  reg: 7.0\n  reg_bias: false\n")

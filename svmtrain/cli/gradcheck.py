@@ -11,11 +11,13 @@ import numpy as np
 from tqdm import tqdm
 
 from svmtrain.cli._common import (
+    config_option,
     data_dir_option,
     data_dir_override,
     format_table,
     progress_enabled,
     quiet_option,
+    set_option,
 )
 from svmtrain.config import load_config
 from svmtrain.gradcheck import ProblemSizeError, make_problem
@@ -324,21 +326,8 @@ def _as_json(result: GradCheck, info: dict, notes: list[str], verdict: str) -> s
 
 
 @click.command()
-@click.option(
-    "--config",
-    "-c",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="YAML config: model.* (loss, delta, reg, reg_bias, init_scale) and, without "
-    "--synthetic, data.* and preprocess.* come from it. Without it, the built-in defaults.",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override one config value, e.g. --set preprocess.scaling=unit. Repeatable.",
-)
+@config_option
+@set_option
 @click.option("--loss", type=click.Choice(list(LOSSES)), help="[default: model.loss]")
 @click.option(
     "--num-examples",
@@ -446,15 +435,21 @@ def gradcheck(
     difference (fd error: truncation + rounding). Two kinds of weight are flagged, counted and
     left out of the verdict: "kink", whose probe moves an SVM margin across 0 (a kink of the
     hinge); and "unresolved", whose relative error is above --tol while |a - n| is within the
-    fd error: a gradient too small for finite differences to confirm to the tolerance. Exit
-    status 0 on pass, 1 on fail.
+    fd error: finite differences at this h cannot confirm it to the tolerance (the report says
+    whether truncation or rounding is in the way, and what to change). Exit status 0 on pass,
+    1 on fail.
+
+    From the config (--config, --set) gradcheck takes model.* (loss, delta, reg, reg_bias,
+    init_scale) and, without --synthetic, data.* and preprocess.*; its own options override
+    them, e.g. --set preprocess.scaling=unit checks on unit-scaled pixels.
 
     \b
     Reading the largest relative error (CS231n notes; float64, centred differences):
       <= 1e-7        the gradient is right (a correct SVM gives ~1e-8 or less)
       1e-7 .. 1e-4   questionable: fine near kinks, too high for a smooth loss
       1e-4 .. 1e-2   uncomfortable; above 1e-2 the gradient is probably wrong
-    Forward differences are clearly less accurate; float32 errors near 1e-2 prove little.
+    The bands read float64 centred differences only: forward differences are clearly less
+    accurate, and float32 errors near 1e-2 prove little.
 
     \b
     Examples:
