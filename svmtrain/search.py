@@ -84,14 +84,15 @@ class Axis:
         return self.low is not None
 
 
-def parse_axis(key: str, spec: str, option: str) -> Axis:
+def parse_axis(key: str, spec: str, option: str, given: str | None = None) -> Axis:
     """The axis ``option`` describes for config ``key``: "V1,V2,..." or "LOW:HIGH".
 
-    ``option`` (e.g. "--lr" or "--grid") names the source in messages. A range is two numbers
-    separated by ':', both > 0, for an int or float key. Raises ValueError on anything else.
+    ``option`` (e.g. "--lr" or "--grid") and ``given``, the option's value as written
+    [default: spec], name the source in messages. A range is two numbers separated by ':',
+    both > 0, for an int or float key. Raises ValueError on anything else.
     """
     kind = _key_type(key, option)
-    where = f"{option} {spec!r}"
+    where = f"{option} {spec if given is None else given!r}"
     bounds = _as_range(spec)
     if bounds is not None:
         low, high = bounds
@@ -123,7 +124,7 @@ def parse_grid_option(text: str) -> Axis:
         raise ValueError(
             f"--grid {text!r}: expected KEY=V1,V2,..., e.g. --grid train.batch_size=128,256."
         )
-    return parse_axis(key.strip(), spec, "--grid")
+    return parse_axis(key.strip(), spec, "--grid", given=text)
 
 
 def _as_range(spec: str) -> tuple[float, float] | None:
@@ -157,8 +158,9 @@ def _key_type(key: str, option: str) -> type:
 
 
 def check_axes(axes: Sequence[Axis], *, random: bool, epochs: int | None) -> None:
-    """Reject a search that cannot run: no axes, a key twice, a range in a grid, --epochs
-    together with a searched train.epochs or train.iterations. Raises ValueError."""
+    """Reject a search that cannot run: no axes, a key twice, a range in a grid, random
+    samples without a range (they would repeat grid points), --epochs together with a
+    searched train.epochs or train.iterations. Raises ValueError."""
     if not axes:
         raise ValueError(
             "Nothing to search: give --lr, --reg or --grid KEY=V1,V2,..., "
@@ -173,6 +175,13 @@ def check_axes(axes: Sequence[Axis], *, random: bool, epochs: int | None) -> Non
         raise ValueError(
             f"{ranges[0]} is given a range LOW:HIGH, which only --random N samples; "
             "for a grid, list values, e.g. --lr 1e-7,1e-6."
+        )
+    if random and not ranges:
+        combos = math.prod(len(a.values) for a in axes)
+        raise ValueError(
+            f"--random samples ranges LOW:HIGH, but every searched key lists its values, so "
+            f"samples would repeat the same {combos} combinations. Drop --random to try each "
+            "once, or give a range, e.g. --lr 1e-7:1e-5."
         )
     fixed = [k for k in keys if k.partition(".")[0] in _DATA_SECTIONS]
     if fixed:

@@ -252,6 +252,8 @@ def test_sweep_step_on_real_data_has_the_notes_shape(cifar_data_dir):
         (["--lr", "1e-7,1e-7"], ["--lr '1e-7,1e-7' lists 1e-7 twice"]),
         (["--reg", "abc:1"], []),  # not a range: a value, rejected by the config below
         (["--grid", "optim.momentum"], ["expected KEY=V1,V2,..."]),
+        (["--grid", "optim.momentum="], ["--grid 'optim.momentum=' has an empty value"]),
+        (["--random", "3", "--lr", "1e-7,1e-6"], ["would repeat the same 2 combinations"]),
         (["--grid", "optim.lr=1"], ["'optim.lr' is not a config key; the keys of optim"]),
         (["--grid", "preprocess.scaling=none,unit"], ["cannot be searched"]),
         (["--lr", "1e-6", "--grid", "optim.learning_rate=1e-5"], ["searched twice"]),

@@ -297,7 +297,8 @@ def _sweep_text(result: Sweep) -> str:
     type=click.IntRange(min=1),
     metavar="N",
     help="Sample N trials instead of trying every combination: ranges log-uniformly, listed "
-    "values uniformly, seeded by train.seed.",
+    "values uniformly, seeded by train.seed. Needs at least one LOW:HIGH range (lists alone "
+    "would repeat trials: search their grid instead).",
 )
 @click.option(
     "--epochs",
