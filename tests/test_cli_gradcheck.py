@@ -144,7 +144,9 @@ def test_tol_is_stated_and_obeyed():
 def test_help_uses_the_shared_config_options():
     out = CliRunner().invoke(main, ["gradcheck", "--help"]).output
     assert "-c, --config FILE" in out and "--set KEY=VALUE" in out
-    assert "gradcheck takes model.* (loss, delta, reg, reg_bias," in out
+    assert "gradcheck takes model.* (loss, delta, reg, reg_bias, init_scale)" in " ".join(
+        out.split()
+    )
 
 
 def test_config_supplies_the_model(tmp_path):
