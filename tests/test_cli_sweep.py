@@ -207,11 +207,28 @@ def test_sweep_step_plot(data, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_sweep_step_without_matplotlib_still_writes_the_csv(data, tmp_path, monkeypatch):
-    def missing():
-        raise PlotUnavailable("Plotting needs matplotlib. Install the plot extra: pip install x")
+def _missing():
+    raise PlotUnavailable("Plotting needs matplotlib. Install the plot extra: pip install x")
 
-    monkeypatch.setattr(plots, "require_matplotlib", missing)
+
+@pytest.mark.parametrize("command", ["sweep-step", "search"])
+def test_plot_is_checked_before_any_work(data, tmp_path, monkeypatch, command):
+    """No matplotlib, or no directory for the picture: said before the data are loaded."""
+    from svmtrain.cli import sweep as cli_sweep
+
+    args = ["--range", "-8:-4"] if command == "sweep-step" else ["--lr", "1e-9,1e-8"]
+    args += ["--csv" if command == "sweep-step" else "--out", tmp_path / "out"]
+    result = run(command, *data, *args, "--plot", tmp_path / "no" / "dir.png", "-q")
+    assert_clean_failure(result, 2, "--plot", f"{str(tmp_path / 'no')!r} does not exist")
+    monkeypatch.setattr(cli_sweep, "require_matplotlib", _missing)
+    result = run(command, *data, *args, "--plot", tmp_path / "sweep.png", "-q")
+    assert_clean_failure(result, 1, "Plotting needs matplotlib", "pip install")
+    assert result.stdout == ""
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_step_keeps_the_csv_when_the_plot_fails_at_the_end(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(plots, "plot_sweep", lambda *args: _missing())
     out, png = tmp_path / "sweep.csv", tmp_path / "sweep.png"
     result = run("sweep-step", *data, "--range", "-8:-4", "--csv", out, "--plot", png, "-q")
     assert_clean_failure(result, 1, "Plotting needs matplotlib", "pip install")

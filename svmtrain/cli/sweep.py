@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 import click
 import numpy as np
@@ -22,7 +23,7 @@ from svmtrain.cli._common import (
 )
 from svmtrain.config import load_config
 from svmtrain.errors import DivergenceError
-from svmtrain.plots import INSTALL_HINT
+from svmtrain.plots import INSTALL_HINT, require_matplotlib
 from svmtrain.records import to_json, write_csv
 from svmtrain.sweep import (
     GRADIENTS,
@@ -67,6 +68,20 @@ def _plot_option(what: str):
         type=click.Path(dir_okay=False),
         help=f"Also draw {what} as a PNG to FILE.",
     )
+
+
+def _check_plot_path(plot_path: str | None) -> None:
+    """Fail now, not after the work, if --plot cannot be drawn: no matplotlib, or no such
+    directory for the file."""
+    if plot_path is None:
+        return
+    require_matplotlib()
+    folder = Path(plot_path).parent
+    if not folder.is_dir():
+        raise click.BadParameter(
+            f"the directory {str(folder)!r} does not exist; create it or choose another file.",
+            param_hint="--plot",
+        )
 
 
 def _config_overrides(overrides: tuple[str, ...], data_dir: str | None) -> list[str]:
@@ -161,6 +176,7 @@ def sweep_step(
     if steps is not None and step_range is not None:
         raise click.UsageError("--steps and --range both give the step sizes; use one of them.")
     steps = steps or step_range or parse_range(DEFAULT_RANGE)
+    _check_plot_path(plot_path)
     cfg = load_config(config_path, _config_overrides(overrides, data_dir))
     progress = progress_enabled(quiet)
     splits = load_splits(cfg, progress=progress)
@@ -369,6 +385,7 @@ def search(
         searching.check_axes(axes, random=random_count is not None, epochs=epochs)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
+    _check_plot_path(plot_path)
     base_overrides = _config_overrides(overrides, data_dir)
     base = load_config(config_path, base_overrides)
     if random_count is None:
