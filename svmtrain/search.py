@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import difflib
 import itertools
+import json
 import math
 import multiprocessing
 import os
@@ -562,13 +563,15 @@ class Search:
 
 
 def new_search_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
-    """``out``, or ``<output.dir>/<timestamp>-search``, created; refuses a finished search's."""
+    """``out``, or ``<output.dir>/<timestamp>-search``, created. Refuses a directory with a
+    search's results, unless that search finished no trial (interrupted at once): it is
+    overwritten."""
     path = (
         Path(out)
         if out is not None
         else Path(cfg.output.dir) / (time.strftime("%Y%m%d-%H%M%S") + "-search")
     )
-    if (path / RESULTS_JSON).exists():
+    if (path / RESULTS_JSON).exists() and _finished_trials(path / RESULTS_JSON) != 0:
         raise SvmtrainError(f"{path} already holds a search's results; choose another --out.")
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -577,6 +580,15 @@ def new_search_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
             f"Cannot create the search directory {path}: {err.strerror}. Choose another with --out."
         ) from None
     return path
+
+
+def _finished_trials(results_json: Path) -> int | None:
+    """How many trials results.json says finished; None if it cannot be read as ours."""
+    try:
+        finished = json.loads(results_json.read_text())["finished"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return finished if isinstance(finished, int) else None
 
 
 def run_search(search: Search, splits: Splits, *, progress: bool = True) -> Search:

@@ -184,11 +184,17 @@ class Sweep:
 
     @property
     def best(self) -> int | None:
-        """Index of the lowest finite loss (the first if tied); None if none is finite."""
-        finite = np.isfinite(self.losses)
-        if not finite.any():
+        """Index of the lowest loss below the original (the first if tied); None if no step
+        lowered the loss."""
+        lower = self.losses < self.original_loss  # False for NaN
+        if not lower.any():
             return None
-        return int(np.argmin(np.where(finite, self.losses, np.inf)))
+        return int(np.argmin(np.where(lower, self.losses, np.inf)))
+
+    @property
+    def unchanged(self) -> np.ndarray:
+        """(K,) bool: the step left the loss exactly as it was (too small to matter)."""
+        return self.losses == self.original_loss
 
     def records(self) -> list[dict]:
         """One dict per step: step, loss, change, best, worse (floats may be inf/NaN)."""

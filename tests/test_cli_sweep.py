@@ -145,18 +145,35 @@ def test_sweep_step_json_on_the_first_examples(data):
 
 
 @pytest.mark.parametrize(
-    ("steps", "verdict", "mark"),
+    ("steps", "verdict", "marks"),
     [
-        ("1e2,1e3", "No step lowered the loss: the steps are too large", "best, worse"),
-        ("1e36,1e37", "Every step made the loss overflow; try smaller steps", "worse"),
+        ("1e2,1e3", "No step lowered the loss: 2 made it worse (too large", ["worse", "worse"]),
+        (
+            "1e-310,1e3",
+            "No step lowered the loss: 1 left it unchanged (too small: try larger steps, e.g. "
+            "--range -10:-1); 1 made it worse",
+            ["+0", "worse"],  # unchanged: no mark, the row ends with its change
+        ),
     ],
 )
-def test_sweep_step_verdict_when_no_step_helps(data, steps, verdict, mark):
+def test_sweep_step_verdict_when_no_step_helps(data, steps, verdict, marks):
     result = run("sweep-step", *data, "--steps", steps, "-q")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[-1].startswith(verdict)
-    assert [line.split("  ")[-1].strip() for line in lines[6:8]] == [mark, "worse"]
+    assert "best" not in result.stdout
+    assert [line.split()[-1] for line in lines[6:8]] == marks
+
+
+def test_sweep_step_fails_when_every_loss_overflows(data, tmp_path):
+    out = tmp_path / "sweep.csv"
+    result = run("sweep-step", *data, "--steps", "1e300,1e308", "--csv", out, "-q")
+    assert_clean_failure(result, 1)
+    assert result.stderr == (
+        "Error: Every step made the loss overflow; try smaller steps, e.g. --range -14:-8.\n"
+    )
+    assert [line.split()[-1] for line in result.stdout.splitlines()[-2:]] == ["worse", "worse"]
+    assert len(out.read_text().splitlines()) == 3  # the table is still written
 
 
 def test_sweep_step_rejects_more_examples_than_the_training_split(data):

@@ -293,6 +293,14 @@ def test_a_finished_search_directory_is_not_reused(splits, tmp_path):
         search.new_search_dir(load_config(), tmp_path)
 
 
+def test_a_search_interrupted_before_any_trial_finished_can_be_rerun(splits, tmp_path):
+    (tmp_path / search.RESULTS_JSON).write_text('{"finished": 0, "interrupted": true}')
+    assert search.new_search_dir(load_config(), tmp_path) == tmp_path
+    (tmp_path / search.RESULTS_JSON).write_text("not json")
+    with pytest.raises(SvmtrainError, match="already holds a search's results"):
+        search.new_search_dir(load_config(), tmp_path)
+
+
 def test_default_search_directory(tmp_path):
     cfg = load_config(overrides=[f"output.dir={tmp_path / 'runs'}"])
     path = search.new_search_dir(cfg, None)

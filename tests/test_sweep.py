@@ -131,6 +131,9 @@ def test_non_finite_losses_are_worse_and_never_best():
     nothing = sweep.Sweep(np.array([1.0, 2.0]), np.array([math.inf, math.nan]), 5.0)
     assert nothing.best is None
     assert not any(r["best"] for r in nothing.records())
+    unchanged_or_worse = sweep.Sweep(np.array([1e-310, 1.0]), np.array([5.0, 6.0]), 5.0)
+    assert unchanged_or_worse.best is None
+    np.testing.assert_array_equal(unchanged_or_worse.unchanged, [True, False])
 
 
 def test_a_tie_picks_the_smaller_step():

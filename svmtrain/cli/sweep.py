@@ -233,6 +233,11 @@ def sweep_step(
         from svmtrain.plots import plot_sweep
 
         click.echo(f"wrote {plot_sweep(result.steps, result.losses, original, plot_path)}")
+    if not np.isfinite(result.losses).any():
+        raise DivergenceError(_OVERFLOW)
+
+
+_OVERFLOW = "Every step made the loss overflow; try smaller steps, e.g. --range -14:-8."
 
 
 def _warn_numerical_cost(seconds: float, num_weights: int, num_examples: int) -> None:
@@ -248,7 +253,7 @@ def _warn_numerical_cost(seconds: float, num_weights: int, num_examples: int) ->
 
 def _sweep_text(result: Sweep) -> str:
     """The notes' printout, then a table marking the best step and the steps that made the
-    loss worse, then a one-line verdict."""
+    loss worse, then a one-line verdict (none when every loss overflowed: that is an error)."""
     lines = [f"original loss: {result.original_loss:f}"]
     lines += [
         f"for step size {step:.1e} new loss: {loss:f}"
@@ -263,13 +268,21 @@ def _sweep_text(result: Sweep) -> str:
         )
     table = format_table(["step size", "new loss", "change", ""], rows)
     worse = int(result.worse.sum())
+    if not np.isfinite(result.losses).any():
+        return "\n".join([*lines, "", table])  # the command then fails with _OVERFLOW
     if best is None:
-        verdict = "Every step made the loss overflow; try smaller steps, e.g. --range -14:-8."
-    elif result.worse[best]:
-        verdict = (
-            "No step lowered the loss: the steps are too large (try smaller ones, e.g. "
-            "--range -14:-8) or the gradient is wrong (svmtrain gradcheck)."
-        )
+        causes = []
+        if result.unchanged.any():
+            causes.append(
+                f"{int(result.unchanged.sum())} left it unchanged (too small: try larger steps, "
+                f"e.g. --range {DEFAULT_RANGE})"
+            )
+        if worse:
+            causes.append(
+                f"{worse} made it worse (too large: try smaller ones, e.g. --range -14:-8; or "
+                "the gradient is wrong: svmtrain gradcheck)"
+            )
+        verdict = f"No step lowered the loss: {'; '.join(causes)}."
     else:
         verdict = (
             f"Best step {result.steps[best]:.1e}: loss {result.losses[best]:.6g} "
