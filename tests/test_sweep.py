@@ -183,8 +183,34 @@ def test_unknown_gradient_method():
         sweep.gradient(MODEL, X, y, W, "exact")
 
 
-def test_numerical_cost_inputs():
-    assert sweep.numerical_evaluations(10 * 3073) == 61_460
+@pytest.mark.parametrize(
+    ("cost", "budget", "timed_calls"),
+    [
+        (0.2, 0.5, 3),  # 2 calls (0.4 s) are under budget, a third passes it
+        (1.0, 0.5, 2),  # at least 2, whatever the budget
+        (0.0, 0.5, 50),  # at most 50
+    ],
+)
+def test_seconds_per_evaluation_is_the_mean_of_timed_calls(monkeypatch, cost, budget, timed_calls):
+    """On a fake clock that each loss evaluation advances by ``cost`` seconds: the first call
+    is not timed, then the mean over the timed calls is returned."""
+    clock = {"now": 0.0, "calls": 0}
+
+    def loss_function(model, X, y):
+        def loss(W):
+            clock["now"] += cost
+            clock["calls"] += 1
+            return 0.0
+
+        return loss
+
+    monkeypatch.setattr(sweep, "loss_function", loss_function)
+    monkeypatch.setattr(sweep.time, "perf_counter", lambda: clock["now"])
     X, y, W = _problem()
-    seconds = sweep.seconds_per_evaluation(MODEL, X, y, W, budget=0.01)
-    assert 0 < seconds < 1  # a 12 x 7 problem: microseconds, not a stuck timer
+    seconds = sweep.seconds_per_evaluation(MODEL, X, y, W, budget=budget)
+    assert clock["calls"] == 1 + timed_calls
+    assert seconds == pytest.approx(cost)
+
+
+def test_numerical_evaluations():
+    assert sweep.numerical_evaluations(10 * 3073) == 61_460
