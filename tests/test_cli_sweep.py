@@ -199,9 +199,13 @@ def test_sweep_step_numerical_warns_with_an_estimate(data, monkeypatch):
     assert result.exit_code == 0, result.output
     assert (
         "Warning: the numerical gradient takes 61,460 loss evaluations (2 per weight) on 30 "
-        "images: about 51 min at 50 ms each." in result.stderr
+        "images: about 51 min at 50 ms each. The time is proportional to the images (-n): "
+        "--gradient analytic" in result.stderr
     )
     assert result.stdout.startswith("original loss: ")
+    monkeypatch.setattr(cli_sweep, "_FEASIBLE_EXAMPLES", 10)
+    result = run("sweep-step", *data, "--gradient", "numerical", "--num-examples", 30, "-q")
+    assert "(-n): -n 10 would take about 17 min; --gradient analytic" in result.stderr
 
 
 @pytest.mark.slow

@@ -240,12 +240,22 @@ def sweep_step(
 _OVERFLOW = "Every step made the loss overflow; try smaller steps, e.g. --range -14:-8."
 
 
+_FEASIBLE_EXAMPLES = 500  # the -n the warning suggests: minutes, not hours, on CIFAR-10
+
+
 def _warn_numerical_cost(seconds: float, num_weights: int, num_examples: int) -> None:
     evaluations = numerical_evaluations(num_weights)
+    total = evaluations * seconds
+    fewer = (
+        f"-n {_FEASIBLE_EXAMPLES} would take about "
+        f"{_duration(total * _FEASIBLE_EXAMPLES / num_examples)}; "
+        if num_examples > _FEASIBLE_EXAMPLES
+        else ""
+    )
     click.echo(
         f"Warning: the numerical gradient takes {evaluations:,} loss evaluations (2 per weight) "
-        f"on {num_examples:,} images: about {_duration(evaluations * seconds)} at "
-        f"{seconds * 1000:.3g} ms each. The time is proportional to --num-examples; "
+        f"on {num_examples:,} images: about {_duration(total)} at {seconds * 1000:.3g} ms each. "
+        f"The time is proportional to the images (-n): {fewer}"
         "--gradient analytic takes one evaluation.",
         err=True,
     )
