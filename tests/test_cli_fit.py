@@ -12,11 +12,18 @@ from svmtrain import runs, train
 from svmtrain.cli import main
 from svmtrain.data import load_cifar10
 
+QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
+
 
 @pytest.fixture
-def data_args(tiny_archive, http_server, tmp_path):
-    """--set options pointing at a data cache holding a tiny archive (300 train, 50 test)."""
-    archive = tiny_archive(train_counts=(60,) * 5, test_count=50)
+def archive(tiny_archive):
+    """A tiny archive (300 train, 50 test) and, built independently, the arrays it holds."""
+    return tiny_archive(train_counts=(60,) * 5, test_count=50)
+
+
+@pytest.fixture
+def data_args(archive, http_server, tmp_path):
+    """--set options pointing at a data cache holding ``archive``."""
     data_dir = tmp_path / "data"
     with http_server(archive.body) as server:
         load_cifar10(data_dir, url=server.url, sha256=archive.sha256, progress=False)
@@ -41,10 +48,10 @@ def _run(*args):
 
 
 def _fit(data_args, out, *extra):
-    return _run("fit", "-c", "configs/quick.yaml", *data_args, "--out", out, "-q", *extra)
+    return _run("fit", "-c", QUICK, *data_args, "--out", out, "-q", *extra)
 
 
-def test_fit_then_evaluate(data_args, tmp_path):
+def test_fit_then_evaluate(archive, data_args, tmp_path):
     out = tmp_path / "run"
     result = _fit(data_args, out)
     assert result.exit_code == 0, result.output
@@ -56,6 +63,12 @@ def test_fit_then_evaluate(data_args, tmp_path):
     report = json.loads(result.output)
     assert report["accuracy"] == summary["test_acc"]
     assert report["confusion"] == summary["confusion"]
+    # An independent reference: the stored model applied by hand, in float64, to the test
+    # images the archive was built from.
+    weights = np.load(out / runs.WEIGHTS)
+    X = (archive.x_test - weights["mean"].astype(np.float64)) / weights["scale"]
+    scores = np.hstack([X, np.ones((len(X), 1))]) @ weights["W"].astype(np.float64).T
+    assert report["accuracy"] == pytest.approx(np.mean(scores.argmax(axis=1) == archive.y_test))
 
     result = _run("evaluate", "--weights", out / runs.WEIGHTS, "--split", "val", "-q")
     assert result.exit_code == 0, result.output
@@ -85,7 +98,7 @@ def test_bad_config_is_one_clear_error(tmp_path, config_text, message):
 
 
 def test_resume_refuses_a_new_config(tmp_path):
-    result = _run("fit", "--resume", tmp_path, "-c", "configs/quick.yaml")
+    result = _run("fit", "--resume", tmp_path, "-c", QUICK)
     assert result.exit_code == 2
     assert "--resume takes the run's own config.yaml" in result.output
 
@@ -179,7 +192,7 @@ def test_quick_config_on_the_real_mirror_beats_chance(cifar_data_dir, tmp_path):
     result = _run(
         "fit",
         "-c",
-        "configs/quick.yaml",
+        QUICK,
         "--data-dir",
         d.data_dir,
         "--out",
@@ -220,7 +233,7 @@ def test_fit_plot_without_matplotlib_fails_before_training(tmp_path, monkeypatch
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    result = _run("fit", "-c", "configs/quick.yaml", "--out", tmp_path / "never", "--plot")
+    result = _run("fit", "-c", QUICK, "--out", tmp_path / "never", "--plot")
     assert result.exit_code == 1
     assert "pip install 'svmtrain[plot]'" in result.output
     assert not (tmp_path / "never").exists()
@@ -241,6 +254,6 @@ def test_out_of_memory_is_one_line(monkeypatch):
         raise MemoryError
 
     monkeypatch.setattr(cli_fit, "fit_run", too_big)
-    result = _run("fit", "-c", "configs/quick.yaml")
+    result = _run("fit", "-c", QUICK)
     assert result.exit_code == 1
     assert "Out of memory" in result.output
