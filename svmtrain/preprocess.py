@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from svmtrain.data import IMAGE_BYTES
 from svmtrain.errors import ConfigError
 
 if TYPE_CHECKING:  # config imports SCALINGS from here, to validate preprocess.scaling
     from svmtrain.config import Config
 
-PIXELS = 3072
+PIXELS = IMAGE_BYTES  # features before the bias column: one per byte of a CIFAR-10 image
 _CHUNK = 4096  # rows converted at a time, so no float64 copy of a whole split ever exists
 
 
