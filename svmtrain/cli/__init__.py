@@ -8,6 +8,11 @@ clear line on stderr and a non-zero exit here, at the edge, and nowhere else.
 import click
 
 from svmtrain import __version__
+from svmtrain.cli.data import data
+from svmtrain.cli.fit import evaluate_cmd, fit
+from svmtrain.cli.gradcheck import gradcheck
+from svmtrain.cli.plot import plot
+from svmtrain.cli.sweep import search, sweep_step
 from svmtrain.errors import SvmtrainError
 
 
@@ -37,7 +42,11 @@ class _Group(click.Group):
             ) from None
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Group,
+    commands=[data, fit, evaluate_cmd, gradcheck, sweep_step, search, plot],
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "-V", "--version", prog_name="svmtrain")
 def main() -> None:
     """Train, sweep and gradient-check linear classifiers (multiclass SVM, softmax)
@@ -49,30 +58,3 @@ def main() -> None:
       svmtrain fit --config configs/default.yaml
       svmtrain gradcheck --synthetic  check the analytic gradient
     """
-
-
-from svmtrain.cli.plot import plot  # noqa: E402
-
-main.add_command(plot)
-
-
-from svmtrain.cli.data import data  # noqa: E402  (commands register after main is defined)
-
-main.add_command(data)
-
-
-from svmtrain.cli.fit import evaluate_cmd, fit  # noqa: E402
-
-main.add_command(fit)
-main.add_command(evaluate_cmd)
-
-
-from svmtrain.cli.gradcheck import gradcheck  # noqa: E402
-
-main.add_command(gradcheck)
-
-
-from svmtrain.cli.sweep import search, sweep_step  # noqa: E402
-
-main.add_command(sweep_step)
-main.add_command(search)
