@@ -2,22 +2,34 @@
 
 Start from one W, take the gradient of the loss there, and evaluate the loss at
 ``W - step * dW`` for a range of step sizes: too small a step barely moves the loss, a good one
-lowers it most, and a larger one overshoots until the loss explodes. Nothing here prints or
-touches files; ``svmtrain sweep-step`` (svmtrain/cli/sweep.py) does that.
+lowers it most, and a larger one overshoots until the loss explodes. :func:`run_sweep` does the
+whole experiment on loaded splits::
+
+    cfg = load_config()
+    result = run_sweep(cfg, load_splits(cfg), parse_range("-10:-1"), num_examples=500)
+    print(result.steps[result.best])
+
+Nothing here prints or touches files (a progress bar aside); ``svmtrain sweep-step``
+(svmtrain/cli/sweep.py) does that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from svmtrain.config import ModelConfig
+from svmtrain._blas import limited_threads
+from svmtrain.config import Config, ModelConfig
+from svmtrain.gradcheck import ProblemSizeError
 from svmtrain.gradients import numerical_partials
 from svmtrain.losses import LOSSES
+from svmtrain.preprocess import Splits
 
 INIT_SCALE = 0.001  # the notes' starting point: W = rand(10, 3073) * 0.001
 GRADIENTS = ("analytic", "numerical")
@@ -211,3 +223,58 @@ class Sweep:
                 zip(self.steps, self.losses, self.change, self.worse, strict=True)
             )
         ]
+
+
+def run_sweep(
+    cfg: Config,
+    splits: Splits,
+    steps: tuple[float, ...],
+    *,
+    method: str = "analytic",
+    num_examples: int | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    on_numerical_cost: Callable[[float, int, int], None] | None = None,
+) -> Sweep:
+    """The notes' experiment on the first ``num_examples`` training images of ``splits``
+    (None: all of them): W from :func:`initial_weights` (``seed``, default cfg.train.seed;
+    cfg.preprocess.dtype), the loss and its ``method`` gradient dW there (:func:`gradient`),
+    then the loss at W - step * dW for each of ``steps`` (K ascending floats > 0), with the
+    loss, reg, delta and reg_bias of cfg.model.
+
+    A numerical gradient shows a progress bar when ``progress``, and runs on one BLAS thread;
+    ``on_numerical_cost(seconds per loss evaluation, weights, examples)`` is called before it
+    starts, so that a caller can say how long it will take (timing an evaluation takes about
+    half a second, spent only when the callback is given).
+    Raises :class:`~svmtrain.gradcheck.ProblemSizeError` when ``num_examples`` is below 1 or
+    more than the training images, ValueError for an unknown ``method``.
+    """
+    available = len(splits.y_train)
+    if num_examples is not None and num_examples < 1:
+        raise ProblemSizeError("num_examples", f"must be at least 1. Got {num_examples} instead.")
+    if num_examples is not None and num_examples > available:
+        raise ProblemSizeError(
+            "num_examples",
+            f"the training split has {available} images (data.num_train and data.val_size set "
+            f"it). Got {num_examples} instead.",
+        )
+    n = num_examples or available
+    X, y = splits.X_train[:n], splits.y_train[:n]
+    seed = cfg.train.seed if seed is None else seed
+    W = initial_weights(len(splits.class_names), X.shape[1], seed, cfg.preprocess.dtype)
+    numerical = method == "numerical"
+    # Tens of thousands of small evaluations: one BLAS thread is much faster for those.
+    with limited_threads(1) if numerical else contextlib.nullcontext():
+        if numerical and on_numerical_cost is not None:
+            on_numerical_cost(seconds_per_evaluation(cfg.model, X, y, W), W.size, n)
+        with tqdm(
+            total=W.size,
+            disable=not progress or not numerical,
+            unit="weight",
+            desc="numerical gradient",
+            dynamic_ncols=True,
+            leave=False,
+        ) as bar:
+            original, dW = gradient(cfg.model, X, y, W, method, progress=bar.update)
+    losses = losses_along(loss_function(cfg.model, X, y), W, dW, steps)
+    return Sweep(np.asarray(steps), losses, original)

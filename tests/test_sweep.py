@@ -2,13 +2,16 @@
 checked against the loop reference (svm_loss_naive) on problems small enough to do by hand."""
 
 import math
+import re
 
 import numpy as np
 import pytest
 
 from svmtrain import sweep
-from svmtrain.config import ModelConfig
+from svmtrain.config import Config, ModelConfig, PreprocessConfig, TrainConfig
+from svmtrain.gradcheck import ProblemSizeError
 from svmtrain.losses import softmax_loss_naive, svm_loss_naive
+from svmtrain.preprocess import Splits
 
 
 @pytest.mark.parametrize(
@@ -214,3 +217,71 @@ def test_seconds_per_evaluation_is_the_mean_of_timed_calls(monkeypatch, cost, bu
 
 def test_numerical_evaluations():
     assert sweep.numerical_evaluations(10 * 3073) == 61_460
+
+
+def _splits():
+    """The 12 examples (D = 7, 4 classes) of :func:`_problem` as training images, and no others."""
+    X, y, _ = _problem()
+    none = np.zeros((0, 7))
+    return Splits(X, y, none, y[:0], none, y[:0], np.zeros(6), np.ones(6), tuple("abcd"))
+
+
+CFG = Config(model=MODEL, preprocess=PreprocessConfig(dtype="float64"), train=TrainConfig(seed=5))
+
+
+@pytest.mark.parametrize(
+    ("num_examples", "seed", "used_examples", "used_seed"),
+    [(None, None, 12, 5), (5, 2, 5, 2), (12, 0, 12, 0)],  # None: every image; cfg.train.seed
+)
+def test_run_sweep_matches_the_loop_reference(num_examples, seed, used_examples, used_seed):
+    steps = sweep.parse_range("-3:1")
+    result = sweep.run_sweep(
+        CFG, _splits(), steps, num_examples=num_examples, seed=seed, progress=False
+    )
+
+    X, y, _ = _problem()
+    X, y = X[:used_examples], y[:used_examples]
+    W = np.random.default_rng(used_seed).random((4, 7)) * 0.001  # the notes' uniform start
+    ref0, ref_dW = svm_loss_naive(W, X, y, 0.3, delta=1.0, reg_bias=False)
+    ref = [svm_loss_naive(W - s * ref_dW, X, y, 0.3, delta=1.0, reg_bias=False)[0] for s in steps]
+    assert result.original_loss == pytest.approx(ref0, rel=1e-12)
+    np.testing.assert_array_equal(result.steps, steps)
+    np.testing.assert_allclose(result.losses, ref, rtol=1e-12)
+    assert result.best == int(np.argmin(ref)) and min(ref) < ref0
+
+
+def test_run_sweep_numerical_says_its_cost_first_and_agrees_with_analytic():
+    costs = []
+
+    def on_cost(*args):
+        costs.append(args)
+
+    steps = (1e-3, 1e-2, 1e-1)
+    numerical = sweep.run_sweep(
+        CFG, _splits(), steps, method="numerical", progress=False, on_numerical_cost=on_cost
+    )
+    assert len(costs) == 1
+    seconds, weights, examples = costs[0]
+    assert seconds > 0 and (weights, examples) == (4 * 7, 12)
+    analytic = sweep.run_sweep(CFG, _splits(), steps, progress=False, on_numerical_cost=on_cost)
+    assert len(costs) == 1  # nothing to estimate for the formula
+    assert numerical.original_loss == analytic.original_loss
+    np.testing.assert_allclose(numerical.losses, analytic.losses, rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("num_examples", "message"),
+    [
+        (0, "must be at least 1. Got 0 instead."),
+        (13, "the training split has 12 images (data.num_train and data.val_size set it). Got 13"),
+    ],
+)
+def test_run_sweep_refuses_a_bad_number_of_examples(num_examples, message):
+    with pytest.raises(ProblemSizeError, match=re.escape(message)) as caught:
+        sweep.run_sweep(CFG, _splits(), (1e-3,), num_examples=num_examples, progress=False)
+    assert caught.value.argument == "num_examples"
+
+
+def test_run_sweep_unknown_method():
+    with pytest.raises(ValueError, match="Unknown gradient 'exact'"):
+        sweep.run_sweep(CFG, _splits(), (1e-3,), method="exact", progress=False)
