@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from svmtrain import plots
+from svmtrain import plots, sweep
 from svmtrain.cli import main
 from svmtrain.config import load_config
 from svmtrain.errors import PlotUnavailable
@@ -193,8 +193,8 @@ def test_sweep_step_numerical_warns_with_an_estimate(data, monkeypatch):
             progress(1)
         return gradient(model, X, y, W, "analytic")
 
-    monkeypatch.setattr(cli_sweep, "seconds_per_evaluation", lambda *args: 0.05)
-    monkeypatch.setattr(cli_sweep, "gradient", analytic_with_progress)
+    monkeypatch.setattr(sweep, "seconds_per_evaluation", lambda *args: 0.05)
+    monkeypatch.setattr(sweep, "gradient", analytic_with_progress)
     result = run("sweep-step", *data, "--gradient", "numerical", "--num-examples", 30, "-q")
     assert result.exit_code == 0, result.output
     assert (

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
 import click
 import numpy as np
-from tqdm.auto import tqdm
 
 from svmtrain import search as searching
-from svmtrain._blas import limited_threads
 from svmtrain.cli._common import (
     config_option,
     data_dir_option,
@@ -23,19 +20,16 @@ from svmtrain.cli._common import (
 )
 from svmtrain.config import load_config
 from svmtrain.errors import DivergenceError
+from svmtrain.gradcheck import ProblemSizeError
 from svmtrain.plots import INSTALL_HINT, require_matplotlib
 from svmtrain.records import to_json, write_csv
 from svmtrain.sweep import (
     GRADIENTS,
     Sweep,
-    gradient,
-    initial_weights,
-    loss_function,
-    losses_along,
     numerical_evaluations,
     parse_range,
     parse_steps,
-    seconds_per_evaluation,
+    run_sweep,
 )
 from svmtrain.train import load_splits
 
@@ -180,34 +174,20 @@ def sweep_step(
     cfg = load_config(config_path, _config_overrides(overrides, data_dir))
     progress = progress_enabled(quiet)
     splits = load_splits(cfg, progress=progress)
-    available = len(splits.y_train)
-    if num_examples is not None and num_examples > available:
-        raise click.BadParameter(
-            f"the training split has {available} images (data.num_train and data.val_size set "
-            f"it). Got {num_examples} instead.",
-            param_hint="--num-examples",
-        )
-    n = num_examples or available
-    X, y = splits.X_train[:n], splits.y_train[:n]
     seed = cfg.train.seed if seed is None else seed
-    W = initial_weights(len(splits.class_names), X.shape[1], seed, cfg.preprocess.dtype)
-    numerical = method == "numerical"
-    # Tens of thousands of small evaluations: one BLAS thread is much faster for those.
-    with limited_threads(1) if numerical else contextlib.nullcontext():
-        if numerical:
-            _warn_numerical_cost(seconds_per_evaluation(cfg.model, X, y, W), W.size, n)
-        with tqdm(
-            total=W.size,
-            disable=not progress or not numerical,
-            unit="weight",
-            desc="numerical gradient",
-            dynamic_ncols=True,
-            leave=False,
-        ) as bar:
-            original, dW = gradient(cfg.model, X, y, W, method, progress=bar.update)
-    result = Sweep(
-        np.asarray(steps), losses_along(loss_function(cfg.model, X, y), W, dW, steps), original
-    )
+    try:
+        result = run_sweep(
+            cfg,
+            splits,
+            steps,
+            method=method,
+            num_examples=num_examples,
+            seed=seed,
+            progress=progress,
+            on_numerical_cost=_warn_numerical_cost,
+        )
+    except ProblemSizeError as err:
+        raise click.BadParameter(str(err), param_hint="--num-examples") from None
     records = result.records()
     if csv_path:
         write_csv(csv_path, ["step", "loss", "change", "best", "worse"], records)
@@ -220,7 +200,7 @@ def sweep_step(
             "reg_bias": m.reg_bias,
             "dtype": cfg.preprocess.dtype,
             "gradient": method,
-            "num_examples": n,
+            "num_examples": num_examples or len(splits.y_train),
             "seed": seed,
             "original_loss": result.original_loss,
             "best_step": None if result.best is None else records[result.best]["step"],
@@ -232,7 +212,9 @@ def sweep_step(
     if plot_path:
         from svmtrain.plots import plot_sweep
 
-        click.echo(f"wrote {plot_sweep(result.steps, result.losses, original, plot_path)}")
+        click.echo(
+            f"wrote {plot_sweep(result.steps, result.losses, result.original_loss, plot_path)}"
+        )
     if not np.isfinite(result.losses).any():
         raise DivergenceError(_OVERFLOW)
 
