@@ -47,3 +47,14 @@ class Interrupted(SvmtrainError):
     """The user pressed Ctrl-C; the message says what was kept and how to resume."""
 
     exit_code = 130
+
+
+class ProblemSizeError(ValueError):
+    """A count asked of an experiment (examples, weights to check) is more than there is.
+
+    ``argument`` names the parameter, so the CLI can name its option in a usage error.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(message)
+        self.argument = argument

@@ -16,6 +16,7 @@ import numpy as np
 
 from svmtrain.config import Config
 from svmtrain.data import NUM_CLASSES
+from svmtrain.errors import ProblemSizeError
 from svmtrain.preprocess import PIXELS
 from svmtrain.train import load_splits
 
@@ -23,14 +24,6 @@ SYNTHETIC_PIXEL_STD = 64.0  # about the spread of CIFAR-10 pixels once the mean 
 # The most synthetic examples a check draws: CIFAR-10's training set (50,000 images, 1.2 GB of
 # float64 pixels). A check needs far fewer, and a larger count would only exhaust the memory.
 MAX_SYNTHETIC_EXAMPLES = 50_000
-
-
-class ProblemSizeError(ValueError):
-    """A count asked of :func:`make_problem` is more than there is; ``argument`` names it."""
-
-    def __init__(self, argument: str, message: str) -> None:
-        super().__init__(message)
-        self.argument = argument
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from svmtrain._blas import limited_threads
 from svmtrain.config import Config, ModelConfig
-from svmtrain.gradcheck import ProblemSizeError
+from svmtrain.errors import ProblemSizeError
 from svmtrain.gradients import numerical_partials
 from svmtrain.losses import LOSSES
 from svmtrain.preprocess import Splits
@@ -246,7 +246,7 @@ def run_sweep(
     ``on_numerical_cost(seconds per loss evaluation, weights, examples)`` is called before it
     starts, so that a caller can say how long it will take (timing an evaluation takes about
     half a second, spent only when the callback is given).
-    Raises :class:`~svmtrain.gradcheck.ProblemSizeError` when ``num_examples`` is below 1 or
+    Raises :class:`~svmtrain.errors.ProblemSizeError` when ``num_examples`` is below 1 or
     more than the training images, ValueError for an unknown ``method``.
     """
     available = len(splits.y_train)

@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 
 from svmtrain.config import load_config
-from svmtrain.gradcheck import (
-    SYNTHETIC_PIXEL_STD,
-    ProblemSizeError,
-    make_problem,
-    synthetic_data,
-)
+from svmtrain.errors import ProblemSizeError
+from svmtrain.gradcheck import SYNTHETIC_PIXEL_STD, make_problem, synthetic_data
 from svmtrain.gradients import check_gradient
 
 SHAPE = (10, 3073)

@@ -9,7 +9,7 @@ import pytest
 
 from svmtrain import sweep
 from svmtrain.config import Config, ModelConfig, PreprocessConfig, TrainConfig
-from svmtrain.gradcheck import ProblemSizeError
+from svmtrain.errors import ProblemSizeError
 from svmtrain.losses import softmax_loss_naive, svm_loss_naive
 from svmtrain.preprocess import Splits
 

@@ -20,7 +20,8 @@ from svmtrain.cli._common import (
     set_option,
 )
 from svmtrain.config import load_config
-from svmtrain.gradcheck import ProblemSizeError, make_problem
+from svmtrain.errors import ProblemSizeError
+from svmtrain.gradcheck import make_problem
 from svmtrain.gradients import (
     METHODS,
     PIECEWISE_QUADRATIC,

@@ -19,8 +19,7 @@ from svmtrain.cli._common import (
     set_option,
 )
 from svmtrain.config import load_config
-from svmtrain.errors import DivergenceError
-from svmtrain.gradcheck import ProblemSizeError
+from svmtrain.errors import DivergenceError, ProblemSizeError
 from svmtrain.plots import INSTALL_HINT, require_matplotlib
 from svmtrain.records import to_json, write_csv
 from svmtrain.sweep import (
