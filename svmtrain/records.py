@@ -1,7 +1,8 @@
 """Tables and documents of results as CSV and JSON files, written atomically.
 
-Used by ``svmtrain search`` and ``svmtrain sweep-step``. A failing disk is one SvmtrainError
-naming the file (raised by :func:`svmtrain.fileio.atomic_write`).
+Used for run summaries, search and sweep results, and the ``--json`` output of evaluate and
+gradcheck, so every JSON svmtrain writes is strict (no NaN or Infinity). A failing disk is one
+SvmtrainError naming the file (raised by :func:`svmtrain.fileio.atomic_write`).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from svmtrain.config import Config, save_config
 from svmtrain.errors import SvmtrainError, WeightsError
 from svmtrain.fileio import atomic_write
 from svmtrain.preprocess import PIXELS
+from svmtrain.records import write_json
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
@@ -37,10 +38,7 @@ def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
 
     A directory that already holds a run is refused, so no run is ever overwritten by accident.
     """
-    if out is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = Path(cfg.output.dir) / f"{stamp}-{cfg.output.name}"
-    run_dir = Path(out)
+    run_dir = Path(out) if out is not None else default_dir(cfg, cfg.output.name)
     if (run_dir / SUMMARY).exists():
         raise SvmtrainError(f"{run_dir} already holds a finished run; choose another --out.")
     if (run_dir / CHECKPOINT).exists():
@@ -56,12 +54,18 @@ def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
     return run_dir
 
 
+def default_dir(cfg: Config, name: str) -> Path:
+    """``<output.dir>/<timestamp>-<name>``: where a run or a search goes without --out."""
+    return Path(cfg.output.dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+
+
 def create_run_dir(run_dir: Path) -> None:
+    """Make the output directory (and its parents); a failure is one SvmtrainError."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise SvmtrainError(
-            f"Cannot create the run directory {run_dir}: {err.strerror}. "
+            f"Cannot create the directory {run_dir}: {err.strerror}. "
             "Choose another with --out or output.dir."
         ) from None
 
@@ -79,10 +83,8 @@ def write_metrics(run_dir: Path, metrics: list[dict], loss_history: np.ndarray) 
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
-    """summary.json: strict JSON (a value that is not a number must be None, written null)."""
-    with atomic_write(run_dir / SUMMARY, "w") as f:
-        json.dump(summary, f, indent=2, allow_nan=False)
-        f.write("\n")
+    """summary.json, strict JSON (see :func:`svmtrain.records.write_json`)."""
+    write_json(run_dir / SUMMARY, summary)
 
 
 @dataclass(frozen=True)

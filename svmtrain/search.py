@@ -38,6 +38,7 @@ from typing import Any, get_args, get_type_hints
 import numpy as np
 from tqdm.auto import tqdm
 
+from svmtrain import runs
 from svmtrain._blas import limited_threads
 from svmtrain.config import Config, config_to_dict, load_config, save_config
 from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
@@ -566,19 +567,10 @@ def new_search_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
     """``out``, or ``<output.dir>/<timestamp>-search``, created. Refuses a directory with a
     search's results, unless that search finished no trial (interrupted at once): it is
     overwritten."""
-    path = (
-        Path(out)
-        if out is not None
-        else Path(cfg.output.dir) / (time.strftime("%Y%m%d-%H%M%S") + "-search")
-    )
+    path = Path(out) if out is not None else runs.default_dir(cfg, "search")
     if (path / RESULTS_JSON).exists() and _finished_trials(path / RESULTS_JSON) != 0:
         raise SvmtrainError(f"{path} already holds a search's results; choose another --out.")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise SvmtrainError(
-            f"Cannot create the search directory {path}: {err.strerror}. Choose another with --out."
-        ) from None
+    runs.create_run_dir(path)
     return path
 
 

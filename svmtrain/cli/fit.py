@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 import numpy as np
 
@@ -18,6 +16,7 @@ from svmtrain.cli._common import (
 from svmtrain.config import load_config
 from svmtrain.evaluate import SPLITS, evaluate
 from svmtrain.plots import plot_confusion, plot_run, require_matplotlib
+from svmtrain.records import to_json
 from svmtrain.train import fit as fit_run
 
 
@@ -106,7 +105,7 @@ def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, quiet):
         path = plot_confusion(np.array(result["confusion"]), result["class_names"], plot_path)
         click.echo(f"wrote {path}", err=as_json)
     if as_json:
-        click.echo(json.dumps(result, indent=2, allow_nan=False))
+        click.echo(to_json(result))
         return
     names = result["class_names"]
     click.echo(f"{split} accuracy: {result['accuracy']:.4f} ({result['num_examples']} images)\n")

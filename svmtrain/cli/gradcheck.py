@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -34,6 +33,7 @@ from svmtrain.gradients import (
     probe_passes,
 )
 from svmtrain.losses import LOSSES
+from svmtrain.records import to_json
 
 DTYPES = ("float64", "float32")
 DEFAULT_CHECKS = 10
@@ -278,9 +278,6 @@ def _report(
 
 
 def _as_json(result: GradCheck, info: dict, notes: list[str], verdict: str) -> str:
-    def number(x: float) -> float | None:
-        return None if math.isnan(x) else x
-
     weights = []
     for k in range(len(result.rel_error)):
         entry = {
@@ -317,13 +314,13 @@ def _as_json(result: GradCheck, info: dict, notes: list[str], verdict: str) -> s
         "checked": len(weights),
         "num_kinks": result.num_kinks,
         "num_unresolved": result.num_unresolved,
-        "max_rel_error": number(result.max_rel_error),
-        "median_rel_error": number(result.median_rel_error),
+        "max_rel_error": result.max_rel_error,
+        "median_rel_error": result.median_rel_error,
         "reference": reference,
         "notes": notes,
         "weights": weights,
     }
-    return json.dumps(doc, indent=2)
+    return to_json(doc)
 
 
 @click.command()
