@@ -45,12 +45,12 @@ from pathlib import Path
 
 import numpy as np
 
-from svmtrain import _blas, train
 from svmtrain.config import load_config
-from svmtrain.data import load_cifar10
-from svmtrain.losses import reg_loss, svm_loss
-from svmtrain.optim import sgd_step
-from svmtrain.preprocess import fit_stats, transform
+from svmtrain.core.losses import reg_loss, svm_loss
+from svmtrain.core.optim import sgd_step
+from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.data.preprocess import fit_stats, transform
+from svmtrain.experiments import _blas, train
 
 REPO = Path(__file__).resolve().parent.parent
 MAKE_MIRROR = REPO.parent / "shared" / "cifar10" / "make-mirror"
@@ -142,7 +142,7 @@ def load_average() -> list[float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Data: the mirror, served on loopback, loaded through svmtrain.data
+# Data: the mirror, served on loopback, loaded through svmtrain.data.cifar10
 
 
 def mirror_archive() -> Path:

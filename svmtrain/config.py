@@ -23,11 +23,11 @@ from urllib.parse import urlsplit
 import yaml
 
 from svmtrain import __version__
+from svmtrain.core.losses import LOSSES
+from svmtrain.core.optim import SCHEDULES
+from svmtrain.data.preprocess import SCALINGS
 from svmtrain.errors import ConfigError
-from svmtrain.fileio import atomic_write
-from svmtrain.losses import LOSSES
-from svmtrain.optim import SCHEDULES
-from svmtrain.preprocess import SCALINGS
+from svmtrain.io.fileio import atomic_write
 
 
 @dataclass

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from svmtrain.data import (
+from svmtrain.data.cifar10 import (
     ENV_DIGEST,
     ENV_DIR,
     ENV_URL,

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from svmtrain.cli import main
-from svmtrain.data import ARCHIVE_NAME, PART_NAME
+from svmtrain.data.cifar10 import ARCHIVE_NAME, PART_NAME
 
 
 def run(*args, env=None):

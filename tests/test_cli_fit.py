@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from svmtrain import runs, train
 from svmtrain.cli import main
-from svmtrain.data import load_cifar10
+from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.experiments import train
+from svmtrain.io import runs
 
 QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
 

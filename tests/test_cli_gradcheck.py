@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from svmtrain.cli import main
-from svmtrain.losses import LOSSES
+from svmtrain.core.losses import LOSSES
 
 FAST = ["gradcheck", "--synthetic", "--num-examples", "20"]
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"

@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from svmtrain import plots, sweep
 from svmtrain.cli import main
 from svmtrain.config import load_config
+from svmtrain.core.losses import svm_loss_naive
 from svmtrain.errors import PlotUnavailable
-from svmtrain.losses import svm_loss_naive
-from svmtrain.sweep import gradient
-from svmtrain.train import fit, load_splits
+from svmtrain.experiments import sweep
+from svmtrain.experiments.sweep import gradient
+from svmtrain.experiments.train import fit, load_splits
+from svmtrain.io import plots
 
 
 def run(*args):
@@ -416,7 +417,7 @@ def test_search_stopped_by_a_signal(data, tmp_path, sig, group):
     pids = tmp_path / "worker-pids"
     driver = (
         "import os, sys, time\n"
-        "from svmtrain import search\n"
+        "from svmtrain.experiments import search\n"
         "real = search.run_trial\n"
         "def hang_after_two(trial, splits):\n"
         "    if trial.number > 2:\n"
@@ -473,7 +474,7 @@ def test_search_workers_die_with_a_killed_parent(data, tmp_path):
     pids = tmp_path / "worker-pids"
     driver = (
         "import os, sys, time\n"
-        "from svmtrain import search\n"
+        "from svmtrain.experiments import search\n"
         "def hang(trial, splits):\n"
         f"    with open({str(pids)!r}, 'a') as f:\n"
         "        f.write(f'{os.getpid()}\\n')\n"

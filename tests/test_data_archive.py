@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from svmtrain.data import (
+from svmtrain.data.cifar10 import (
     ARCHIVE_NAME,
     META_MEMBER,
     PARSED_DIR,

@@ -11,8 +11,8 @@ import warnings
 
 import pytest
 
-from svmtrain import data
-from svmtrain.data import (
+from svmtrain.data import cifar10 as data
+from svmtrain.data.cifar10 import (
     ARCHIVE_NAME,
     PART_NAME,
     Source,
@@ -260,7 +260,7 @@ def test_two_threads_at_once_download_once(http_server, archive, tmp_path):
 def test_two_processes_at_once_download_once(http_server, archive, tmp_path):
     server = http_server(archive.body, chunk=4096, delay=0.1)  # ~1.3 s, past interpreter start-up
     code = (
-        "import sys; from svmtrain.data import load_cifar10; "
+        "import sys; from svmtrain.data.cifar10 import load_cifar10; "
         "d = load_cifar10(sys.argv[1], sys.argv[2], sys.argv[3], progress=False); "
         "print(len(d.y_train), d.sha256)"
     )

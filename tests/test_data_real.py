@@ -6,7 +6,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from svmtrain.data import TEST_MEMBER, dataset_info, load_cifar10
+from svmtrain.data.cifar10 import TEST_MEMBER, dataset_info, load_cifar10
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from svmtrain.data import (
+from svmtrain.data.cifar10 import (
     OFFICIAL_MD5,
     OFFICIAL_SHA256,
     OFFICIAL_URL,

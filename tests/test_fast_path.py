@@ -1,4 +1,4 @@
-"""The training loop's fast path (svmtrain.train._Stepper, svmtrain._blas) against the plain one.
+"""The training loop's fast path (train._Stepper, _blas) against the plain one.
 
 The reference here is the textbook loop: fancy-index the batch, call the vectorised loss, then
 ``sgd_step``. The stepper gathers on a worker thread into reused buffers with one BLAS thread;
@@ -13,10 +13,10 @@ import threading
 import numpy as np
 import pytest
 
-from svmtrain import _blas, train
 from svmtrain.config import load_config
-from svmtrain.losses import reg_loss, softmax_loss, svm_loss
-from svmtrain.optim import sgd_step
+from svmtrain.core.losses import reg_loss, softmax_loss, svm_loss
+from svmtrain.core.optim import sgd_step
+from svmtrain.experiments import _blas, train
 
 N, D, C, B = 600, 97, 10, 64
 REFERENCE_LOSSES = {"svm": svm_loss, "softmax": softmax_loss}
@@ -142,7 +142,7 @@ def test_an_error_mid_epoch_leaves_no_worker_and_restores_blas(data, monkeypatch
 
 
 _PROBE = """
-from svmtrain import _blas
+from svmtrain.experiments import _blas
 outside = _blas.blas_threads()
 with _blas.limited_threads(1):
     inside = _blas.blas_threads()

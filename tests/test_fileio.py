@@ -6,7 +6,7 @@ import os
 import pytest
 
 from svmtrain.errors import SvmtrainError
-from svmtrain.fileio import atomic_write
+from svmtrain.io.fileio import atomic_write
 
 
 def test_writes_the_whole_file_and_leaves_no_temporary(tmp_path):

@@ -1,4 +1,4 @@
-"""svmtrain.gradcheck: the data, W and weights a gradient check runs on."""
+"""svmtrain.experiments.gradcheck: the data, W and weights a gradient check runs on."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from svmtrain.config import load_config
+from svmtrain.core.gradients import check_gradient
 from svmtrain.errors import ProblemSizeError
-from svmtrain.gradcheck import SYNTHETIC_PIXEL_STD, make_problem, synthetic_data
-from svmtrain.gradients import check_gradient
+from svmtrain.experiments.gradcheck import SYNTHETIC_PIXEL_STD, make_problem, synthetic_data
 
 SHAPE = (10, 3073)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svmtrain.gradients import (
+from svmtrain.core.gradients import (
     METHODS,
     StepTooSmall,
     bands_apply,
@@ -19,7 +19,7 @@ from svmtrain.gradients import (
     rounding_error_bound,
     svm_kinks,
 )
-from svmtrain.losses import LOSSES
+from svmtrain.core.losses import LOSSES
 
 
 def _problem(seed: int, n: int = 12, c: int = 4, d: int = 9, w_scale: float = 5e-3):

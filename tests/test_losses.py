@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from svmtrain.losses import (
+from svmtrain.core.losses import (
     EXAMPLE_LOSSES,
     LOSSES,
     NAIVE_LOSSES,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from svmtrain.metrics import accuracy, confusion_matrix, per_class_accuracy
+from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_accuracy
 
 
 def test_confusion_matrix_matches_a_loop():

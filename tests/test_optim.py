@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from svmtrain.optim import SCHEDULES, sgd_step
+from svmtrain.core.optim import SCHEDULES, sgd_step
 
 PARAMS = {"step_epochs": 2, "gamma": 0.5, "min_lr": 0.1}
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from svmtrain import plots
 from svmtrain.cli import main
 from svmtrain.errors import PlotUnavailable, SvmtrainError, WeightsError
+from svmtrain.io import plots
 
 CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -296,6 +296,6 @@ def test_cli_plot_without_matplotlib_exits_with_install_hint(tmp_path, no_matplo
 
 
 def test_importing_svmtrain_does_not_import_matplotlib():
-    code = "import sys, svmtrain.cli, svmtrain.plots; print('matplotlib' in sys.modules)"
+    code = "import sys, svmtrain.cli, svmtrain.io.plots; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from svmtrain.config import load_config
+from svmtrain.data.preprocess import PIXELS, fit_stats, prepare, split_indices, transform
 from svmtrain.errors import ConfigError
-from svmtrain.preprocess import PIXELS, fit_stats, prepare, split_indices, transform
 
 
 def _pixels(rng, n, low=0, high=256):

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from svmtrain import search, train
 from svmtrain.config import load_config
+from svmtrain.data.preprocess import PIXELS, prepare
 from svmtrain.errors import ConfigError, Interrupted, SvmtrainError
-from svmtrain.preprocess import PIXELS, prepare
+from svmtrain.experiments import search, train
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from svmtrain import sweep
 from svmtrain.config import Config, ModelConfig, PreprocessConfig, TrainConfig
+from svmtrain.core.losses import softmax_loss_naive, svm_loss_naive
+from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ProblemSizeError
-from svmtrain.losses import softmax_loss_naive, svm_loss_naive
-from svmtrain.preprocess import Splits
+from svmtrain.experiments import sweep
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from svmtrain import runs, train
 from svmtrain.config import load_config
+from svmtrain.data.preprocess import PIXELS, Splits
 from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
-from svmtrain.preprocess import PIXELS, Splits
+from svmtrain.experiments import train
+from svmtrain.io import runs
 
 
 def _design(rng, templates, n):

@@ -1,4 +1,4 @@
-"""``svmtrain data``: fetch, verify and inspect the cached CIFAR-10 (logic in svmtrain.data)."""
+"""``svmtrain data``: fetch, verify and inspect the cached CIFAR-10 (svmtrain.data.cifar10)."""
 
 import json
 import warnings
@@ -6,8 +6,8 @@ from contextlib import contextmanager
 
 import click
 
-from svmtrain import data as cifar
 from svmtrain.cli._common import data_dir_option, format_table, quiet_option
+from svmtrain.data import cifar10 as cifar
 
 
 @contextmanager

@@ -14,10 +14,10 @@ from svmtrain.cli._common import (
     set_option,
 )
 from svmtrain.config import load_config
-from svmtrain.evaluate import SPLITS, evaluate
-from svmtrain.plots import plot_confusion, plot_run, require_matplotlib
-from svmtrain.records import to_json
-from svmtrain.train import fit as fit_run
+from svmtrain.experiments.evaluate import SPLITS, evaluate
+from svmtrain.experiments.train import fit as fit_run
+from svmtrain.io.plots import plot_confusion, plot_run, require_matplotlib
+from svmtrain.io.records import to_json
 
 
 @click.command()

@@ -1,4 +1,4 @@
-"""``svmtrain gradcheck``: the analytic gradient against finite differences (svmtrain.gradients)."""
+"""``svmtrain gradcheck``: the analytic gradient against finite differences."""
 
 from __future__ import annotations
 
@@ -19,9 +19,7 @@ from svmtrain.cli._common import (
     set_option,
 )
 from svmtrain.config import load_config
-from svmtrain.errors import ProblemSizeError
-from svmtrain.gradcheck import make_problem
-from svmtrain.gradients import (
+from svmtrain.core.gradients import (
     METHODS,
     PIECEWISE_QUADRATIC,
     GradCheck,
@@ -32,8 +30,10 @@ from svmtrain.gradients import (
     default_tolerance,
     probe_passes,
 )
-from svmtrain.losses import LOSSES
-from svmtrain.records import to_json
+from svmtrain.core.losses import LOSSES
+from svmtrain.errors import ProblemSizeError
+from svmtrain.experiments.gradcheck import make_problem
+from svmtrain.io.records import to_json
 
 DTYPES = ("float64", "float32")
 DEFAULT_CHECKS = 10

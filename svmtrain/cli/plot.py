@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from svmtrain.plots import INSTALL_HINT, plot_run
+from svmtrain.io.plots import INSTALL_HINT, plot_run
 
 
 @click.command("plot", epilog=f"Needs matplotlib: {INSTALL_HINT}")

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 import numpy as np
 
-from svmtrain import search as searching
 from svmtrain.cli._common import (
     config_option,
     data_dir_option,
@@ -20,9 +19,8 @@ from svmtrain.cli._common import (
 )
 from svmtrain.config import load_config
 from svmtrain.errors import DivergenceError, ProblemSizeError
-from svmtrain.plots import INSTALL_HINT, require_matplotlib
-from svmtrain.records import to_json, write_csv
-from svmtrain.sweep import (
+from svmtrain.experiments import search as searching
+from svmtrain.experiments.sweep import (
     GRADIENTS,
     Sweep,
     numerical_evaluations,
@@ -30,7 +28,9 @@ from svmtrain.sweep import (
     parse_steps,
     run_sweep,
 )
-from svmtrain.train import load_splits
+from svmtrain.experiments.train import load_splits
+from svmtrain.io.plots import INSTALL_HINT, require_matplotlib
+from svmtrain.io.records import to_json, write_csv
 
 DEFAULT_RANGE = "-10:-1"
 
@@ -209,7 +209,7 @@ def sweep_step(
     else:
         click.echo(_sweep_text(result))
     if plot_path:
-        from svmtrain.plots import plot_sweep
+        from svmtrain.io.plots import plot_sweep
 
         click.echo(
             f"wrote {plot_sweep(result.steps, result.losses, result.original_loss, plot_path)}"
@@ -420,7 +420,7 @@ def search(
     else:
         click.echo(_search_text(job, document))
     if plot_path:
-        from svmtrain.plots import plot_search
+        from svmtrain.io.plots import plot_search
 
         click.echo(f"wrote {plot_search(document['results'], plot_path)}")
     if document["best"] is None:

@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from svmtrain.losses import EXAMPLE_LOSSES, LOSSES, NAIVE_LOSSES, LossFn, reg_loss
+from svmtrain.core.losses import EXAMPLE_LOSSES, LOSSES, NAIVE_LOSSES, LossFn, reg_loss
 
 METHODS = ("centered", "forward")
 TINY = np.finfo(np.float64).tiny  # the floor of |a| + |n|, so that 0 vs 0 is an error of 0

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from svmtrain._blas import limited_threads
 from svmtrain.config import Config, ModelConfig
+from svmtrain.core.gradients import numerical_partials
+from svmtrain.core.losses import LOSSES
+from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ProblemSizeError
-from svmtrain.gradients import numerical_partials
-from svmtrain.losses import LOSSES
-from svmtrain.preprocess import Splits
+from svmtrain.experiments._blas import limited_threads
 
 INIT_SCALE = 0.001  # the notes' starting point: W = rand(10, 3073) * 0.001
 GRADIENTS = ("analytic", "numerical")

@@ -2,8 +2,8 @@
 validation accuracy (never test).
 
 A trial is the base config with some keys set, e.g. optim.learning_rate=1e-6 and
-model.reg=2.5e4. It trains with :func:`svmtrain.train.train` in memory (no run directory) and
-is judged by the validation accuracy of the weights training keeps.
+model.reg=2.5e4. It trains with :func:`svmtrain.experiments.train.train` in memory (no run
+directory) and is judged by the validation accuracy of the weights training keeps.
 
 Parallelism: trials run in worker processes forked after the data are loaded, so every worker
 reads the parent's preprocessed arrays copy-on-write (nothing is copied or pickled). Every trial
@@ -38,13 +38,13 @@ from typing import Any, get_args, get_type_hints
 import numpy as np
 from tqdm.auto import tqdm
 
-from svmtrain import runs
-from svmtrain._blas import limited_threads
 from svmtrain.config import Config, config_to_dict, load_config, save_config
+from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
-from svmtrain.preprocess import Splits
-from svmtrain.records import write_csv, write_json
-from svmtrain.train import init_state, plan, train
+from svmtrain.experiments._blas import limited_threads
+from svmtrain.experiments.train import init_state, plan, train
+from svmtrain.io import runs
+from svmtrain.io.records import write_csv, write_json
 
 LR, REG = "optim.learning_rate", "model.reg"
 RESULTS_CSV, RESULTS_JSON, BEST_YAML = "results.csv", "results.json", "best.yaml"
@@ -58,7 +58,7 @@ _DEFAULTS = config_to_dict(Config())
 _SIGNIFICANT = 3  # digits kept of a randomly sampled value: enough to tell trials apart
 # BLAS threads of every trial, whatever --jobs is, so that nothing a trial computes depends on
 # the thread count, which changes how a BLAS splits its sums and so the rounding. train() runs
-# its SGD steps on one thread already (svmtrain._blas says why); this covers the accuracy
+# its SGD steps on one thread already (experiments._blas says why); this covers the accuracy
 # predictions too. Measured before train() did so: 2 threads per worker gave other val
 # accuracies than 1, and two such workers on two busy cores took 4-7x longer.
 BLAS_THREADS = 1

@@ -1,8 +1,9 @@
 """The problem a gradient check runs on: the data, the point W, and the weights to check.
 
 :func:`make_problem` builds it from a config, on CIFAR-10 (loaded and preprocessed as the
-config says, through :mod:`svmtrain.train`) or on synthetic pixels; :func:`synthetic_data`
-is the pure part. The check itself is :func:`svmtrain.gradients.check_gradient`::
+config says, through :mod:`svmtrain.experiments.train`) or on synthetic pixels;
+:func:`synthetic_data` is the pure part. The check itself is
+:func:`svmtrain.core.gradients.check_gradient`::
 
     problem = make_problem(cfg, num_examples=200, synthetic=True, checks=None)
     result = check_gradient("svm", problem.W, problem.X, problem.y, coords=problem.coords)
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from svmtrain.config import Config
-from svmtrain.data import NUM_CLASSES
+from svmtrain.data.cifar10 import NUM_CLASSES
+from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import ProblemSizeError
-from svmtrain.preprocess import PIXELS
-from svmtrain.train import load_splits
+from svmtrain.experiments.train import load_splits
 
 SYNTHETIC_PIXEL_STD = 64.0  # about the spread of CIFAR-10 pixels once the mean image is subtracted
 # The most synthetic examples a check draws: CIFAR-10's training set (50,000 images, 1.2 GB of

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from svmtrain import runs
 from svmtrain.config import config_from_yaml
-from svmtrain.data import load_cifar10
+from svmtrain.core.losses import predict
+from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_report
+from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.data.preprocess import split_indices, transform
 from svmtrain.errors import WeightsError
-from svmtrain.losses import predict
-from svmtrain.metrics import accuracy, confusion_matrix, per_class_report
-from svmtrain.preprocess import split_indices, transform
+from svmtrain.io import runs
 
 SPLITS = ("test", "val")
 

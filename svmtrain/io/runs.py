@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from svmtrain.config import Config, save_config
+from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import SvmtrainError, WeightsError
-from svmtrain.fileio import atomic_write
-from svmtrain.preprocess import PIXELS
-from svmtrain.records import write_json
+from svmtrain.io.fileio import atomic_write
+from svmtrain.io.records import write_json
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
@@ -83,7 +83,7 @@ def write_metrics(run_dir: Path, metrics: list[dict], loss_history: np.ndarray) 
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
-    """summary.json, strict JSON (see :func:`svmtrain.records.write_json`)."""
+    """summary.json, strict JSON (see :func:`svmtrain.io.records.write_json`)."""
     write_json(run_dir / SUMMARY, summary)
 
 

@@ -48,7 +48,7 @@ from svmtrain.errors import (
     DownloadError,
     Interrupted,
 )
-from svmtrain.fileio import atomic_write, fsync_path
+from svmtrain.io.fileio import atomic_write, fsync_path
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 OFFICIAL_SHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"

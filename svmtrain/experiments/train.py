@@ -24,15 +24,16 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from svmtrain import __version__, runs
-from svmtrain._blas import limited_threads
+from svmtrain import __version__
 from svmtrain.config import Config, config_to_yaml, load_config
-from svmtrain.data import load_cifar10
+from svmtrain.core.losses import LOSSES, predict, reg_loss
+from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_report
+from svmtrain.core.optim import SCHEDULES, sgd_step
+from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.data.preprocess import Splits, prepare
 from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
-from svmtrain.losses import LOSSES, predict, reg_loss
-from svmtrain.metrics import accuracy, confusion_matrix, per_class_report
-from svmtrain.optim import SCHEDULES, sgd_step
-from svmtrain.preprocess import Splits, prepare
+from svmtrain.experiments._blas import limited_threads
+from svmtrain.io import runs
 
 
 @dataclass
@@ -205,8 +206,8 @@ class _Stepper:
     - A worker thread gathers batch i + 1 while the loss of batch i runs (``np.take`` releases
       the GIL), so the gather's memory traffic runs on the second core, hidden behind the
       products.
-    - The products run on one BLAS thread (:mod:`svmtrain._blas` says why): the worker has the
-      other core.
+    - The products run on one BLAS thread (:mod:`~svmtrain.experiments._blas` says why):
+      the worker has the other core.
 
     The gathered rows are the same as ``X[idx]``, so the weights are those of the plain loop.
     """

@@ -1,10 +1,10 @@
 """Pictures of a run: class templates, learning curves, confusion matrix, step sweep, search grid.
 
 matplotlib is the optional ``plot`` extra, so it is imported inside the functions that draw,
-never at module level: ``import svmtrain.plots`` works without it, and every drawing function
+never at module level: ``import svmtrain.io.plots`` works without it, and every drawing function
 raises :class:`~svmtrain.errors.PlotUnavailable` (with the install command) when it is missing.
 Figures use the object-oriented API on an Agg canvas (no pyplot, no global backend state), and
-every PNG is written atomically with :func:`svmtrain.fileio.atomic_write`.
+every PNG is written atomically with :func:`svmtrain.io.fileio.atomic_write`.
 
 :func:`template_images` is pure numpy and is what the weights picture shows.
 """
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import PlotUnavailable, SvmtrainError, WeightsError
-from svmtrain.fileio import atomic_write
-from svmtrain.preprocess import PIXELS
-from svmtrain.runs import LOSS_HISTORY, METRICS, SUMMARY, WEIGHTS, load_weights
+from svmtrain.io.fileio import atomic_write
+from svmtrain.io.runs import LOSS_HISTORY, METRICS, SUMMARY, WEIGHTS, load_weights
 
 DPI = 100  # every figure is sized in pixels; inches = pixels / DPI
 

@@ -23,7 +23,7 @@ import numpy as np
 
 # ---------------------------------------------------------------------------------------------
 # Per-example losses as functions of the scores. The vectorised losses are built on these, and
-# svmtrain.gradients uses them to evaluate many probes of W at once from cached scores.
+# svmtrain.core.gradients uses them to evaluate many probes of W at once from cached scores.
 
 
 def _svm_hinge(scores: np.ndarray, y: np.ndarray, delta: float) -> np.ndarray:

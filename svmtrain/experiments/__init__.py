@@ -1,0 +1,1 @@
+"""The jobs a user runs: train, evaluate, check a gradient, sweep a step size, search."""
