@@ -9,10 +9,12 @@ import click
 
 from svmtrain import __version__
 from svmtrain.cli.data import data
-from svmtrain.cli.fit import evaluate_cmd, fit
+from svmtrain.cli.evaluate import evaluate_cmd
+from svmtrain.cli.fit import fit
 from svmtrain.cli.gradcheck import gradcheck
 from svmtrain.cli.plot import plot
-from svmtrain.cli.sweep import search, sweep_step
+from svmtrain.cli.search import search
+from svmtrain.cli.sweep_step import sweep_step
 from svmtrain.errors import SvmtrainError
 
 

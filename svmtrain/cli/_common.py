@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
+
+from svmtrain.io.plots import require_matplotlib
 
 
 def progress_enabled(quiet: bool) -> bool:
@@ -56,3 +59,60 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def parsed(parse):
+    """A click callback running ``parse`` on the option's text; its ValueError is a usage error."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value):
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from None
+
+    return callback
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the results as JSON instead."
+)
+
+
+def plot_option(what: str):
+    return click.option(
+        "--plot",
+        "plot_path",
+        type=click.Path(dir_okay=False),
+        help=f"Also draw {what} as a PNG to FILE.",
+    )
+
+
+def check_plot_path(plot_path: str | None) -> None:
+    """Fail now, not after the work, if --plot cannot be drawn: no matplotlib, or no such
+    directory for the file."""
+    if plot_path is None:
+        return
+    require_matplotlib()
+    folder = Path(plot_path).parent
+    if not folder.is_dir():
+        raise click.BadParameter(
+            f"the directory {str(folder)!r} does not exist; create it or choose another file.",
+            param_hint="--plot",
+        )
+
+
+def config_overrides(overrides: tuple[str, ...], data_dir: str | None) -> list[str]:
+    return [*overrides, *data_dir_override(data_dir)]
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------------------------------------

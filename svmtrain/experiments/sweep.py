@@ -10,7 +10,7 @@ whole experiment on loaded splits::
     print(result.steps[result.best])
 
 Nothing here prints or touches files (a progress bar aside); ``svmtrain sweep-step``
-(svmtrain/cli/sweep.py) does that.
+(svmtrain/cli/sweep_step.py) does that.
 """
 
 from __future__ import annotations

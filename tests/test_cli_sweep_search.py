@@ -3,6 +3,7 @@ messages. Data come from a tiny archive served on 127.0.0.1, or from the real mi
 
 import contextlib
 import csv
+import importlib
 import json
 import os
 import re
@@ -186,7 +187,7 @@ def test_sweep_step_rejects_more_examples_than_the_training_split(data):
 
 def test_sweep_step_numerical_warns_with_an_estimate(data, monkeypatch):
     """The real finite differences take seconds (61,460 loss evaluations); see the slow test."""
-    from svmtrain.cli import sweep as cli_sweep
+    cli_sweep = importlib.import_module("svmtrain.cli.sweep_step")  # not the command
 
     def analytic_with_progress(model, X, y, W, method, progress):
         assert method == "numerical"
@@ -236,7 +237,7 @@ def _missing():
 @pytest.mark.parametrize("command", ["sweep-step", "search"])
 def test_plot_is_checked_before_any_work(data, tmp_path, monkeypatch, command):
     """No matplotlib, or no directory for the picture: said before the data are loaded."""
-    from svmtrain.cli import sweep as cli_sweep
+    from svmtrain.cli import _common as cli_sweep
 
     args = ["--range", "-8:-4"] if command == "sweep-step" else ["--lr", "1e-9,1e-8"]
     args += ["--csv" if command == "sweep-step" else "--out", tmp_path / "out"]
