@@ -49,12 +49,45 @@ class Interrupted(SvmtrainError):
     exit_code = 130
 
 
-class ProblemSizeError(ValueError):
-    """A count asked of an experiment (examples, weights to check) is more than there is.
+class ArgumentError(SvmtrainError, ValueError):
+    """A value passed to a library function cannot be used.
 
-    ``argument`` names the parameter, so the CLI can name its option in a usage error.
+    ``arguments`` names the parameter(s) at fault, as the function calls them, so that the CLI
+    can name its options (``num_examples`` -> ``--num-examples``) in a usage error (exit 2).
+    Also a ValueError, as a bad argument value is one to a Python caller.
     """
 
-    def __init__(self, argument: str, message: str) -> None:
+    exit_code = 2
+
+    def __init__(self, arguments: str | tuple[str, ...], message: str) -> None:
         super().__init__(message)
-        self.argument = argument
+        self.arguments = (arguments,) if isinstance(arguments, str) else tuple(arguments)
+
+    @property
+    def argument(self) -> str:
+        """The (first) parameter at fault."""
+        return self.arguments[0]
+
+
+class ProblemSizeError(ArgumentError):
+    """A count asked of an experiment (examples, weights to check) is more than there is, or
+    below 1."""
+
+
+def require_count(argument: str, count: int | None) -> None:
+    """Raises :class:`ProblemSizeError` naming ``argument`` unless ``count`` is None or >= 1."""
+    if count is not None and count < 1:
+        raise ProblemSizeError(argument, f"must be at least 1. Got {count} instead.")
+
+
+class StepTooSmall(ArgumentError):
+    """x + h rounds back to x: the finite-difference step h is below the resolution of x's
+    dtype there. h, dtype (a name) and value (the first such x) say where."""
+
+    def __init__(self, h: float, dtype: str, value: float) -> None:
+        super().__init__(
+            "h",
+            f"h={h:g} is too small for {dtype} values near {value:.3g}: "
+            f"x + h rounds back to x. Use a larger h.",
+        )
+        self.h, self.dtype, self.value = h, dtype, value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,7 @@ def test_wrong_gradient_fails_with_exit_1(monkeypatch):
         loss, dW = true_svm(*args, **kwargs)
         return loss, dW * 1.001
 
-    monkeypatch.setitem(LOSSES, "svm", wrong)
+    monkeypatch.setitem(LOSSES, "svm", replace(true_svm, vectorised=wrong))
     result = run("--checks", "5")
     assert result.exit_code == 1
     assert "FAIL: the largest relative error away from kinks and unresolved" in result.output
@@ -98,7 +99,7 @@ def test_reference_adds_the_loop_columns_and_fails_on_a_wrong_gradient(monkeypat
         loss, dW = true_softmax(*args, **kwargs)
         return loss + 1.0, dW
 
-    monkeypatch.setitem(LOSSES, "softmax", wrong)
+    monkeypatch.setitem(LOSSES, "softmax", replace(true_softmax, vectorised=wrong))
     bad = run("--loss", "softmax", "--checks", "3", "--reference")
     assert bad.exit_code == 1
     assert "differs from the loop reference" in bad.output
@@ -244,7 +245,7 @@ def test_a_wrong_weight_fails_beside_unresolved_ones(monkeypatch):
         dW[4, 100] *= 1.001
         return loss, dW
 
-    monkeypatch.setitem(LOSSES, "softmax", wrong)
+    monkeypatch.setitem(LOSSES, "softmax", replace(true_softmax, vectorised=wrong))
     result = CliRunner().invoke(main, ["gradcheck", "--synthetic", *UNRESOLVED])
     assert result.exit_code == 1
     assert (

@@ -5,6 +5,7 @@ The reference here is the textbook loop: fancy-index the batch, call the vectori
 it must end with the same weights, velocity and losses, to float32 rounding.
 """
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from svmtrain.config import load_config
-from svmtrain.core.losses import reg_loss, softmax_loss, svm_loss
+from svmtrain.core.losses import LOSSES, reg_loss, softmax_loss, svm_loss
 from svmtrain.core.optim import sgd_step
 from svmtrain.experiments import _blas, train
 
@@ -48,8 +49,9 @@ def _reference(cfg, X, y, W, velocity, batches, lr):
     m, o = cfg.model, cfg.optim
     losses, regs = [], []
     for idx in batches:
+        options = LOSSES[m.loss].options(m)  # the loss's own hyperparameters, e.g. delta
         loss, dW = REFERENCE_LOSSES[m.loss](
-            W, X[idx], y[idx], m.reg, delta=m.delta, reg_bias=m.reg_bias
+            W, X[idx], y[idx], m.reg, reg_bias=m.reg_bias, **options
         )
         losses.append(loss)
         regs.append(reg_loss(W, m.reg, m.reg_bias))
@@ -104,7 +106,9 @@ def test_each_step_sees_exactly_its_batch(data, monkeypatch, steps):
         seen.append((Xb.copy(), yb.copy()))
         return 1.0, np.zeros_like(W)
 
-    monkeypatch.setitem(train.LOSSES, "svm", recording_loss)
+    monkeypatch.setitem(
+        train.LOSSES, "svm", dataclasses.replace(train.LOSSES["svm"], vectorised=recording_loss)
+    )
     cfg = _cfg("svm")
     batches = train._batches(np.random.default_rng(3), N, B, steps, "shuffle")
     train._Stepper(cfg, X, y, on_step=lambda: None).run(train.init_state(cfg, C, D), batches, 0.1)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from svmtrain.config import load_config
-from svmtrain.core.gradients import check_gradient
+from svmtrain.core.gradcheck import check_gradient
 from svmtrain.errors import ProblemSizeError
 from svmtrain.experiments.gradcheck import SYNTHETIC_PIXEL_STD, make_problem, synthetic_data
 

@@ -5,21 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svmtrain.core.gradients import (
+from svmtrain.core.differences import (
     METHODS,
-    StepTooSmall,
-    bands_apply,
-    check_gradient,
-    default_tolerance,
-    finite_difference_error,
     linear_numerical_partials,
     numerical_gradient,
     numerical_partials,
+    probe_kinks,
+)
+from svmtrain.core.fd_error import finite_difference_error, rounding_error_bound
+from svmtrain.core.gradcheck import (
+    bands_apply,
+    check_gradient,
+    default_tolerance,
     relative_error,
-    rounding_error_bound,
-    svm_kinks,
 )
 from svmtrain.core.losses import LOSSES
+from svmtrain.errors import StepTooSmall
 
 
 def _problem(seed: int, n: int = 12, c: int = 4, d: int = 9, w_scale: float = 5e-3):
@@ -31,8 +32,8 @@ def _problem(seed: int, n: int = 12, c: int = 4, d: int = 9, w_scale: float = 5e
     return W, X, rng.integers(0, c, n)
 
 
-def _whole_loss(name, X, y, reg, delta, reg_bias):
-    return lambda w: LOSSES[name](w, X, y, reg, delta=delta, reg_bias=reg_bias)[0]
+def _whole_loss(name, X, y, reg, reg_bias):
+    return lambda w: LOSSES[name](w, X, y, reg, reg_bias=reg_bias)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,11 +120,11 @@ def test_relative_error():
 def test_linear_fast_path_equals_whole_loss_probes(name, reg, reg_bias, method):
     W, X, y = _problem(seed=7)
     coords = np.arange(W.size)
-    assert not svm_kinks(W, X, y, coords, h=1e-5).any()  # precondition: no kink in the way
-    options = {"reg": reg, "delta": 1.0, "reg_bias": reg_bias, "h": 1e-5, "method": method}
+    assert not probe_kinks(name, W, X, y, coords, h=1e-5).any()  # precondition: no kink in the way
+    options = {"reg": reg, "reg_bias": reg_bias, "h": 1e-5, "method": method}
     fast = linear_numerical_partials(name, W, X, y, coords, **options)
     slow = numerical_partials(
-        _whole_loss(name, X, y, reg, 1.0, reg_bias), W.copy(), coords, 1e-5, method
+        _whole_loss(name, X, y, reg, reg_bias), W.copy(), coords, 1e-5, method
     )
     # Whole-loss probes carry rounding noise of about eps * loss / h ~ 1e-10.
     np.testing.assert_allclose(fast, slow, rtol=1e-7, atol=1e-8)
@@ -150,7 +151,7 @@ KINK_MASK = np.array([[True, False, True], [True, False, True], [False, False, F
 
 
 def test_kink_detector_flags_a_margin_at_exactly_zero():
-    mask = svm_kinks(KINK_W, KINK_X, KINK_Y, np.arange(KINK_W.size), h=1e-5)
+    mask = probe_kinks("svm", KINK_W, KINK_X, KINK_Y, np.arange(KINK_W.size), h=1e-5)
     np.testing.assert_array_equal(mask.reshape(KINK_W.shape), KINK_MASK)
 
 
@@ -159,8 +160,8 @@ def test_kink_detector_uses_the_probe_size():
     W = KINK_W.copy()
     W[1, 0] = -1e-3
     coords = np.array([3])  # W[1, 0]
-    assert svm_kinks(W, KINK_X, KINK_Y, coords, h=1e-2).all()
-    assert not svm_kinks(W, KINK_X, KINK_Y, coords, h=1e-5).any()
+    assert probe_kinks("svm", W, KINK_X, KINK_Y, coords, h=1e-2).all()
+    assert not probe_kinks("svm", W, KINK_X, KINK_Y, coords, h=1e-5).any()
 
 
 def test_kinks_are_reported_apart_not_failed():
@@ -181,9 +182,10 @@ def test_every_weight_at_a_kink_is_inconclusive():
     assert not result.passed
 
 
-def test_softmax_has_no_kinks():
+@pytest.mark.parametrize("name", [n for n, loss in LOSSES.items() if not loss.has_kinks])
+def test_a_loss_without_kinks_has_no_kinks_flagged(name):
     W, X, y = _problem(seed=9)
-    assert not check_gradient("softmax", W, X, y).kink.any()
+    assert not check_gradient(name, W, X, y).kink.any()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,9 +228,9 @@ needs_long_double = pytest.mark.skipif(
 def test_rounding_bound_holds_against_extended_precision(name, scaling, full_loss):
     W, X, y = _cancelled_problem(name, SCALINGS[scaling])
     coords = np.arange(0, W.size, 7)
-    options = {"reg": 0.3, "delta": 1.0, "reg_bias": True, "h": 1e-6, "method": "centered"}
+    options = {"reg": 0.3, "reg_bias": True, "h": 1e-6, "method": "centered"}
     if full_loss:
-        f = _whole_loss(name, X, y, 0.3, 1.0, True)
+        f = _whole_loss(name, X, y, 0.3, True)
         in_float64 = numerical_partials(f, W.copy(), coords, 1e-6)
     else:
         in_float64 = linear_numerical_partials(name, W, X, y, coords, **options)
@@ -265,7 +267,7 @@ def test_fd_error_of_forward_svm_differences_is_the_penalty_step(reg_bias):
     W, X, y = _problem(seed=15)
     coords = np.arange(W.size)
     options = {"reg": 50.0, "reg_bias": reg_bias, "h": 1e-4, "method": "forward"}
-    assert not svm_kinks(W, X, y, coords, h=1e-4).any()
+    assert not probe_kinks("svm", W, X, y, coords, h=1e-4).any()
     numerical = linear_numerical_partials("svm", W, X, y, coords, **options)
     fd = finite_difference_error("svm", W, X, y, coords, numerical, **options)
     actual = np.abs(numerical - LOSSES["svm"](W, X, y, 50.0, reg_bias=reg_bias)[1].ravel())
@@ -280,7 +282,7 @@ def test_fd_error_of_forward_svm_differences_is_the_penalty_step(reg_bias):
     )
 
 
-@pytest.mark.parametrize("name", ["svm", "softmax"])
+@pytest.mark.parametrize("name", list(LOSSES))
 def test_check_gradient_keeps_the_truncation_part(name):
     W, X, y = _problem(seed=17)
     centred = check_gradient(name, W, X, y, reg=3.0)
@@ -292,7 +294,7 @@ def test_check_gradient_keeps_the_truncation_part(name):
             result.relative_truncation,
             result.fd_truncation / (np.abs(result.analytic) + np.abs(result.numerical)),
         )
-    if name == "svm":  # piecewise linear: centred differences have no truncation error
+    if LOSSES[name].piecewise_quadratic:  # centred differences have no truncation error
         np.testing.assert_array_equal(centred.fd_truncation, 0.0)
         np.testing.assert_allclose(forward.fd_truncation, 3.0 * forward.h, rtol=1e-6)
     else:  # a smooth loss: forward truncation O(h), centred O(h^2)

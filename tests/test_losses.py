@@ -1,21 +1,30 @@
-"""Losses against hand-computed numbers and against the loop references."""
+"""Losses against hand-computed numbers and against the loop references.
+
+The tests below the hand-computed cases run over the registry, so a new loss is checked by
+them as soon as it has a record.
+"""
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
 import pytest
 
 from svmtrain.core.losses import (
-    EXAMPLE_LOSSES,
+    HYPERPARAMETERS,
     LOSSES,
-    NAIVE_LOSSES,
     predict,
     reg_loss,
     softmax_loss,
+    softmax_loss_naive,
+    svm_kink_gaps,
     svm_loss,
+    svm_loss_naive,
 )
+
+LOSS_NAMES = list(LOSSES)
 
 # ---------------------------------------------------------------------------------------------
 # Hand-computed SVM case: C = 3 classes, D = 3 (two features and the bias), N = 2.
@@ -51,7 +60,7 @@ SVM_CASES = {
 }
 
 
-@pytest.mark.parametrize("impl", [svm_loss, NAIVE_LOSSES["svm"]], ids=["vectorised", "loop"])
+@pytest.mark.parametrize("impl", [svm_loss, svm_loss_naive], ids=["vectorised", "loop"])
 @pytest.mark.parametrize("case", SVM_CASES.values(), ids=SVM_CASES.keys())
 def test_svm_hand_computed(impl, case):
     reg, reg_bias, delta, loss, dW = case
@@ -73,9 +82,7 @@ SOFTMAX_GRAD = np.array(
 )
 
 
-@pytest.mark.parametrize(
-    "impl", [softmax_loss, NAIVE_LOSSES["softmax"]], ids=["vectorised", "loop"]
-)
+@pytest.mark.parametrize("impl", [softmax_loss, softmax_loss_naive], ids=["vectorised", "loop"])
 def test_softmax_hand_computed(impl):
     loss, dW = impl(SOFTMAX_W, SOFTMAX_X, SOFTMAX_Y)
     assert loss == pytest.approx(SOFTMAX_LOSS, abs=1e-14)
@@ -95,7 +102,7 @@ def test_svm_subgradient_is_zero_at_a_margin_of_exactly_zero():
     # scores (1, 0), y = 0, delta 1: the margin of class 1 is exactly 0, counted as inactive.
     W = np.array([[1.0, 0.0], [0.0, 0.0]])
     X = np.array([[1.0, 1.0]])
-    for impl in (svm_loss, NAIVE_LOSSES["svm"]):
+    for impl in (svm_loss, svm_loss_naive):
         loss, dW = impl(W, X, np.array([0]))
         assert loss == 0.0
         assert not dW.any()
@@ -115,17 +122,17 @@ def _problem(seed: int, n: int = 40, c: int = 10, d: int = 51, dtype=np.float64)
 
 @pytest.mark.parametrize("reg_bias", [True, False])
 @pytest.mark.parametrize("reg", [0.0, 0.5])
-@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("name", LOSS_NAMES)
 def test_vectorised_matches_loop(name, reg, reg_bias):
     W, X, y = _problem(seed=1)
-    loss, dW = LOSSES[name](W, X, y, reg, delta=1.0, reg_bias=reg_bias)
-    ref_loss, ref_dW = NAIVE_LOSSES[name](W, X, y, reg, delta=1.0, reg_bias=reg_bias)
+    loss, dW = LOSSES[name].vectorised(W, X, y, reg, reg_bias=reg_bias)
+    ref_loss, ref_dW = LOSSES[name].naive(W, X, y, reg, reg_bias=reg_bias)
     assert loss == pytest.approx(ref_loss, rel=1e-12)
     np.testing.assert_allclose(dW, ref_dW, rtol=1e-12, atol=1e-12 * np.abs(ref_dW).max())
     assert np.mean(dW != 0) > 0.05  # a real gradient, not trivially zero
 
 
-@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("name", LOSS_NAMES)
 def test_float32_follows_w_and_matches_float64(name):
     W, X, y = _problem(seed=2)
     loss64, dW64 = LOSSES[name](W, X, y, 0.5)
@@ -136,7 +143,7 @@ def test_float32_follows_w_and_matches_float64(name):
     np.testing.assert_allclose(dW32, dW64, rtol=1e-3, atol=1e-4 * np.abs(dW64).max())
 
 
-@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("name", LOSS_NAMES)
 def test_the_dtype_of_w_decides(name):
     W, X, y = _problem(seed=3)
     loss, dW = LOSSES[name](W, X.astype(np.float32), y)  # float32 data, float64 weights
@@ -150,18 +157,18 @@ def test_the_dtype_of_w_decides(name):
 # Pieces and registries
 
 
-@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("name", LOSS_NAMES)
 def test_loss_is_mean_example_loss_plus_reg_loss(name):
     W, X, y = _problem(seed=4)
     loss, _ = LOSSES[name](W, X, y, 0.3, reg_bias=False)
     scores = X @ W.T
-    per_example = EXAMPLE_LOSSES[name](scores, y)
+    per_example = LOSSES[name].example_losses(scores, y)
     assert per_example.shape == (len(y),)
     assert loss == pytest.approx(per_example.mean() + reg_loss(W, 0.3, False), rel=1e-13)
     # A stack of score matrices gives one row of per-example losses per matrix.
-    stacked = EXAMPLE_LOSSES[name](np.stack([scores, 2 * scores]), y)
+    stacked = LOSSES[name].example_losses(np.stack([scores, 2 * scores]), y)
     np.testing.assert_allclose(stacked[0], per_example, rtol=1e-13)
-    np.testing.assert_allclose(stacked[1], EXAMPLE_LOSSES[name](2 * scores, y), rtol=1e-13)
+    np.testing.assert_allclose(stacked[1], LOSSES[name].example_losses(2 * scores, y), rtol=1e-13)
 
 
 def test_reg_loss_by_hand():
@@ -170,17 +177,124 @@ def test_reg_loss_by_hand():
     assert reg_loss(SVM_W, 0.0) == 0.0
 
 
-def test_softmax_accepts_and_ignores_delta():
+def test_softmax_has_no_margin_option():
     W, X, y = _problem(seed=5)
-    loss1, dW1 = softmax_loss(W, X, y, 0.1, delta=1.0, reg_bias=False)
-    loss5, dW5 = softmax_loss(W, X, y, 0.1, delta=5.0, reg_bias=False)
-    assert loss1 == loss5
-    np.testing.assert_array_equal(dW1, dW5)
+    assert LOSSES["softmax"].hyperparameters == ()
+    for impl in (softmax_loss, softmax_loss_naive):
+        with pytest.raises(TypeError, match="delta"):
+            impl(W, X, y, 0.1, delta=1.0)
 
 
-def test_registries_name_the_same_losses():
-    assert set(LOSSES) == set(NAIVE_LOSSES) == set(EXAMPLE_LOSSES) == {"svm", "softmax"}
-    assert LOSSES["svm"] is svm_loss
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_record_is_named_by_its_key_and_calls_its_vectorised_loss(name):
+    record = LOSSES[name]
+    assert record.name == name
+    W, X, y = _problem(seed=6)
+    loss, dW = record(W, X, y, 0.2, reg_bias=False)
+    ref_loss, ref_dW = record.vectorised(W, X, y, 0.2, reg_bias=False)
+    assert loss == ref_loss
+    np.testing.assert_array_equal(dW, ref_dW)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_every_function_of_a_record_takes_its_hyperparameters_with_one_default(name):
+    record = LOSSES[name]
+    functions = [record.vectorised, record.naive, record.example_losses]
+    functions += [record.kink_gaps] if record.has_kinks else []
+    for hyperparameter in record.hyperparameters:
+        defaults = set()
+        for fn in functions:
+            parameter = inspect.signature(fn).parameters[hyperparameter]
+            assert parameter.kind is inspect.Parameter.KEYWORD_ONLY
+            defaults.add(parameter.default)
+        assert len(defaults) == 1, (hyperparameter, defaults)
+    # And nothing but them (besides reg and reg_bias): no loss takes another loss's options.
+    for foreign in HYPERPARAMETERS - set(record.hyperparameters):
+        for fn in functions:
+            assert foreign not in inspect.signature(fn).parameters
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_every_hyperparameter_changes_the_loss_the_same_way_in_both_versions(name):
+    record = LOSSES[name]
+    W, X, y = _problem(seed=7)
+    for hyperparameter in record.hyperparameters:
+        default = inspect.signature(record.vectorised).parameters[hyperparameter].default
+        options = {hyperparameter: 2.5 * default}
+        loss, dW = record.vectorised(W, X, y, 0.1, **options)
+        ref_loss, ref_dW = record.naive(W, X, y, 0.1, **options)
+        assert loss != record.vectorised(W, X, y, 0.1)[0]
+        assert loss == pytest.approx(ref_loss, rel=1e-12)
+        np.testing.assert_allclose(dW, ref_dW, rtol=1e-12, atol=1e-12 * np.abs(ref_dW).max())
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_record_reads_its_options_from_settings(name):
+    record = LOSSES[name]
+
+    class Settings:
+        pass
+
+    settings = Settings()
+    for k, hyperparameter in enumerate(sorted(HYPERPARAMETERS)):
+        setattr(settings, hyperparameter, float(k + 2))
+    expected = {h: getattr(settings, h) for h in record.hyperparameters}
+    assert record.options(settings) == expected
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_default_steps_cover_both_dtypes(name):
+    record = LOSSES[name]
+    for dtype in ("float64", "float32", np.float64, np.dtype("float32")):
+        assert 0 < record.default_step(dtype) < 1e-2
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_kink_gaps_are_where_the_example_loss_bends(name):
+    """Moving one score by less than its gap leaves the example loss linear in that score (a
+    centred second difference of 0 for a piecewise linear loss, or smooth curvature); moving it
+    past a gap of 0 bends it. A loss without kinks has a second difference that shrinks with
+    the step like h^2 everywhere."""
+    record = LOSSES[name]
+    W, X, y = _problem(seed=8)
+    scores = X @ W.T
+    h = 1e-4
+
+    def second_difference(i: int, c: int, step: float) -> float:
+        moved = [scores.copy() for _ in range(3)]
+        for k, t in enumerate((-step, 0.0, step)):
+            moved[k][i, c] += t
+        values = [float(record.example_losses(m, y)[i]) for m in moved]
+        return values[0] - 2 * values[1] + values[2]
+
+    if not record.has_kinks:
+        for i, c in [(0, 0), (3, 2), (7, 9)]:
+            assert abs(second_difference(i, c, h)) < 1e-6
+        return
+    gaps = record.kink_gaps(scores, y)
+    assert gaps.shape == scores.shape and np.all(gaps >= 0)
+    far = np.argwhere(gaps > 10 * h)[:20]
+    for i, c in far:
+        assert abs(second_difference(i, c, h)) < 1e-12 * (1 + abs(scores[i]).sum())
+    # Move scores by their gap, one way or the other: that puts them on a kink (gap 0), where
+    # a small step bends the loss.
+    for i, c in far[:5]:
+        start = scores[i, c]
+        for sign in (1.0, -1.0):
+            scores[i, c] = start + sign * gaps[i, c]
+            if record.kink_gaps(scores, y)[i, c] < 1e-9 * (1 + abs(start)):
+                break
+        else:
+            pytest.fail(f"no kink at a distance of the gap of score ({i}, {c})")
+        assert abs(second_difference(i, c, h)) > h / 2
+        scores[i, c] = start
+
+
+def test_svm_kink_gaps_by_hand():
+    # scores (1, 0, -5), y = 0, delta 1: margins of class 1 and 2 are 0 and -5; the correct
+    # class moves both, so its gap is the smaller, 0.
+    gaps = svm_kink_gaps(np.array([[1.0, 0.0, -5.0]]), np.array([0]), delta=1.0)
+    np.testing.assert_array_equal(gaps, [[0.0, 0.0, 5.0]])
 
 
 def test_predict_takes_the_highest_score():

@@ -161,7 +161,7 @@ def test_numerical_gradient_matches_the_reference(loss, naive):
     model = ModelConfig(loss=loss, delta=1.0, reg=0.3, reg_bias=True)
     calls = []
     loss0, dW = sweep.gradient(model, X, y, W, "numerical", progress=calls.append)
-    ref0, ref_dW = naive(W, X, y, 0.3, delta=1.0, reg_bias=True)
+    ref0, ref_dW = naive(W, X, y, 0.3, reg_bias=True)  # delta: the default 1.0 (svm only)
     assert loss0 == pytest.approx(ref0, rel=1e-12)
     assert dW.dtype == W.dtype and dW.shape == W.shape
     # Centred differences of a piecewise-linear (svm) or smooth (softmax) loss in float64.

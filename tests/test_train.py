@@ -155,7 +155,9 @@ def test_divergence_in_a_later_epoch_keeps_that_epochs_weights(splits, tmp_path,
         loss, dW = real_loss(W, X, y, reg, **kw)
         return (float("nan") if calls[0] == 15 else loss), dW
 
-    monkeypatch.setitem(train.LOSSES, "svm", explodes_in_epoch_two)
+    monkeypatch.setitem(
+        train.LOSSES, "svm", dataclasses.replace(real_loss, vectorised=explodes_in_epoch_two)
+    )
     with pytest.raises(DivergenceError, match=r"epoch 2, step 15"):
         _fit(splits, tmp_path, "late")
     checkpoint = train.load_checkpoint(tmp_path / "late", _cfg(), splits)

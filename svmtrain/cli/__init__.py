@@ -15,7 +15,7 @@ from svmtrain.cli.gradcheck import gradcheck
 from svmtrain.cli.plot import plot
 from svmtrain.cli.search import search
 from svmtrain.cli.sweep_step import sweep_step
-from svmtrain.errors import SvmtrainError
+from svmtrain.errors import ArgumentError, SvmtrainError
 
 
 class _UserError(click.ClickException):
@@ -32,6 +32,14 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except ArgumentError as err:
+            # A bad value of a library argument is a usage error of the option of that name.
+            command = self.get_command(ctx, ctx.invoked_subcommand)
+            raise click.BadParameter(
+                str(err),
+                ctx=click.Context(command, info_name=ctx.invoked_subcommand, parent=ctx),
+                param_hint=["--" + name.replace("_", "-") for name in err.arguments],
+            ) from None
         except SvmtrainError as err:
             raise _UserError(str(err), err.exit_code) from None
         except KeyboardInterrupt:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from svmtrain.io.plots import require_matplotlib
+from svmtrain.io.records import format_table
+
+__all__ = ["format_table"]  # the commands' tables; defined beside to_json for the library's reports
 
 
 def progress_enabled(quiet: bool) -> bool:
@@ -45,20 +47,6 @@ def data_dir_override(data_dir: str | None) -> list[str]:
     """``--data-dir`` as a ``--set`` override, quoted so YAML reads it back as the very string
     (a directory named ``null``, ``123`` or ``a #b`` included)."""
     return [f"data.dir={json.dumps(data_dir)}"] if data_dir else []
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain-text table: columns right-aligned except the first, one header rule."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-
-    def line(row: list[str]) -> str:
-        first = row[0].ljust(widths[0])
-        rest = (c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest]).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
 
 
 def parsed(parse):

@@ -4,26 +4,37 @@ Shapes, throughout: W (C, D) with D = 3072 + 1 (bias trick: the last column of X
 last column of W is the bias), X (N, D), y (N,) ints in [0, C), scores = X @ W.T (N, C).
 The dtype of W is the computation dtype (float32 and float64 both work): X is cast to it.
 
-Every loss has the same signature, so a registry caller can pass every option to any loss::
+Each loss is one :class:`Loss` record in the registry ``LOSSES`` (name -> record): its
+vectorised function, its loop reference, its per-example losses, its own hyperparameters and
+what a gradient check needs to know about it. A record is called like its vectorised function,
+with reg, reg_bias and its own hyperparameters only (taken from a config by
+:meth:`Loss.options`)::
 
-    loss, dW = LOSSES[name](W, X, y, reg, delta=delta, reg_bias=reg_bias)
+    loss = LOSSES[cfg.model.loss]
+    value, dW = loss(W, X, y, cfg.model.reg, reg_bias=cfg.model.reg_bias, **loss.options(cfg.model))
 
 It returns the mean data loss over the N examples plus ``reg * sum(W * W)`` (the bias column
 excluded when ``reg_bias`` is False), as a Python float, and dW (C, D) of W's dtype.
 
-The ``*_naive`` twins loop over examples and classes in Python: they are the slow, obvious
+The ``*_naive`` functions loop over examples and classes in Python: they are the slow, obvious
 reference that the tests and ``svmtrain gradcheck --reference`` compare against.
+
+A new loss is one more record at the bottom of this module (and its hand-computed tests); the
+registry-driven tests, the config, training and the gradient check pick it up from there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
 # ---------------------------------------------------------------------------------------------
 # Per-example losses as functions of the scores. The vectorised losses are built on these, and
-# svmtrain.core.gradients uses them to evaluate many probes of W at once from cached scores.
+# svmtrain.core.differences uses them to evaluate many probes of W at once from cached scores.
 
 
 def _svm_hinge(scores: np.ndarray, y: np.ndarray, delta: float) -> np.ndarray:
@@ -57,12 +68,28 @@ def svm_example_losses(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0)
     return np.einsum("...j->...", _svm_hinge(scores, y, delta))
 
 
-def softmax_example_losses(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.ndarray:
-    """Cross-entropy of each example: -log softmax(s_i)[y_i]. ``delta`` is ignored (no margin).
+def softmax_example_losses(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Cross-entropy of each example: -log softmax(s_i)[y_i].
 
     scores: (..., N, C); y: (N,). Returns (..., N) of scores' dtype.
     """
     return -_log_softmax(scores)[..., np.arange(scores.shape[-2]), y]
+
+
+def svm_kink_gaps(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.ndarray:
+    """How far each score may move, either way, before a hinge of its example crosses its kink.
+
+    Moving s_ij (j != y_i) moves the margin s_ij - s_{y_i} + delta alone; moving s_{y_i} moves
+    every margin of example i. So the gap is |margin_ij| for j != y_i, and the smallest
+    |margin| of the example for j = y_i (inf for a single class).
+
+    scores: (N, C); y: (N,). Returns (N, C) of scores' dtype.
+    """
+    rows = np.arange(len(y))
+    gap = np.abs(scores - scores[rows, y][:, None] + delta)
+    gap[rows, y] = np.inf  # not a margin
+    gap[rows, y] = gap.min(axis=1)
+    return gap
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,13 +152,11 @@ def softmax_loss(
     y: np.ndarray,
     reg: float = 0.0,
     *,
-    delta: float = 1.0,
     reg_bias: bool = True,
 ) -> tuple[float, np.ndarray]:
     """Softmax (cross-entropy) loss and gradient, vectorised and numerically stable.
 
     W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C).
-    ``delta`` is accepted so that every loss takes the same options, and ignored.
     Returns (loss, dW (C, D) of W's dtype).
     """
     X = np.asarray(X, dtype=W.dtype)
@@ -192,7 +217,6 @@ def softmax_loss_naive(
     y: np.ndarray,
     reg: float = 0.0,
     *,
-    delta: float = 1.0,
     reg_bias: bool = True,
 ) -> tuple[float, np.ndarray]:
     """:func:`softmax_loss` with explicit loops over examples and classes (the reference)."""
@@ -211,16 +235,89 @@ def softmax_loss_naive(
 
 
 # ---------------------------------------------------------------------------------------------
-# Registries
+# The records and the registry
 
 LossFn = Callable[..., tuple[float, np.ndarray]]
 
-LOSSES: dict[str, LossFn] = {"svm": svm_loss, "softmax": softmax_loss}
-NAIVE_LOSSES: dict[str, LossFn] = {"svm": svm_loss_naive, "softmax": softmax_loss_naive}
-EXAMPLE_LOSSES: dict[str, Callable[..., np.ndarray]] = {
-    "svm": svm_example_losses,
-    "softmax": softmax_example_losses,
+
+@dataclass(frozen=True)
+class Loss:
+    """Everything svmtrain knows about one loss. Called like :attr:`vectorised`.
+
+    name: the registry key (``model.loss``).
+    vectorised: (W (C, D), X (N, D), y (N,), reg=0.0, *, reg_bias=True, **hyperparameters)
+        -> (loss, dW (C, D)); the loss that trains.
+    naive: the same signature and result, with loops over examples and classes (the reference).
+    example_losses: (scores (..., N, C), y (N,), **hyperparameters) -> (..., N): the data loss
+        of each example, of which the vectorised loss is the mean (before the L2 term).
+    hyperparameters: the names of its own keyword options besides reg and reg_bias, each a
+        ``model.<name>`` key of the config (svm: delta; softmax: none).
+    kink_gaps: (scores (N, C), y (N,), **hyperparameters) -> (N, C): how far each score may
+        move before an example's loss crosses a kink (where its derivative jumps); None for a
+        loss without kinks.
+    piecewise_quadratic: between kinks a polynomial of degree <= 2 in each weight (with the L2
+        term), so the truncation error of a finite difference is known without a second probe.
+    default_steps: the finite-difference step h for a gradient check, by dtype name
+        ("float64", "float32"); docs/gradcheck.md says how they were chosen.
+    """
+
+    name: str
+    vectorised: LossFn
+    naive: LossFn
+    example_losses: Callable[..., np.ndarray]
+    hyperparameters: tuple[str, ...]
+    kink_gaps: Callable[..., np.ndarray] | None
+    piecewise_quadratic: bool
+    default_steps: Mapping[str, float]
+
+    def __call__(
+        self, W: np.ndarray, X: np.ndarray, y: np.ndarray, reg: float = 0.0, **options: Any
+    ) -> tuple[float, np.ndarray]:
+        """:attr:`vectorised` (W, X, y, reg, **options): (loss, dW (C, D) of W's dtype)."""
+        return self.vectorised(W, X, y, reg, **options)
+
+    @property
+    def has_kinks(self) -> bool:
+        """Whether some probes of a finite difference can straddle a kink (see kink_gaps)."""
+        return self.kink_gaps is not None
+
+    def options(self, settings: object) -> dict[str, Any]:
+        """This loss's hyperparameters read from ``settings`` (e.g. a ModelConfig), by name:
+        the keyword options to pass it besides reg and reg_bias."""
+        return {name: getattr(settings, name) for name in self.hyperparameters}
+
+    def default_step(self, dtype: Any) -> float:
+        """The finite-difference step h for checking this loss's gradient in ``dtype``."""
+        return self.default_steps[np.dtype(dtype).name]
+
+
+LOSSES: dict[str, Loss] = {
+    "svm": Loss(
+        name="svm",
+        vectorised=svm_loss,
+        naive=svm_loss_naive,
+        example_losses=svm_example_losses,
+        hyperparameters=("delta",),
+        kink_gaps=svm_kink_gaps,
+        piecewise_quadratic=True,
+        default_steps=MappingProxyType({"float64": 1e-5, "float32": 1e-5}),
+    ),
+    "softmax": Loss(
+        name="softmax",
+        vectorised=softmax_loss,
+        naive=softmax_loss_naive,
+        example_losses=softmax_example_losses,
+        hyperparameters=(),
+        kink_gaps=None,
+        piecewise_quadratic=False,
+        default_steps=MappingProxyType({"float64": 1e-6, "float32": 1e-5}),
+    ),
 }
+
+# Every loss's own hyperparameter names, for the config to tell which loss a key belongs to.
+HYPERPARAMETERS: frozenset[str] = frozenset(
+    name for loss in LOSSES.values() for name in loss.hyperparameters
+)
 
 
 def predict(W: np.ndarray, X: np.ndarray) -> np.ndarray:

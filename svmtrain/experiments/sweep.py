@@ -25,10 +25,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from svmtrain.config import Config, ModelConfig
-from svmtrain.core.gradients import numerical_partials
+from svmtrain.core.differences import numerical_partials
 from svmtrain.core.losses import LOSSES
 from svmtrain.data.preprocess import Splits
-from svmtrain.errors import ProblemSizeError
+from svmtrain.errors import ProblemSizeError, require_count
 from svmtrain.experiments._blas import limited_threads
 
 INIT_SCALE = 0.001  # the notes' starting point: W = rand(10, 3073) * 0.001
@@ -108,9 +108,10 @@ def loss_function(
     model: ModelConfig, X: np.ndarray, y: np.ndarray
 ) -> Callable[[np.ndarray], float]:
     """W -> the loss of W (C, D) on X (N, D), y (N,) as ``model`` configures it (loss, reg,
-    delta, reg_bias), computed in W's dtype by ``LOSSES[model.loss]``."""
-    fn = LOSSES[model.loss]
-    return lambda W: fn(W, X, y, model.reg, delta=model.delta, reg_bias=model.reg_bias)[0]
+    reg_bias and the loss's own hyperparameters), computed in W's dtype by the loss record."""
+    loss = LOSSES[model.loss]
+    options = {"reg_bias": model.reg_bias, **loss.options(model)}
+    return lambda W: loss(W, X, y, model.reg, **options)[0]
 
 
 def numerical_evaluations(num_weights: int) -> int:
@@ -155,7 +156,8 @@ def gradient(
     Returns (the loss at W, computed in W's dtype; dW (C, D) of W's dtype).
     """
     if method == "analytic":
-        return LOSSES[model.loss](W, X, y, model.reg, delta=model.delta, reg_bias=model.reg_bias)
+        loss = LOSSES[model.loss]
+        return loss(W, X, y, model.reg, reg_bias=model.reg_bias, **loss.options(model))
     if method != "numerical":
         raise ValueError(f"Unknown gradient {method!r}: choose one of {', '.join(GRADIENTS)}.")
     loss64 = loss_function(model, X.astype(np.float64, copy=False), y)
@@ -250,8 +252,7 @@ def run_sweep(
     more than the training images, ValueError for an unknown ``method``.
     """
     available = len(splits.y_train)
-    if num_examples is not None and num_examples < 1:
-        raise ProblemSizeError("num_examples", f"must be at least 1. Got {num_examples} instead.")
+    require_count("num_examples", num_examples)
     if num_examples is not None and num_examples > available:
         raise ProblemSizeError(
             "num_examples",

@@ -215,6 +215,7 @@ class _Stepper:
     def __init__(self, cfg: Config, X: np.ndarray, y: np.ndarray, on_step: Callable[[], object]):
         self.cfg, self.X, self.y, self.on_step = cfg, X, y, on_step
         self.loss_fn = LOSSES[cfg.model.loss]
+        self.loss_options = {"reg_bias": cfg.model.reg_bias, **self.loss_fn.options(cfg.model)}
         shape = (cfg.train.batch_size, X.shape[1])
         self.buffers = (np.empty(shape, dtype=X.dtype), np.empty(shape, dtype=X.dtype))
 
@@ -236,9 +237,7 @@ class _Stepper:
         ):
             gathered = self._gathered(worker, batches)
             for i, (idx, Xb) in enumerate(zip(batches, gathered, strict=True)):
-                loss, dW = self.loss_fn(
-                    state.W, Xb, self.y[idx], m.reg, delta=m.delta, reg_bias=m.reg_bias
-                )
+                loss, dW = self.loss_fn(state.W, Xb, self.y[idx], m.reg, **self.loss_options)
                 initial = loss if initial is None else initial
                 if not math.isfinite(loss) or loss > self.cfg.train.divergence_factor * initial:
                     raise self._diverged(state, i, loss, initial, lr)
