@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from svmtrain import __version__
-from svmtrain.core.losses import LOSSES
+from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.core.optim import SCHEDULES
 from svmtrain.data.preprocess import SCALINGS
 from svmtrain.errors import ConfigError
@@ -192,8 +192,32 @@ _RULES: dict[str, _Rule] = {
     "output.name": _Rule(lambda v: v != "" and "/" not in v, "a non-empty string without '/'"),
 }
 
+
+def _foreign_hyperparameter(model: ModelConfig) -> str | None:
+    """A hyperparameter of another loss that ``model`` sets away from its default, if any (at
+    its default it is tolerated: configs written before losses had their own options keep it)."""
+    own = LOSSES[model.loss].hyperparameters
+    defaults = ModelConfig()
+    foreign = sorted(HYPERPARAMETERS - set(own))
+    return next((h for h in foreign if getattr(model, h) != getattr(defaults, h)), None)
+
+
+def _foreign_hyperparameter_message(model: ModelConfig) -> str:
+    name = _foreign_hyperparameter(model)
+    owners = [loss for loss, record in LOSSES.items() if name in record.hyperparameters]
+    return (
+        f"model.{name} is {getattr(model, name)}, but the {model.loss} loss has no {name} "
+        f"(the {' and '.join(owners)} loss's); remove model.{name} or set model.loss to "
+        f"{' or '.join(owners)}."
+    )
+
+
 # Rules that tie keys together: (is it broken?, the message saying how to fix it).
 _CROSS_RULES: tuple[tuple[Callable[[Config], bool], Callable[[Config], str]], ...] = (
+    (
+        lambda c: _foreign_hyperparameter(c.model) is not None,
+        lambda c: _foreign_hyperparameter_message(c.model),
+    ),
     (
         lambda c: c.train.epochs is None and c.train.iterations is None,
         lambda c: (

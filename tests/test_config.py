@@ -705,3 +705,22 @@ def test_shipped_configs_say_what_they_are():
     assert load_config(CONFIGS_DIR / "softmax.yaml").model.loss == "softmax"
     quick = load_config(CONFIGS_DIR / "quick.yaml")
     assert (quick.data.num_train, quick.train.epochs) == (5000, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# A loss's own hyperparameters belong to it
+
+
+def test_a_hyperparameter_of_another_loss_is_refused_when_set():
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, ["model.loss=softmax", "model.delta=2"])
+    message = str(caught.value)
+    assert "model.delta is 2.0, but the softmax loss has no delta (the svm loss's)" in message
+    assert "remove model.delta or set model.loss to svm" in " ".join(message.split())
+
+
+def test_a_hyperparameter_of_another_loss_at_its_default_is_accepted():
+    # The shipped softmax config keeps delta: 1.0 (the default), as older configs may.
+    assert load_config(None, ["model.loss=softmax", "model.delta=1.0"]).model.loss == "softmax"
+    assert load_config(CONFIGS_DIR / "softmax.yaml").model.delta == 1.0
+    assert load_config(None, ["model.loss=svm", "model.delta=2"]).model.delta == 2.0
