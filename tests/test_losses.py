@@ -301,3 +301,22 @@ def test_predict_takes_the_highest_score():
     # scores: example 0 (0.5, 1.5, 2.0) -> 2; example 1 (1.0, 0.0, 1.5) -> 2
     np.testing.assert_array_equal(predict(SVM_W, SVM_X), [2, 2])
     np.testing.assert_array_equal(predict(SOFTMAX_W, SOFTMAX_X), [2, 0])  # a tie goes to 0
+
+
+@pytest.mark.parametrize("version", ["vectorised", "naive"])
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_no_penalty_means_no_penalty_even_when_sum_w_squared_overflows(name, version):
+    # float32 W of size 1e20: sum(W * W) is inf in float32, and 0 * inf would be NaN. With
+    # reg = 0 the loss is the data loss alone, as computed from the same scores in float64.
+    W, X, y = _problem(seed=9, c=4, d=9)
+    W = (W * 1e22).astype(np.float32)
+    X = (X * 1e-22).astype(np.float32)
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(np.vdot(W, W))  # precondition: the overflow
+    fn = getattr(LOSSES[name], version)
+    loss, dW = fn(W, X, y, 0.0)
+    exact_loss, exact_dW = fn(W.astype(np.float64), X.astype(np.float64), y, 0.0)
+    assert math.isfinite(loss) and np.all(np.isfinite(dW))
+    assert loss == pytest.approx(exact_loss, rel=1e-5)
+    np.testing.assert_allclose(dW, exact_dW, rtol=1e-3, atol=1e-4 * np.abs(exact_dW).max())
+    assert reg_loss(W, 0.0) == 0.0

@@ -102,7 +102,12 @@ def _regularised(A: np.ndarray, reg_bias: bool) -> np.ndarray:
 
 
 def reg_loss(W: np.ndarray, reg: float, reg_bias: bool = True) -> float:
-    """reg * sum(W * W) over W (C, D), the bias column excluded when ``reg_bias`` is False."""
+    """reg * sum(W * W) over W (C, D), the bias column excluded when ``reg_bias`` is False.
+
+    0.0 when reg is 0, even where sum(W * W) overflows W's dtype (0 * inf would be NaN).
+    """
+    if not reg:
+        return 0.0
     V = _regularised(W, reg_bias)
     return float(reg * np.vdot(V, V))
 
@@ -177,6 +182,8 @@ def softmax_loss(
 def _reg_naive(
     loss: float, dW: np.ndarray, W: np.ndarray, reg: float, reg_bias: bool
 ) -> tuple[float, np.ndarray]:
+    if not reg:  # no penalty, even where w @ w overflows (0 * inf would be NaN)
+        return loss, dW
     end = W.shape[1] if reg_bias else W.shape[1] - 1
     for j in range(W.shape[0]):
         w = W[j, :end]
