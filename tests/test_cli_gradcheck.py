@@ -366,3 +366,11 @@ def test_correct_gradient_passes_every_weight_on_real_data(cifar_data_dir, loss,
     assert result.exit_code == 0, out
     assert "30,730 weights checked" in out
     assert "PASS: the largest relative error away from kinks and unresolved weights" in out
+
+
+@pytest.mark.parametrize("seed", ["0", "7"])
+def test_the_default_sample_has_every_class_row_and_the_bias_column(seed):
+    code, doc = run_json("--seed", seed)
+    assert code == 0
+    assert {w["c"] for w in doc["weights"]} == set(range(10))
+    assert any(w["d"] == 3072 for w in doc["weights"])

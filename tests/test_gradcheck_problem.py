@@ -9,8 +9,14 @@ import pytest
 
 from svmtrain.config import load_config
 from svmtrain.core.gradcheck import check_gradient
+from svmtrain.core.losses import LOSSES
 from svmtrain.errors import ProblemSizeError
-from svmtrain.experiments.gradcheck import SYNTHETIC_PIXEL_STD, make_problem, synthetic_data
+from svmtrain.experiments.gradcheck import (
+    DEFAULT_CHECKS,
+    SYNTHETIC_PIXEL_STD,
+    make_problem,
+    synthetic_data,
+)
 
 SHAPE = (10, 3073)
 
@@ -116,3 +122,41 @@ def test_cifar_problem_refuses_more_examples_than_images(http_server, tiny_archi
     with pytest.raises(ProblemSizeError, match=r"must be at most 15 .* Got 16 instead") as caught:
         make_problem(cfg, num_examples=16, progress=False)
     assert caught.value.argument == "num_examples"
+
+
+@pytest.mark.parametrize("checks", [1, 3, 10, 25, 30_729])
+def test_the_sample_covers_the_bias_column_and_every_class_row(checks):
+    cfg = load_config()
+    for seed in range(40 if checks < 1000 else 2):
+        coords = make_problem(cfg, num_examples=2, synthetic=True, checks=checks, seed=seed).coords
+        rows, columns = np.unravel_index(coords, SHAPE)
+        assert len(set(coords)) == len(coords) == checks
+        assert len(set(rows)) == min(checks, SHAPE[0]), seed
+        assert (columns == SHAPE[1] - 1).any(), seed
+
+
+def _bias_sign_flipped(name):
+    def analytic(*args, **kwargs):
+        loss, dW = LOSSES[name](*args, **kwargs)
+        dW[:, -1] *= -1
+        return loss, dW
+
+    return analytic
+
+
+def test_the_default_sample_catches_a_bias_only_bug_on_every_seed():
+    # The default check: DEFAULT_CHECKS weights on 100 synthetic examples, the built-in model.
+    # Before the sample was spread, a bias-only sign flip passed on 0 of 30 seeds.
+    cfg = load_config()
+    m = cfg.model
+    for seed in range(30):
+        p = make_problem(cfg, num_examples=100, synthetic=True, checks=DEFAULT_CHECKS, seed=seed)
+        for name, loss in LOSSES.items():
+            options = {"reg": m.reg, "reg_bias": m.reg_bias, **loss.options(m)}
+            right = check_gradient(name, p.W, p.X, p.y, coords=p.coords, **options)
+            assert right.passed, (name, seed)
+            flipped = _bias_sign_flipped(name)
+            wrong = check_gradient(
+                name, p.W, p.X, p.y, coords=p.coords, analytic_fn=flipped, **options
+            )
+            assert not wrong.passed, (name, seed)

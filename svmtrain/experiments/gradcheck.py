@@ -79,7 +79,8 @@ def make_problem(
     """The first ``num_examples`` training images of CIFAR-10 (downloaded or cached, and
     preprocessed as ``cfg`` says; ``progress``: show the download's progress bar) or, with
     ``synthetic``, :func:`synthetic_data`; W = weight_scale * N(0, 1) (default
-    cfg.model.init_scale), and ``checks`` weights drawn without replacement (None: every one).
+    cfg.model.init_scale), and ``checks`` weights drawn by :func:`spread_sample` (None: every
+    one).
 
     Data, W and the sample come from separate streams of ``seed``, so that e.g. ``checks``
     does not change W. Raises :class:`~svmtrain.errors.ProblemSizeError` when
@@ -120,7 +121,23 @@ def make_problem(
             f"must be at most {W.size:,} (the weights). Got {checks} instead. "
             "Use --all to check every weight.",
         )
-    return GradProblem(W, X, y, np.sort(coord_rng.choice(W.size, size=checks, replace=False)))
+    return GradProblem(W, X, y, spread_sample(coord_rng, W.shape, checks))
+
+
+def spread_sample(rng: np.random.Generator, shape: tuple[int, int], checks: int) -> np.ndarray:
+    """``checks`` distinct flat indices into a W of ``shape`` (C, D), sorted, that cover as many
+    class rows as they can (one weight in each of min(checks, C) rows drawn at random, one of
+    those in the bias column, the last) and are otherwise drawn uniformly. So even a small
+    sample sees a bug confined to the bias column or to one class. Returns (checks,) intp.
+    """
+    num_classes, num_columns = shape
+    rows = rng.permutation(num_classes)[: min(checks, num_classes)]
+    columns = rng.integers(0, num_columns - 1, size=rows.size)
+    columns[0] = num_columns - 1
+    spread = rows * num_columns + columns
+    others = np.setdiff1d(np.arange(num_classes * num_columns), spread)
+    rest = rng.choice(others, size=checks - spread.size, replace=False)
+    return np.sort(np.concatenate([spread, rest])).astype(np.intp)
 
 
 def _fmt(x: float) -> str:
