@@ -91,3 +91,16 @@ class StepTooSmall(ArgumentError):
             f"x + h rounds back to x. Use a larger h.",
         )
         self.h, self.dtype, self.value = h, dtype, value
+
+
+class StepTooLarge(ArgumentError):
+    """The finite-difference step h is so large that the probed values or the loss at them
+    overflow W's dtype, so the differences are not numbers. h and dtype (a name) say which."""
+
+    def __init__(self, h: float, dtype: str) -> None:
+        super().__init__(
+            "h",
+            f"h={h:g} is too large for {dtype}: the probed weights or the loss at them overflow, "
+            "so the finite differences are not numbers. Use a smaller h.",
+        )
+        self.h, self.dtype = h, dtype

@@ -374,3 +374,26 @@ def test_the_default_sample_has_every_class_row_and_the_bias_column(seed):
     assert code == 0
     assert {w["c"] for w in doc["weights"]} == set(range(10))
     assert any(w["d"] == 3072 for w in doc["weights"])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_a_step_so_large_the_loss_overflows_is_one_clear_usage_error(loss, dtype):
+    # It printed numpy overflow warnings and a table of NaN differences flagged "kink".
+    result = CliRunner().invoke(
+        main, [*FAST, "--loss", loss, "--dtype", dtype, "--h", "1e300", "--checks", "4"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--h': h=1e+300 is too large for " + dtype in result.output
+    assert "Use a smaller h" in result.output
+    assert "Warning" not in result.output and "kink" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_weights_so_large_the_loss_overflows_are_one_clear_usage_error():
+    # A step large enough not to round away on weights of 1e300; the scores then overflow.
+    result = run("--h", "1e295", "--weight-scale", "1e300", "--checks", "2")
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--weight-scale': the loss at W is not finite" in result.output
+    assert "Use a smaller --weight-scale (or model.init_scale)." in result.output
+    assert "Warning" not in result.output and "Traceback" not in result.output

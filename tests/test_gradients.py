@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -20,7 +22,7 @@ from svmtrain.core.gradcheck import (
     relative_error,
 )
 from svmtrain.core.losses import LOSSES
-from svmtrain.errors import StepTooSmall
+from svmtrain.errors import ArgumentError, StepTooLarge, StepTooSmall, SvmtrainError
 
 
 def _problem(seed: int, n: int = 12, c: int = 4, d: int = 9, w_scale: float = 5e-3):
@@ -466,3 +468,28 @@ def test_default_tolerances():
     assert default_tolerance("float64", "centered") == 1e-7
     assert default_tolerance(np.float64, "forward") > default_tolerance("float64", "centered")
     assert default_tolerance("float32", "centered") >= 1e-2
+
+
+@pytest.mark.parametrize(
+    ("dtype", "full_loss"),
+    # Whole-loss probes of float64 weights stay finite at h = 1e300 (a FAIL, or kinks), as
+    # their L2 term is not differenced apart; the fast path's and float32's overflow.
+    [(np.float64, False), (np.float32, False), (np.float32, True)],
+)
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_a_step_that_overflows_is_refused_without_warnings(name, dtype, full_loss):
+    W, X, y = _problem(seed=19)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(StepTooLarge, match=r"h=1e\+300 is too large for float") as caught:
+            check_gradient(name, W.astype(dtype), X, y, h=1e300, full_loss=full_loss)
+    assert isinstance(caught.value, SvmtrainError) and caught.value.argument == "h"
+
+
+def test_a_w_whose_loss_overflows_is_refused_without_warnings():
+    W, X, y = _problem(seed=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ArgumentError, match="the loss at W is not finite") as caught:
+            check_gradient("softmax", np.full_like(W, 1e306), X, y, h=1e300)
+    assert caught.value.arguments == ("W",)

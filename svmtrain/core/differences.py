@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from svmtrain.core.losses import LOSSES
-from svmtrain.errors import StepTooSmall
+from svmtrain.errors import StepTooLarge, StepTooSmall
 
 METHODS = ("centered", "forward")
 DEFAULT_H = 1e-5  # the CS231n notes' step, the default of the generic finite differences
@@ -40,11 +40,14 @@ def probe_values(x0: np.ndarray, h: float, method: str) -> tuple[np.ndarray, np.
     x0's dtype. The step actually taken, up - down, is what a difference quotient divides by.
 
     x0: (K,) floats. Raises :class:`~svmtrain.errors.StepTooSmall` when a step rounds to
-    nothing.
+    nothing, :class:`~svmtrain.errors.StepTooLarge` when a probed value overflows.
     """
-    step = x0.dtype.type(h)
-    up = x0 + step
-    down = x0 - step if method == "centered" else x0
+    with np.errstate(over="ignore"):
+        step = x0.dtype.type(h)
+        up = x0 + step
+        down = x0 - step if method == "centered" else x0
+    if not (np.isfinite(up).all() and np.isfinite(down).all()):
+        raise StepTooLarge(h, x0.dtype.name)
     flat = np.flatnonzero(up == down)
     if flat.size:
         raise StepTooSmall(h, x0.dtype.name, float(x0[flat[0]]))

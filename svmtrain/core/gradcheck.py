@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from svmtrain.core.differences import check_method, loss_partials, probe_kinks
+from svmtrain.core.differences import check_method, loss_partials, probe_kinks, probed_columns
 from svmtrain.core.fd_error import finite_difference_error
 from svmtrain.core.losses import LOSSES, LossFn
+from svmtrain.errors import ArgumentError, StepTooLarge
 
 TINY = np.finfo(np.float64).tiny  # the floor of |a| + |n|, so that 0 vs 0 is an error of 0
 
@@ -347,22 +348,36 @@ def check_gradient(
     ``reference``, the loss and every checked partial derivative agree with the loop's to
     :func:`reference_tolerance`).
 
-    Returns a :class:`GradCheck` of K weights. Raises ValueError for an unknown method, and
-    :class:`~svmtrain.errors.StepTooSmall` when a step h rounds away on some weight.
+    Returns a :class:`GradCheck` of K weights. Raises ValueError for an unknown method,
+    :class:`~svmtrain.errors.StepTooSmall` when a step h rounds away on some weight,
+    :class:`~svmtrain.errors.StepTooLarge` when the probes overflow, and
+    :class:`~svmtrain.errors.ArgumentError` (argument "W") when the loss at W is not finite.
     """
     check_method(method)
     record = LOSSES[loss]
     h = record.default_step(W.dtype) if h is None else h
     tol = default_tolerance(W.dtype, method) if tol is None else tol
     coords = np.arange(W.size) if coords is None else np.asarray(coords, dtype=np.intp)
+    probed_columns(W, coords, h, method)  # a step that rounds away or overflows, first
     options = {"reg": reg, "reg_bias": reg_bias, **hyperparameters}
-    value, dW = (analytic_fn or record)(W, X, y, **options)
+    # Overflow is checked for below and reported as one error, not as numpy warnings.
+    with np.errstate(over="ignore", invalid="ignore"):
+        value, dW = (analytic_fn or record)(W, X, y, **options)
+    if not math.isfinite(value):
+        raise ArgumentError(
+            "W",
+            f"the loss at W is not finite ({value}): its scores overflow {W.dtype.name}, so "
+            "there is no gradient to check there.",
+        )
     idx = np.unravel_index(coords, W.shape)
     analytic = dW[idx].astype(np.float64)
     probe = {"h": h, "method": method, "full_loss": full_loss, "progress": progress, **options}
-    numerical = loss_partials(loss, W, X, y, coords, **probe)
-    fd = finite_difference_error(loss, W, X, y, coords, numerical, **probe)
-    kink = probe_kinks(loss, W, X, y, coords, h=h, **hyperparameters)
+    with np.errstate(over="ignore", invalid="ignore"):
+        numerical = loss_partials(loss, W, X, y, coords, **probe)
+        fd = finite_difference_error(loss, W, X, y, coords, numerical, **probe)
+        kink = probe_kinks(loss, W, X, y, coords, h=h, **hyperparameters)
+    if not (np.isfinite(numerical).all() and np.isfinite(fd.total).all()):
+        raise StepTooLarge(h, W.dtype.name)
     rel = relative_error(analytic, numerical)
     unresolved = ~kink & (rel > tol) & (np.abs(analytic - numerical) <= fd.total)
     judged = rel[~kink & ~unresolved]

@@ -276,8 +276,9 @@ def run_gradcheck(
 
     Returns a :class:`GradcheckRun`. Raises :class:`~svmtrain.errors.ProblemSizeError` for an
     impossible num_examples or checks, :class:`~svmtrain.errors.StepTooSmall` when a given h
-    rounds away on the weights, and :class:`~svmtrain.errors.ArgumentError` naming weight_scale
-    and h when the default h does.
+    rounds away on the weights, :class:`~svmtrain.errors.StepTooLarge` when the probes overflow,
+    and :class:`~svmtrain.errors.ArgumentError` naming weight_scale (and h) when the default h
+    rounds away on the weights or the loss at W is not finite.
     """
     unknown = sorted(set(hyperparameters) - HYPERPARAMETERS)
     if unknown:
@@ -328,6 +329,12 @@ def run_gradcheck(
             if h is not None:
                 raise
             raise _too_large_weights(err, model.init_scale) from None
+        except ArgumentError as err:
+            if err.arguments != ("W",):
+                raise
+            raise ArgumentError(
+                "weight_scale", f"{err} Use a smaller --weight-scale (or model.init_scale)."
+            ) from None
     seconds = time.perf_counter() - started
     settings = {
         "loss": model.loss,
