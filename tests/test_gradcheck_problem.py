@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -10,11 +11,18 @@ import pytest
 from svmtrain.config import load_config
 from svmtrain.core.gradcheck import check_gradient
 from svmtrain.core.losses import LOSSES
-from svmtrain.errors import ProblemSizeError
+from svmtrain.errors import (
+    ArgumentError,
+    ProblemSizeError,
+    StepTooSmall,
+    SvmtrainError,
+    require_count,
+)
 from svmtrain.experiments.gradcheck import (
     DEFAULT_CHECKS,
     SYNTHETIC_PIXEL_STD,
     make_problem,
+    run_gradcheck,
     synthetic_data,
 )
 
@@ -160,3 +168,60 @@ def test_the_default_sample_catches_a_bias_only_bug_on_every_seed():
                 name, p.W, p.X, p.y, coords=p.coords, analytic_fn=flipped, **options
             )
             assert not wrong.passed, (name, seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# run_gradcheck: what the CLI prints, for a Python caller
+
+
+def test_run_gradcheck_gives_exactly_what_the_cli_prints():
+    from click.testing import CliRunner
+
+    from svmtrain.cli import main
+    from svmtrain.io.records import to_json
+
+    args = ["--loss", "softmax", "--checks", "6", "--reg", "2.5", "--seed", "3", "--reference"]
+    cli = CliRunner().invoke(main, ["gradcheck", "--synthetic", "-n", "20", "--json", *args])
+    run = run_gradcheck(
+        load_config(),
+        loss="softmax",
+        num_examples=20,
+        synthetic=True,
+        checks=6,
+        reg=2.5,
+        seed=3,
+        reference=True,
+        progress=False,
+    )
+    printed, document = json.loads(cli.output), json.loads(to_json(run.to_dict()))
+    assert printed.pop("seconds") >= 0 and document.pop("seconds") >= 0
+    assert printed == document
+    assert document["verdict"] == run.result.verdict() and document["verdict"].startswith("PASS")
+    assert list(document)[:5] == ["passed", "verdict", "band", "loss", "data"]
+
+    text = CliRunner().invoke(main, ["gradcheck", "--synthetic", "-n", "20", *args]).output
+    timing = re.compile(r"checked in [0-9.]+ s")
+    assert timing.sub("", text.rstrip("\n")) == timing.sub("", run.report(rows=20))
+
+
+def test_run_gradcheck_takes_the_losses_hyperparameters_by_name():
+    run = run_gradcheck(
+        load_config(), synthetic=True, num_examples=10, checks=3, delta=2.0, progress=False
+    )
+    assert run.settings["delta"] == 2.0 and run.result.passed
+    with pytest.raises(ArgumentError, match="margin") as caught:
+        run_gradcheck(load_config(), synthetic=True, num_examples=10, margin=2.0)
+    assert caught.value.argument == "margin"
+
+
+def test_size_and_step_errors_are_svmtrain_errors_that_name_the_argument():
+    with pytest.raises(ProblemSizeError) as caught:
+        require_count("checks", 0)
+    assert caught.value.argument == "checks" and caught.value.exit_code == 2
+    assert isinstance(caught.value, SvmtrainError) and isinstance(caught.value, ValueError)
+    require_count("checks", None)
+    require_count("checks", 1)
+    with pytest.raises(StepTooSmall) as step:
+        make = make_problem(load_config(), num_examples=3, synthetic=True, weight_scale=1e200)
+        check_gradient("svm", make.W, make.X, make.y, h=1e-5, coords=np.array([0]))
+    assert isinstance(step.value, SvmtrainError) and step.value.arguments == ("h",)

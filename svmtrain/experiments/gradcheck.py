@@ -282,8 +282,9 @@ def run_gradcheck(
     """
     unknown = sorted(set(hyperparameters) - HYPERPARAMETERS)
     if unknown:
+        known = ", ".join(sorted(HYPERPARAMETERS))
         raise ArgumentError(
-            unknown[0], f"is not a hyperparameter of any loss; known: {sorted(HYPERPARAMETERS)}."
+            unknown[0], f"{unknown[0]!r} is not a hyperparameter of any loss (known: {known})."
         )
     given = {"loss": loss, "reg": reg, "reg_bias": reg_bias, "init_scale": weight_scale}
     given.update(hyperparameters)
