@@ -397,3 +397,13 @@ def test_weights_so_large_the_loss_overflows_are_one_clear_usage_error():
     assert "Invalid value for '--weight-scale': the loss at W is not finite" in result.output
     assert "Use a smaller --weight-scale (or model.init_scale)." in result.output
     assert "Warning" not in result.output and "Traceback" not in result.output
+
+
+def test_a_hyperparameter_the_loss_does_not_have_is_refused():
+    # softmax has no margin: --delta did nothing with it.
+    result = run("--loss", "softmax", "--delta", "2", "--checks", "2")
+    assert result.exit_code == 2
+    assert "Invalid value for '--delta': the softmax loss has no delta (the svm loss's)" in (
+        result.output
+    )
+    assert run("--loss", "svm", "--delta", "2", "--checks", "2").exit_code == 0

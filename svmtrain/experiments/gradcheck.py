@@ -274,11 +274,13 @@ def run_gradcheck(
     dtype's (:func:`~svmtrain.core.gradcheck.default_step`, ``default_tolerance``).
     ``progress`` shows the download's and (with ``full_loss``) the probes' progress bars.
 
-    Returns a :class:`GradcheckRun`. Raises :class:`~svmtrain.errors.ProblemSizeError` for an
-    impossible num_examples or checks, :class:`~svmtrain.errors.StepTooSmall` when a given h
-    rounds away on the weights, :class:`~svmtrain.errors.StepTooLarge` when the probes overflow,
-    and :class:`~svmtrain.errors.ArgumentError` naming weight_scale (and h) when the default h
-    rounds away on the weights or the loss at W is not finite.
+    Returns a :class:`GradcheckRun`. Raises :class:`~svmtrain.errors.ArgumentError` for a
+    hyperparameter that the loss does not have (e.g. delta for softmax),
+    :class:`~svmtrain.errors.ProblemSizeError` for an impossible num_examples or checks,
+    :class:`~svmtrain.errors.StepTooSmall` when a given h rounds away on the weights,
+    :class:`~svmtrain.errors.StepTooLarge` when the probes overflow, and ArgumentError naming
+    weight_scale (and h) when the default h rounds away on the weights or the loss at W is not
+    finite.
     """
     unknown = sorted(set(hyperparameters) - HYPERPARAMETERS)
     if unknown:
@@ -289,6 +291,10 @@ def run_gradcheck(
     given = {"loss": loss, "reg": reg, "reg_bias": reg_bias, "init_scale": weight_scale}
     given.update(hyperparameters)
     model = dataclasses.replace(cfg.model, **{k: v for k, v in given.items() if v is not None})
+    record = LOSSES[model.loss]
+    for name in sorted(set(hyperparameters) - set(record.hyperparameters)):
+        owners = " and ".join(n for n, other in LOSSES.items() if name in other.hyperparameters)
+        raise ArgumentError(name, f"the {model.loss} loss has no {name} (the {owners} loss's).")
     problem = make_problem(
         cfg,
         num_examples=num_examples,
@@ -300,7 +306,6 @@ def run_gradcheck(
         progress=progress,
     )
     W, coords = problem.W, problem.coords
-    record = LOSSES[model.loss]
     started = time.perf_counter()
     with tqdm(
         total=(W.size if coords is None else len(coords)) * probe_passes(model.loss),
