@@ -20,7 +20,8 @@ The ``*_naive`` functions loop over examples and classes in Python: they are the
 reference that the tests and ``svmtrain gradcheck --reference`` compare against.
 
 A new loss is one more record at the bottom of this module (and its hand-computed tests); the
-registry-driven tests, the config, training and the gradient check pick it up from there.
+registry-driven tests, the config, training and the gradient check pick it up from there. A
+new hyperparameter also needs its ``model.<name>`` key (default and rule) in the config.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ Schedule = Callable[[float, int, int, dict], float]
 
 
 def constant(base_lr: float, epoch: int, total_epochs: int, params: dict) -> float:
+    """``base_lr`` at every epoch."""
     return base_lr
 
 
