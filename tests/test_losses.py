@@ -185,6 +185,13 @@ def test_softmax_has_no_margin_option():
             impl(W, X, y, 0.1, delta=1.0)
 
 
+def test_the_registry_holds_the_two_losses():
+    assert set(LOSSES) == {"svm", "softmax"}
+    assert LOSSES["svm"].vectorised is svm_loss and LOSSES["svm"].naive is svm_loss_naive
+    assert LOSSES["softmax"].vectorised is softmax_loss
+    assert LOSSES["softmax"].naive is softmax_loss_naive
+
+
 @pytest.mark.parametrize("name", LOSS_NAMES)
 def test_record_is_named_by_its_key_and_calls_its_vectorised_loss(name):
     record = LOSSES[name]
