@@ -21,8 +21,9 @@ from svmtrain.config import load_config
 from svmtrain.core.losses import svm_loss_naive
 from svmtrain.errors import PlotUnavailable
 from svmtrain.experiments import sweep
+from svmtrain.experiments.common import load_splits
+from svmtrain.experiments.fit import fit
 from svmtrain.experiments.sweep import gradient
-from svmtrain.experiments.train import fit, load_splits
 from svmtrain.io import plots
 
 

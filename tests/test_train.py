@@ -9,7 +9,7 @@ import pytest
 from svmtrain.config import load_config
 from svmtrain.data.preprocess import PIXELS, Splits
 from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
-from svmtrain.experiments import train
+from svmtrain.experiments import checkpoints, fit, train
 from svmtrain.io import runs
 
 
@@ -43,7 +43,7 @@ def _cfg(*extra):
 
 
 def _fit(splits, tmp_path, name="run", *extra, **kw):
-    return train.fit(_cfg(*extra), out=tmp_path / name, splits=splits, progress=False, **kw)
+    return fit.fit(_cfg(*extra), out=tmp_path / name, splits=splits, progress=False, **kw)
 
 
 def _weights(run_dir):
@@ -130,7 +130,7 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(splits, tmp_path, monke
     assert not (tmp_path / "cut" / runs.WEIGHTS).exists()
     assert len(_metrics(tmp_path / "cut")) == 2
     monkeypatch.setattr(train, "sgd_step", real_step)
-    resumed = train.fit(resume=tmp_path / "cut", splits=splits, progress=False)
+    resumed = fit.fit(resume=tmp_path / "cut", splits=splits, progress=False)
     assert _weights(resumed.run_dir).tobytes() == _weights(whole.run_dir).tobytes()
     assert _metrics(resumed.run_dir) == _metrics(whole.run_dir)
     assert np.array_equal(
@@ -158,7 +158,7 @@ def test_divergence_in_a_later_epoch_keeps_that_epochs_weights(splits, tmp_path,
     monkeypatch.setitem(train.LOSSES, "svm", explodes_in_epoch_two)
     with pytest.raises(DivergenceError, match=r"epoch 2, step 15"):
         _fit(splits, tmp_path, "late")
-    checkpoint = train.load_checkpoint(tmp_path / "late", _cfg(), splits)
+    checkpoint = checkpoints.load_checkpoint(tmp_path / "late", _cfg(), splits)
     assert checkpoint.epoch == 1
     np.testing.assert_array_equal(_weights(tmp_path / "late"), checkpoint.W)
 
@@ -196,7 +196,7 @@ def test_float64_training(splits, tmp_path):
             for name in ("X_train", "X_val", "X_test")
         },
     )
-    result = train.fit(
+    result = fit.fit(
         _cfg("preprocess.dtype=float64"), out=tmp_path / "f64", splits=as64, progress=False
     )
     assert _weights(result.run_dir).dtype == np.float64
@@ -231,19 +231,19 @@ def test_resume_refuses_an_edited_config(splits, tmp_path, monkeypatch):
     text = (run / runs.CONFIG).read_text()
     (run / runs.CONFIG).write_text(text.replace("batch_size: 100", "batch_size: 50"))
     with pytest.raises(SvmtrainError, match=r"config.yaml was changed after the run started"):
-        train.fit(resume=run, splits=splits, progress=False)
+        fit.fit(resume=run, splits=splits, progress=False)
 
 
 def test_resume_refuses_other_data(splits, tmp_path, monkeypatch):
     run = _interrupted(splits, tmp_path, monkeypatch)
     other = dataclasses.replace(splits, data_sha256="f" * 64)
     with pytest.raises(SvmtrainError, match=r"now come from f{64}"):
-        train.fit(resume=run, splits=other, progress=False)
+        fit.fit(resume=run, splits=other, progress=False)
 
 
 def test_resume_may_move_the_data_cache(splits, tmp_path, monkeypatch):
     run = _interrupted(splits, tmp_path, monkeypatch)
-    result = train.fit(resume=run, data_dir=tmp_path / "moved", splits=splits, progress=False)
+    result = fit.fit(resume=run, data_dir=tmp_path / "moved", splits=splits, progress=False)
     assert result.summary["epochs"] == 4
 
 
@@ -261,14 +261,14 @@ def test_resume_refuses_a_damaged_checkpoint(splits, tmp_path, monkeypatch, dama
     damage(arrays)
     runs.save_checkpoint(run / runs.CHECKPOINT, arrays, meta)
     with pytest.raises(SvmtrainError, match=r"checkpoint.npz is damaged: it " + message):
-        train.fit(resume=run, splits=splits, progress=False)
+        fit.fit(resume=run, splits=splits, progress=False)
 
 
 def test_resume_refuses_a_file_that_is_no_checkpoint(splits, tmp_path, monkeypatch):
     run = _interrupted(splits, tmp_path, monkeypatch)
     (run / runs.CHECKPOINT).write_text("garbage")
     with pytest.raises(SvmtrainError, match=r"is not a checkpoint \(not an .npz archive\)"):
-        train.fit(resume=run, splits=splits, progress=False)
+        fit.fit(resume=run, splits=splits, progress=False)
 
 
 def test_nothing_is_written_when_the_config_does_not_fit_the_data(splits, tmp_path):
@@ -279,7 +279,7 @@ def test_nothing_is_written_when_the_config_does_not_fit_the_data(splits, tmp_pa
 
 def test_summary_is_strict_json_when_a_class_is_missing(splits, tmp_path):
     few = dataclasses.replace(splits, X_test=splits.X_test[:3], y_test=np.array([0, 1, 2]))
-    result = train.fit(_cfg(), out=tmp_path / "few", splits=few, progress=False)
+    result = fit.fit(_cfg(), out=tmp_path / "few", splits=few, progress=False)
     text = (result.run_dir / runs.SUMMARY).read_text()
     assert "NaN" not in text
     assert json.loads(text)["per_class_acc"]["j"] is None

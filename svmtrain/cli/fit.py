@@ -12,7 +12,7 @@ from svmtrain.cli._common import (
     set_option,
 )
 from svmtrain.config import load_config
-from svmtrain.experiments.train import fit as fit_run
+from svmtrain.experiments.fit import fit as fit_run
 from svmtrain.io.plots import plot_run, require_matplotlib
 
 

@@ -21,6 +21,7 @@ from svmtrain.cli._common import (
 )
 from svmtrain.config import load_config
 from svmtrain.errors import DivergenceError, ProblemSizeError
+from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.sweep import (
     GRADIENTS,
     Sweep,
@@ -29,7 +30,6 @@ from svmtrain.experiments.sweep import (
     parse_steps,
     run_sweep,
 )
-from svmtrain.experiments.train import load_splits
 from svmtrain.io.plots import INSTALL_HINT
 from svmtrain.io.records import to_json, write_csv
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,16 @@ def evaluate(
     data_dir: str | None = None,
     progress: bool = True,
 ) -> dict:
-    """Accuracy, per-class accuracy and confusion matrix of a weights.npz on ``split``.
+    """Accuracy, per-class accuracy and confusion matrix of a weights.npz on ``split``
+    ("test" or "val").
 
     The data source, the splits (validation images, ``data.num_test`` test images) and the
     dtype come from the config stored in the weights; the mean image and scale are the stored
-    ones, never recomputed.
+    ones, never recomputed. ``data_dir`` overrides where the cache is.
+    Returns {"weights", "split", "num_examples"} and the keys of
+    :func:`classification_metrics`. Raises :class:`WeightsError` for a weights file that is
+    missing, damaged or does not fit the data, :class:`~svmtrain.errors.DataError` when the data
+    cannot be loaded.
     """
     weights = runs.load_weights(weights_path)
     cfg = config_from_yaml(weights.config_yaml, f"the config stored in {weights_path}")
@@ -47,15 +53,25 @@ def evaluate(
     else:  # the test images the run itself was scored on
         x, y = dataset.x_test[: d.num_test], dataset.y_test[: d.num_test]
     X = transform(x, weights.mean, weights.scale, weights.W.dtype)
-    pred = predict(weights.W, X)
     y = np.asarray(y, dtype=np.intp)
-    confusion = confusion_matrix(y, pred, len(weights.class_names))
     return {
         "weights": str(weights_path),
         "split": split,
         "num_examples": len(y),
+        **classification_metrics(y, predict(weights.W, X), weights.class_names),
+    }
+
+
+def classification_metrics(y: np.ndarray, pred: np.ndarray, class_names: Sequence[str]) -> dict:
+    """How well ``pred`` (N,) matches the labels ``y`` (N,), both ints in [0, C):
+
+    {"accuracy": float, "per_class_acc": {name: float or None}, "confusion": C x C list of
+    counts (rows: true class, columns: predicted), "class_names": the C names}, all JSON-able.
+    """
+    confusion = confusion_matrix(y, pred, len(class_names))
+    return {
         "accuracy": accuracy(y, pred),
-        "per_class_acc": per_class_report(confusion, weights.class_names),
+        "per_class_acc": per_class_report(confusion, class_names),
         "confusion": confusion.tolist(),
-        "class_names": list(weights.class_names),
+        "class_names": list(class_names),
     }

@@ -1,7 +1,7 @@
 """The problem a gradient check runs on: the data, the point W, and the weights to check.
 
 :func:`make_problem` builds it from a config, on CIFAR-10 (loaded and preprocessed as the
-config says, through :mod:`svmtrain.experiments.train`) or on synthetic pixels;
+config says, through :func:`svmtrain.experiments.common.load_splits`) or on synthetic pixels;
 :func:`synthetic_data` is the pure part. The check itself is
 :func:`svmtrain.core.gradients.check_gradient`::
 
@@ -19,7 +19,7 @@ from svmtrain.config import Config
 from svmtrain.data.cifar10 import NUM_CLASSES
 from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import ProblemSizeError
-from svmtrain.experiments.train import load_splits
+from svmtrain.experiments.common import load_splits, random_streams
 
 SYNTHETIC_PIXEL_STD = 64.0  # about the spread of CIFAR-10 pixels once the mean image is subtracted
 # The most synthetic examples a check draws: CIFAR-10's training set (50,000 images, 1.2 GB of
@@ -77,9 +77,7 @@ def make_problem(
     for argument, count in (("num_examples", num_examples), ("checks", checks)):
         if count is not None and count < 1:
             raise ProblemSizeError(argument, f"must be at least 1. Got {count} instead.")
-    data_rng, weight_rng, coord_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
-    )
+    data_rng, weight_rng, coord_rng = random_streams(seed, 3)
     if synthetic:
         if num_examples > MAX_SYNTHETIC_EXAMPLES:
             raise ProblemSizeError(

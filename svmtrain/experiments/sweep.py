@@ -5,7 +5,7 @@ Start from one W, take the gradient of the loss there, and evaluate the loss at
 lowers it most, and a larger one overshoots until the loss explodes. :func:`run_sweep` does the
 whole experiment on loaded splits::
 
-    cfg = load_config()
+    cfg = load_config()  # and load_splits from svmtrain.experiments.common
     result = run_sweep(cfg, load_splits(cfg), parse_range("-10:-1"), num_examples=500)
     print(result.steps[result.best])
 

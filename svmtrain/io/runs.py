@@ -166,6 +166,11 @@ def load_weights(path: str | Path) -> Weights:
     )
 
 
+def restart_hint(run_dir: Path) -> str:
+    """The advice for a run that cannot be continued: start it again in a new directory."""
+    return f"Start the run again with 'svmtrain fit --config {run_dir / CONFIG} --out NEW_DIR'."
+
+
 def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     """Arrays plus a JSON-able dict of scalars and RNG state, in one atomic .npz."""
     with atomic_write(path) as f:
@@ -174,7 +179,7 @@ def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> No
 
 def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """The arrays and the decoded metadata of a checkpoint.npz (see :func:`save_checkpoint`)."""
-    hint = f"Start the run again with 'svmtrain fit --config {path.parent / CONFIG} --out NEW_DIR'."
+    hint = restart_hint(path.parent)
     arrays = _read_npz(path, "checkpoint", SvmtrainError, hint)
     try:
         meta = json.loads(str(arrays.pop("meta")))

@@ -1,0 +1,140 @@
+"""``fit``, the whole job of ``svmtrain fit``: load and prepare the data, train, evaluate, and
+write the run directory (:mod:`svmtrain.io.runs` describes it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from svmtrain import __version__
+from svmtrain.config import Config, config_to_yaml, load_config
+from svmtrain.core.losses import predict
+from svmtrain.core.metrics import accuracy
+from svmtrain.data.preprocess import Splits
+from svmtrain.errors import ConfigError, DivergenceError, Interrupted
+from svmtrain.experiments.checkpoints import load_checkpoint, run_identity, save_checkpoint
+from svmtrain.experiments.common import load_splits
+from svmtrain.experiments.evaluate import classification_metrics
+from svmtrain.experiments.train import TrainState, final_weights, init_state, plan, train
+from svmtrain.io import runs
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Where the run was written, and its summary.json contents."""
+
+    run_dir: Path
+    summary: dict
+
+
+def fit(
+    cfg: Config | None = None,
+    *,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+    splits: Splits | None = None,
+) -> FitResult:
+    """Train as ``cfg`` says (None: the built-in defaults) and write the run directory ``out``
+    (None: ``<output.dir>/<timestamp>-<output.name>``); or continue the run in ``resume``.
+
+    ``data_dir`` overrides ``data.dir`` (where the cache is, not what it holds); ``splits``
+    replaces loading the data (the caller's own preprocessed splits). Nothing is written until
+    the data are loaded and the config is known to fit them.
+    Raises :class:`Interrupted` on Ctrl-C, after saving a checkpoint (the message says how to
+    resume); :class:`DivergenceError` on divergence, after saving the last good weights;
+    :class:`ConfigError` or :class:`~svmtrain.errors.SvmtrainError` for a config that does not
+    fit the data or a run directory that cannot be used.
+    """
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / runs.CONFIG).is_file():
+            raise ConfigError(f"{run_dir} is not a run directory: it has no {runs.CONFIG}.")
+        cfg = load_config(run_dir / runs.CONFIG)
+    else:
+        cfg = cfg if cfg is not None else load_config()
+        run_dir = runs.run_dir_for(cfg, out)
+    if data_dir is not None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dir=str(data_dir)))
+    if splits is None:
+        splits = load_splits(cfg, progress=progress)
+    plan(cfg, len(splits.y_train))  # reject an impossible batch size before writing anything
+    identity = run_identity(cfg, splits)
+    if resume is not None:
+        state = load_checkpoint(run_dir, cfg, splits)
+    else:
+        runs.create_run_dir(run_dir)
+        runs.write_config(run_dir, cfg)
+        state = init_state(cfg, len(splits.class_names), splits.X_train.shape[1])
+
+    def checkpoint(s: TrainState) -> None:
+        save_checkpoint(run_dir, s, identity)
+        runs.write_metrics(run_dir, s.metrics, np.asarray(s.loss_history))
+
+    resume_hint = f"continue with: svmtrain fit --resume {run_dir}"
+    try:
+        train(cfg, splits, state, progress=progress, on_epoch=checkpoint)
+    except KeyboardInterrupt:
+        checkpoint(state)
+        raise Interrupted(
+            f"Interrupted after epoch {state.epoch}. The checkpoint is saved in {run_dir}; "
+            f"{resume_hint}"
+        ) from None
+    except DivergenceError as err:
+        _save_weights(run_dir, cfg, splits, state.W)
+        raise DivergenceError(
+            f"{err} The last good weights (epoch {state.epoch}) are in {run_dir / runs.WEIGHTS}."
+        ) from None
+    try:
+        W = final_weights(cfg, state)
+        _save_weights(run_dir, cfg, splits, W)
+        summary = run_summary(splits, state, W)
+        runs.write_summary(run_dir, summary)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Interrupted while saving the results; the checkpoint in {run_dir} is complete: "
+            f"{resume_hint}"
+        ) from None
+    return FitResult(run_dir=run_dir, summary=summary)
+
+
+def _save_weights(run_dir: Path, cfg: Config, splits: Splits, W: np.ndarray) -> None:
+    runs.save_weights(
+        run_dir / runs.WEIGHTS,
+        runs.Weights(
+            W=W,
+            mean=splits.mean,
+            scale=splits.scale,
+            class_names=splits.class_names,
+            config_yaml=config_to_yaml(cfg),
+        ),
+    )
+
+
+def run_summary(splits: Splits, state: TrainState, W: np.ndarray) -> dict:
+    """summary.json's contents for weights W (C, D) after ``state``: validation accuracy, the
+    test metrics of :func:`classification_metrics` (as test_acc, per_class_acc, confusion,
+    class_names), run length, data identity and training time."""
+    test = classification_metrics(splits.y_test, predict(W, splits.X_test), splits.class_names)
+    return {
+        "val_acc": accuracy(splits.y_val, predict(W, splits.X_val)),
+        "test_acc": test["accuracy"],
+        "per_class_acc": test["per_class_acc"],
+        "confusion": test["confusion"],
+        "class_names": test["class_names"],
+        "epochs": state.epoch,
+        "steps": state.step,
+        "best_epoch": state.best_epoch,
+        "stopped_early": state.stopped_early,
+        "final_loss": state.metrics[-1]["loss"] if state.metrics else None,
+        "num_train": len(splits.y_train),
+        "num_val": len(splits.y_val),
+        "num_test": len(splits.y_test),
+        "data_sha256": splits.data_sha256,
+        "wall_seconds": round(state.seconds, 3),
+        "svmtrain_version": __version__,
+    }
