@@ -16,6 +16,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,8 @@ LOSS_HISTORY = "loss_history.npy"
 WEIGHTS = "weights.npz"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.npz"
+# The numbers every line of metrics.jsonl holds (plus "seconds").
+METRIC_KEYS = ("epoch", "step", "loss", "data_loss", "reg_loss", "train_acc", "val_acc", "lr")
 
 
 def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
@@ -188,3 +191,105 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     if not isinstance(meta, dict):
         raise SvmtrainError(f"{path} is not a readable checkpoint (bad metadata). {hint}")
     return arrays, meta
+
+
+# --- reading a run back -------------------------------------------------------------------
+
+
+def new_run_hint(run_dir: Path) -> str:
+    """How to make a run in ``run_dir``."""
+    return f"make one with `svmtrain fit --config configs/default.yaml --out {run_dir}`"
+
+
+def run_file_fault(path: Path, what: str) -> str:
+    """The message for a run file that is missing or broken: the file, the fault, the fix."""
+    return f"{path} {what}; {new_run_hint(path.parent)}."
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SvmtrainError(run_file_fault(path, f"cannot be read ({err})")) from None
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The per-epoch records of run_dir/metrics.jsonl, each with numeric (or null) METRIC_KEYS.
+
+    Raises SvmtrainError naming the file, the line and the fix when it is unreadable, not JSON,
+    lacks a key, or holds no epoch.
+    """
+    path = run_dir / METRICS
+    records = []
+    for number, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise SvmtrainError(
+                run_file_fault(path, f"line {number} is not JSON ({err})")
+            ) from None
+        if not isinstance(record, dict):
+            record = {}
+        bad = [key for key in METRIC_KEYS if not _number_or_null(record.get(key, ""))]
+        if bad:
+            raise SvmtrainError(
+                run_file_fault(path, f"line {number} lacks numbers for {', '.join(bad)}")
+            )
+        records.append(record)
+    if not records:
+        raise SvmtrainError(
+            run_file_fault(path, "has no epochs (the run stopped before its first one ended)")
+        )
+    return records
+
+
+def _number_or_null(value: Any) -> bool:
+    # null is allowed: val_acc with no validation split, a loss of a diverged epoch.
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def read_loss_history(run_dir: Path) -> np.ndarray | None:
+    """The (S,) per-step losses of run_dir/loss_history.npy, or None if there is no such file.
+
+    Raises SvmtrainError when it is not a readable one-dimensional numeric .npy.
+    """
+    path = run_dir / LOSS_HISTORY
+    if not path.exists():
+        return None
+    try:
+        history = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise SvmtrainError(run_file_fault(path, f"is not a readable .npy file ({err})")) from None
+    if history.ndim != 1 or not np.issubdtype(history.dtype, np.number):
+        raise SvmtrainError(
+            run_file_fault(
+                path, f"holds {history.dtype} of shape {history.shape}; expected (steps,)"
+            )
+        )
+    return history
+
+
+def read_test_confusion(run_dir: Path, classes: int) -> np.ndarray | None:
+    """The (C, C) int64 test confusion matrix of run_dir/summary.json, or None if there is no
+    summary or it has none. Raises SvmtrainError when summary.json is not JSON or its confusion
+    entry is not ``classes`` x ``classes`` counts."""
+    path = run_dir / SUMMARY
+    if not path.exists():
+        return None
+    try:
+        summary = json.loads(_read_text(path))
+    except json.JSONDecodeError as err:
+        raise SvmtrainError(run_file_fault(path, f"is not JSON ({err})")) from None
+    if not isinstance(summary, dict) or summary.get("confusion") is None:
+        return None
+    try:
+        confusion = np.asarray(summary["confusion"], dtype=np.int64)
+    except (TypeError, ValueError):
+        confusion = None
+    if confusion is None or confusion.shape != (classes, classes) or (confusion < 0).any():
+        raise SvmtrainError(
+            run_file_fault(path, f"has a confusion entry that is not {classes} x {classes} counts")
+        )
+    return confusion
