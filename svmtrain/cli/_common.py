@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from svmtrain.io.plots import require_matplotlib
+from svmtrain.io.records import duration, format_table  # noqa: F401 (the commands' tables)
 
 
 def progress_enabled(quiet: bool) -> bool:
@@ -45,20 +45,6 @@ def data_dir_override(data_dir: str | None) -> list[str]:
     """``--data-dir`` as a ``--set`` override, quoted so YAML reads it back as the very string
     (a directory named ``null``, ``123`` or ``a #b`` included)."""
     return [f"data.dir={json.dumps(data_dir)}"] if data_dir else []
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain-text table: columns right-aligned except the first, one header rule."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-
-    def line(row: list[str]) -> str:
-        first = row[0].ljust(widths[0])
-        rest = (c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest]).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
 
 
 def parsed(parse):
@@ -105,14 +91,6 @@ def check_plot_path(plot_path: str | None) -> None:
 
 def config_overrides(overrides: tuple[str, ...], data_dir: str | None) -> list[str]:
     return [*overrides, *data_dir_override(data_dir)]
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # ---------------------------------------------------------------------------------------------

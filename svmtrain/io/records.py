@@ -1,4 +1,4 @@
-"""Tables and documents of results as CSV and JSON files, written atomically.
+"""Tables and documents of results: CSV and JSON files written atomically, plain-text tables.
 
 Used for run summaries, search and sweep results, and the ``--json`` output of evaluate and
 gradcheck, so every JSON svmtrain writes is strict (no NaN or Infinity). A failing disk is one
@@ -57,3 +57,26 @@ def _finite_or_null(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite_or_null(v) for v in value]
     return value
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table: columns right-aligned except the first, one header rule."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        first = row[0].ljust(widths[0])
+        rest = (c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` rounded for a person: "42 s", "7 min" or "1.5 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
