@@ -62,6 +62,7 @@ def test_fit_then_evaluate(archive, data_args, tmp_path):
     result = _run("evaluate", "--weights", out / runs.WEIGHTS, "--json", "-q")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
+    assert report["warning"] is None
     assert report["accuracy"] == summary["test_acc"]
     assert report["confusion"] == summary["confusion"]
     # An independent reference: the stored model applied by hand, in float64, to the test
@@ -132,6 +133,19 @@ def test_divergence_is_one_clear_error(data_args, tmp_path):
     assert "Training diverged" in result.output
     assert "Try a smaller learning rate" in result.output
     assert (tmp_path / "div" / runs.WEIGHTS).exists()
+    # Issue 14 #8: evaluate scores them, but says on stderr that they are untrained.
+    result = _run("evaluate", "--weights", tmp_path / "div" / runs.WEIGHTS, "--json", "-q")
+    assert result.exit_code == 0, result.output
+    assert "diverged in epoch 1" in result.stderr
+    assert "untrained initial weights" in result.stderr
+    report = json.loads(result.stdout)
+    assert "untrained initial weights" in report["warning"]
+    # plot does not suggest fit --out into the directory that fit refuses.
+    result = _run("plot", tmp_path / "div")
+    assert result.exit_code == 1
+    assert f"--out {tmp_path / 'div'}" not in result.output
+    assert "--out NEW_DIR" in result.output
+    assert _fit(data_args, tmp_path / "div").exit_code == 1  # as fit refuses that directory
 
 
 def _npz(path: Path, **arrays):

@@ -146,6 +146,19 @@ def test_divergence_stops_and_keeps_the_last_good_weights(splits, tmp_path):
     assert np.abs(W).max() < 0.01  # the initial weights: no epoch finished
 
 
+def test_diverged_weights_say_so_and_which_weights_they_are(splits, tmp_path):
+    """Issue 14 #8: the weights of a diverged run record it, so evaluate can say so."""
+    with pytest.raises(DivergenceError, match="keeps the untrained initial weights"):
+        _fit(splits, tmp_path, "div", "optim.learning_rate=1e6")
+    weights = runs.load_weights(tmp_path / "div" / runs.WEIGHTS)
+    assert weights.diverged_in_epoch == 1
+    np.testing.assert_array_equal(weights.W, train.init_state(_cfg(), 10, PIXELS + 1).W)
+    assert "diverged in epoch 1" in weights.divergence_note()
+    assert "untrained initial weights" in weights.divergence_note()
+    finished = _fit(splits, tmp_path, "fine").run_dir
+    assert runs.load_weights(finished / runs.WEIGHTS).divergence_note() is None
+
+
 def test_divergence_in_a_later_epoch_keeps_that_epochs_weights(splits, tmp_path, monkeypatch):
     real_loss = train.LOSSES["svm"]
     calls = [0]
@@ -161,6 +174,9 @@ def test_divergence_in_a_later_epoch_keeps_that_epochs_weights(splits, tmp_path,
     checkpoint = checkpoints.load_checkpoint(tmp_path / "late", _cfg(), splits)
     assert checkpoint.epoch == 1
     np.testing.assert_array_equal(_weights(tmp_path / "late"), checkpoint.W)
+    weights = runs.load_weights(tmp_path / "late" / runs.WEIGHTS)
+    assert weights.diverged_in_epoch == 2
+    assert "the weights after epoch 1, the last good one" in weights.divergence_note()
 
 
 def test_early_stopping_keeps_the_best_weights(splits, tmp_path):

@@ -5,13 +5,8 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from svmtrain.cli._common import (
-    data_dir_option,
-    format_table,
-    progress_enabled,
-    quiet_option,
-)
-from svmtrain.experiments.evaluate import SPLITS, evaluate
+from svmtrain.cli._common import data_dir_option, progress_enabled, quiet_option
+from svmtrain.experiments.evaluate import SPLITS, evaluate, evaluation_text
 from svmtrain.io.plots import plot_confusion, require_matplotlib
 from svmtrain.io.records import to_json
 
@@ -44,24 +39,9 @@ def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, quiet):
     if plot_path:
         require_matplotlib()
     result = evaluate(weights_path, split, data_dir=data_dir, progress=progress_enabled(quiet))
+    if result["warning"]:
+        click.echo(f"Warning: {result['warning']}", err=True)
     if plot_path:
         path = plot_confusion(np.array(result["confusion"]), result["class_names"], plot_path)
         click.echo(f"wrote {path}", err=as_json)
-    if as_json:
-        click.echo(to_json(result))
-        return
-    names = result["class_names"]
-    click.echo(f"{split} accuracy: {result['accuracy']:.4f} ({result['num_examples']} images)\n")
-    click.echo(
-        format_table(
-            ["class", "accuracy"],
-            [(n, f"{a:.4f}") for n, a in result["per_class_acc"].items()],
-        )
-    )
-    click.echo("\nconfusion matrix (rows: true class, columns: predicted)\n")
-    short = [n[:5] for n in names]
-    click.echo(
-        format_table(
-            ["", *short], [(s, *row) for s, row in zip(short, result["confusion"], strict=True)]
-        )
-    )
+    click.echo(to_json(result) if as_json else evaluation_text(result))

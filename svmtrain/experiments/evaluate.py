@@ -14,6 +14,7 @@ from svmtrain.data.cifar10 import load_cifar10
 from svmtrain.data.preprocess import split_indices, transform
 from svmtrain.errors import WeightsError
 from svmtrain.io import runs
+from svmtrain.io.records import format_table
 
 SPLITS = ("test", "val")
 
@@ -31,10 +32,11 @@ def evaluate(
     The data source, the splits (validation images, ``data.num_test`` test images) and the
     dtype come from the config stored in the weights; the mean image and scale are the stored
     ones, never recomputed. ``data_dir`` overrides where the cache is.
-    Returns {"weights", "split", "num_examples"} and the keys of
-    :func:`classification_metrics`. Raises :class:`WeightsError` for a weights file that is
-    missing, damaged or does not fit the data, :class:`~svmtrain.errors.DataError` when the data
-    cannot be loaded.
+    Returns {"weights", "split", "num_examples", "warning"} and the keys of
+    :func:`classification_metrics`; "warning" says what the weights are when their run diverged
+    (see :meth:`~svmtrain.io.runs.Weights.divergence_note`), else None.
+    Raises :class:`WeightsError` for a weights file that is missing, damaged or does not fit
+    the data, :class:`~svmtrain.errors.DataError` when the data cannot be loaded.
     """
     weights = runs.load_weights(weights_path)
     cfg = config_from_yaml(weights.config_yaml, f"the config stored in {weights_path}")
@@ -58,6 +60,7 @@ def evaluate(
         "weights": str(weights_path),
         "split": split,
         "num_examples": len(y),
+        "warning": weights.divergence_note(),
         **classification_metrics(y, predict(weights.W, X), weights.class_names),
     }
 
@@ -75,3 +78,28 @@ def classification_metrics(y: np.ndarray, pred: np.ndarray, class_names: Sequenc
         "confusion": confusion.tolist(),
         "class_names": list(class_names),
     }
+
+
+def evaluation_text(result: dict) -> str:
+    """The report ``svmtrain evaluate`` prints for a result of :func:`evaluate`: the accuracy,
+    a table of per-class accuracy, and the confusion matrix (class names cut to 5 letters)."""
+    names = result["class_names"]
+    per_class = format_table(
+        ["class", "accuracy"], [(n, f"{a:.4f}") for n, a in result["per_class_acc"].items()]
+    )
+    short = [n[:5] for n in names]
+    confusion = format_table(
+        ["", *short], [(s, *row) for s, row in zip(short, result["confusion"], strict=True)]
+    )
+    return "\n".join(
+        [
+            f"{result['split']} accuracy: {result['accuracy']:.4f} "
+            f"({result['num_examples']} images)",
+            "",
+            per_class,
+            "",
+            "confusion matrix (rows: true class, columns: predicted)",
+            "",
+            confusion,
+        ]
+    )

@@ -85,9 +85,9 @@ def fit(
             f"{resume_hint}"
         ) from None
     except DivergenceError as err:
-        _save_weights(run_dir, cfg, splits, state.W)
+        _save_weights(run_dir, cfg, splits, state.W, diverged_in_epoch=state.epoch + 1)
         raise DivergenceError(
-            f"{err} The last good weights (epoch {state.epoch}) are in {run_dir / runs.WEIGHTS}."
+            f"{err} {run_dir / runs.WEIGHTS} keeps {runs.kept_after_divergence(state.epoch + 1)}."
         ) from None
     try:
         W = final_weights(cfg, state)
@@ -102,17 +102,22 @@ def fit(
     return FitResult(run_dir=run_dir, summary=summary)
 
 
-def _save_weights(run_dir: Path, cfg: Config, splits: Splits, W: np.ndarray) -> None:
-    runs.save_weights(
-        run_dir / runs.WEIGHTS,
-        runs.Weights(
-            W=W,
-            mean=splits.mean,
-            scale=splits.scale,
-            class_names=splits.class_names,
-            config_yaml=config_to_yaml(cfg),
-        ),
+def _save_weights(
+    run_dir: Path,
+    cfg: Config,
+    splits: Splits,
+    W: np.ndarray,
+    diverged_in_epoch: int | None = None,
+) -> None:
+    weights = runs.Weights(
+        W=W,
+        mean=splits.mean,
+        scale=splits.scale,
+        class_names=splits.class_names,
+        config_yaml=config_to_yaml(cfg),
+        diverged_in_epoch=diverged_in_epoch,
     )
+    runs.save_weights(run_dir / runs.WEIGHTS, weights)
 
 
 def run_summary(splits: Splits, state: TrainState, W: np.ndarray) -> dict:

@@ -92,16 +92,41 @@ def write_summary(run_dir: Path, summary: dict) -> None:
 
 @dataclass(frozen=True)
 class Weights:
-    """A trained model: W (C, 3073), mean and scale (3072,), class names, and its config (YAML)."""
+    """A trained model: W (C, 3073), mean and scale (3072,), class names, and its config (YAML).
+
+    ``diverged_in_epoch`` is set when training diverged in that epoch (1-based): W is then the
+    last good weights, those after the epoch before it (the untrained initial W for epoch 1).
+    """
 
     W: np.ndarray
     mean: np.ndarray
     scale: np.ndarray
     class_names: tuple[str, ...]
     config_yaml: str
+    diverged_in_epoch: int | None = None
+
+    def divergence_note(self) -> str | None:
+        """What these weights are when their run diverged, in a sentence; None otherwise."""
+        if self.diverged_in_epoch is None:
+            return None
+        return (
+            f"These weights come from a run that diverged in epoch {self.diverged_in_epoch}: "
+            f"{kept_after_divergence(self.diverged_in_epoch)}."
+        )
+
+
+def kept_after_divergence(epoch: int) -> str:
+    """Which weights a run that diverged in ``epoch`` (1-based) keeps, as a phrase."""
+    if epoch == 1:
+        return "the untrained initial weights (no epoch finished)"
+    return f"the weights after epoch {epoch - 1}, the last good one"
 
 
 def save_weights(path: Path, weights: Weights) -> None:
+    """``weights`` as one .npz at ``path``, atomically (no pickled objects)."""
+    extra = {}
+    if weights.diverged_in_epoch is not None:
+        extra["diverged_in_epoch"] = np.array(weights.diverged_in_epoch, dtype=np.int64)
     with atomic_write(path) as f:
         np.savez(
             f,
@@ -110,6 +135,7 @@ def save_weights(path: Path, weights: Weights) -> None:
             scale=weights.scale,
             class_names=np.array(weights.class_names),
             config=np.array(weights.config_yaml),
+            **extra,
         )
 
 
@@ -160,12 +186,18 @@ def load_weights(path: str | Path) -> Weights:
             )
     if not np.all(arrays["scale"] > 0):
         raise WeightsError(f"{path}: scale must be positive (it divides every pixel). {hint}")
+    diverged = arrays.get("diverged_in_epoch")
+    if diverged is not None and (
+        diverged.shape != () or diverged.dtype.kind not in "iu" or diverged < 1
+    ):
+        raise WeightsError(f"{path}: diverged_in_epoch must be one int >= 1. {hint}")
     return Weights(
         W=W,
         mean=arrays["mean"],
         scale=arrays["scale"],
         class_names=tuple(str(n) for n in names),
         config_yaml=str(arrays["config"]),
+        diverged_in_epoch=None if diverged is None else int(diverged),
     )
 
 
@@ -197,8 +229,11 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def new_run_hint(run_dir: Path) -> str:
-    """How to make a run in ``run_dir``."""
-    return f"make one with `svmtrain fit --config configs/default.yaml --out {run_dir}`"
+    """How to make a run: into ``run_dir`` itself when ``fit`` would take it (it does not exist
+    or is empty), else into a new directory."""
+    empty = not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir()))
+    target = run_dir if empty else "NEW_DIR"
+    return f"make one with `svmtrain fit --config configs/default.yaml --out {target}`"
 
 
 def run_file_fault(path: Path, what: str) -> str:
