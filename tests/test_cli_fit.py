@@ -1,6 +1,8 @@
 """`svmtrain fit` and `svmtrain evaluate` through click's CliRunner, on a tiny cached archive."""
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -125,6 +127,38 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monk
     result = _run("fit", "--resume", out, "-q")
     assert result.exit_code == 0, result.output
     assert json.loads((out / runs.SUMMARY).read_text())["epochs"] == 2
+
+
+def test_sigterm_exits_143_saying_what_was_kept(data_args, tmp_path, monkeypatch):
+    """Issue 14 #11: SIGTERM during fit printed nothing."""
+    real_step, calls = train.sgd_step, [0]
+
+    def sigterm_in_epoch_two(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 12:
+            os.kill(os.getpid(), signal.SIGTERM)
+        real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "sgd_step", sigterm_in_epoch_two)
+    out = tmp_path / "cut"
+    result = _fit(data_args, out)
+    assert result.exit_code == 143
+    assert "SIGTERM after epoch 1" in result.output
+    assert f"continue with: svmtrain fit --resume {out}" in result.output
+    assert (out / runs.CHECKPOINT).exists() and not (out / runs.WEIGHTS).exists()
+
+
+def test_fit_into_a_directory_of_the_users_files_touches_nothing(data_args, tmp_path):
+    """Issue 14 #4: their config.yaml and metrics.jsonl were replaced."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("# my notes\n")
+    (mine / "metrics.jsonl").write_text("my numbers\n")
+    result = _fit(data_args, mine)
+    assert result.exit_code == 1
+    assert "Choose a new or empty directory with --out" in result.output
+    assert sorted(p.name for p in mine.iterdir()) == ["config.yaml", "metrics.jsonl"]
+    assert (mine / "config.yaml").read_text() == "# my notes\n"
 
 
 def test_divergence_is_one_clear_error(data_args, tmp_path):

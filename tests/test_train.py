@@ -2,13 +2,23 @@
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from svmtrain.config import load_config
 from svmtrain.data.preprocess import PIXELS, Splits
-from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
+from svmtrain.errors import (
+    ConfigError,
+    DivergenceError,
+    Interrupted,
+    SvmtrainError,
+    Terminated,
+)
 from svmtrain.experiments import checkpoints, fit, train
 from svmtrain.io import runs
 
@@ -299,3 +309,111 @@ def test_summary_is_strict_json_when_a_class_is_missing(splits, tmp_path):
     text = (result.run_dir / runs.SUMMARY).read_text()
     assert "NaN" not in text
     assert json.loads(text)["per_class_acc"]["j"] is None
+
+
+# --- the run directory is one run's (issue 14 #3, #4) and SIGTERM (#11) -----------------------
+
+_HOLD_LOCK = """
+import sys
+from pathlib import Path
+from svmtrain.io import runs
+with runs.locked(Path(sys.argv[1])):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _listing(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_run_directory_in_use_is_refused_naming_the_other_pid(splits, tmp_path):
+    run = tmp_path / "busy"
+    run.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(run)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        before = _listing(run)
+        with pytest.raises(
+            SvmtrainError, match=rf"in use by another 'svmtrain fit' \(PID {holder.pid}\)"
+        ):
+            _fit(splits, tmp_path, "busy")
+        assert _listing(run) == before  # nothing written
+    finally:
+        holder.communicate("")
+    assert holder.returncode == 0
+    result = _fit(splits, tmp_path, "busy")  # the lock dies with its holder
+    assert result.summary["epochs"] == 4
+    assert (run / runs.LOCK).read_text() == f"{os.getpid()}\n"
+
+
+def test_a_second_fit_into_a_run_being_written_is_refused(splits, tmp_path, monkeypatch):
+    """The check is repeated under the lock: the second fit got past the first check while the
+    first was loading its data, and must not write into the run the first then started."""
+    real_train, messages = fit.train, []
+
+    def train_while_another_fit_starts(cfg, *args, **kwargs):
+        with pytest.raises(SvmtrainError) as err:
+            fit.fit(_cfg(), out=tmp_path / "twice", splits=splits, progress=False)
+        messages.append(str(err.value))
+        return real_train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(fit, "train", train_while_another_fit_starts)
+    result = _fit(splits, tmp_path, "twice")
+    assert "in use by another 'svmtrain fit'" in messages[0]
+    assert str(os.getpid()) in messages[0]
+    assert result.summary["epochs"] == 4
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"notes.txt": "mine"},
+        {"config.yaml": "my: own\n", "metrics.jsonl": "{}\n"},
+        {"config.yaml": "train:\n  epochs: 7\n"},  # a valid config, but not this run's
+        {"config.yaml": "{not yaml"},
+    ],
+)
+def test_a_non_empty_directory_that_is_no_run_of_this_config_is_refused(splits, tmp_path, files):
+    run = tmp_path / "mine"
+    run.mkdir()
+    for name, text in files.items():
+        (run / name).write_text(text)
+    with pytest.raises(SvmtrainError, match="Choose a new or empty directory with --out"):
+        _fit(splits, tmp_path, "mine")
+    assert _listing(run) == {name: text.encode() for name, text in sorted(files.items())}
+
+
+def test_an_empty_directory_or_the_start_of_the_same_run_is_taken(splits, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert _fit(splits, tmp_path, "empty").summary["epochs"] == 4
+    started = tmp_path / "started"  # a run killed before its first epoch ended
+    started.mkdir()
+    runs.write_config(started, _cfg())
+    whole = _fit(splits, tmp_path, "started")
+    np.testing.assert_array_equal(_weights(whole.run_dir), _weights(tmp_path / "empty"))
+
+
+def test_sigterm_saves_a_checkpoint_like_ctrl_c_and_resume_finishes(splits, tmp_path, monkeypatch):
+    whole = _fit(splits, tmp_path, "whole")
+    real_step, calls = train.sgd_step, [0]
+
+    def sigterm_in_epoch_three(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 30:
+            os.kill(os.getpid(), signal.SIGTERM)
+        real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "sgd_step", sigterm_in_epoch_three)
+    with pytest.raises(Terminated, match=r"SIGTERM after epoch 2.*svmtrain fit --resume") as err:
+        _fit(splits, tmp_path, "cut")
+    assert err.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is restored
+    monkeypatch.setattr(train, "sgd_step", real_step)
+    resumed = fit.fit(resume=tmp_path / "cut", splits=splits, progress=False)
+    np.testing.assert_array_equal(_weights(resumed.run_dir), _weights(whole.run_dir))

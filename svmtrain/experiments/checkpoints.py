@@ -29,12 +29,18 @@ _SCALARS = (
 )
 
 
-def run_identity(cfg: Config, splits: Splits) -> dict:
-    """{"config": sha256 of the config less where the data are fetched from, "data": the
-    archive's sha256}: what a resumed run must share with the run it continues."""
+def config_digest(cfg: Config) -> str:
+    """sha256 (hex) of the config less where the data are fetched from: equal for two configs
+    that train the same run."""
     where = dataclasses.replace(cfg.data, dir=None, url=None, sha256=None, md5=None)
     text = config_to_yaml(dataclasses.replace(cfg, data=where))
-    return {"config": hashlib.sha256(text.encode()).hexdigest(), "data": splits.data_sha256}
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_identity(cfg: Config, splits: Splits) -> dict:
+    """{"config": :func:`config_digest`, "data": the archive's sha256}: what a resumed run must
+    share with the run it continues."""
+    return {"config": config_digest(cfg), "data": splits.data_sha256}
 
 
 def save_checkpoint(run_dir: Path, state: TrainState, identity: dict) -> None:

@@ -4,6 +4,10 @@ write the run directory (:mod:`svmtrain.io.runs` describes it)."""
 from __future__ import annotations
 
 import dataclasses
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +18,19 @@ from svmtrain.config import Config, config_to_yaml, load_config
 from svmtrain.core.losses import predict
 from svmtrain.core.metrics import accuracy
 from svmtrain.data.preprocess import Splits
-from svmtrain.errors import ConfigError, DivergenceError, Interrupted
-from svmtrain.experiments.checkpoints import load_checkpoint, run_identity, save_checkpoint
+from svmtrain.errors import (
+    ConfigError,
+    DivergenceError,
+    Interrupted,
+    SvmtrainError,
+    Terminated,
+)
+from svmtrain.experiments.checkpoints import (
+    config_digest,
+    load_checkpoint,
+    run_identity,
+    save_checkpoint,
+)
 from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.evaluate import classification_metrics
 from svmtrain.experiments.train import TrainState, final_weights, init_state, plan, train
@@ -44,12 +59,32 @@ def fit(
 
     ``data_dir`` overrides ``data.dir`` (where the cache is, not what it holds); ``splits``
     replaces loading the data (the caller's own preprocessed splits). Nothing is written until
-    the data are loaded and the config is known to fit them.
-    Raises :class:`Interrupted` on Ctrl-C, after saving a checkpoint (the message says how to
-    resume); :class:`DivergenceError` on divergence, after saving the last good weights;
-    :class:`ConfigError` or :class:`~svmtrain.errors.SvmtrainError` for a config that does not
-    fit the data or a run directory that cannot be used.
+    the data are loaded and the config is known to fit them; ``out`` must be new, empty, or
+    the start of a run of the same config (its config.yaml alone). The run directory is locked
+    for the whole run (:func:`svmtrain.io.runs.locked`).
+    Raises :class:`Interrupted` on Ctrl-C and :class:`Terminated` on SIGTERM (in the main
+    thread), after saving a checkpoint once training has started (the message says what was
+    kept and how to resume); :class:`DivergenceError` on divergence, after saving the last good
+    weights; :class:`ConfigError` or :class:`~svmtrain.errors.SvmtrainError` for a config that
+    does not fit the data or a run directory that cannot be used or is in use.
     """
+    with _sigterm_as_interrupt():
+        try:
+            return _fit(cfg, out, resume, data_dir, progress, splits)
+        except _SigTerm:
+            raise Terminated(
+                "Stopped by SIGTERM before training started; there is nothing to resume."
+            ) from None
+
+
+def _fit(
+    cfg: Config | None,
+    out: str | Path | None,
+    resume: str | Path | None,
+    data_dir: str | Path | None,
+    progress: bool,
+    splits: Splits | None,
+) -> FitResult:
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / runs.CONFIG).is_file():
@@ -57,19 +92,47 @@ def fit(
         cfg = load_config(run_dir / runs.CONFIG)
     else:
         cfg = cfg if cfg is not None else load_config()
-        run_dir = runs.run_dir_for(cfg, out)
     if data_dir is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dir=str(data_dir)))
+    if resume is None:
+        run_dir = _new_run_dir(cfg, out)
     if splits is None:
         splits = load_splits(cfg, progress=progress)
     plan(cfg, len(splits.y_train))  # reject an impossible batch size before writing anything
-    identity = run_identity(cfg, splits)
-    if resume is not None:
-        state = load_checkpoint(run_dir, cfg, splits)
-    else:
+    if resume is None:
         runs.create_run_dir(run_dir)
-        runs.write_config(run_dir, cfg)
-        state = init_state(cfg, len(splits.class_names), splits.X_train.shape[1])
+    with runs.locked(run_dir):
+        if resume is None:
+            _new_run_dir(cfg, run_dir)  # again, now that no other fit can write it
+            runs.write_config(run_dir, cfg)
+            state = init_state(cfg, len(splits.class_names), splits.X_train.shape[1])
+        else:
+            state = load_checkpoint(run_dir, cfg, splits)
+        return _train_and_write(cfg, splits, state, run_dir, progress)
+
+
+def _new_run_dir(cfg: Config, out: str | Path | None) -> Path:
+    """:func:`runs.run_dir_for`, and a config.yaml already there must be of this same config."""
+    run_dir = runs.run_dir_for(cfg, out)
+    path = run_dir / runs.CONFIG
+    if path.exists():
+        try:
+            same = config_digest(load_config(path)) == config_digest(cfg)
+        except ConfigError:
+            same = False
+        if not same:
+            raise SvmtrainError(
+                f"{run_dir} holds {runs.CONFIG} of another config (or a file of yours); fit "
+                "would overwrite it. Choose a new or empty directory with --out."
+            )
+    return run_dir
+
+
+def _train_and_write(
+    cfg: Config, splits: Splits, state: TrainState, run_dir: Path, progress: bool
+) -> FitResult:
+    """Train ``state`` on, checkpointing every epoch, then write the weights and summary."""
+    identity = run_identity(cfg, splits)
 
     def checkpoint(s: TrainState) -> None:
         save_checkpoint(run_dir, s, identity)
@@ -78,11 +141,11 @@ def fit(
     resume_hint = f"continue with: svmtrain fit --resume {run_dir}"
     try:
         train(cfg, splits, state, progress=progress, on_epoch=checkpoint)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         checkpoint(state)
-        raise Interrupted(
-            f"Interrupted after epoch {state.epoch}. The checkpoint is saved in {run_dir}; "
-            f"{resume_hint}"
+        error, what = _stop(stop)
+        raise error(
+            f"{what} after epoch {state.epoch}. The checkpoint is saved in {run_dir}; {resume_hint}"
         ) from None
     except DivergenceError as err:
         _save_weights(run_dir, cfg, splits, state.W, diverged_in_epoch=state.epoch + 1)
@@ -94,12 +157,42 @@ def fit(
         _save_weights(run_dir, cfg, splits, W)
         summary = run_summary(splits, state, W)
         runs.write_summary(run_dir, summary)
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"Interrupted while saving the results; the checkpoint in {run_dir} is complete: "
+    except KeyboardInterrupt as stop:
+        error, what = _stop(stop)
+        raise error(
+            f"{what} while saving the results; the checkpoint in {run_dir} is complete: "
             f"{resume_hint}"
         ) from None
     return FitResult(run_dir=run_dir, summary=summary)
+
+
+class _SigTerm(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread was, so that it is handled like Ctrl-C."""
+
+
+def _stop(stop: KeyboardInterrupt) -> tuple[type[SvmtrainError], str]:
+    """The error to raise for a Ctrl-C or SIGTERM, and the word that says which it was."""
+    if isinstance(stop, _SigTerm):
+        return Terminated, "Stopped by SIGTERM"
+    return Interrupted, "Interrupted"
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`_SigTerm` (in the main thread only: signal
+    handlers can be set nowhere else); the previous handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise _SigTerm
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _save_weights(

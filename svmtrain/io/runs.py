@@ -7,13 +7,18 @@ RUN_DIR/
     weights.npz        W, mean, scale, class_names, config: all that ``evaluate`` needs
     summary.json       final accuracies, confusion matrix, wall time
     checkpoint.npz     the full training state at the last finished epoch (for --resume)
+    .lock              locked by the one ``fit`` writing the directory; holds its PID
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,7 @@ LOSS_HISTORY = "loss_history.npy"
 WEIGHTS = "weights.npz"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.npz"
+LOCK = ".lock"
 # The numbers every line of metrics.jsonl holds (plus "seconds").
 METRIC_KEYS = ("epoch", "step", "loss", "data_loss", "reg_loss", "train_acc", "val_acc", "lr")
 
@@ -39,9 +45,14 @@ METRIC_KEYS = ("epoch", "step", "loss", "data_loss", "reg_loss", "train_acc", "v
 def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
     """The run directory to use: ``out``, or ``<output.dir>/<timestamp>-<output.name>``.
 
-    A directory that already holds a run is refused, so no run is ever overwritten by accident.
+    A directory that already holds a run is refused, so no run is ever overwritten by accident,
+    and so is a non-empty one that holds anything but the start of a run (its config.yaml):
+    svmtrain never overwrites files it did not write. Whether that config.yaml is the same
+    config is the caller's to check. Raises SvmtrainError saying which and what to do.
     """
     run_dir = Path(out) if out is not None else default_dir(cfg, cfg.output.name)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SvmtrainError(f"{run_dir} is a file, not a directory; choose another --out.")
     if (run_dir / SUMMARY).exists():
         raise SvmtrainError(f"{run_dir} already holds a finished run; choose another --out.")
     if (run_dir / CHECKPOINT).exists():
@@ -54,7 +65,44 @@ def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
             f"{run_dir} holds the weights of a run that diverged; choose another --out "
             "(or delete that directory)."
         )
+    others = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    others = [name for name in others if name not in (CONFIG, LOCK)]
+    if others:
+        listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise SvmtrainError(
+            f"{run_dir} is not empty ({listed}) and holds no run, so fit would overwrite files "
+            "it did not write. Choose a new or empty directory with --out."
+        )
     return run_dir
+
+
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold run_dir's lock file (an exclusive ``flock``, with this process's PID in it) for the
+    block, so one ``fit`` at a time writes the directory; the lock is released when the block
+    ends or the process dies. Raises SvmtrainError naming the PID of the process that holds it.
+    """
+    path = run_dir / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise SvmtrainError(
+            f"Cannot create the lock file {path}: {err.strerror}. Choose another --out."
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise SvmtrainError(
+                f"{run_dir} is in use by another 'svmtrain fit' (PID {pid}). Wait for it to "
+                "finish, or choose another --out."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def default_dir(cfg: Config, name: str) -> Path:
