@@ -3,7 +3,6 @@ messages. Data come from a tiny archive served on 127.0.0.1, or from the real mi
 
 import contextlib
 import csv
-import importlib
 import json
 import os
 import re
@@ -147,6 +146,17 @@ def test_sweep_step_json_on_the_first_examples(data):
     assert best == [document["best_step"]]
 
 
+def test_sweep_step_prints_what_the_library_gives_a_python_caller(data):
+    args = ["--steps", "1e-7,1e-5", "--num-examples", 20, "-q"]
+    text, as_json = run("sweep-step", *data, *args), run("sweep-step", *data, *args, "--json")
+    assert text.exit_code == 0 and as_json.exit_code == 0, text.output
+    result = sweep.sweep_step(
+        load_config(overrides=_sets(data)), (1e-7, 1e-5), num_examples=20, progress=False
+    )
+    assert text.stdout == result.text() + "\n"
+    assert json.loads(as_json.stdout) == result.to_dict()
+
+
 @pytest.mark.parametrize(
     ("steps", "verdict", "marks"),
     [
@@ -188,7 +198,6 @@ def test_sweep_step_rejects_more_examples_than_the_training_split(data):
 
 def test_sweep_step_numerical_warns_with_an_estimate(data, monkeypatch):
     """The real finite differences take seconds (61,460 loss evaluations); see the slow test."""
-    cli_sweep = importlib.import_module("svmtrain.cli.sweep_step")  # not the command
 
     def analytic_with_progress(model, X, y, W, method, progress):
         assert method == "numerical"
@@ -206,7 +215,7 @@ def test_sweep_step_numerical_warns_with_an_estimate(data, monkeypatch):
         "--gradient analytic" in result.stderr
     )
     assert result.stdout.startswith("original loss: ")
-    monkeypatch.setattr(cli_sweep, "_FEASIBLE_EXAMPLES", 10)
+    monkeypatch.setattr(sweep, "FEASIBLE_EXAMPLES", 10)
     result = run("sweep-step", *data, "--gradient", "numerical", "--num-examples", 30, "-q")
     assert "(-n): -n 10 would take about 17 min; --gradient analytic" in result.stderr
 

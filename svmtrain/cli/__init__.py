@@ -15,7 +15,7 @@ from svmtrain.cli.gradcheck import gradcheck
 from svmtrain.cli.plot import plot
 from svmtrain.cli.search import search
 from svmtrain.cli.sweep_step import sweep_step
-from svmtrain.errors import SvmtrainError
+from svmtrain.errors import ProblemSizeError, SvmtrainError
 
 
 class _UserError(click.ClickException):
@@ -27,11 +27,18 @@ class _UserError(click.ClickException):
 
 
 class _Group(click.Group):
-    """Turns library errors and Ctrl-C into a message and an exit code, never a traceback."""
+    """Turns library errors and Ctrl-C into a message and an exit code, never a traceback.
+
+    A :class:`ProblemSizeError` is a usage error (exit 2) of the option named like its
+    argument (num_examples: --num-examples).
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except ProblemSizeError as err:  # a count the command's option asked for
+            option = "--" + err.argument.replace("_", "-")
+            raise click.BadParameter(str(err), param_hint=option) from None
         except SvmtrainError as err:
             raise _UserError(str(err), err.exit_code) from None
         except KeyboardInterrupt:
