@@ -13,7 +13,6 @@ from svmtrain.cli._common import (
 )
 from svmtrain.config import load_config
 from svmtrain.experiments.fit import fit as fit_run
-from svmtrain.io.plots import plot_run, require_matplotlib
 
 
 @click.command()
@@ -54,17 +53,10 @@ def fit(config_path, overrides, out, resume, data_dir, quiet, plot):
         raise click.UsageError(
             "--resume takes the run's own config.yaml; drop --config/--set/--out."
         )
-    if plot:
-        require_matplotlib()  # say so now, not after the training
     cfg = None if resume else load_config(config_path, overrides)
-    progress = progress_enabled(quiet)
-    result = fit_run(cfg, out=out, resume=resume, data_dir=data_dir, progress=progress)
-    s = result.summary
-    click.echo(
-        f"test accuracy {s['test_acc']:.4f}  val accuracy {s['val_acc']:.4f}  "
-        f"({s['epochs']} epochs, {s['steps']} steps, {s['wall_seconds']:.1f} s training)  "
-        f"-> {result.run_dir}"
+    result = fit_run(
+        cfg, out=out, resume=resume, data_dir=data_dir, progress=progress_enabled(quiet), plot=plot
     )
-    if plot:
-        for path in plot_run(result.run_dir):
-            click.echo(f"wrote {path}")
+    click.echo(result.text())
+    for path in result.pictures:
+        click.echo(f"wrote {path}")

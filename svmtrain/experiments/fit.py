@@ -35,14 +35,25 @@ from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.evaluate import classification_metrics
 from svmtrain.experiments.train import TrainState, final_weights, init_state, plan, train
 from svmtrain.io import runs
+from svmtrain.io.plots import plot_run, require_matplotlib
 
 
 @dataclass(frozen=True)
 class FitResult:
-    """Where the run was written, and its summary.json contents."""
+    """Where the run was written, its summary.json contents, and the pictures drawn in it."""
 
     run_dir: Path
     summary: dict
+    pictures: tuple[Path, ...] = ()
+
+    def text(self) -> str:
+        """The line ``svmtrain fit`` prints: accuracies, run length, time, and the run dir."""
+        s = self.summary
+        return (
+            f"test accuracy {s['test_acc']:.4f}  val accuracy {s['val_acc']:.4f}  "
+            f"({s['epochs']} epochs, {s['steps']} steps, {s['wall_seconds']:.1f} s training)  "
+            f"-> {self.run_dir}"
+        )
 
 
 def fit(
@@ -53,6 +64,7 @@ def fit(
     data_dir: str | Path | None = None,
     progress: bool = True,
     splits: Splits | None = None,
+    plot: bool = False,
 ) -> FitResult:
     """Train as ``cfg`` says (None: the built-in defaults) and write the run directory ``out``
     (None: ``<output.dir>/<timestamp>-<output.name>``); or continue the run in ``resume``.
@@ -61,20 +73,27 @@ def fit(
     replaces loading the data (the caller's own preprocessed splits). Nothing is written until
     the data are loaded and the config is known to fit them; ``out`` must be new, empty, or
     the start of a run of the same config (its config.yaml alone). The run directory is locked
-    for the whole run (:func:`svmtrain.io.runs.locked`).
+    for the whole run (:func:`svmtrain.io.runs.locked`). ``plot``: then draw the run's
+    pictures (:func:`svmtrain.io.plots.plot_run`); without matplotlib that fails first, before
+    any work, with :class:`~svmtrain.errors.PlotUnavailable`.
     Raises :class:`Interrupted` on Ctrl-C and :class:`Terminated` on SIGTERM (in the main
     thread), after saving a checkpoint once training has started (the message says what was
     kept and how to resume); :class:`DivergenceError` on divergence, after saving the last good
     weights; :class:`ConfigError` or :class:`~svmtrain.errors.SvmtrainError` for a config that
     does not fit the data or a run directory that cannot be used or is in use.
     """
+    if plot:
+        require_matplotlib()  # say so now, not after the training
     with _sigterm_as_interrupt():
         try:
-            return _fit(cfg, out, resume, data_dir, progress, splits)
+            result = _fit(cfg, out, resume, data_dir, progress, splits)
         except _SigTerm:
             raise Terminated(
                 "Stopped by SIGTERM before training started; there is nothing to resume."
             ) from None
+    if plot:
+        return dataclasses.replace(result, pictures=tuple(plot_run(result.run_dir)))
+    return result
 
 
 def _fit(
