@@ -104,6 +104,7 @@ def _fit(
     progress: bool,
     splits: Splits | None,
 ) -> FitResult:
+    """:func:`fit` without the SIGTERM handler and the pictures."""
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / runs.CONFIG).is_file():
@@ -221,6 +222,7 @@ def _save_weights(
     W: np.ndarray,
     diverged_in_epoch: int | None = None,
 ) -> None:
+    """run_dir/weights.npz: W (C, D) with the splits' transform, class names and ``cfg``."""
     weights = runs.Weights(
         W=W,
         mean=splits.mean,

@@ -98,6 +98,7 @@ def batch_indices(
 
 
 def _generator(state: dict) -> np.random.Generator:
+    """A Generator continuing from a saved ``bit_generator.state`` dict."""
     bit_generator = getattr(np.random, state["bit_generator"])()
     bit_generator.state = state
     return np.random.Generator(bit_generator)

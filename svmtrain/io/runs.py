@@ -122,6 +122,7 @@ def create_run_dir(run_dir: Path) -> None:
 
 
 def write_config(run_dir: Path, cfg: Config) -> None:
+    """run_dir/config.yaml: ``cfg`` resolved, which ``fit --config`` replays (atomically)."""
     save_config(cfg, run_dir / CONFIG)
 
 
