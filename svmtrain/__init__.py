@@ -17,7 +17,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 #     result = svmtrain.fit(cfg, out="runs/try")     # result.summary["test_acc"]
 #     report = svmtrain.evaluate("runs/try/weights.npz")
 #     splits = svmtrain.load_splits(cfg)             # X (N, 3073), y (N,) per split
-#     sweep = svmtrain.sweep_step(cfg, num_examples=500); print(sweep.text())
+#     sweep = svmtrain.run_sweep(cfg, num_examples=500); print(sweep.text())
 
 _API = {
     "load_config": "svmtrain.config",
@@ -27,7 +27,7 @@ _API = {
     "evaluate": "svmtrain.experiments.evaluate",
     "check_gradient": "svmtrain.core.gradients",
     "make_problem": "svmtrain.experiments.gradcheck",
-    "sweep_step": "svmtrain.experiments.sweep",
+    "run_sweep": "svmtrain.experiments.sweep",
 }
 __all__ = ["__version__", *_API]
 

@@ -14,7 +14,7 @@ from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.evaluate import evaluate
 from svmtrain.experiments.fit import fit
 from svmtrain.experiments.gradcheck import make_problem
-from svmtrain.experiments.sweep import sweep_step
+from svmtrain.experiments.sweep import run_sweep
 
 API = {
     "load_config": load_config,
@@ -24,7 +24,7 @@ API = {
     "evaluate": evaluate,
     "check_gradient": check_gradient,
     "make_problem": make_problem,
-    "sweep_step": sweep_step,
+    "run_sweep": run_sweep,
 }
 
 

@@ -150,8 +150,8 @@ def test_sweep_step_prints_what_the_library_gives_a_python_caller(data):
     args = ["--steps", "1e-7,1e-5", "--num-examples", 20, "-q"]
     text, as_json = run("sweep-step", *data, *args), run("sweep-step", *data, *args, "--json")
     assert text.exit_code == 0 and as_json.exit_code == 0, text.output
-    result = sweep.sweep_step(
-        load_config(overrides=_sets(data)), (1e-7, 1e-5), num_examples=20, progress=False
+    result = sweep.run_sweep(
+        load_config(overrides=_sets(data)), None, (1e-7, 1e-5), num_examples=20, progress=False
     )
     assert text.stdout == result.text() + "\n"
     assert json.loads(as_json.stdout) == result.to_dict()

@@ -25,8 +25,8 @@ from svmtrain.experiments.sweep import (
     numerical_cost_warning,
     parse_range,
     parse_steps,
+    run_sweep,
 )
-from svmtrain.experiments.sweep import sweep_step as sweep_step_run
 from svmtrain.io.plots import INSTALL_HINT
 from svmtrain.io.records import to_json, write_csv
 
@@ -110,8 +110,9 @@ def sweep_step(
         raise click.UsageError("--steps and --range both give the step sizes; use one of them.")
     check_plot_path(plot_path)
     cfg = load_config(config_path, config_overrides(overrides, data_dir))
-    result = sweep_step_run(
+    result = run_sweep(
         cfg,
+        None,
         steps or step_range,
         method=method,
         num_examples=num_examples,

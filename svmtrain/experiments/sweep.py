@@ -3,9 +3,9 @@
 Start from one W, take the gradient of the loss there, and evaluate the loss at
 ``W - step * dW`` for a range of step sizes: too small a step barely moves the loss, a good one
 lowers it most, and a larger one overshoots until the loss explodes. :func:`run_sweep` does the
-whole experiment on loaded splits, :func:`sweep_step` loads them first::
+whole experiment, loading the data unless given the splits::
 
-    result = sweep_step(load_config(), parse_range("-10:-1"), num_examples=500)
+    result = run_sweep(load_config(), num_examples=500)  # loads the data; steps 1e-10..1e-1
     print(result.text())  # what the command prints; result.to_dict() is its --json
 
 Nothing here prints or touches files (a progress bar aside); the text, the warning and the
@@ -316,8 +316,8 @@ class Sweep:
 
 def run_sweep(
     cfg: Config,
-    splits: Splits,
-    steps: tuple[float, ...],
+    splits: Splits | None = None,
+    steps: tuple[float, ...] | None = None,
     *,
     method: str = "analytic",
     num_examples: int | None = None,
@@ -326,10 +326,12 @@ def run_sweep(
     on_numerical_cost: Callable[[float, int, int], None] | None = None,
 ) -> Sweep:
     """The notes' experiment on the first ``num_examples`` training images of ``splits``
-    (None: all of them): W from :func:`initial_weights` (``seed``, default cfg.train.seed;
-    cfg.preprocess.dtype), the loss and its ``method`` gradient dW there (:func:`gradient`),
-    then the loss at W - step * dW for each of ``steps`` (K ascending floats > 0), with the
-    loss, reg, delta and reg_bias of cfg.model.
+    (None: CIFAR-10 loaded and preprocessed as ``cfg`` says, by
+    :func:`~svmtrain.experiments.common.load_splits`; ``num_examples`` None: all of them),
+    over ``steps`` (None: DEFAULT_RANGE): W from :func:`initial_weights` (``seed``, default
+    cfg.train.seed; cfg.preprocess.dtype), the loss and its ``method`` gradient dW there
+    (:func:`gradient`), then the loss at W - step * dW for each of ``steps`` (K ascending
+    floats > 0), with the loss, reg, delta and reg_bias of cfg.model.
 
     A numerical gradient shows a progress bar when ``progress``, and runs on one BLAS thread;
     ``on_numerical_cost(seconds per loss evaluation, weights, examples)`` is called before it
@@ -338,9 +340,12 @@ def run_sweep(
     Raises :class:`~svmtrain.errors.ProblemSizeError` when ``num_examples`` is below 1 or
     more than the training images, ValueError for an unknown ``method``.
     """
-    available = len(splits.y_train)
     if num_examples is not None and num_examples < 1:
         raise ProblemSizeError("num_examples", f"must be at least 1. Got {num_examples} instead.")
+    if splits is None:
+        splits = load_splits(cfg, progress=progress)
+    steps = parse_range(DEFAULT_RANGE) if steps is None else steps
+    available = len(splits.y_train)
     if num_examples is not None and num_examples > available:
         raise ProblemSizeError(
             "num_examples",
@@ -378,29 +383,3 @@ def run_sweep(
         "seed": seed,
     }
     return Sweep(np.asarray(steps), losses, original, settings)
-
-
-def sweep_step(
-    cfg: Config,
-    steps: tuple[float, ...] | None = None,
-    *,
-    method: str = "analytic",
-    num_examples: int | None = None,
-    seed: int | None = None,
-    progress: bool = True,
-    on_numerical_cost: Callable[[float, int, int], None] | None = None,
-) -> Sweep:
-    """``svmtrain sweep-step``: CIFAR-10 loaded and preprocessed as ``cfg`` says
-    (:func:`~svmtrain.experiments.common.load_splits`), then :func:`run_sweep` over ``steps``
-    (None: DEFAULT_RANGE) with the other arguments as there. Raises as both do."""
-    splits = load_splits(cfg, progress=progress)
-    return run_sweep(
-        cfg,
-        splits,
-        parse_range(DEFAULT_RANGE) if steps is None else steps,
-        method=method,
-        num_examples=num_examples,
-        seed=seed,
-        progress=progress,
-        on_numerical_cost=on_numerical_cost,
-    )
