@@ -269,6 +269,7 @@ def test_fit_and_evaluate_plot(data_args, tmp_path):
     result = _run("evaluate", "-w", out / runs.WEIGHTS, "--split", "val", "--plot", png, "-q")
     assert result.exit_code == 0, result.output
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert f"wrote {png}" in result.output
 
 
 def test_fit_plot_without_matplotlib_fails_before_training(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ from svmtrain.data.cifar10 import load_cifar10
 from svmtrain.data.preprocess import split_indices, transform
 from svmtrain.errors import WeightsError
 from svmtrain.io import runs
+from svmtrain.io.plots import plot_confusion, require_matplotlib
 from svmtrain.io.records import format_table
 
 SPLITS = ("test", "val")
@@ -25,19 +26,24 @@ def evaluate(
     *,
     data_dir: str | None = None,
     progress: bool = True,
+    plot_path: str | Path | None = None,
 ) -> dict:
     """Accuracy, per-class accuracy and confusion matrix of a weights.npz on ``split``
     ("test" or "val").
 
     The data source, the splits (validation images, ``data.num_test`` test images) and the
     dtype come from the config stored in the weights; the mean image and scale are the stored
-    ones, never recomputed. ``data_dir`` overrides where the cache is.
+    ones, never recomputed. ``data_dir`` overrides where the cache is. ``plot_path``: also draw
+    the confusion matrix there as a PNG (without matplotlib that fails first, before any work,
+    with :class:`~svmtrain.errors.PlotUnavailable`).
     Returns {"weights", "split", "num_examples", "warning"} and the keys of
     :func:`classification_metrics`; "warning" says what the weights are when their run diverged
     (see :meth:`~svmtrain.io.runs.Weights.divergence_note`), else None.
     Raises :class:`WeightsError` for a weights file that is missing, damaged or does not fit
     the data, :class:`~svmtrain.errors.DataError` when the data cannot be loaded.
     """
+    if plot_path is not None:
+        require_matplotlib()
     weights = runs.load_weights(weights_path)
     cfg = config_from_yaml(weights.config_yaml, f"the config stored in {weights_path}")
     d = cfg.data
@@ -56,12 +62,15 @@ def evaluate(
         x, y = dataset.x_test[: d.num_test], dataset.y_test[: d.num_test]
     X = transform(x, weights.mean, weights.scale, weights.W.dtype)
     y = np.asarray(y, dtype=np.intp)
+    metrics = classification_metrics(y, predict(weights.W, X), weights.class_names)
+    if plot_path is not None:
+        plot_confusion(np.array(metrics["confusion"]), weights.class_names, plot_path)
     return {
         "weights": str(weights_path),
         "split": split,
         "num_examples": len(y),
         "warning": weights.divergence_note(),
-        **classification_metrics(y, predict(weights.W, X), weights.class_names),
+        **metrics,
     }
 
 
