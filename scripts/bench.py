@@ -219,10 +219,10 @@ class Epochs:
         self.momentum, self.delta = self.cfg.optim.momentum, self.cfg.model.delta
         self.W0 = train.init_state(self.cfg, 10, X.shape[1]).W
         self.rng = np.random.default_rng(0)
-        self.stepper = train._Stepper(self.cfg, X, y, on_step=lambda: None)
+        self.stepper = train.Stepper(self.cfg, X, y, on_step=lambda: None)
 
     def batches(self) -> np.ndarray:
-        return train._batches(self.rng, len(self.y), self.batch, self.steps, "shuffle")
+        return train.batch_indices(self.rng, len(self.y), self.batch, self.steps, "shuffle")
 
     def svmtrain(self, batches: np.ndarray | None = None) -> np.ndarray:
         state = train.init_state(self.cfg, 10, self.X.shape[1])

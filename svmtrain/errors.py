@@ -49,6 +49,12 @@ class Interrupted(SvmtrainError):
     exit_code = 130
 
 
+class Terminated(Interrupted):
+    """SIGTERM stopped the run; as :class:`Interrupted`, with the exit code of a SIGTERM."""
+
+    exit_code = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
+
+
 class ArgumentError(SvmtrainError, ValueError):
     """A value passed to a library function cannot be used.
 

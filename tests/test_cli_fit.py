@@ -1,6 +1,8 @@
 """`svmtrain fit` and `svmtrain evaluate` through click's CliRunner, on a tiny cached archive."""
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -62,6 +64,7 @@ def test_fit_then_evaluate(archive, data_args, tmp_path):
     result = _run("evaluate", "--weights", out / runs.WEIGHTS, "--json", "-q")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
+    assert report["warning"] is None
     assert report["accuracy"] == summary["test_acc"]
     assert report["confusion"] == summary["confusion"]
     # An independent reference: the stored model applied by hand, in float64, to the test
@@ -126,12 +129,57 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monk
     assert json.loads((out / runs.SUMMARY).read_text())["epochs"] == 2
 
 
+def test_sigterm_exits_143_saying_what_was_kept(data_args, tmp_path, monkeypatch):
+    """Issue 14 #11: SIGTERM during fit printed nothing."""
+    real_step, calls = train.sgd_step, [0]
+
+    def sigterm_in_epoch_two(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 12:
+            os.kill(os.getpid(), signal.SIGTERM)
+        real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "sgd_step", sigterm_in_epoch_two)
+    out = tmp_path / "cut"
+    result = _fit(data_args, out)
+    assert result.exit_code == 143
+    assert "SIGTERM after epoch 1" in result.output
+    assert f"continue with: svmtrain fit --resume {out}" in result.output
+    assert (out / runs.CHECKPOINT).exists() and not (out / runs.WEIGHTS).exists()
+
+
+def test_fit_into_a_directory_of_the_users_files_touches_nothing(data_args, tmp_path):
+    """Issue 14 #4: their config.yaml and metrics.jsonl were replaced."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("# my notes\n")
+    (mine / "metrics.jsonl").write_text("my numbers\n")
+    result = _fit(data_args, mine)
+    assert result.exit_code == 1
+    assert "Choose a new or empty directory with --out" in result.output
+    assert sorted(p.name for p in mine.iterdir()) == ["config.yaml", "metrics.jsonl"]
+    assert (mine / "config.yaml").read_text() == "# my notes\n"
+
+
 def test_divergence_is_one_clear_error(data_args, tmp_path):
     result = _fit(data_args, tmp_path / "div", "--set", "optim.learning_rate=1e9")
     assert result.exit_code == 1
     assert "Training diverged" in result.output
     assert "Try a smaller learning rate" in result.output
     assert (tmp_path / "div" / runs.WEIGHTS).exists()
+    # Issue 14 #8: evaluate scores them, but says on stderr that they are untrained.
+    result = _run("evaluate", "--weights", tmp_path / "div" / runs.WEIGHTS, "--json", "-q")
+    assert result.exit_code == 0, result.output
+    assert "diverged in epoch 1" in result.stderr
+    assert "untrained initial weights" in result.stderr
+    report = json.loads(result.stdout)
+    assert "untrained initial weights" in report["warning"]
+    # plot does not suggest fit --out into the directory that fit refuses.
+    result = _run("plot", tmp_path / "div")
+    assert result.exit_code == 1
+    assert f"--out {tmp_path / 'div'}" not in result.output
+    assert "--out NEW_DIR" in result.output
+    assert _fit(data_args, tmp_path / "div").exit_code == 1  # as fit refuses that directory
 
 
 def _npz(path: Path, **arrays):
@@ -221,6 +269,7 @@ def test_fit_and_evaluate_plot(data_args, tmp_path):
     result = _run("evaluate", "-w", out / runs.WEIGHTS, "--split", "val", "--plot", png, "-q")
     assert result.exit_code == 0, result.output
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert f"wrote {png}" in result.output
 
 
 def test_fit_plot_without_matplotlib_fails_before_training(tmp_path, monkeypatch):

@@ -3,7 +3,6 @@ messages. Data come from a tiny archive served on 127.0.0.1, or from the real mi
 
 import contextlib
 import csv
-import importlib
 import json
 import os
 import re
@@ -21,8 +20,9 @@ from svmtrain.config import load_config
 from svmtrain.core.losses import svm_loss_naive
 from svmtrain.errors import PlotUnavailable
 from svmtrain.experiments import sweep
+from svmtrain.experiments.common import load_splits
+from svmtrain.experiments.fit import fit
 from svmtrain.experiments.sweep import gradient
-from svmtrain.experiments.train import fit, load_splits
 from svmtrain.io import plots
 
 
@@ -146,6 +146,17 @@ def test_sweep_step_json_on_the_first_examples(data):
     assert best == [document["best_step"]]
 
 
+def test_sweep_step_prints_what_the_library_gives_a_python_caller(data):
+    args = ["--steps", "1e-7,1e-5", "--num-examples", 20, "-q"]
+    text, as_json = run("sweep-step", *data, *args), run("sweep-step", *data, *args, "--json")
+    assert text.exit_code == 0 and as_json.exit_code == 0, text.output
+    result = sweep.run_sweep(
+        load_config(overrides=_sets(data)), None, (1e-7, 1e-5), num_examples=20, progress=False
+    )
+    assert text.stdout == result.text() + "\n"
+    assert json.loads(as_json.stdout) == result.to_dict()
+
+
 @pytest.mark.parametrize(
     ("steps", "verdict", "marks"),
     [
@@ -181,13 +192,12 @@ def test_sweep_step_fails_when_every_loss_overflows(data, tmp_path):
 def test_sweep_step_rejects_more_examples_than_the_training_split(data):
     result = run("sweep-step", *data, "--num-examples", 151, "-q")
     assert_clean_failure(
-        result, 2, "Invalid value for --num-examples", "the training split has 150 images"
+        result, 2, "Invalid value for '--num-examples'", "the training split has 150 images"
     )
 
 
 def test_sweep_step_numerical_warns_with_an_estimate(data, monkeypatch):
     """The real finite differences take seconds (61,460 loss evaluations); see the slow test."""
-    cli_sweep = importlib.import_module("svmtrain.cli.sweep_step")  # not the command
 
     def analytic_with_progress(model, X, y, W, method, progress):
         assert method == "numerical"
@@ -205,7 +215,7 @@ def test_sweep_step_numerical_warns_with_an_estimate(data, monkeypatch):
         "--gradient analytic" in result.stderr
     )
     assert result.stdout.startswith("original loss: ")
-    monkeypatch.setattr(cli_sweep, "_FEASIBLE_EXAMPLES", 10)
+    monkeypatch.setattr(sweep, "FEASIBLE_EXAMPLES", 10)
     result = run("sweep-step", *data, "--gradient", "numerical", "--num-examples", 30, "-q")
     assert "(-n): -n 10 would take about 17 min; --gradient analytic" in result.stderr
 

@@ -1,4 +1,4 @@
-"""The training loop's fast path (train._Stepper, _blas) against the plain one.
+"""The training loop's fast path (train.Stepper, _blas) against the plain one.
 
 The reference here is the textbook loop: fancy-index the batch, call the vectorised loss, then
 ``sgd_step``. The stepper gathers on a worker thread into reused buffers with one BLAS thread;
@@ -81,9 +81,9 @@ def test_stepper_matches_the_plain_loop(data, loss, extra):
     W, velocity = state.W.copy(), state.velocity.copy()
     rng = np.random.default_rng(2)
     steps = N // B
-    stepper = train._Stepper(cfg, X, y, on_step=lambda: None)
+    stepper = train.Stepper(cfg, X, y, on_step=lambda: None)
     for epoch, lr in enumerate([0.01, 0.005]):  # two epochs: the buffers are reused
-        batches = train._batches(rng, N, B, steps, cfg.train.sampling)
+        batches = train.batch_indices(rng, N, B, steps, cfg.train.sampling)
         losses, regs, initial = stepper.run(state, batches, lr)
         ref_losses, ref_regs = _reference(cfg, X, y, W, velocity, batches, lr)
         if epoch == 0:
@@ -110,8 +110,8 @@ def test_each_step_sees_exactly_its_batch(data, monkeypatch, steps):
         train.LOSSES, "svm", dataclasses.replace(train.LOSSES["svm"], vectorised=recording_loss)
     )
     cfg = _cfg("svm")
-    batches = train._batches(np.random.default_rng(3), N, B, steps, "shuffle")
-    train._Stepper(cfg, X, y, on_step=lambda: None).run(train.init_state(cfg, C, D), batches, 0.1)
+    batches = train.batch_indices(np.random.default_rng(3), N, B, steps, "shuffle")
+    train.Stepper(cfg, X, y, on_step=lambda: None).run(train.init_state(cfg, C, D), batches, 0.1)
     assert len(seen) == steps
     for (Xb, yb), idx in zip(seen, batches, strict=True):
         np.testing.assert_array_equal(Xb, X[idx])
@@ -136,9 +136,9 @@ def test_an_error_mid_epoch_leaves_no_worker_and_restores_blas(data, monkeypatch
     monkeypatch.setattr(train, "sgd_step", failing_step)
     before = _blas.blas_threads()
     cfg = _cfg("svm")
-    batches = train._batches(np.random.default_rng(4), N, B, N // B, "shuffle")
+    batches = train.batch_indices(np.random.default_rng(4), N, B, N // B, "shuffle")
     with pytest.raises(error):
-        train._Stepper(cfg, X, y, on_step=lambda: None).run(
+        train.Stepper(cfg, X, y, on_step=lambda: None).run(
             train.init_state(cfg, C, D), batches, 0.1
         )
     assert _gather_threads() == []

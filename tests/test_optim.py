@@ -5,9 +5,10 @@ import math
 import numpy as np
 import pytest
 
+from svmtrain.config import ScheduleConfig
 from svmtrain.core.optim import SCHEDULES, sgd_step
 
-PARAMS = {"step_epochs": 2, "gamma": 0.5, "min_lr": 0.1}
+PARAMS = ScheduleConfig(step_epochs=2, gamma=0.5, min_lr=0.1)
 
 
 @pytest.mark.parametrize(

@@ -268,6 +268,16 @@ def test_cli_plot_names_the_bad_file_and_the_fix(tmp_path, name, content, messag
     assert not list(run.glob("*.png"))  # every file is checked before anything is drawn
 
 
+def test_cli_plot_hint_names_a_directory_fit_accepts(tmp_path):
+    """Issue 14 #8: a broken run directory is not one fit would write into again."""
+    run = make_run(tmp_path / "run")
+    _corrupt(run, "metrics.jsonl", None)
+    result = CliRunner().invoke(main, ["plot", str(run)])
+    assert result.exit_code == 1
+    assert "svmtrain fit --config configs/default.yaml --out NEW_DIR" in result.output
+    assert f"--out {run}" not in result.output
+
+
 def test_cli_plot_missing_run_dir(tmp_path):
     result = CliRunner().invoke(main, ["plot", str(tmp_path / "nope")])
     assert result.exit_code == 1

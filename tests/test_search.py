@@ -16,7 +16,7 @@ import pytest
 from svmtrain.config import load_config
 from svmtrain.data.preprocess import PIXELS, prepare
 from svmtrain.errors import ConfigError, Interrupted, SvmtrainError
-from svmtrain.experiments import search, train
+from svmtrain.experiments import fit, search, train
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +247,7 @@ def test_best_yaml_loads_and_trains_in_fit(splits, tmp_path):
     assert cfg.optim.learning_rate == 1e-5
     assert cfg.train.epochs == 5  # the base config's length, not the trials' --epochs
     assert cfg == load_config(overrides=[*BASE, "optim.learning_rate=1e-5"])
-    result = train.fit(cfg, out=tmp_path / "run", splits=splits, progress=False)
+    result = fit.fit(cfg, out=tmp_path / "run", splits=splits, progress=False)
     assert result.summary["epochs"] == 5 and result.summary["val_acc"] > 0.5
 
 

@@ -2,14 +2,24 @@
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from svmtrain.config import load_config
 from svmtrain.data.preprocess import PIXELS, Splits
-from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
-from svmtrain.experiments import train
+from svmtrain.errors import (
+    ConfigError,
+    DivergenceError,
+    Interrupted,
+    SvmtrainError,
+    Terminated,
+)
+from svmtrain.experiments import checkpoints, fit, train
 from svmtrain.io import runs
 
 
@@ -43,7 +53,7 @@ def _cfg(*extra):
 
 
 def _fit(splits, tmp_path, name="run", *extra, **kw):
-    return train.fit(_cfg(*extra), out=tmp_path / name, splits=splits, progress=False, **kw)
+    return fit.fit(_cfg(*extra), out=tmp_path / name, splits=splits, progress=False, **kw)
 
 
 def _weights(run_dir):
@@ -130,7 +140,7 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(splits, tmp_path, monke
     assert not (tmp_path / "cut" / runs.WEIGHTS).exists()
     assert len(_metrics(tmp_path / "cut")) == 2
     monkeypatch.setattr(train, "sgd_step", real_step)
-    resumed = train.fit(resume=tmp_path / "cut", splits=splits, progress=False)
+    resumed = fit.fit(resume=tmp_path / "cut", splits=splits, progress=False)
     assert _weights(resumed.run_dir).tobytes() == _weights(whole.run_dir).tobytes()
     assert _metrics(resumed.run_dir) == _metrics(whole.run_dir)
     assert np.array_equal(
@@ -144,6 +154,19 @@ def test_divergence_stops_and_keeps_the_last_good_weights(splits, tmp_path):
     W = _weights(tmp_path / "div")
     assert np.all(np.isfinite(W))
     assert np.abs(W).max() < 0.01  # the initial weights: no epoch finished
+
+
+def test_diverged_weights_say_so_and_which_weights_they_are(splits, tmp_path):
+    """Issue 14 #8: the weights of a diverged run record it, so evaluate can say so."""
+    with pytest.raises(DivergenceError, match="keeps the untrained initial weights"):
+        _fit(splits, tmp_path, "div", "optim.learning_rate=1e6")
+    weights = runs.load_weights(tmp_path / "div" / runs.WEIGHTS)
+    assert weights.diverged_in_epoch == 1
+    np.testing.assert_array_equal(weights.W, train.init_state(_cfg(), 10, PIXELS + 1).W)
+    assert "diverged in epoch 1" in weights.divergence_note()
+    assert "untrained initial weights" in weights.divergence_note()
+    finished = _fit(splits, tmp_path, "fine").run_dir
+    assert runs.load_weights(finished / runs.WEIGHTS).divergence_note() is None
 
 
 def test_divergence_in_a_later_epoch_keeps_that_epochs_weights(splits, tmp_path, monkeypatch):
@@ -160,9 +183,12 @@ def test_divergence_in_a_later_epoch_keeps_that_epochs_weights(splits, tmp_path,
     )
     with pytest.raises(DivergenceError, match=r"epoch 2, step 15"):
         _fit(splits, tmp_path, "late")
-    checkpoint = train.load_checkpoint(tmp_path / "late", _cfg(), splits)
+    checkpoint = checkpoints.load_checkpoint(tmp_path / "late", _cfg(), splits)
     assert checkpoint.epoch == 1
     np.testing.assert_array_equal(_weights(tmp_path / "late"), checkpoint.W)
+    weights = runs.load_weights(tmp_path / "late" / runs.WEIGHTS)
+    assert weights.diverged_in_epoch == 2
+    assert "the weights after epoch 1, the last good one" in weights.divergence_note()
 
 
 def test_early_stopping_keeps_the_best_weights(splits, tmp_path):
@@ -198,7 +224,7 @@ def test_float64_training(splits, tmp_path):
             for name in ("X_train", "X_val", "X_test")
         },
     )
-    result = train.fit(
+    result = fit.fit(
         _cfg("preprocess.dtype=float64"), out=tmp_path / "f64", splits=as64, progress=False
     )
     assert _weights(result.run_dir).dtype == np.float64
@@ -233,19 +259,19 @@ def test_resume_refuses_an_edited_config(splits, tmp_path, monkeypatch):
     text = (run / runs.CONFIG).read_text()
     (run / runs.CONFIG).write_text(text.replace("batch_size: 100", "batch_size: 50"))
     with pytest.raises(SvmtrainError, match=r"config.yaml was changed after the run started"):
-        train.fit(resume=run, splits=splits, progress=False)
+        fit.fit(resume=run, splits=splits, progress=False)
 
 
 def test_resume_refuses_other_data(splits, tmp_path, monkeypatch):
     run = _interrupted(splits, tmp_path, monkeypatch)
     other = dataclasses.replace(splits, data_sha256="f" * 64)
     with pytest.raises(SvmtrainError, match=r"now come from f{64}"):
-        train.fit(resume=run, splits=other, progress=False)
+        fit.fit(resume=run, splits=other, progress=False)
 
 
 def test_resume_may_move_the_data_cache(splits, tmp_path, monkeypatch):
     run = _interrupted(splits, tmp_path, monkeypatch)
-    result = train.fit(resume=run, data_dir=tmp_path / "moved", splits=splits, progress=False)
+    result = fit.fit(resume=run, data_dir=tmp_path / "moved", splits=splits, progress=False)
     assert result.summary["epochs"] == 4
 
 
@@ -263,14 +289,14 @@ def test_resume_refuses_a_damaged_checkpoint(splits, tmp_path, monkeypatch, dama
     damage(arrays)
     runs.save_checkpoint(run / runs.CHECKPOINT, arrays, meta)
     with pytest.raises(SvmtrainError, match=r"checkpoint.npz is damaged: it " + message):
-        train.fit(resume=run, splits=splits, progress=False)
+        fit.fit(resume=run, splits=splits, progress=False)
 
 
 def test_resume_refuses_a_file_that_is_no_checkpoint(splits, tmp_path, monkeypatch):
     run = _interrupted(splits, tmp_path, monkeypatch)
     (run / runs.CHECKPOINT).write_text("garbage")
     with pytest.raises(SvmtrainError, match=r"is not a checkpoint \(not an .npz archive\)"):
-        train.fit(resume=run, splits=splits, progress=False)
+        fit.fit(resume=run, splits=splits, progress=False)
 
 
 def test_nothing_is_written_when_the_config_does_not_fit_the_data(splits, tmp_path):
@@ -281,7 +307,115 @@ def test_nothing_is_written_when_the_config_does_not_fit_the_data(splits, tmp_pa
 
 def test_summary_is_strict_json_when_a_class_is_missing(splits, tmp_path):
     few = dataclasses.replace(splits, X_test=splits.X_test[:3], y_test=np.array([0, 1, 2]))
-    result = train.fit(_cfg(), out=tmp_path / "few", splits=few, progress=False)
+    result = fit.fit(_cfg(), out=tmp_path / "few", splits=few, progress=False)
     text = (result.run_dir / runs.SUMMARY).read_text()
     assert "NaN" not in text
     assert json.loads(text)["per_class_acc"]["j"] is None
+
+
+# --- the run directory is one run's (issue 14 #3, #4) and SIGTERM (#11) -----------------------
+
+_HOLD_LOCK = """
+import sys
+from pathlib import Path
+from svmtrain.io import runs
+with runs.locked(Path(sys.argv[1])):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _listing(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_run_directory_in_use_is_refused_naming_the_other_pid(splits, tmp_path):
+    run = tmp_path / "busy"
+    run.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(run)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        before = _listing(run)
+        with pytest.raises(
+            SvmtrainError, match=rf"in use by another 'svmtrain fit' \(PID {holder.pid}\)"
+        ):
+            _fit(splits, tmp_path, "busy")
+        assert _listing(run) == before  # nothing written
+    finally:
+        holder.communicate("")
+    assert holder.returncode == 0
+    result = _fit(splits, tmp_path, "busy")  # the lock dies with its holder
+    assert result.summary["epochs"] == 4
+    assert (run / runs.LOCK).read_text() == f"{os.getpid()}\n"
+
+
+def test_a_second_fit_into_a_run_being_written_is_refused(splits, tmp_path, monkeypatch):
+    """The check is repeated under the lock: the second fit got past the first check while the
+    first was loading its data, and must not write into the run the first then started."""
+    real_train, messages = fit.train, []
+
+    def train_while_another_fit_starts(cfg, *args, **kwargs):
+        with pytest.raises(SvmtrainError) as err:
+            fit.fit(_cfg(), out=tmp_path / "twice", splits=splits, progress=False)
+        messages.append(str(err.value))
+        return real_train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(fit, "train", train_while_another_fit_starts)
+    result = _fit(splits, tmp_path, "twice")
+    assert "in use by another 'svmtrain fit'" in messages[0]
+    assert str(os.getpid()) in messages[0]
+    assert result.summary["epochs"] == 4
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"notes.txt": "mine"},
+        {"config.yaml": "my: own\n", "metrics.jsonl": "{}\n"},
+        {"config.yaml": "train:\n  epochs: 7\n"},  # a valid config, but not this run's
+        {"config.yaml": "{not yaml"},
+    ],
+)
+def test_a_non_empty_directory_that_is_no_run_of_this_config_is_refused(splits, tmp_path, files):
+    run = tmp_path / "mine"
+    run.mkdir()
+    for name, text in files.items():
+        (run / name).write_text(text)
+    with pytest.raises(SvmtrainError, match="Choose a new or empty directory with --out"):
+        _fit(splits, tmp_path, "mine")
+    assert _listing(run) == {name: text.encode() for name, text in sorted(files.items())}
+
+
+def test_an_empty_directory_or_the_start_of_the_same_run_is_taken(splits, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert _fit(splits, tmp_path, "empty").summary["epochs"] == 4
+    started = tmp_path / "started"  # a run killed before its first epoch ended
+    started.mkdir()
+    runs.write_config(started, _cfg())
+    whole = _fit(splits, tmp_path, "started")
+    np.testing.assert_array_equal(_weights(whole.run_dir), _weights(tmp_path / "empty"))
+
+
+def test_sigterm_saves_a_checkpoint_like_ctrl_c_and_resume_finishes(splits, tmp_path, monkeypatch):
+    whole = _fit(splits, tmp_path, "whole")
+    real_step, calls = train.sgd_step, [0]
+
+    def sigterm_in_epoch_three(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 30:
+            os.kill(os.getpid(), signal.SIGTERM)
+        real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train, "sgd_step", sigterm_in_epoch_three)
+    with pytest.raises(Terminated, match=r"SIGTERM after epoch 2.*svmtrain fit --resume") as err:
+        _fit(splits, tmp_path, "cut")
+    assert err.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is restored
+    monkeypatch.setattr(train, "sgd_step", real_step)
+    resumed = fit.fit(resume=tmp_path / "cut", splits=splits, progress=False)
+    np.testing.assert_array_equal(_weights(resumed.run_dir), _weights(whole.run_dir))

@@ -27,7 +27,11 @@ class _UserError(click.ClickException):
 
 
 class _Group(click.Group):
-    """Turns library errors and Ctrl-C into a message and an exit code, never a traceback."""
+    """Turns library errors and Ctrl-C into a message and an exit code, never a traceback.
+
+    A :class:`ProblemSizeError` is a usage error (exit 2) of the option named like its
+    argument (num_examples: --num-examples).
+    """
 
     def invoke(self, ctx: click.Context):
         try:

@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 
 from svmtrain.io.plots import require_matplotlib
-from svmtrain.io.records import format_table
+from svmtrain.io.records import duration, format_table
 
-__all__ = ["format_table"]  # the commands' tables; defined beside to_json for the library's reports
+__all__ = ["duration", "format_table"]  # the commands' tables, defined for the library's reports
 
 
 def progress_enabled(quiet: bool) -> bool:
@@ -93,14 +93,6 @@ def check_plot_path(plot_path: str | None) -> None:
 
 def config_overrides(overrides: tuple[str, ...], data_dir: str | None) -> list[str]:
     return [*overrides, *data_dir_override(data_dir)]
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import click
-import numpy as np
 
-from svmtrain.cli._common import (
-    data_dir_option,
-    format_table,
-    progress_enabled,
-    quiet_option,
-)
-from svmtrain.experiments.evaluate import SPLITS, evaluate
-from svmtrain.io.plots import plot_confusion, require_matplotlib
+from svmtrain.cli._common import data_dir_option, progress_enabled, quiet_option
+from svmtrain.experiments.evaluate import SPLITS, evaluate, evaluation_text
 from svmtrain.io.records import to_json
 
 
@@ -41,27 +34,15 @@ def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, quiet):
     The data are preprocessed with the mean image and scale stored in the weights file;
     --split test (the default) scores the whole test batch.
     """
-    if plot_path:
-        require_matplotlib()
-    result = evaluate(weights_path, split, data_dir=data_dir, progress=progress_enabled(quiet))
-    if plot_path:
-        path = plot_confusion(np.array(result["confusion"]), result["class_names"], plot_path)
-        click.echo(f"wrote {path}", err=as_json)
-    if as_json:
-        click.echo(to_json(result))
-        return
-    names = result["class_names"]
-    click.echo(f"{split} accuracy: {result['accuracy']:.4f} ({result['num_examples']} images)\n")
-    click.echo(
-        format_table(
-            ["class", "accuracy"],
-            [(n, f"{a:.4f}") for n, a in result["per_class_acc"].items()],
-        )
+    result = evaluate(
+        weights_path,
+        split,
+        data_dir=data_dir,
+        progress=progress_enabled(quiet),
+        plot_path=plot_path,
     )
-    click.echo("\nconfusion matrix (rows: true class, columns: predicted)\n")
-    short = [n[:5] for n in names]
-    click.echo(
-        format_table(
-            ["", *short], [(s, *row) for s, row in zip(short, result["confusion"], strict=True)]
-        )
-    )
+    if result["warning"]:
+        click.echo(f"Warning: {result['warning']}", err=True)
+    if plot_path:
+        click.echo(f"wrote {plot_path}", err=as_json)
+    click.echo(to_json(result) if as_json else evaluation_text(result))

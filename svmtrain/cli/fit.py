@@ -12,8 +12,7 @@ from svmtrain.cli._common import (
     set_option,
 )
 from svmtrain.config import load_config
-from svmtrain.experiments.train import fit as fit_run
-from svmtrain.io.plots import plot_run, require_matplotlib
+from svmtrain.experiments.fit import fit as fit_run
 
 
 @click.command()
@@ -40,8 +39,9 @@ def fit(config_path, overrides, out, resume, data_dir, quiet, plot):
     """Train a linear classifier on CIFAR-10 with mini-batch SGD.
 
     Downloads and caches the data on first use, then writes a run directory with
-    config.yaml, metrics.jsonl, weights.npz, summary.json and a checkpoint. Ctrl-C saves
-    the checkpoint; --resume continues it bit-identically.
+    config.yaml, metrics.jsonl, weights.npz, summary.json and a checkpoint. --out must be
+    new or empty; the directory is locked while the run writes it. Ctrl-C (exit 130) or
+    SIGTERM (exit 143) saves the checkpoint; --resume continues it bit-identically.
 
     \b
     Examples:
@@ -53,17 +53,10 @@ def fit(config_path, overrides, out, resume, data_dir, quiet, plot):
         raise click.UsageError(
             "--resume takes the run's own config.yaml; drop --config/--set/--out."
         )
-    if plot:
-        require_matplotlib()  # say so now, not after the training
     cfg = None if resume else load_config(config_path, overrides)
-    progress = progress_enabled(quiet)
-    result = fit_run(cfg, out=out, resume=resume, data_dir=data_dir, progress=progress)
-    s = result.summary
-    click.echo(
-        f"test accuracy {s['test_acc']:.4f}  val accuracy {s['val_acc']:.4f}  "
-        f"({s['epochs']} epochs, {s['steps']} steps, {s['wall_seconds']:.1f} s training)  "
-        f"-> {result.run_dir}"
+    result = fit_run(
+        cfg, out=out, resume=resume, data_dir=data_dir, progress=progress_enabled(quiet), plot=plot
     )
-    if plot:
-        for path in plot_run(result.run_dir):
-            click.echo(f"wrote {path}")
+    click.echo(result.text())
+    for path in result.pictures:
+        click.echo(f"wrote {path}")

@@ -21,7 +21,7 @@ from svmtrain.cli._common import (
 from svmtrain.config import load_config
 from svmtrain.errors import DivergenceError
 from svmtrain.experiments import search as searching
-from svmtrain.experiments.train import load_splits
+from svmtrain.experiments.common import load_splits
 from svmtrain.io.plots import INSTALL_HINT
 from svmtrain.io.records import to_json
 

@@ -9,35 +9,45 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
+
+class ScheduleParams(Protocol):
+    """What a schedule reads (``svmtrain.config.ScheduleConfig`` has these attributes)."""
+
+    step_epochs: int
+    gamma: float
+    min_lr: float
+
+
 # A schedule maps (base_lr, epoch (0-based), total_epochs, params) to the epoch's learning rate.
-Schedule = Callable[[float, int, int, dict], float]
+Schedule = Callable[[float, int, int, ScheduleParams], float]
 
 
-def constant(base_lr: float, epoch: int, total_epochs: int, params: dict) -> float:
+def constant(base_lr: float, epoch: int, total_epochs: int, params: ScheduleParams) -> float:
     """``base_lr`` at every epoch."""
     return base_lr
 
 
-def step(base_lr: float, epoch: int, total_epochs: int, params: dict) -> float:
+def step(base_lr: float, epoch: int, total_epochs: int, params: ScheduleParams) -> float:
     """Multiply by ``gamma`` every ``step_epochs`` epochs (the notes' "step decay")."""
-    return base_lr * params["gamma"] ** (epoch // params["step_epochs"])
+    return base_lr * params.gamma ** (epoch // params.step_epochs)
 
 
-def exponential(base_lr: float, epoch: int, total_epochs: int, params: dict) -> float:
+def exponential(base_lr: float, epoch: int, total_epochs: int, params: ScheduleParams) -> float:
     """Multiply by ``gamma`` every epoch."""
-    return base_lr * params["gamma"] ** epoch
+    return base_lr * params.gamma**epoch
 
 
-def cosine(base_lr: float, epoch: int, total_epochs: int, params: dict) -> float:
+def cosine(base_lr: float, epoch: int, total_epochs: int, params: ScheduleParams) -> float:
     """Half a cosine from ``base_lr`` at the first epoch towards ``min_lr`` after the last.
 
     The curve reaches ``min_lr`` at epoch ``total_epochs``, one past the last that trains (as
     PyTorch's CosineAnnealingLR with T_max = epochs), so no epoch is spent at ``min_lr`` = 0.
     """
-    min_lr = params["min_lr"]
+    min_lr = params.min_lr
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * epoch / total_epochs))
 
 

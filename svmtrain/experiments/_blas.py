@@ -1,12 +1,10 @@
 """The number of threads of numpy's BLAS, limited around a block of code (OpenBLAS only).
 
-Why the training loop wants one thread: its products are skinny, (256, 3073) @ (3073, 10) and
-back, about 400 calls a second. OpenBLAS splits each call across its threads and waits for
-all of them before returning, so when another process holds one of the two cores every call
-waits for a time slice: on a busy 2-core machine an epoch took 1.5 to 3 s with 2 threads
-against 0.25 to 0.35 s with one (docs/benchmarks.md). With one BLAS thread the other core is
-free to gather the next batch, which is about as fast on an idle machine and degrades
-gracefully on a busy one.
+The training loop wants one thread: its products are skinny, (batch, 3073) @ (3073, C) and
+back, hundreds of calls a second, and OpenBLAS splits each call across its threads and waits
+for all of them, so when another process holds a core every call waits for a time slice. One
+BLAS thread also leaves the second core to the worker that gathers the next batch. The
+measurements are in docs/benchmarks.md ("What changed, before and after").
 
 numpy has no API for this, and threadpoolctl is not a dependency, so OpenBLAS's own C
 functions are called through ctypes. They are looked up in numpy's already-loaded extension

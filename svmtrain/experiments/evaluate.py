@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from svmtrain.data.cifar10 import load_cifar10
 from svmtrain.data.preprocess import split_indices, transform
 from svmtrain.errors import WeightsError
 from svmtrain.io import runs
+from svmtrain.io.plots import plot_confusion, require_matplotlib
+from svmtrain.io.records import format_table
 
 SPLITS = ("test", "val")
 
@@ -23,13 +26,24 @@ def evaluate(
     *,
     data_dir: str | None = None,
     progress: bool = True,
+    plot_path: str | Path | None = None,
 ) -> dict:
-    """Accuracy, per-class accuracy and confusion matrix of a weights.npz on ``split``.
+    """Accuracy, per-class accuracy and confusion matrix of a weights.npz on ``split``
+    ("test" or "val").
 
     The data source, the splits (validation images, ``data.num_test`` test images) and the
     dtype come from the config stored in the weights; the mean image and scale are the stored
-    ones, never recomputed.
+    ones, never recomputed. ``data_dir`` overrides where the cache is. ``plot_path``: also draw
+    the confusion matrix there as a PNG (without matplotlib that fails first, before any work,
+    with :class:`~svmtrain.errors.PlotUnavailable`).
+    Returns {"weights", "split", "num_examples", "warning"} and the keys of
+    :func:`classification_metrics`; "warning" says what the weights are when their run diverged
+    (see :meth:`~svmtrain.io.runs.Weights.divergence_note`), else None.
+    Raises :class:`WeightsError` for a weights file that is missing, damaged or does not fit
+    the data, :class:`~svmtrain.errors.DataError` when the data cannot be loaded.
     """
+    if plot_path is not None:
+        require_matplotlib()
     weights = runs.load_weights(weights_path)
     cfg = config_from_yaml(weights.config_yaml, f"the config stored in {weights_path}")
     d = cfg.data
@@ -47,15 +61,54 @@ def evaluate(
     else:  # the test images the run itself was scored on
         x, y = dataset.x_test[: d.num_test], dataset.y_test[: d.num_test]
     X = transform(x, weights.mean, weights.scale, weights.W.dtype)
-    pred = predict(weights.W, X)
     y = np.asarray(y, dtype=np.intp)
-    confusion = confusion_matrix(y, pred, len(weights.class_names))
+    metrics = classification_metrics(y, predict(weights.W, X), weights.class_names)
+    if plot_path is not None:
+        plot_confusion(np.array(metrics["confusion"]), weights.class_names, plot_path)
     return {
         "weights": str(weights_path),
         "split": split,
         "num_examples": len(y),
-        "accuracy": accuracy(y, pred),
-        "per_class_acc": per_class_report(confusion, weights.class_names),
-        "confusion": confusion.tolist(),
-        "class_names": list(weights.class_names),
+        "warning": weights.divergence_note(),
+        **metrics,
     }
+
+
+def classification_metrics(y: np.ndarray, pred: np.ndarray, class_names: Sequence[str]) -> dict:
+    """How well ``pred`` (N,) matches the labels ``y`` (N,), both ints in [0, C):
+
+    {"accuracy": float, "per_class_acc": {name: float or None}, "confusion": C x C list of
+    counts (rows: true class, columns: predicted), "class_names": the C names}, all JSON-able.
+    """
+    confusion = confusion_matrix(y, pred, len(class_names))
+    return {
+        "accuracy": accuracy(y, pred),
+        "per_class_acc": per_class_report(confusion, class_names),
+        "confusion": confusion.tolist(),
+        "class_names": list(class_names),
+    }
+
+
+def evaluation_text(result: dict) -> str:
+    """The report ``svmtrain evaluate`` prints for a result of :func:`evaluate`: the accuracy,
+    a table of per-class accuracy, and the confusion matrix (class names cut to 5 letters)."""
+    names = result["class_names"]
+    per_class = format_table(
+        ["class", "accuracy"], [(n, f"{a:.4f}") for n, a in result["per_class_acc"].items()]
+    )
+    short = [n[:5] for n in names]
+    confusion = format_table(
+        ["", *short], [(s, *row) for s, row in zip(short, result["confusion"], strict=True)]
+    )
+    return "\n".join(
+        [
+            f"{result['split']} accuracy: {result['accuracy']:.4f} "
+            f"({result['num_examples']} images)",
+            "",
+            per_class,
+            "",
+            "confusion matrix (rows: true class, columns: predicted)",
+            "",
+            confusion,
+        ]
+    )

@@ -1,7 +1,8 @@
 """``svmtrain gradcheck`` as a library call: the problem, the check, the report.
 
 :func:`make_problem` builds the problem a check runs on from a config: the data (CIFAR-10,
-loaded and preprocessed as the config says, or synthetic pixels from :func:`synthetic_data`),
+loaded and preprocessed as the config says by
+:func:`svmtrain.experiments.common.load_splits`, or synthetic pixels from :func:`synthetic_data`),
 the point W and the weights to check. :func:`run_gradcheck` builds it, runs
 :func:`svmtrain.core.gradcheck.check_gradient` on it and returns a :class:`GradcheckRun`, whose
 :meth:`~GradcheckRun.to_dict` and :meth:`~GradcheckRun.report` are exactly what
@@ -29,7 +30,7 @@ from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.data.cifar10 import NUM_CLASSES
 from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import ArgumentError, ProblemSizeError, StepTooSmall, require_count
-from svmtrain.experiments.train import load_splits
+from svmtrain.experiments.common import load_splits, random_streams
 from svmtrain.io.records import format_table
 
 SYNTHETIC_PIXEL_STD = 64.0  # about the spread of CIFAR-10 pixels once the mean image is subtracted
@@ -89,9 +90,7 @@ def make_problem(
     """
     require_count("num_examples", num_examples)
     require_count("checks", checks)
-    data_rng, weight_rng, coord_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
-    )
+    data_rng, weight_rng, coord_rng = random_streams(seed, 3)
     if synthetic:
         if num_examples > MAX_SYNTHETIC_EXAMPLES:
             raise ProblemSizeError(

@@ -3,14 +3,14 @@
 Start from one W, take the gradient of the loss there, and evaluate the loss at
 ``W - step * dW`` for a range of step sizes: too small a step barely moves the loss, a good one
 lowers it most, and a larger one overshoots until the loss explodes. :func:`run_sweep` does the
-whole experiment on loaded splits::
+whole experiment, loading the data unless given the splits::
 
-    cfg = load_config()
-    result = run_sweep(cfg, load_splits(cfg), parse_range("-10:-1"), num_examples=500)
-    print(result.steps[result.best])
+    result = run_sweep(load_config(), num_examples=500)  # loads the data; steps 1e-10..1e-1
+    print(result.text())  # what the command prints; result.to_dict() is its --json
 
-Nothing here prints or touches files (a progress bar aside); ``svmtrain sweep-step``
-(svmtrain/cli/sweep_step.py) does that.
+Nothing here prints or touches files (a progress bar aside); the text, the warning and the
+JSON document ``svmtrain sweep-step`` prints come from here (:meth:`Sweep.text`,
+:func:`numerical_cost_warning`, :meth:`Sweep.to_dict`), so a Python caller gets the same.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -30,7 +30,12 @@ from svmtrain.core.losses import LOSSES
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ProblemSizeError, require_count
 from svmtrain.experiments._blas import limited_threads
+from svmtrain.experiments.common import load_splits
+from svmtrain.io.records import duration, format_table
 
+DEFAULT_RANGE = "-10:-1"  # the step sizes swept when none are given
+FEASIBLE_EXAMPLES = 500  # the -n the cost warning suggests: minutes, not hours, on CIFAR-10
+OVERFLOW = "Every step made the loss overflow; try smaller steps, e.g. --range -14:-8."
 INIT_SCALE = 0.001  # the notes' starting point: W = rand(10, 3073) * 0.001
 GRADIENTS = ("analytic", "numerical")
 MAX_STEPS = 100  # more step sizes than this is a typo, not an experiment
@@ -119,6 +124,27 @@ def numerical_evaluations(num_weights: int) -> int:
     return 2 * num_weights
 
 
+def numerical_cost_warning(seconds: float, num_weights: int, num_examples: int) -> str:
+    """The warning before a numerical gradient: how many loss evaluations over ``num_weights``
+    weights on ``num_examples`` images, and how long at ``seconds`` each (the arguments
+    ``run_sweep`` passes to ``on_numerical_cost``); with fewer images suggested when
+    there are more than FEASIBLE_EXAMPLES."""
+    evaluations = numerical_evaluations(num_weights)
+    total = evaluations * seconds
+    fewer = (
+        f"-n {FEASIBLE_EXAMPLES} would take about "
+        f"{duration(total * FEASIBLE_EXAMPLES / num_examples)}; "
+        if num_examples > FEASIBLE_EXAMPLES
+        else ""
+    )
+    return (
+        f"Warning: the numerical gradient takes {evaluations:,} loss evaluations (2 per weight) "
+        f"on {num_examples:,} images: about {duration(total)} at {seconds * 1000:.3g} ms each. "
+        f"The time is proportional to the images (-n): {fewer}"
+        "--gradient analytic takes one evaluation."
+    )
+
+
 def seconds_per_evaluation(
     model: ModelConfig, X: np.ndarray, y: np.ndarray, W: np.ndarray, budget: float = 0.5
 ) -> float:
@@ -149,8 +175,10 @@ def gradient(
 ) -> tuple[float, np.ndarray]:
     """The loss at W and its gradient, "analytic" (``LOSSES[model.loss]``) or "numerical".
 
-    Numerical is the notes' way: centred finite differences with h = NUMERICAL_H at every
-    weight, ``progress(1)`` after each. They run in float64 (X and W cast once) because in
+    Numerical: finite differences with the notes' h = NUMERICAL_H at every weight, centred
+    ((L(w + h) - L(w - h)) / 2h, 2 evaluations a weight) where the notes' code takes forward
+    differences ((L(w + h) - L(w)) / h, 1 evaluation), for an error of order h^2 instead of h;
+    ``progress(1)`` after each weight. They run in float64 (X and W cast once) because in
     float32 a change of h moves a loss of ~10 by about as much as its rounding error, which
     would make the estimate mostly noise. W: (C, D); X: (N, D); y: (N,).
     Returns (the loss at W, computed in W's dtype; dW (C, D) of W's dtype).
@@ -180,11 +208,14 @@ def losses_along(
 
 @dataclass(frozen=True)
 class Sweep:
-    """The outcome of one sweep: K step sizes and the loss after each step."""
+    """The outcome of one sweep: K step sizes and the loss after each step, and the settings
+    it ran with (loss, reg, delta, reg_bias, dtype, gradient, num_examples, seed), as
+    :func:`run_sweep` fills them in."""
 
     steps: np.ndarray  # (K,) float64, ascending
     losses: np.ndarray  # (K,) float64, the loss at W - step * dW
     original_loss: float  # the loss at W
+    settings: dict = field(default_factory=dict)
 
     @property
     def change(self) -> np.ndarray:
@@ -226,11 +257,69 @@ class Sweep:
             )
         ]
 
+    @property
+    def overflowed(self) -> bool:
+        """Every step made the loss overflow (inf or NaN): the sweep found nothing."""
+        return not np.isfinite(self.losses).any()
+
+    def to_dict(self) -> dict:
+        """The JSON document of ``sweep-step --json``: the settings, the original loss, the best
+        step (None if no step helped) and :meth:`records` as "steps"."""
+        records = self.records()
+        return {
+            **self.settings,
+            "original_loss": self.original_loss,
+            "best_step": None if self.best is None else records[self.best]["step"],
+            "steps": records,
+        }
+
+    def text(self) -> str:
+        """The notes' printout, then a table marking the best step and the steps that made the
+        loss worse, then a one-line verdict (none when every loss overflowed: see OVERFLOW)."""
+        lines = [f"original loss: {self.original_loss:f}"]
+        lines += [
+            f"for step size {step:.1e} new loss: {loss:f}"
+            for step, loss in zip(self.steps, self.losses, strict=True)
+        ]
+        best = self.best
+        rows = []
+        for k, r in enumerate(self.records()):
+            marks = (["best"] if k == best else []) + (["worse"] if r["worse"] else [])
+            rows.append(
+                (f"{r['step']:.1e}", f"{r['loss']:.6g}", f"{r['change']:+.4g}", ", ".join(marks))
+            )
+        table = format_table(["step size", "new loss", "change", ""], rows)
+        if self.overflowed:
+            return "\n".join([*lines, "", table])
+        return "\n".join([*lines, "", table, "", self._verdict()])
+
+    def _verdict(self) -> str:
+        worse = int(self.worse.sum())
+        best = self.best
+        if best is not None:
+            return (
+                f"Best step {self.steps[best]:.1e}: loss {self.losses[best]:.6g} "
+                f"({self.change[best] / self.original_loss:+.1%}); {worse} of "
+                f"{len(self.steps)} steps made the loss worse."
+            )
+        causes = []
+        if self.unchanged.any():
+            causes.append(
+                f"{int(self.unchanged.sum())} left it unchanged (too small: try larger steps, "
+                f"e.g. --range {DEFAULT_RANGE})"
+            )
+        if worse:
+            causes.append(
+                f"{worse} made it worse (too large: try smaller ones, e.g. --range -14:-8; or "
+                "the gradient is wrong: svmtrain gradcheck)"
+            )
+        return f"No step lowered the loss: {'; '.join(causes)}."
+
 
 def run_sweep(
     cfg: Config,
-    splits: Splits,
-    steps: tuple[float, ...],
+    splits: Splits | None = None,
+    steps: tuple[float, ...] | None = None,
     *,
     method: str = "analytic",
     num_examples: int | None = None,
@@ -239,10 +328,12 @@ def run_sweep(
     on_numerical_cost: Callable[[float, int, int], None] | None = None,
 ) -> Sweep:
     """The notes' experiment on the first ``num_examples`` training images of ``splits``
-    (None: all of them): W from :func:`initial_weights` (``seed``, default cfg.train.seed;
-    cfg.preprocess.dtype), the loss and its ``method`` gradient dW there (:func:`gradient`),
-    then the loss at W - step * dW for each of ``steps`` (K ascending floats > 0), with the
-    loss, reg, delta and reg_bias of cfg.model.
+    (None: CIFAR-10 loaded and preprocessed as ``cfg`` says, by
+    :func:`~svmtrain.experiments.common.load_splits`; ``num_examples`` None: all of them),
+    over ``steps`` (None: DEFAULT_RANGE): W from :func:`initial_weights` (``seed``, default
+    cfg.train.seed; cfg.preprocess.dtype), the loss and its ``method`` gradient dW there
+    (:func:`gradient`), then the loss at W - step * dW for each of ``steps`` (K ascending
+    floats > 0), with the loss, reg, delta and reg_bias of cfg.model.
 
     A numerical gradient shows a progress bar when ``progress``, and runs on one BLAS thread;
     ``on_numerical_cost(seconds per loss evaluation, weights, examples)`` is called before it
@@ -251,8 +342,11 @@ def run_sweep(
     Raises :class:`~svmtrain.errors.ProblemSizeError` when ``num_examples`` is below 1 or
     more than the training images, ValueError for an unknown ``method``.
     """
-    available = len(splits.y_train)
     require_count("num_examples", num_examples)
+    if splits is None:
+        splits = load_splits(cfg, progress=progress)
+    steps = parse_range(DEFAULT_RANGE) if steps is None else steps
+    available = len(splits.y_train)
     if num_examples is not None and num_examples > available:
         raise ProblemSizeError(
             "num_examples",
@@ -278,4 +372,15 @@ def run_sweep(
         ) as bar:
             original, dW = gradient(cfg.model, X, y, W, method, progress=bar.update)
     losses = losses_along(loss_function(cfg.model, X, y), W, dW, steps)
-    return Sweep(np.asarray(steps), losses, original)
+    m = cfg.model
+    settings = {
+        "loss": m.loss,
+        "reg": m.reg,
+        "delta": m.delta,
+        "reg_bias": m.reg_bias,
+        "dtype": cfg.preprocess.dtype,
+        "gradient": method,
+        "num_examples": n,
+        "seed": seed,
+    }
+    return Sweep(np.asarray(steps), losses, original, settings)

@@ -1,39 +1,33 @@
-"""Mini-batch SGD for a linear classifier, and ``fit``: data, training and run directory.
+"""Mini-batch SGD for a linear classifier: the loop, its fast stepper, and the run's length.
 
-:func:`train` is the loop: it touches no files and calls ``on_epoch`` after every epoch so
-the caller can checkpoint. :func:`fit` wires data, preprocessing, the loop and the run
-directory together, and is what ``svmtrain fit`` calls.
+:func:`train` is the loop: it touches no files and calls ``on_epoch`` after every epoch so the
+caller can checkpoint (:mod:`svmtrain.experiments.fit` does, for ``svmtrain fit``).
 
 Reproducibility: every random draw comes from generators seeded by ``train.seed`` through
-one :class:`numpy.random.SeedSequence` (separate streams for the initial W, the batch order and
-the fixed train-accuracy sample). The batch-order generator's state is saved with each
-checkpoint, so a resumed run draws exactly the batches the uninterrupted run would have.
+:func:`~svmtrain.experiments.common.random_streams` (separate streams for the initial W, the
+batch order and the fixed train-accuracy sample). The batch-order generator's state is part of
+:class:`TrainState`, so a resumed run draws exactly the batches the uninterrupted run would have.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from svmtrain import __version__
-from svmtrain.config import Config, config_to_yaml, load_config
+from svmtrain.config import Config
 from svmtrain.core.losses import LOSSES, predict, reg_loss
-from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_report
+from svmtrain.core.metrics import accuracy
 from svmtrain.core.optim import SCHEDULES, sgd_step
-from svmtrain.data.cifar10 import load_cifar10
-from svmtrain.data.preprocess import Splits, prepare
-from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
+from svmtrain.data.preprocess import Splits
+from svmtrain.errors import ConfigError, DivergenceError
 from svmtrain.experiments._blas import limited_threads
-from svmtrain.io import runs
+from svmtrain.experiments.common import random_streams
 
 
 @dataclass
@@ -80,9 +74,9 @@ def plan(cfg: Config, n_train: int) -> Plan:
     return Plan(per_epoch, cfg.train.epochs, cfg.train.epochs * per_epoch)
 
 
-def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+def _streams(seed: int) -> tuple[np.random.Generator, ...]:
     """Independent generators for (initial W, batch order, train-accuracy sample)."""
-    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    return random_streams(seed, 3)
 
 
 def init_state(cfg: Config, num_classes: int, num_features: int) -> TrainState:
@@ -93,14 +87,18 @@ def init_state(cfg: Config, num_classes: int, num_features: int) -> TrainState:
     return TrainState(W=W, velocity=np.zeros_like(W), sampler=sampler.bit_generator.state)
 
 
-def _batches(rng: np.random.Generator, n: int, batch: int, steps: int, sampling: str) -> np.ndarray:
-    """(steps, batch) row indices: without replacement from one permutation, or with it."""
+def batch_indices(
+    rng: np.random.Generator, n: int, batch: int, steps: int, sampling: str
+) -> np.ndarray:
+    """(steps, batch) row indices into n rows, drawn with ``rng``: ``sampling`` "shuffle" takes
+    them without replacement from one permutation (steps * batch <= n), "replacement" with it."""
     if sampling == "replacement":
         return rng.integers(0, n, size=(steps, batch))
     return rng.permutation(n)[: steps * batch].reshape(steps, batch)
 
 
 def _generator(state: dict) -> np.random.Generator:
+    """A Generator continuing from a saved ``bit_generator.state`` dict."""
     bit_generator = getattr(np.random, state["bit_generator"])()
     bit_generator.state = state
     return np.random.Generator(bit_generator)
@@ -124,11 +122,6 @@ def train(
     p = plan(cfg, n)
     o, t = cfg.optim, cfg.train
     schedule = SCHEDULES[cfg.schedule.name]
-    schedule_params = {
-        "step_epochs": cfg.schedule.step_epochs,
-        "gamma": cfg.schedule.gamma,
-        "min_lr": cfg.schedule.min_lr,
-    }
     _, _, sample_rng = _streams(t.seed)
     sample = np.sort(sample_rng.choice(n, size=min(t.train_acc_samples, n), replace=False))
     X_sample, y_sample = splits.X_train[sample], splits.y_train[sample]
@@ -140,15 +133,15 @@ def train(
         dynamic_ncols=True,
         leave=False,
     )
-    stepper = _Stepper(cfg, splits.X_train, splits.y_train, on_step=bar.update)
+    stepper = Stepper(cfg, splits.X_train, splits.y_train, on_step=bar.update)
     try:
         while state.epoch < p.epochs and not state.stopped_early:
             started = time.perf_counter()
-            lr = schedule(o.learning_rate, state.epoch, p.epochs, schedule_params)
+            lr = schedule(o.learning_rate, state.epoch, p.epochs, cfg.schedule)
             bar.set_description(f"epoch {state.epoch + 1}/{p.epochs}")
             rng = _generator(state.sampler)
             steps = min(p.steps_per_epoch, p.total_steps - state.step)
-            batches = _batches(rng, n, t.batch_size, steps, t.sampling)
+            batches = batch_indices(rng, n, t.batch_size, steps, t.sampling)
             good_W, good_velocity = state.W.copy(), state.velocity.copy()
             try:
                 losses, regs, initial_loss = stepper.run(state, batches, lr)
@@ -191,25 +184,16 @@ def train(
     return state
 
 
-class _Stepper:
-    """The SGD steps of one epoch: gather a batch, loss and gradient, check, update.
+class Stepper:
+    """The SGD steps of one epoch over X (N, D) and y (N,): gather a batch, loss and gradient,
+    divergence check, update.
 
-    Where an epoch's time goes (docs/benchmarks.md): the two matrix products of the loss, then
-    gathering the batch's rows (a quarter to a third of the time when done in line), then
-    everything else. So:
-
-    - Batches are gathered into two buffers reused by every step (no allocation per step),
-      with ``np.take(mode="clip")``: with ``out`` and the default mode "raise", numpy gathers
-      into a temporary first (as its documentation warns), which made the gather 2.5x slower.
-      The indices come from a permutation of, or integers drawn in, [0, n), so clipping never
-      moves one.
-    - A worker thread gathers batch i + 1 while the loss of batch i runs (``np.take`` releases
-      the GIL), so the gather's memory traffic runs on the second core, hidden behind the
-      products.
-    - The products run on one BLAS thread (:mod:`~svmtrain.experiments._blas` says why):
-      the worker has the other core.
-
-    The gathered rows are the same as ``X[idx]``, so the weights are those of the plain loop.
+    Batches are gathered with ``np.take(mode="clip")`` into two buffers reused by every step
+    (the indices lie in [0, N), so clipping never moves one), on a worker thread one batch
+    ahead of the loss, while the products run on one BLAS thread (see
+    :mod:`~svmtrain.experiments._blas`; the measurements behind this are in
+    docs/benchmarks.md). The gathered rows equal ``X[idx]``, so the weights are those of the
+    plain loop, to float32 rounding. ``on_step()`` is called after every update.
     """
 
     def __init__(self, cfg: Config, X: np.ndarray, y: np.ndarray, on_step: Callable[[], object]):
@@ -222,10 +206,13 @@ class _Stepper:
     def run(
         self, state: TrainState, batches: np.ndarray, lr: float
     ) -> tuple[np.ndarray, np.ndarray, float]:
-        """Update state.W and state.velocity in place over ``batches`` (S, B) of row indices.
+        """Update state.W and state.velocity in place over ``batches`` (S, B) of row indices,
+        with learning rate ``lr``.
 
-        Returns the S minibatch losses, their S regularisation parts, and the initial loss
-        (the first batch's loss of the whole run, the yardstick for divergence).
+        Returns the (S,) minibatch losses, their (S,) regularisation parts, and the initial
+        loss (the first batch's loss of the whole run, the yardstick for divergence).
+        Raises :class:`DivergenceError` when a loss is not finite or exceeds
+        ``train.divergence_factor`` times the initial loss; W and velocity are then mid-epoch.
         """
         m, o = self.cfg.model, self.cfg.optim
         losses, regs = np.empty(len(batches)), np.empty(len(batches))
@@ -294,211 +281,3 @@ def final_weights(cfg: Config, state: TrainState) -> np.ndarray:
     if cfg.train.early_stopping and state.best_W is not None:
         return state.best_W
     return state.W
-
-
-# --- checkpoints --------------------------------------------------------------------------
-
-_SCALARS = (
-    "epoch",
-    "step",
-    "initial_loss",
-    "best_val_acc",
-    "best_epoch",
-    "epochs_since_best",
-    "stopped_early",
-    "seconds",
-    "sampler",
-    "metrics",
-)
-
-
-def _identity(cfg: Config, splits: Splits) -> dict:
-    """What a resumed run must share with the run it continues: the config (less where the
-    data are fetched from) and the archive's digest."""
-    where = dataclasses.replace(cfg.data, dir=None, url=None, sha256=None, md5=None)
-    text = config_to_yaml(dataclasses.replace(cfg, data=where))
-    return {"config": hashlib.sha256(text.encode()).hexdigest(), "data": splits.data_sha256}
-
-
-def save_checkpoint(run_dir: Path, state: TrainState, identity: dict) -> None:
-    """checkpoint.npz: the arrays of ``state`` plus its scalars and ``identity`` as JSON."""
-    arrays = {
-        "W": state.W,
-        "velocity": state.velocity,
-        "loss_history": np.asarray(state.loss_history, dtype=np.float64),
-    }
-    if state.best_W is not None:
-        arrays["best_W"] = state.best_W
-    meta = {name: getattr(state, name) for name in _SCALARS}
-    runs.save_checkpoint(run_dir / runs.CHECKPOINT, arrays, {**meta, "identity": identity})
-
-
-def load_checkpoint(run_dir: Path, cfg: Config, splits: Splits) -> TrainState:
-    """The TrainState saved in run_dir, checked against the config and data it must continue.
-
-    W, velocity (and best_W) must be (classes, features) of the config's dtype.
-    """
-    path = run_dir / runs.CHECKPOINT
-    arrays, meta = runs.load_checkpoint(path)
-    again = (
-        f"Start the run again with 'svmtrain fit --config {run_dir / runs.CONFIG} --out NEW_DIR'."
-    )
-    identity = _identity(cfg, splits)
-    saved = meta.pop("identity", {})
-    if saved.get("config") != identity["config"]:
-        raise SvmtrainError(
-            f"{run_dir / runs.CONFIG} was changed after the run started, so the checkpoint "
-            f"cannot continue it. {again}"
-        )
-    if saved.get("data") != identity["data"]:
-        raise SvmtrainError(
-            f"The run in {run_dir} was trained on the archive with sha256 {saved.get('data')}, "
-            f"but the data now come from {identity['data']}. Point SVMTRAIN_DATA_URL and "
-            "SVMTRAIN_DATA_SHA256 (or --data-dir) back at that archive to resume."
-        )
-    shape, dtype = (
-        (len(splits.class_names), splits.X_train.shape[1]),
-        np.dtype(cfg.preprocess.dtype),
-    )
-    missing = [k for k in ("W", "velocity", "loss_history") if k not in arrays]
-    missing += [k for k in _SCALARS if k not in meta]
-    wrong = [
-        k
-        for k in ("W", "velocity", "best_W")
-        if k in arrays and (arrays[k].shape != shape or arrays[k].dtype != dtype)
-    ]
-    if missing or wrong:
-        fault = (
-            f"lacks {', '.join(missing)}"
-            if missing
-            else f"{', '.join(wrong)} is not {shape} {dtype}"
-        )
-        raise SvmtrainError(f"{path} is damaged: it {fault}. {again}")
-    return TrainState(
-        W=arrays["W"],
-        velocity=arrays["velocity"],
-        best_W=arrays.get("best_W"),
-        loss_history=arrays["loss_history"].tolist(),
-        **{k: meta[k] for k in _SCALARS},
-    )
-
-
-# --- fit: the whole job -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FitResult:
-    run_dir: Path
-    summary: dict
-
-
-def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
-    """Download (or find in the cache) CIFAR-10 and preprocess it as ``cfg`` says."""
-    d = cfg.data
-    dataset = load_cifar10(d.dir, url=d.url, sha256=d.sha256, md5=d.md5, progress=progress)
-    return prepare(dataset, cfg)
-
-
-def fit(
-    cfg: Config | None = None,
-    *,
-    out: str | Path | None = None,
-    resume: str | Path | None = None,
-    data_dir: str | Path | None = None,
-    progress: bool = True,
-    splits: Splits | None = None,
-) -> FitResult:
-    """Train as ``cfg`` says and write the run directory; or continue the run in ``resume``.
-
-    ``data_dir`` overrides ``data.dir`` (where the cache is, not what it holds). Nothing is
-    written until the data are loaded and the config is known to fit them. Ctrl-C saves a
-    checkpoint and raises :class:`Interrupted` saying how to resume; divergence saves the last
-    good weights and raises :class:`DivergenceError`.
-    """
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / runs.CONFIG).is_file():
-            raise ConfigError(f"{run_dir} is not a run directory: it has no {runs.CONFIG}.")
-        cfg = load_config(run_dir / runs.CONFIG)
-    else:
-        cfg = cfg if cfg is not None else load_config()
-        run_dir = runs.run_dir_for(cfg, out)
-    if data_dir is not None:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dir=str(data_dir)))
-    if splits is None:
-        splits = load_splits(cfg, progress=progress)
-    plan(cfg, len(splits.y_train))  # reject an impossible batch size before writing anything
-    identity = _identity(cfg, splits)
-    if resume is not None:
-        state = load_checkpoint(run_dir, cfg, splits)
-    else:
-        runs.create_run_dir(run_dir)
-        runs.write_config(run_dir, cfg)
-        state = init_state(cfg, len(splits.class_names), splits.X_train.shape[1])
-
-    def checkpoint(s: TrainState) -> None:
-        save_checkpoint(run_dir, s, identity)
-        runs.write_metrics(run_dir, s.metrics, np.asarray(s.loss_history))
-
-    resume_hint = f"continue with: svmtrain fit --resume {run_dir}"
-    try:
-        train(cfg, splits, state, progress=progress, on_epoch=checkpoint)
-    except KeyboardInterrupt:
-        checkpoint(state)
-        raise Interrupted(
-            f"Interrupted after epoch {state.epoch}. The checkpoint is saved in {run_dir}; "
-            f"{resume_hint}"
-        ) from None
-    except DivergenceError as err:
-        _save_weights(run_dir, cfg, splits, state.W)
-        raise DivergenceError(
-            f"{err} The last good weights (epoch {state.epoch}) are in {run_dir / runs.WEIGHTS}."
-        ) from None
-    try:
-        W = final_weights(cfg, state)
-        _save_weights(run_dir, cfg, splits, W)
-        summary = _summary(splits, state, W)
-        runs.write_summary(run_dir, summary)
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"Interrupted while saving the results; the checkpoint in {run_dir} is complete: "
-            f"{resume_hint}"
-        ) from None
-    return FitResult(run_dir=run_dir, summary=summary)
-
-
-def _save_weights(run_dir: Path, cfg: Config, splits: Splits, W: np.ndarray) -> None:
-    runs.save_weights(
-        run_dir / runs.WEIGHTS,
-        runs.Weights(
-            W=W,
-            mean=splits.mean,
-            scale=splits.scale,
-            class_names=splits.class_names,
-            config_yaml=config_to_yaml(cfg),
-        ),
-    )
-
-
-def _summary(splits: Splits, state: TrainState, W: np.ndarray) -> dict:
-    """summary.json's contents: final accuracies, test confusion matrix, run length, time."""
-    test_pred = predict(W, splits.X_test)
-    confusion = confusion_matrix(splits.y_test, test_pred, len(splits.class_names))
-    return {
-        "val_acc": accuracy(splits.y_val, predict(W, splits.X_val)),
-        "test_acc": accuracy(splits.y_test, test_pred),
-        "per_class_acc": per_class_report(confusion, splits.class_names),
-        "confusion": confusion.tolist(),
-        "class_names": list(splits.class_names),
-        "epochs": state.epoch,
-        "steps": state.step,
-        "best_epoch": state.best_epoch,
-        "stopped_early": state.stopped_early,
-        "final_loss": state.metrics[-1]["loss"] if state.metrics else None,
-        "num_train": len(splits.y_train),
-        "num_val": len(splits.y_val),
-        "num_test": len(splits.y_test),
-        "data_sha256": splits.data_sha256,
-        "wall_seconds": round(state.seconds, 3),
-        "svmtrain_version": __version__,
-    }

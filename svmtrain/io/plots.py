@@ -11,7 +11,6 @@ every PNG is written atomically with :func:`svmtrain.io.fileio.atomic_write`.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -22,14 +21,12 @@ import numpy as np
 
 from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import PlotUnavailable, SvmtrainError, WeightsError
+from svmtrain.io import runs
 from svmtrain.io.fileio import atomic_write
-from svmtrain.io.runs import LOSS_HISTORY, METRICS, SUMMARY, WEIGHTS, load_weights
 
 DPI = 100  # every figure is sized in pixels; inches = pixels / DPI
 
 INSTALL_HINT = "pip install 'svmtrain[plot]'"
-METRIC_KEYS = ("epoch", "step", "loss", "data_loss", "reg_loss", "train_acc", "val_acc", "lr")
-_FIT_HINT = "make one with `svmtrain fit --config configs/default.yaml --out {run_dir}`"
 
 
 def template_images(W: np.ndarray) -> np.ndarray:
@@ -148,7 +145,7 @@ def plot_curves(
 ) -> Path:
     """Learning curves on a 2 x 2 grid, 1200 x 820 px.
 
-    metrics: one dict per epoch with the keys of METRIC_KEYS (as in metrics.jsonl).
+    metrics: one dict per epoch with the keys of ``runs.METRIC_KEYS`` (as in metrics.jsonl).
     loss_history: (S,) float, the minibatch loss of every step, or None to show epochs only.
     Panels: loss per step with each epoch's mean; data and regularisation loss per epoch;
     train and val accuracy per epoch; learning rate per epoch.
@@ -367,17 +364,16 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     if not run_dir.is_dir():
         raise SvmtrainError(
             f"Run directory {run_dir} does not exist or is not a directory; "
-            + _FIT_HINT.format(run_dir=run_dir)
-            + "."
+            f"{runs.new_run_hint(run_dir)}."
         )
-    for name in (WEIGHTS, METRICS):
+    for name in (runs.WEIGHTS, runs.METRICS):
         if not (run_dir / name).is_file():
-            raise SvmtrainError(_run_file_fault(run_dir / name, "not found"))
-    weights = load_weights(run_dir / WEIGHTS)
+            raise SvmtrainError(runs.run_file_fault(run_dir / name, "not found"))
+    weights = runs.load_weights(run_dir / runs.WEIGHTS)
     class_names = weights.class_names
-    metrics = _read_metrics(run_dir)
-    loss_history = _read_loss_history(run_dir)
-    confusion = _read_confusion(run_dir, len(class_names))
+    metrics = runs.read_metrics(run_dir)
+    loss_history = runs.read_loss_history(run_dir)
+    confusion = runs.read_test_confusion(run_dir, len(class_names))
     require_matplotlib()
     written = [
         plot_weights(weights.W, class_names, run_dir / "weights.png"),
@@ -386,88 +382,3 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     if confusion is not None:
         written.append(plot_confusion(confusion, class_names, run_dir / "confusion.png"))
     return written
-
-
-def _run_file_fault(path: Path, what: str) -> str:
-    """The message for a run file that is missing or broken: the file, the fault, the fix."""
-    return f"{path} {what}; " + _FIT_HINT.format(run_dir=path.parent) + "."
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise SvmtrainError(_run_file_fault(path, f"cannot be read ({err})")) from None
-
-
-def _read_metrics(run_dir: Path) -> list[dict]:
-    """The per-epoch records of run_dir/metrics.jsonl, each with numeric METRIC_KEYS."""
-    path = run_dir / METRICS
-    records = []
-    for number, line in enumerate(_read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise SvmtrainError(
-                _run_file_fault(path, f"line {number} is not JSON ({err})")
-            ) from None
-        if not isinstance(record, dict):
-            record = {}
-        bad = [key for key in METRIC_KEYS if not _number_or_null(record.get(key, ""))]
-        if bad:
-            raise SvmtrainError(
-                _run_file_fault(path, f"line {number} lacks numbers for {', '.join(bad)}")
-            )
-        records.append(record)
-    if not records:
-        raise SvmtrainError(
-            _run_file_fault(path, "has no epochs (the run stopped before its first one ended)")
-        )
-    return records
-
-
-def _number_or_null(value: Any) -> bool:
-    # null is allowed: val_acc with no validation split, a loss of a diverged epoch.
-    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-
-
-def _read_loss_history(run_dir: Path) -> np.ndarray | None:
-    """The (S,) per-step losses of run_dir/loss_history.npy, or None if there is no such file."""
-    path = run_dir / LOSS_HISTORY
-    if not path.exists():
-        return None
-    try:
-        history = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise SvmtrainError(_run_file_fault(path, f"is not a readable .npy file ({err})")) from None
-    if history.ndim != 1 or not np.issubdtype(history.dtype, np.number):
-        raise SvmtrainError(
-            _run_file_fault(
-                path, f"holds {history.dtype} of shape {history.shape}; expected (steps,)"
-            )
-        )
-    return history
-
-
-def _read_confusion(run_dir: Path, classes: int) -> np.ndarray | None:
-    """The (C, C) test confusion matrix of run_dir/summary.json, or None if there is none."""
-    path = run_dir / SUMMARY
-    if not path.exists():
-        return None
-    try:
-        summary = json.loads(_read_text(path))
-    except json.JSONDecodeError as err:
-        raise SvmtrainError(_run_file_fault(path, f"is not JSON ({err})")) from None
-    if not isinstance(summary, dict) or summary.get("confusion") is None:
-        return None
-    try:
-        confusion = np.asarray(summary["confusion"], dtype=np.int64)
-    except (TypeError, ValueError):
-        confusion = None
-    if confusion is None or confusion.shape != (classes, classes) or (confusion < 0).any():
-        raise SvmtrainError(
-            _run_file_fault(path, f"has a confusion entry that is not {classes} x {classes} counts")
-        )
-    return confusion

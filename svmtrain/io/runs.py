@@ -7,15 +7,21 @@ RUN_DIR/
     weights.npz        W, mean, scale, class_names, config: all that ``evaluate`` needs
     summary.json       final accuracies, confusion matrix, wall time
     checkpoint.npz     the full training state at the last finished epoch (for --resume)
+    .lock              locked by the one ``fit`` writing the directory; holds its PID
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,14 +37,22 @@ LOSS_HISTORY = "loss_history.npy"
 WEIGHTS = "weights.npz"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.npz"
+LOCK = ".lock"
+# The numbers every line of metrics.jsonl holds (plus "seconds").
+METRIC_KEYS = ("epoch", "step", "loss", "data_loss", "reg_loss", "train_acc", "val_acc", "lr")
 
 
 def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
     """The run directory to use: ``out``, or ``<output.dir>/<timestamp>-<output.name>``.
 
-    A directory that already holds a run is refused, so no run is ever overwritten by accident.
+    A directory that already holds a run is refused, so no run is ever overwritten by accident,
+    and so is a non-empty one that holds anything but the start of a run (its config.yaml):
+    svmtrain never overwrites files it did not write. Whether that config.yaml is the same
+    config is the caller's to check. Raises SvmtrainError saying which and what to do.
     """
     run_dir = Path(out) if out is not None else default_dir(cfg, cfg.output.name)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SvmtrainError(f"{run_dir} is a file, not a directory; choose another --out.")
     if (run_dir / SUMMARY).exists():
         raise SvmtrainError(f"{run_dir} already holds a finished run; choose another --out.")
     if (run_dir / CHECKPOINT).exists():
@@ -51,7 +65,44 @@ def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
             f"{run_dir} holds the weights of a run that diverged; choose another --out "
             "(or delete that directory)."
         )
+    others = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    others = [name for name in others if name not in (CONFIG, LOCK)]
+    if others:
+        listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise SvmtrainError(
+            f"{run_dir} is not empty ({listed}) and holds no run, so fit would overwrite files "
+            "it did not write. Choose a new or empty directory with --out."
+        )
     return run_dir
+
+
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold run_dir's lock file (an exclusive ``flock``, with this process's PID in it) for the
+    block, so one ``fit`` at a time writes the directory; the lock is released when the block
+    ends or the process dies. Raises SvmtrainError naming the PID of the process that holds it.
+    """
+    path = run_dir / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise SvmtrainError(
+            f"Cannot create the lock file {path}: {err.strerror}. Choose another --out."
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise SvmtrainError(
+                f"{run_dir} is in use by another 'svmtrain fit' (PID {pid}). Wait for it to "
+                "finish, or choose another --out."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def default_dir(cfg: Config, name: str) -> Path:
@@ -71,6 +122,7 @@ def create_run_dir(run_dir: Path) -> None:
 
 
 def write_config(run_dir: Path, cfg: Config) -> None:
+    """run_dir/config.yaml: ``cfg`` resolved, which ``fit --config`` replays (atomically)."""
     save_config(cfg, run_dir / CONFIG)
 
 
@@ -89,16 +141,41 @@ def write_summary(run_dir: Path, summary: dict) -> None:
 
 @dataclass(frozen=True)
 class Weights:
-    """A trained model: W (C, 3073), mean and scale (3072,), class names, and its config (YAML)."""
+    """A trained model: W (C, 3073), mean and scale (3072,), class names, and its config (YAML).
+
+    ``diverged_in_epoch`` is set when training diverged in that epoch (1-based): W is then the
+    last good weights, those after the epoch before it (the untrained initial W for epoch 1).
+    """
 
     W: np.ndarray
     mean: np.ndarray
     scale: np.ndarray
     class_names: tuple[str, ...]
     config_yaml: str
+    diverged_in_epoch: int | None = None
+
+    def divergence_note(self) -> str | None:
+        """What these weights are when their run diverged, in a sentence; None otherwise."""
+        if self.diverged_in_epoch is None:
+            return None
+        return (
+            f"These weights come from a run that diverged in epoch {self.diverged_in_epoch}: "
+            f"{kept_after_divergence(self.diverged_in_epoch)}."
+        )
+
+
+def kept_after_divergence(epoch: int) -> str:
+    """Which weights a run that diverged in ``epoch`` (1-based) keeps, as a phrase."""
+    if epoch == 1:
+        return "the untrained initial weights (no epoch finished)"
+    return f"the weights after epoch {epoch - 1}, the last good one"
 
 
 def save_weights(path: Path, weights: Weights) -> None:
+    """``weights`` as one .npz at ``path``, atomically (no pickled objects)."""
+    extra = {}
+    if weights.diverged_in_epoch is not None:
+        extra["diverged_in_epoch"] = np.array(weights.diverged_in_epoch, dtype=np.int64)
     with atomic_write(path) as f:
         np.savez(
             f,
@@ -107,6 +184,7 @@ def save_weights(path: Path, weights: Weights) -> None:
             scale=weights.scale,
             class_names=np.array(weights.class_names),
             config=np.array(weights.config_yaml),
+            **extra,
         )
 
 
@@ -157,13 +235,24 @@ def load_weights(path: str | Path) -> Weights:
             )
     if not np.all(arrays["scale"] > 0):
         raise WeightsError(f"{path}: scale must be positive (it divides every pixel). {hint}")
+    diverged = arrays.get("diverged_in_epoch")
+    if diverged is not None and (
+        diverged.shape != () or diverged.dtype.kind not in "iu" or diverged < 1
+    ):
+        raise WeightsError(f"{path}: diverged_in_epoch must be one int >= 1. {hint}")
     return Weights(
         W=W,
         mean=arrays["mean"],
         scale=arrays["scale"],
         class_names=tuple(str(n) for n in names),
         config_yaml=str(arrays["config"]),
+        diverged_in_epoch=None if diverged is None else int(diverged),
     )
+
+
+def restart_hint(run_dir: Path) -> str:
+    """The advice for a run that cannot be continued: start it again in a new directory."""
+    return f"Start the run again with 'svmtrain fit --config {run_dir / CONFIG} --out NEW_DIR'."
 
 
 def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
@@ -174,7 +263,7 @@ def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> No
 
 def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """The arrays and the decoded metadata of a checkpoint.npz (see :func:`save_checkpoint`)."""
-    hint = f"Start the run again with 'svmtrain fit --config {path.parent / CONFIG} --out NEW_DIR'."
+    hint = restart_hint(path.parent)
     arrays = _read_npz(path, "checkpoint", SvmtrainError, hint)
     try:
         meta = json.loads(str(arrays.pop("meta")))
@@ -183,3 +272,108 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     if not isinstance(meta, dict):
         raise SvmtrainError(f"{path} is not a readable checkpoint (bad metadata). {hint}")
     return arrays, meta
+
+
+# --- reading a run back -------------------------------------------------------------------
+
+
+def new_run_hint(run_dir: Path) -> str:
+    """How to make a run: into ``run_dir`` itself when ``fit`` would take it (it does not exist
+    or is empty), else into a new directory."""
+    empty = not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir()))
+    target = run_dir if empty else "NEW_DIR"
+    return f"make one with `svmtrain fit --config configs/default.yaml --out {target}`"
+
+
+def run_file_fault(path: Path, what: str) -> str:
+    """The message for a run file that is missing or broken: the file, the fault, the fix."""
+    return f"{path} {what}; {new_run_hint(path.parent)}."
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SvmtrainError(run_file_fault(path, f"cannot be read ({err})")) from None
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The per-epoch records of run_dir/metrics.jsonl, each with numeric (or null) METRIC_KEYS.
+
+    Raises SvmtrainError naming the file, the line and the fix when it is unreadable, not JSON,
+    lacks a key, or holds no epoch.
+    """
+    path = run_dir / METRICS
+    records = []
+    for number, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise SvmtrainError(
+                run_file_fault(path, f"line {number} is not JSON ({err})")
+            ) from None
+        if not isinstance(record, dict):
+            record = {}
+        bad = [key for key in METRIC_KEYS if not _number_or_null(record.get(key, ""))]
+        if bad:
+            raise SvmtrainError(
+                run_file_fault(path, f"line {number} lacks numbers for {', '.join(bad)}")
+            )
+        records.append(record)
+    if not records:
+        raise SvmtrainError(
+            run_file_fault(path, "has no epochs (the run stopped before its first one ended)")
+        )
+    return records
+
+
+def _number_or_null(value: Any) -> bool:
+    # null is allowed: val_acc with no validation split, a loss of a diverged epoch.
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def read_loss_history(run_dir: Path) -> np.ndarray | None:
+    """The (S,) per-step losses of run_dir/loss_history.npy, or None if there is no such file.
+
+    Raises SvmtrainError when it is not a readable one-dimensional numeric .npy.
+    """
+    path = run_dir / LOSS_HISTORY
+    if not path.exists():
+        return None
+    try:
+        history = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise SvmtrainError(run_file_fault(path, f"is not a readable .npy file ({err})")) from None
+    if history.ndim != 1 or not np.issubdtype(history.dtype, np.number):
+        raise SvmtrainError(
+            run_file_fault(
+                path, f"holds {history.dtype} of shape {history.shape}; expected (steps,)"
+            )
+        )
+    return history
+
+
+def read_test_confusion(run_dir: Path, classes: int) -> np.ndarray | None:
+    """The (C, C) int64 test confusion matrix of run_dir/summary.json, or None if there is no
+    summary or it has none. Raises SvmtrainError when summary.json is not JSON or its confusion
+    entry is not ``classes`` x ``classes`` counts."""
+    path = run_dir / SUMMARY
+    if not path.exists():
+        return None
+    try:
+        summary = json.loads(_read_text(path))
+    except json.JSONDecodeError as err:
+        raise SvmtrainError(run_file_fault(path, f"is not JSON ({err})")) from None
+    if not isinstance(summary, dict) or summary.get("confusion") is None:
+        return None
+    try:
+        confusion = np.asarray(summary["confusion"], dtype=np.int64)
+    except (TypeError, ValueError):
+        confusion = None
+    if confusion is None or confusion.shape != (classes, classes) or (confusion < 0).any():
+        raise SvmtrainError(
+            run_file_fault(path, f"has a confusion entry that is not {classes} x {classes} counts")
+        )
+    return confusion

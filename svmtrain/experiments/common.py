@@ -1,0 +1,31 @@
+"""What every experiment starts from: the preprocessed splits, and seeded random streams."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from svmtrain.config import Config
+from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.data.preprocess import Splits, prepare
+
+
+def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
+    """CIFAR-10 downloaded (or found in the cache ``cfg.data`` names) and preprocessed as
+    ``cfg`` says: X (N, 3073) of ``cfg.preprocess.dtype`` and y (N,) for train, val and test.
+
+    ``progress``: show the download's progress bar. Raises :class:`~svmtrain.errors.DataError`
+    when the data cannot be fetched or verified, :class:`~svmtrain.errors.ConfigError` when the
+    config's split sizes do not fit them.
+    """
+    d = cfg.data
+    dataset = load_cifar10(d.dir, url=d.url, sha256=d.sha256, md5=d.md5, progress=progress)
+    return prepare(dataset, cfg)
+
+
+def random_streams(seed: int, count: int) -> tuple[np.random.Generator, ...]:
+    """``count`` independent generators spawned from ``numpy.random.SeedSequence(seed)``.
+
+    An experiment takes one stream per purpose (e.g. initial W, batch order, sample), so that
+    drawing more from one never changes what another draws.
+    """
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(count))

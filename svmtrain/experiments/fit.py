@@ -1,0 +1,259 @@
+"""``fit``, the whole job of ``svmtrain fit``: load and prepare the data, train, evaluate, and
+write the run directory (:mod:`svmtrain.io.runs` describes it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from svmtrain import __version__
+from svmtrain.config import Config, config_to_yaml, load_config
+from svmtrain.core.losses import predict
+from svmtrain.core.metrics import accuracy
+from svmtrain.data.preprocess import Splits
+from svmtrain.errors import (
+    ConfigError,
+    DivergenceError,
+    Interrupted,
+    SvmtrainError,
+    Terminated,
+)
+from svmtrain.experiments.checkpoints import (
+    config_digest,
+    load_checkpoint,
+    run_identity,
+    save_checkpoint,
+)
+from svmtrain.experiments.common import load_splits
+from svmtrain.experiments.evaluate import classification_metrics
+from svmtrain.experiments.train import TrainState, final_weights, init_state, plan, train
+from svmtrain.io import runs
+from svmtrain.io.plots import plot_run, require_matplotlib
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Where the run was written, its summary.json contents, and the pictures drawn in it."""
+
+    run_dir: Path
+    summary: dict
+    pictures: tuple[Path, ...] = ()
+
+    def text(self) -> str:
+        """The line ``svmtrain fit`` prints: accuracies, run length, time, and the run dir."""
+        s = self.summary
+        return (
+            f"test accuracy {s['test_acc']:.4f}  val accuracy {s['val_acc']:.4f}  "
+            f"({s['epochs']} epochs, {s['steps']} steps, {s['wall_seconds']:.1f} s training)  "
+            f"-> {self.run_dir}"
+        )
+
+
+def fit(
+    cfg: Config | None = None,
+    *,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+    splits: Splits | None = None,
+    plot: bool = False,
+) -> FitResult:
+    """Train as ``cfg`` says (None: the built-in defaults) and write the run directory ``out``
+    (None: ``<output.dir>/<timestamp>-<output.name>``); or continue the run in ``resume``.
+
+    ``data_dir`` overrides ``data.dir`` (where the cache is, not what it holds); ``splits``
+    replaces loading the data (the caller's own preprocessed splits). Nothing is written until
+    the data are loaded and the config is known to fit them; ``out`` must be new, empty, or
+    the start of a run of the same config (its config.yaml alone). The run directory is locked
+    for the whole run (:func:`svmtrain.io.runs.locked`). ``plot``: then draw the run's
+    pictures (:func:`svmtrain.io.plots.plot_run`); without matplotlib that fails first, before
+    any work, with :class:`~svmtrain.errors.PlotUnavailable`.
+    Raises :class:`Interrupted` on Ctrl-C and :class:`Terminated` on SIGTERM (in the main
+    thread), after saving a checkpoint once training has started (the message says what was
+    kept and how to resume); :class:`DivergenceError` on divergence, after saving the last good
+    weights; :class:`ConfigError` or :class:`~svmtrain.errors.SvmtrainError` for a config that
+    does not fit the data or a run directory that cannot be used or is in use.
+    """
+    if plot:
+        require_matplotlib()  # say so now, not after the training
+    with _sigterm_as_interrupt():
+        try:
+            result = _fit(cfg, out, resume, data_dir, progress, splits)
+        except _SigTerm:
+            raise Terminated(
+                "Stopped by SIGTERM before training started; there is nothing to resume."
+            ) from None
+    if plot:
+        return dataclasses.replace(result, pictures=tuple(plot_run(result.run_dir)))
+    return result
+
+
+def _fit(
+    cfg: Config | None,
+    out: str | Path | None,
+    resume: str | Path | None,
+    data_dir: str | Path | None,
+    progress: bool,
+    splits: Splits | None,
+) -> FitResult:
+    """:func:`fit` without the SIGTERM handler and the pictures."""
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / runs.CONFIG).is_file():
+            raise ConfigError(f"{run_dir} is not a run directory: it has no {runs.CONFIG}.")
+        cfg = load_config(run_dir / runs.CONFIG)
+    else:
+        cfg = cfg if cfg is not None else load_config()
+    if data_dir is not None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dir=str(data_dir)))
+    if resume is None:
+        run_dir = _new_run_dir(cfg, out)
+    if splits is None:
+        splits = load_splits(cfg, progress=progress)
+    plan(cfg, len(splits.y_train))  # reject an impossible batch size before writing anything
+    if resume is None:
+        runs.create_run_dir(run_dir)
+    with runs.locked(run_dir):
+        if resume is None:
+            _new_run_dir(cfg, run_dir)  # again, now that no other fit can write it
+            runs.write_config(run_dir, cfg)
+            state = init_state(cfg, len(splits.class_names), splits.X_train.shape[1])
+        else:
+            state = load_checkpoint(run_dir, cfg, splits)
+        return _train_and_write(cfg, splits, state, run_dir, progress)
+
+
+def _new_run_dir(cfg: Config, out: str | Path | None) -> Path:
+    """:func:`runs.run_dir_for`, and a config.yaml already there must be of this same config."""
+    run_dir = runs.run_dir_for(cfg, out)
+    path = run_dir / runs.CONFIG
+    if path.exists():
+        try:
+            same = config_digest(load_config(path)) == config_digest(cfg)
+        except ConfigError:
+            same = False
+        if not same:
+            raise SvmtrainError(
+                f"{run_dir} holds {runs.CONFIG} of another config (or a file of yours); fit "
+                "would overwrite it. Choose a new or empty directory with --out."
+            )
+    return run_dir
+
+
+def _train_and_write(
+    cfg: Config, splits: Splits, state: TrainState, run_dir: Path, progress: bool
+) -> FitResult:
+    """Train ``state`` on, checkpointing every epoch, then write the weights and summary."""
+    identity = run_identity(cfg, splits)
+
+    def checkpoint(s: TrainState) -> None:
+        save_checkpoint(run_dir, s, identity)
+        runs.write_metrics(run_dir, s.metrics, np.asarray(s.loss_history))
+
+    resume_hint = f"continue with: svmtrain fit --resume {run_dir}"
+    try:
+        train(cfg, splits, state, progress=progress, on_epoch=checkpoint)
+    except KeyboardInterrupt as stop:
+        checkpoint(state)
+        error, what = _stop(stop)
+        raise error(
+            f"{what} after epoch {state.epoch}. The checkpoint is saved in {run_dir}; {resume_hint}"
+        ) from None
+    except DivergenceError as err:
+        _save_weights(run_dir, cfg, splits, state.W, diverged_in_epoch=state.epoch + 1)
+        raise DivergenceError(
+            f"{err} {run_dir / runs.WEIGHTS} keeps {runs.kept_after_divergence(state.epoch + 1)}."
+        ) from None
+    try:
+        W = final_weights(cfg, state)
+        _save_weights(run_dir, cfg, splits, W)
+        summary = run_summary(splits, state, W)
+        runs.write_summary(run_dir, summary)
+    except KeyboardInterrupt as stop:
+        error, what = _stop(stop)
+        raise error(
+            f"{what} while saving the results; the checkpoint in {run_dir} is complete: "
+            f"{resume_hint}"
+        ) from None
+    return FitResult(run_dir=run_dir, summary=summary)
+
+
+class _SigTerm(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread was, so that it is handled like Ctrl-C."""
+
+
+def _stop(stop: KeyboardInterrupt) -> tuple[type[SvmtrainError], str]:
+    """The error to raise for a Ctrl-C or SIGTERM, and the word that says which it was."""
+    if isinstance(stop, _SigTerm):
+        return Terminated, "Stopped by SIGTERM"
+    return Interrupted, "Interrupted"
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`_SigTerm` (in the main thread only: signal
+    handlers can be set nowhere else); the previous handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise _SigTerm
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _save_weights(
+    run_dir: Path,
+    cfg: Config,
+    splits: Splits,
+    W: np.ndarray,
+    diverged_in_epoch: int | None = None,
+) -> None:
+    """run_dir/weights.npz: W (C, D) with the splits' transform, class names and ``cfg``."""
+    weights = runs.Weights(
+        W=W,
+        mean=splits.mean,
+        scale=splits.scale,
+        class_names=splits.class_names,
+        config_yaml=config_to_yaml(cfg),
+        diverged_in_epoch=diverged_in_epoch,
+    )
+    runs.save_weights(run_dir / runs.WEIGHTS, weights)
+
+
+def run_summary(splits: Splits, state: TrainState, W: np.ndarray) -> dict:
+    """summary.json's contents for weights W (C, D) after ``state``: validation accuracy, the
+    test metrics of :func:`classification_metrics` (as test_acc, per_class_acc, confusion,
+    class_names), run length, data identity and training time."""
+    test = classification_metrics(splits.y_test, predict(W, splits.X_test), splits.class_names)
+    return {
+        "val_acc": accuracy(splits.y_val, predict(W, splits.X_val)),
+        "test_acc": test["accuracy"],
+        "per_class_acc": test["per_class_acc"],
+        "confusion": test["confusion"],
+        "class_names": test["class_names"],
+        "epochs": state.epoch,
+        "steps": state.step,
+        "best_epoch": state.best_epoch,
+        "stopped_early": state.stopped_early,
+        "final_loss": state.metrics[-1]["loss"] if state.metrics else None,
+        "num_train": len(splits.y_train),
+        "num_val": len(splits.y_val),
+        "num_test": len(splits.y_test),
+        "data_sha256": splits.data_sha256,
+        "wall_seconds": round(state.seconds, 3),
+        "svmtrain_version": __version__,
+    }
