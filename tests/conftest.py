@@ -31,17 +31,9 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from svmtrain.data.cifar10 import (
-    ENV_DIGEST,
-    ENV_DIR,
-    ENV_URL,
-    IMAGE_BYTES,
-    META_MEMBER,
-    NUM_CLASSES,
-    TEST_MEMBER,
-    TRAIN_MEMBERS,
-    load_cifar10,
-)
+from svmtrain.data import load_cifar10
+from svmtrain.data.format import IMAGE_BYTES, META_MEMBER, NUM_CLASSES, TEST_MEMBER, TRAIN_MEMBERS
+from svmtrain.data.source import ENV_DIGEST, ENV_DIR, ENV_URL
 
 REPO = Path(__file__).resolve().parent.parent
 MAKE_MIRROR = REPO.parent / "shared" / "cifar10" / "make-mirror"

@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from svmtrain.cli import main
-from svmtrain.data.cifar10 import ARCHIVE_NAME, PART_NAME
+from svmtrain.data.cache import PART_NAME
+from svmtrain.data.format import ARCHIVE_NAME
 
 
 def run(*args, env=None):

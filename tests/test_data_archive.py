@@ -5,15 +5,9 @@ import hashlib
 import numpy as np
 import pytest
 
-from svmtrain.data.cifar10 import (
-    ARCHIVE_NAME,
-    META_MEMBER,
-    PARSED_DIR,
-    STAMP_NAME,
-    TRAIN_MEMBERS,
-    dataset_info,
-    load_cifar10,
-)
+from svmtrain.data import dataset_info, load_cifar10
+from svmtrain.data.cache import PARSED_DIR, STAMP_NAME
+from svmtrain.data.format import ARCHIVE_NAME, META_MEMBER, TRAIN_MEMBERS
 from svmtrain.errors import ArchiveError, DataError
 
 

@@ -11,15 +11,9 @@ import warnings
 
 import pytest
 
-from svmtrain.data import cifar10 as data
-from svmtrain.data.cifar10 import (
-    ARCHIVE_NAME,
-    PART_NAME,
-    Source,
-    UnverifiedArchiveWarning,
-    download,
-    load_cifar10,
-)
+from svmtrain.data import Source, UnverifiedArchiveWarning, download, fetch, load_cifar10
+from svmtrain.data.cache import PART_NAME
+from svmtrain.data.format import ARCHIVE_NAME
 from svmtrain.errors import ChecksumError, DataError, DownloadError, Interrupted
 
 FAST = {"progress": False, "backoff": 0.0}  # retries without waiting
@@ -162,7 +156,7 @@ def test_http_503_until_retries_run_out(http_server, archive, tmp_path):
 
 def test_retries_back_off_exponentially(http_server, archive, tmp_path, monkeypatch):
     waits = []
-    monkeypatch.setattr(data.time, "sleep", waits.append)
+    monkeypatch.setattr(fetch.time, "sleep", waits.append)
     server = http_server(archive.body, fail_first=3)
     download(source_for(server, archive), tmp_path, progress=False, retries=3, backoff=0.5)
     assert waits == [0.5, 1.0, 2.0]
@@ -213,7 +207,7 @@ def test_an_archive_from_another_url_is_not_taken_without_a_digest(
 
 def test_ctrl_c_keeps_the_partial_and_the_next_run_resumes(http_server, tiny_archive, tmp_path):
     archive = tiny_archive(train_counts=(10,) * 5, test_count=10)  # a few client reads long
-    sent, part = data.CHUNK_BYTES, tmp_path / PART_NAME  # the client writes what it reads whole
+    sent, part = fetch.CHUNK_BYTES, tmp_path / PART_NAME  # the client writes what it reads whole
     server = http_server(
         archive.body,
         chunk=sent,
@@ -260,7 +254,7 @@ def test_two_threads_at_once_download_once(http_server, archive, tmp_path):
 def test_two_processes_at_once_download_once(http_server, archive, tmp_path):
     server = http_server(archive.body, chunk=4096, delay=0.1)  # ~1.3 s, past interpreter start-up
     code = (
-        "import sys; from svmtrain.data.cifar10 import load_cifar10; "
+        "import sys; from svmtrain.data import load_cifar10; "
         "d = load_cifar10(sys.argv[1], sys.argv[2], sys.argv[3], progress=False); "
         "print(len(d.y_train), d.sha256)"
     )

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from svmtrain.data.cifar10 import (
+from svmtrain.data.source import (
     OFFICIAL_MD5,
     OFFICIAL_SHA256,
     OFFICIAL_URL,

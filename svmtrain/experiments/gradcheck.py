@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from svmtrain.config import Config
-from svmtrain.data.cifar10 import NUM_CLASSES
+from svmtrain.data.format import NUM_CLASSES
 from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import ProblemSizeError
 from svmtrain.experiments.train import load_splits

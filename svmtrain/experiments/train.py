@@ -29,7 +29,7 @@ from svmtrain.config import Config, config_to_yaml, load_config
 from svmtrain.core.losses import LOSSES, predict, reg_loss
 from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_report
 from svmtrain.core.optim import SCHEDULES, sgd_step
-from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import Splits, prepare
 from svmtrain.errors import ConfigError, DivergenceError, Interrupted, SvmtrainError
 from svmtrain.experiments._blas import limited_threads

@@ -1,0 +1,224 @@
+"""The data directory: its lock, the archive's stamp, and the parsed ``.npy`` cache.
+
+The data directory holds::
+
+    cifar-10-binary.tar.gz        the archive, renamed into place only once verified
+    cifar-10-binary.tar.gz.part   a partial download, resumed with an HTTP Range request
+    cifar-10-binary.tar.gz.json   the archive's digests, source URL and stat, so that a warm
+                                  load need not hash 170 MB again
+    parsed/<sha256>/              x_train.npy, y_train.npy, x_test.npy, y_test.npy, meta.json
+    .lock                         flock'ed by whoever writes any of the above
+
+``x`` arrays are (N, 3072) uint8 as stored in the archive, ``y`` arrays (N,) uint8 in 0..9.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from svmtrain.data.archive import parse_archive
+from svmtrain.data.format import ARCHIVE_NAME, IMAGE_BYTES, TEST_MEMBER, TRAIN_MEMBERS
+from svmtrain.data.source import ENV_DIR, Source, is_hex
+from svmtrain.errors import DataError
+from svmtrain.io.fileio import atomic_write, fsync_path
+
+PART_NAME = ARCHIVE_NAME + ".part"
+STAMP_NAME = ARCHIVE_NAME + ".json"
+LOCK_NAME = ".lock"
+PARSED_DIR = "parsed"
+
+_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True, eq=False)  # eq on arrays is ambiguous; identity is the honest equality
+class CIFAR10:
+    """The dataset as stored: x (N, 3072) uint8 (R, G, B planes of 32x32), y (N,) uint8 in 0..9.
+
+    ``x_*`` and ``y_*`` are read-only memory maps of the parsed cache.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    archive: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What we know of the archive in place, valid while its stat is unchanged."""
+
+    sha256: str
+    md5: str
+    url: str | None  # None: the archive was found in place, not downloaded by us
+    stat: list[int]  # [size, mtime_ns, inode] of the archive
+
+
+def no_data(root: Path) -> DataError:
+    """The error for a data directory without an archive: how to get one."""
+    return DataError(
+        f"No CIFAR-10 archive in {root}. Get it with `svmtrain data download` (with the same "
+        f"--data-dir), or point --data-dir or {ENV_DIR} at the directory that has it."
+    )
+
+
+@contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Hold an exclusive flock on ``root/.lock`` (one writer across threads and processes);
+    an OSError inside becomes one DataError naming the directory."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise _unusable(root, err) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    except OSError as err:
+        raise _unusable(root, err) from None
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _unusable(root: Path, err: OSError) -> DataError:
+    if root.exists() and not root.is_dir():
+        reason = "it exists and is not a directory"
+    else:
+        reason = f"{err.strerror or err}" + (f" ({err.filename})" if err.filename else "")
+    return DataError(
+        f"Cannot write to the data directory {root}: {reason}. "
+        f"Choose a writable directory with --data-dir or {ENV_DIR}."
+    )
+
+
+def _stat_key(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def read_stamp(root: Path) -> Stamp | None:
+    """The stamp, if present and still describing the archive in place."""
+    try:
+        stamp = Stamp(**json.loads((root / STAMP_NAME).read_text()))
+        current = _stat_key(root / ARCHIVE_NAME)
+    except (OSError, ValueError, TypeError):
+        return None
+    valid = stamp.stat == current and is_hex(stamp.sha256, "sha256")
+    return stamp if valid else None
+
+
+def write_stamp(root: Path, digests: dict[str, str], url: str | None) -> Stamp:
+    """Record ``digests`` (sha256, md5) and ``url`` for the archive in place; returns the stamp."""
+    stamp = Stamp(**digests, url=url, stat=_stat_key(root / ARCHIVE_NAME))
+    with atomic_write(root / STAMP_NAME, "w") as f:
+        f.write(json.dumps(asdict(stamp), indent=2) + "\n")
+    return stamp
+
+
+def present_stamp(root: Path) -> Stamp | None:
+    """The stamp of the archive in place, hashing it when it is new or changed; None if absent.
+    Call with the lock held."""
+    stamp = read_stamp(root)
+    if stamp is None and (root / ARCHIVE_NAME).is_file():
+        stamp = write_stamp(root, hash_file(root / ARCHIVE_NAME), url=None)
+    return stamp
+
+
+def satisfies(stamp: Stamp, source: Source) -> bool:
+    """Whether the archive in place is what ``source`` asks for: every expected digest matches,
+    or, with none to check, it came from the same URL."""
+    expected = source.digests()
+    if expected:
+        return all(getattr(stamp, algo) == value for algo, value in expected.items())
+    return stamp.url == source.url
+
+
+def hash_file(path: Path) -> dict[str, str]:
+    """The sha256 and md5 hex digests of a file, by algorithm name."""
+    hashers = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            for h in hashers.values():
+                h.update(block)
+    return {algo: h.hexdigest() for algo, h in hashers.items()}
+
+
+def build_parsed(root: Path, stamp: Stamp) -> None:
+    """Parse the archive into ``parsed/<sha256>/`` (built in a temporary directory, renamed into
+    place whole) and remove the caches of other archives. Call with the lock held."""
+    records, class_names = parse_archive(root / ARCHIVE_NAME)
+    parsed = root / PARSED_DIR
+    parsed.mkdir(exist_ok=True)
+    target = parsed / stamp.sha256
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parsed))
+    try:
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from others
+        _save_split(tmp, "train", [records[name] for name in TRAIN_MEMBERS])
+        _save_split(tmp, "test", [records[TEST_MEMBER]])
+        meta = {"class_names": list(class_names), "sha256": stamp.sha256}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        for path in tmp.iterdir():
+            fsync_path(path)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for stale in parsed.iterdir():
+        if stale != target:
+            shutil.rmtree(stale, ignore_errors=True)
+    fsync_path(parsed)
+
+
+def _save_split(directory: Path, split: str, batches: list[np.ndarray]) -> None:
+    """Write x_<split>.npy (N, 3072) and y_<split>.npy (N,) from record batches (n_i, 3073)."""
+    n = sum(len(batch) for batch in batches)
+    x = np.lib.format.open_memmap(
+        directory / f"x_{split}.npy", mode="w+", dtype=np.uint8, shape=(n, IMAGE_BYTES)
+    )
+    y = np.empty(n, dtype=np.uint8)
+    row = 0
+    for batch in batches:
+        x[row : row + len(batch)] = batch[:, 1:]
+        y[row : row + len(batch)] = batch[:, 0]
+        row += len(batch)
+    x.flush()
+    del x
+    np.save(directory / f"y_{split}.npy", y)
+
+
+def load_parsed(root: Path, stamp: Stamp) -> CIFAR10:
+    """Memory-map the parsed cache of ``stamp``'s archive; OSError or ValueError if it is
+    missing or not what we wrote."""
+    directory = root / PARSED_DIR / stamp.sha256
+    meta = json.loads((directory / "meta.json").read_text())
+    arrays = {
+        name: np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+        for name in _ARRAYS
+    }
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if (
+            (x.dtype, y.dtype) != (np.uint8, np.uint8)
+            or y.ndim != 1
+            or x.shape != (len(y), IMAGE_BYTES)
+        ):
+            raise ValueError(f"parsed cache {directory} has unexpected {split} arrays")
+    return CIFAR10(
+        **arrays,
+        class_names=tuple(meta["class_names"]),
+        archive=root / ARCHIVE_NAME,
+        sha256=stamp.sha256,
+    )
