@@ -9,6 +9,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from svmtrain.errors import ConfigError
 
@@ -45,10 +46,10 @@ def resolve_source(
 
     Raises ConfigError for a URL that is not http(s) or a digest that is not hexadecimal."""
     url = url or os.environ.get(ENV_URL) or OFFICIAL_URL
-    if not url.startswith(("http://", "https://")):
+    if not is_http_url(url):
         raise ConfigError(
-            f"The data URL must start with http:// or https://. Got {url!r} instead "
-            f"(from --url, the config or {ENV_URL})."
+            f"The data URL must start with http:// or https:// and name a host. Got {url!r} "
+            f"instead (from --url, the config or {ENV_URL})."
         )
     digests = {"sha256": sha256, "md5": md5}
     for algo, value in digests.items():
@@ -62,6 +63,12 @@ def resolve_source(
     if url == OFFICIAL_URL and not any(digests.values()):
         digests = {"sha256": OFFICIAL_SHA256, "md5": OFFICIAL_MD5}
     return Source(url=url, **digests)
+
+
+def is_http_url(value: str) -> bool:
+    """Whether ``value`` is an http:// or https:// URL with a host (the one check of a data URL)."""
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def is_hex(value: str, algo: str) -> bool:
