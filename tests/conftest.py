@@ -364,3 +364,53 @@ def cifar_data_dir(mirror_archive: Path, tmp_path_factory) -> CifarData:
     with LoopbackServer(mirror_archive.read_bytes(), behaviour=Behaviour(chunk=1 << 20)) as server:
         load_cifar10(data_dir, url=server.url, sha256=sha256, progress=False)
     return CifarData(data_dir, server.url, sha256)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real file-system faults: a small tmpfs (disk full) and a read-only bind mount
+
+
+def _mount(*args: str) -> None:
+    """Run mount(8); skip the test when this machine does not let us (not root, no mount)."""
+    try:
+        subprocess.run(["mount", *args], check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", "") or err
+        pytest.skip(f"cannot mount here ({str(detail).strip()})")
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """Factory: ``small_tmpfs(size_bytes)`` -> an empty directory on a tmpfs of that size, where
+    writing more fails with ENOSPC. Skips when mounting is not permitted; unmounted at teardown."""
+    mounted: list[Path] = []
+
+    def mount(size: int) -> Path:
+        where = tmp_path / f"tmpfs-{len(mounted)}"
+        where.mkdir()
+        _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where))
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture
+def read_only_view(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
+    """Factory: ``read_only_view(directory)`` -> the same directory seen through a read-only
+    bind mount (writes fail with EROFS, even for root). Skips when mounting is not permitted."""
+    mounted: list[Path] = []
+
+    def mount(directory: Path) -> Path:
+        where = tmp_path / f"read-only-{len(mounted)}"
+        where.mkdir()
+        _mount("--bind", str(directory), str(where))
+        mounted.append(where)
+        _mount("-o", "remount,bind,ro", str(where))
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", "-l", str(where)], check=False)

@@ -8,6 +8,7 @@ directory is flushed too, so the rename itself survives a crash.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Iterator
@@ -44,13 +45,20 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         os.replace(tmp, target)
         fsync_path(target.parent)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise SvmtrainError(
             f"Cannot write {target}: {err.strerror or err}. {_ADVICE.get(err.errno, _ELSEWHERE)}"
         ) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a temporary file if it is there; where it cannot be (a read-only file system
+    refuses even to look), it was never made, and the error that brought us here is the one."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
 
 
 def fsync_path(path: str | os.PathLike) -> None:
