@@ -74,3 +74,16 @@ def test_a_failing_cleanup_does_not_hide_the_first_error(tmp_path, monkeypatch):
     with pytest.raises(SvmtrainError, match="Its directory does not exist"):  # noqa: SIM117
         with atomic_write(target, "w") as f:
             f.write("x")
+
+
+def test_a_directory_that_exists_but_takes_no_new_files_is_not_called_missing():
+    # /proc exists; creating a file in it fails with ENOENT all the same
+    target = Path("/proc") / f"svmtrain-test-{os.getpid()}"
+    with pytest.raises(SvmtrainError) as err, atomic_write(target, "w") as f:
+        f.write("x")
+    message = str(err.value)
+    assert message.startswith(f"Cannot write {target}:")
+    advice = message.split(":", 1)[1]
+    assert "Its directory does not exist" not in advice
+    assert "/proc" in advice
+    assert "writable location" in advice
