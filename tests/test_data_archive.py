@@ -1,6 +1,10 @@
 """Parsing the archive straight from the tar, rejecting damaged ones, and the parsed cache."""
 
+import errno
 import hashlib
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -162,3 +166,59 @@ def test_dataset_info_without_data_says_how_to_get_it(tmp_path):
     with pytest.raises(DataError, match="svmtrain data download"):
         dataset_info(data_dir)
     assert not data_dir.exists()  # looking created nothing
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """svmtrain in a child process, so that a crash (a signal) cannot take the tests with it."""
+    code = "import sys; from svmtrain.cli import main; sys.argv[0] = 'svmtrain'; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_full_disk_while_parsing_is_a_clear_error(http_server, tiny_archive, small_tmpfs):
+    archive = tiny_archive(train_counts=(10,) * 5, test_count=10)  # x_train: 153,600 bytes
+    data_dir = small_tmpfs(len(archive.body) + 64 * 1024)  # the archive fits, the arrays do not
+    server = http_server(archive.body)
+    result = run_cli(
+        "data", "download", "--data-dir", str(data_dir), "--url", server.url,
+        "--sha256", archive.sha256, "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 1, (result.returncode, result.stderr)  # was -7: SIGBUS
+    assert "Traceback" not in result.stderr
+    assert "No space left on device" in result.stderr
+    assert "Free some space" in result.stderr
+    assert str(data_dir) in result.stderr
+    assert "--data-dir" in result.stderr
+    assert (data_dir / ARCHIVE_NAME).read_bytes() == archive.body  # the download is kept
+    assert list((data_dir / PARSED_DIR).iterdir()) == []  # no hidden half-written arrays
+
+    # with room made, the kept archive is parsed without a second download
+    subprocess.run(["mount", "-o", "remount,size=4m", str(data_dir)], check=True)
+    server.close()
+    assert_same_data(load_cifar10(data_dir, server.url, archive.sha256, progress=False), archive)
+
+
+def test_disk_full_reported_at_fsync_is_a_clear_error(tiny_archive, tmp_path, monkeypatch):
+    # ext4 may accept the writes and report ENOSPC only when the file is flushed
+    archive = tiny_archive()
+    (tmp_path / ARCHIVE_NAME).write_bytes(archive.body)  # placed by hand; its digest is given
+    real_fsync = os.fsync
+
+    def fsync_full_for_arrays(fd):
+        if any(os.path.samestat(os.fstat(fd), p.stat()) for p in tmp_path.rglob("*.npy")):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_full_for_arrays)
+    with pytest.raises(DataError) as err:
+        load_cifar10(tmp_path, "http://127.0.0.1:9/never-used.tar.gz", archive.sha256)
+    message = str(err.value)
+    assert "No space left on device" in message
+    assert str(tmp_path) in message
+    records = len(archive.y_train) + len(archive.y_test)
+    assert f"{records * 3073:,} bytes" in message  # what the arrays need
+    assert "Free some space" in message
+    assert "writable" not in message  # the directory is writable; it is full
+    assert list((tmp_path / PARSED_DIR).iterdir()) == []
+    assert (tmp_path / ARCHIVE_NAME).read_bytes() == archive.body

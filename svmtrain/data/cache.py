@@ -14,6 +14,7 @@ The data directory holds::
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -28,7 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from svmtrain.data.archive import parse_archive
-from svmtrain.data.format import ARCHIVE_NAME, IMAGE_BYTES, TEST_MEMBER, TRAIN_MEMBERS
+from svmtrain.data.format import (
+    ARCHIVE_NAME,
+    IMAGE_BYTES,
+    RECORD_BYTES,
+    TEST_MEMBER,
+    TRAIN_MEMBERS,
+)
 from svmtrain.data.source import ENV_DIR, Source, is_hex
 from svmtrain.errors import DataError
 from svmtrain.io.fileio import atomic_write, fsync_path
@@ -39,6 +46,7 @@ LOCK_NAME = ".lock"
 PARSED_DIR = "parsed"
 
 _ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+_ROWS_PER_WRITE = 4096  # images copied out of the records per write: 12 MB at a time
 
 
 @dataclass(frozen=True, eq=False)  # eq on arrays is ambiguous; identity is the honest equality
@@ -158,10 +166,16 @@ def hash_file(path: Path) -> dict[str, str]:
 
 def build_parsed(root: Path, stamp: Stamp) -> None:
     """Parse the archive into ``parsed/<sha256>/`` (built in a temporary directory, renamed into
-    place whole) and remove the caches of other archives. Call with the lock held."""
+    place whole), after removing everything else in ``parsed/`` (caches of other archives,
+    leftovers of a build that crashed). Call with the lock held.
+
+    Raises ArchiveError for a damaged archive, DataError when the disk is full (nothing
+    half-written is left), OSError for other failures to write."""
     records, class_names = parse_archive(root / ARCHIVE_NAME)
     parsed = root / PARSED_DIR
     parsed.mkdir(exist_ok=True)
+    for stale in parsed.iterdir():
+        shutil.rmtree(stale, ignore_errors=True)
     target = parsed / stamp.sha256
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parsed))
     try:
@@ -173,30 +187,45 @@ def build_parsed(root: Path, stamp: Stamp) -> None:
         for path in tmp.iterdir():
             fsync_path(path)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            needed = sum(len(batch) for batch in records.values()) * RECORD_BYTES
+            raise _no_space(root, err, needed) from None
         raise
-    for stale in parsed.iterdir():
-        if stale != target:
-            shutil.rmtree(stale, ignore_errors=True)
     fsync_path(parsed)
 
 
-def _save_split(directory: Path, split: str, batches: list[np.ndarray]) -> None:
-    """Write x_<split>.npy (N, 3072) and y_<split>.npy (N,) from record batches (n_i, 3073)."""
-    n = sum(len(batch) for batch in batches)
-    x = np.lib.format.open_memmap(
-        directory / f"x_{split}.npy", mode="w+", dtype=np.uint8, shape=(n, IMAGE_BYTES)
+def _no_space(root: Path, err: OSError, needed: int) -> DataError:
+    try:
+        free = f"; {shutil.disk_usage(root).free:,} are free"
+    except OSError:
+        free = ""
+    return DataError(
+        f"Not enough space in the data directory {root} to parse the archive: "
+        f"{err.strerror or err}. The parsed arrays need {needed:,} bytes{free}. Free some "
+        f"space, or choose a directory on another disk with --data-dir or {ENV_DIR}. The "
+        "archive is kept, so it will not be downloaded again."
     )
-    y = np.empty(n, dtype=np.uint8)
-    row = 0
-    for batch in batches:
-        x[row : row + len(batch)] = batch[:, 1:]
-        y[row : row + len(batch)] = batch[:, 0]
-        row += len(batch)
-    x.flush()
-    del x
-    np.save(directory / f"y_{split}.npy", y)
+
+
+def _save_split(directory: Path, split: str, batches: list[np.ndarray]) -> None:
+    """Write x_<split>.npy (N, 3072) and y_<split>.npy (N,) from record batches (n_i, 3073).
+
+    Ordinary writes, not a memory map: a full disk must be an OSError, not a SIGBUS."""
+    n = sum(len(batch) for batch in batches)
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+        "fortran_order": False,
+        "shape": (n, IMAGE_BYTES),
+    }
+    with open(directory / f"x_{split}.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for batch in batches:
+            for start in range(0, len(batch), _ROWS_PER_WRITE):
+                rows = batch[start : start + _ROWS_PER_WRITE, 1:]
+                f.write(np.ascontiguousarray(rows).data)
+    np.save(directory / f"y_{split}.npy", np.concatenate([batch[:, 0] for batch in batches]))
 
 
 def load_parsed(root: Path, stamp: Stamp) -> CIFAR10:

@@ -8,7 +8,6 @@ files that later loads memory-map.
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from pathlib import Path
 
@@ -136,7 +135,6 @@ def _open(root: Path, source: Source | None, *, progress: bool) -> tuple[Stamp, 
         try:
             return stamp, load_parsed(root, stamp)
         except (OSError, ValueError, KeyError):
-            shutil.rmtree(root / PARSED_DIR / stamp.sha256, ignore_errors=True)
             build_parsed(root, stamp)
             return stamp, load_parsed(root, stamp)
 
