@@ -4,6 +4,8 @@ Each fault test fails if its handling is removed: the error type, the request lo
 bytes on disk would differ.
 """
 
+import errno
+import os
 import subprocess
 import sys
 import threading
@@ -287,3 +289,41 @@ def test_unwritable_data_dir(http_server, archive, tmp_path, make_dir):
     assert "--data-dir" in str(err.value)
     assert "SVMTRAIN_DATA_DIR" in str(err.value)
     assert server.requests == []  # found out before any download
+
+
+def test_a_full_disk_keeps_the_partial_and_says_it_resumes(http_server, archive, small_tmpfs):
+    data_dir = small_tmpfs(16 * 1024)  # less than the archive
+    server = http_server(archive.body)
+    with pytest.raises(DataError) as err:
+        download(source_for(server, archive), data_dir, **FAST)
+    message, part = str(err.value), data_dir / PART_NAME
+    kept = part.stat().st_size
+    assert 0 < kept < len(archive.body)
+    assert part.read_bytes() == archive.body[:kept]
+    assert "No space left on device" in message
+    assert f"{kept:,} of {len(archive.body):,} bytes" in message
+    assert str(part) in message
+    assert "resume" in message
+    assert "writable" not in message  # the directory is writable; it is full
+
+    subprocess.run(["mount", "-o", "remount,size=4m", str(data_dir)], check=True)
+    assert download(source_for(server, archive), data_dir, **FAST).read_bytes() == archive.body
+    assert ranges(server) == [None, f"bytes={kept}-"]
+
+
+def test_disk_full_reported_at_fsync_keeps_the_partial(http_server, archive, tmp_path, monkeypatch):
+    part, real_fsync = tmp_path / PART_NAME, os.fsync
+
+    def fsync_full_for_the_partial(fd):
+        if part.exists() and os.path.samestat(os.fstat(fd), part.stat()):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_full_for_the_partial)
+    server = http_server(archive.body)
+    with pytest.raises(DataError) as err:
+        download(source_for(server, archive), tmp_path, **FAST)
+    assert "No space left on device" in str(err.value)
+    assert f"{len(archive.body):,} of {len(archive.body):,} bytes" in str(err.value)
+    assert str(part) in str(err.value)
+    assert not (tmp_path / ARCHIVE_NAME).exists()

@@ -6,6 +6,7 @@ the next one resumes. Verifying the result is the caller's business.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -18,8 +19,8 @@ import urllib3
 from tqdm import tqdm
 
 from svmtrain.data.format import ARCHIVE_NAME
-from svmtrain.data.source import ENV_URL
-from svmtrain.errors import DownloadError
+from svmtrain.data.source import ENV_DIR, ENV_URL
+from svmtrain.errors import DataError, DownloadError
 
 # Network behaviour; download() takes each as a keyword so tests can make backoff tiny.
 TIMEOUT = (10.0, 60.0)  # seconds: (connect, read between two chunks)
@@ -104,27 +105,56 @@ def _fetch_once(url: str, part: Path, *, progress: bool, timeout: tuple[float, f
             offset = 0  # Range ignored: the body is the whole file, so start over
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-        with (
-            open(part, "ab" if offset else "wb") as out,
-            tqdm(
-                total=total,
-                initial=offset,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=ARCHIVE_NAME,
-                file=sys.stderr,
-                disable=not (progress and sys.stderr.isatty()),
-            ) as bar,
-        ):
-            for chunk in _body(response):
-                out.write(chunk)
-                bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            _write_body(response, part, offset=offset, total=total, progress=progress)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise _disk_full(part, total, err) from None
     size = part.stat().st_size
     if total is not None and size != total:
         raise _Transient(f"the connection closed after {size:,} of {total:,} bytes")
+
+
+def _write_body(
+    response: requests.Response, part: Path, *, offset: int, total: int | None, progress: bool
+) -> None:
+    """Append the body to ``part`` (from scratch when offset is 0) and flush it to disk."""
+    with (
+        open(part, "ab" if offset else "wb") as out,
+        tqdm(
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=ARCHIVE_NAME,
+            file=sys.stderr,
+            disable=not (progress and sys.stderr.isatty()),
+        ) as bar,
+    ):
+        for chunk in _body(response):
+            out.write(chunk)
+            bar.update(len(chunk))
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _disk_full(part: Path, total: int | None, err: OSError) -> DataError:
+    """The error for a disk that filled up during the download: what is kept, how to go on."""
+    kept = part.stat().st_size if part.exists() else 0
+    need = f" (the archive is {total:,} bytes)" if total is not None else ""
+    if kept:
+        what = f"{kept:,}{f' of {total:,}' if total is not None else ''} bytes are kept in {part}"
+        then = "run the same command again to resume"
+    else:
+        part.unlink(missing_ok=True)
+        what, then = "nothing was kept", "run the same command again"
+    return DataError(
+        f"Not enough space in the data directory {part.parent} for the download: "
+        f"{err.strerror or err}; {what}. Free some space{need} and {then}, or choose a "
+        f"directory on another disk with --data-dir or {ENV_DIR}."
+    )
 
 
 def _body(response: requests.Response) -> Iterator[bytes]:
