@@ -32,7 +32,14 @@ import numpy as np
 import pytest
 
 from svmtrain.data import load_cifar10
-from svmtrain.data.format import IMAGE_BYTES, META_MEMBER, NUM_CLASSES, TEST_MEMBER, TRAIN_MEMBERS
+from svmtrain.data.format import (
+    IMAGE_BYTES,
+    META_MEMBER,
+    NUM_CLASSES,
+    RECORD_BYTES,
+    TEST_MEMBER,
+    TRAIN_MEMBERS,
+)
 from svmtrain.data.source import ENV_DIGEST, ENV_DIR, ENV_URL
 
 REPO = Path(__file__).resolve().parent.parent
@@ -232,7 +239,7 @@ def closed_port_url() -> str:
 # ---------------------------------------------------------------------------------------------
 # Tiny synthetic archives
 
-CORRUPTIONS = ("wrong_size", "missing_member", "bad_label", "truncated_gzip")
+CORRUPTIONS = ("wrong_size", "missing_member", "bad_label", "truncated_gzip", "short_header_size")
 
 
 @dataclass(frozen=True)
@@ -287,15 +294,20 @@ def make_tiny_archive(
         members[TRAIN_MEMBERS[3]] = bytes([NUM_CLASSES]) + members[TRAIN_MEMBERS[3]][1:]
     members.update(extra_members or {})
 
-    raw = io.BytesIO()
-    with (
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w") as tar,
-    ):
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w") as tar:
         for name, data in members.items():
+            if name == TRAIN_MEMBERS[2]:
+                header_at = tar.offset  # where its header goes
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+    plain = tar_bytes.getvalue()
+    if corrupt == "short_header_size":  # the header says one record fewer than the data holds
+        plain = _with_member_size(plain, header_at, len(members[TRAIN_MEMBERS[2]]) - RECORD_BYTES)
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        gz.write(plain)
     body = raw.getvalue()
     if corrupt == "truncated_gzip":
         body = body[: len(body) // 2]
@@ -312,6 +324,16 @@ def make_tiny_archive(
         y_test=ys[-1],
         class_names=CLASS_NAMES,
     )
+
+
+def _with_member_size(tar: bytes, header_at: int, size: int) -> bytes:
+    """``tar`` with the size field of the ustar header at ``header_at`` set to ``size`` and the
+    header's checksum recomputed (the checksum field counts as eight blanks)."""
+    header = bytearray(tar[header_at : header_at + 512])
+    header[124:136] = b"%011o\0" % size
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return tar[:header_at] + bytes(header) + tar[header_at + 512 :]
 
 
 @pytest.fixture

@@ -222,3 +222,17 @@ def test_disk_full_reported_at_fsync_is_a_clear_error(tiny_archive, tmp_path, mo
     assert "writable" not in message  # the directory is writable; it is full
     assert list((tmp_path / PARSED_DIR).iterdir()) == []
     assert (tmp_path / ARCHIVE_NAME).read_bytes() == archive.body
+
+
+def test_a_member_whose_header_size_is_wrong_is_called_damaged(http_server, tiny_archive, tmp_path):
+    # The header of data_batch_3 says one record fewer than it holds, so the next "header" is
+    # pixel data; tarfile's stream reader takes that for the end of the archive.
+    archive = tiny_archive(corrupt="short_header_size")
+    with pytest.raises(ArchiveError) as err:
+        fetch(http_server, archive, tmp_path)
+    message = str(err.value)
+    assert TRAIN_MEMBERS[2] in message
+    assert "damaged" in message
+    assert "lacks" not in message  # the members are there; the archive is broken before them
+    assert f"rm {tmp_path / ARCHIVE_NAME}" in message
+    assert not any((tmp_path / PARSED_DIR).glob("*"))

@@ -43,11 +43,11 @@ def parse_archive(archive: Path) -> tuple[dict[str, np.ndarray], tuple[str, ...]
     member, a label outside 0..9 or a class list that is not 10 names long."""
     wanted = (*TRAIN_MEMBERS, TEST_MEMBER, META_MEMBER)
     data: dict[str, bytes] = {}
-    where = "its first member"
+    where, last = "its first member", None
     try:
         with gzip.open(archive, "rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
             for member in tar:
-                name = member.name.removeprefix("./")
+                name = last = member.name.removeprefix("./")
                 if name not in wanted:
                     continue
                 where = name
@@ -62,8 +62,15 @@ def parse_archive(archive: Path) -> tuple[dict[str, np.ndarray], tuple[str, ...]
                 data[name] = tar.extractfile(member).read()
                 where = f"the member after {name}"
             where = "the end of the archive"
-            while gz.read(_DRAIN_BYTES):  # to the gzip trailer: its CRC and length are checked
-                pass
+            # The stream reader ends at the first block that is not a header, so the rest must
+            # be the end-of-archive blocks, all zeros; read to the gzip trailer (CRC, length).
+            while block := tar.fileobj.read(_DRAIN_BYTES):
+                if block.count(0) != len(block):
+                    raise bad_archive(
+                        archive,
+                        f"it is damaged after {last}: the data there is not a tar header, so "
+                        f"the size recorded for {last} is wrong or the archive is corrupt",
+                    )
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise bad_archive(archive, f"it is corrupt or truncated ({err}) at {where}") from None
     missing = [name for name in wanted if name not in data]
