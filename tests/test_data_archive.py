@@ -3,6 +3,7 @@
 import errno
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 
@@ -236,3 +237,67 @@ def test_a_member_whose_header_size_is_wrong_is_called_damaged(http_server, tiny
     assert "lacks" not in message  # the members are there; the archive is broken before them
     assert f"rm {tmp_path / ARCHIVE_NAME}" in message
     assert not any((tmp_path / PARSED_DIR).glob("*"))
+
+
+def copied_cache(http_server, archive, tmp_path):
+    """A cache filled by a download, then copied elsewhere (new inodes, as on a shared disk)."""
+    original, server = tmp_path / "original", http_server(archive.body)
+    load_cifar10(original, server.url, archive.sha256, progress=False)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    server.close()  # any download now would fail
+    return copy, server
+
+
+def files_of(directory):
+    return {p.relative_to(directory): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def test_a_copied_cache_on_read_only_media_loads_and_answers_info(
+    http_server, tiny_archive, tmp_path, read_only_view
+):
+    archive = tiny_archive()
+    copy, server = copied_cache(http_server, archive, tmp_path)
+    before = files_of(copy)
+    media = read_only_view(copy)
+    info = dataset_info(media)
+    assert (info["sha256"], info["md5"]) == (archive.sha256, archive.md5)
+    assert info["source_url"] == server.url  # still known: the contents match the stamp
+    assert info["splits"]["train"]["count"] == len(archive.y_train)
+    assert_same_data(load_cifar10(media, server.url, archive.sha256, progress=False), archive)
+    assert files_of(copy) == before
+    assert len(server.requests) == 1
+
+
+def test_a_read_only_cache_is_used_without_writing(
+    http_server, tiny_archive, tmp_path, monkeypatch
+):
+    # Where no read-only mount can be made: the directory reports itself unwritable, as a
+    # read-only mount or a directory of another user's does.
+    archive = tiny_archive()
+    copy, server = copied_cache(http_server, archive, tmp_path)
+    before = files_of(copy)
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode, **kw: mode != os.W_OK and real_access(path, mode, **kw)
+    )
+    assert dataset_info(copy)["sha256"] == archive.sha256
+    assert_same_data(load_cifar10(copy, server.url, archive.sha256, progress=False), archive)
+    assert files_of(copy) == before
+    assert sorted(p.name for p in copy.iterdir()) == sorted(
+        [ARCHIVE_NAME, STAMP_NAME, PARSED_DIR, ".lock"]
+    )
+
+
+def test_a_read_only_cache_that_needs_writing_says_so(
+    http_server, tiny_archive, tmp_path, read_only_view
+):
+    archive = tiny_archive()
+    copy, _ = copied_cache(http_server, archive, tmp_path)
+    shutil.rmtree(copy / PARSED_DIR)  # the arrays would have to be parsed again
+    media = read_only_view(copy)
+    with pytest.raises(DataError) as err:
+        dataset_info(media)
+    assert str(media) in str(err.value)
+    assert "Read-only file system" in str(err.value)
+    assert "--data-dir" in str(err.value)

@@ -86,19 +86,41 @@ def no_data(root: Path) -> DataError:
 @contextmanager
 def locked(root: Path) -> Iterator[None]:
     """Hold an exclusive flock on ``root/.lock`` (one writer across threads and processes);
-    an OSError inside becomes one DataError naming the directory."""
+    an OSError inside becomes one DataError naming the directory.
+
+    A directory that exists but cannot be written (a read-only mount, another user's cache)
+    is only read: then a shared flock is held on its ``.lock`` if there is one to open, so a
+    writer with more rights is waited for, and no lock at all otherwise."""
+    mode = fcntl.LOCK_EX
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        if root.is_dir() and not _writable(root):
+            mode, fd = fcntl.LOCK_SH, _open_if_present(root / LOCK_NAME)
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
         raise _unusable(root, err) from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if fd is not None:
+            fcntl.flock(fd, mode)
         yield
     except OSError as err:
         raise _unusable(root, err) from None
     finally:
-        os.close(fd)  # releases the lock
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _writable(directory: Path) -> bool:
+    return os.access(directory, os.W_OK)
+
+
+def _open_if_present(path: Path) -> int | None:
+    """A read-only descriptor of ``path``, or None if it cannot be opened."""
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
 
 
 def _unusable(root: Path, err: OSError) -> DataError:
@@ -117,15 +139,23 @@ def _stat_key(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
-def read_stamp(root: Path) -> Stamp | None:
-    """The stamp, if present and still describing the archive in place."""
+def _recorded_stamp(root: Path) -> Stamp | None:
+    """The stamp file's contents, whatever archive is in place now; None if absent or bad."""
     try:
         stamp = Stamp(**json.loads((root / STAMP_NAME).read_text()))
-        current = _stat_key(root / ARCHIVE_NAME)
     except (OSError, ValueError, TypeError):
         return None
-    valid = stamp.stat == current and is_hex(stamp.sha256, "sha256")
-    return stamp if valid else None
+    return stamp if is_hex(stamp.sha256, "sha256") else None
+
+
+def read_stamp(root: Path) -> Stamp | None:
+    """The stamp, if present and still describing the archive in place (same stat)."""
+    stamp = _recorded_stamp(root)
+    try:
+        current = _stat_key(root / ARCHIVE_NAME)
+    except OSError:
+        return None
+    return stamp if stamp is not None and stamp.stat == current else None
 
 
 def write_stamp(root: Path, digests: dict[str, str], url: str | None) -> Stamp:
@@ -137,12 +167,20 @@ def write_stamp(root: Path, digests: dict[str, str], url: str | None) -> Stamp:
 
 
 def present_stamp(root: Path) -> Stamp | None:
-    """The stamp of the archive in place, hashing it when it is new or changed; None if absent.
-    Call with the lock held."""
+    """The stamp of the archive in place; None if there is no archive. Call with the lock held.
+
+    An archive whose stat differs from the stamp's (new, changed, or copied from elsewhere) is
+    hashed again; when its contents are the stamped ones, the source URL is kept. The new stamp
+    is written, unless the directory is read-only: then it is only returned."""
     stamp = read_stamp(root)
-    if stamp is None and (root / ARCHIVE_NAME).is_file():
-        stamp = write_stamp(root, hash_file(root / ARCHIVE_NAME), url=None)
-    return stamp
+    if stamp is not None or not (root / ARCHIVE_NAME).is_file():
+        return stamp
+    digests = hash_file(root / ARCHIVE_NAME)
+    recorded = _recorded_stamp(root)
+    url = recorded.url if recorded is not None and recorded.sha256 == digests["sha256"] else None
+    if not _writable(root):
+        return Stamp(**digests, url=url, stat=_stat_key(root / ARCHIVE_NAME))
+    return write_stamp(root, digests, url)
 
 
 def satisfies(stamp: Stamp, source: Source) -> bool:
