@@ -87,6 +87,8 @@ class Behaviour:
     interrupt_after: int | None = None  # Ctrl-C: SIGINT to the main thread after this many body
     # bytes of the first response; the server then stalls so the client is mid-read
     interrupt_when: Callable[[], bool] | None = None  # ... and once this is true (polled, 5 s)
+    stall_after: int | None = None  # send the body up to this byte of the file, then nothing
+    # until the server is closed (a server that hangs there; a resume past it gets headers only)
 
 
 class Request(NamedTuple):
@@ -185,6 +187,10 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if server._take_drop():
                 payload = payload[: b.drop_after]  # then the connection closes: a short body
+            if b.stall_after is not None:
+                self._send(payload[: max(0, b.stall_after - start)], interrupt=False)
+                server._stop.wait(30)
+                return
             self._send(payload, interrupt=index == 0 and b.interrupt_after is not None)
 
         def _send(self, payload: bytes, *, interrupt: bool) -> None:

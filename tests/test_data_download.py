@@ -327,3 +327,25 @@ def test_disk_full_reported_at_fsync_keeps_the_partial(http_server, archive, tmp
     assert f"{len(archive.body):,} of {len(archive.body):,} bytes" in str(err.value)
     assert str(part) in str(err.value)
     assert not (tmp_path / ARCHIVE_NAME).exists()
+
+
+@pytest.mark.parametrize("sent", [0, fetch.CHUNK_BYTES], ids=["after-headers", "mid-body"])
+def test_a_stalled_server_is_given_up_on_after_the_stall_deadline(
+    http_server, tiny_archive, tmp_path, capsys, sent
+):
+    archive = tiny_archive(train_counts=(10,) * 5, test_count=10)  # a few client reads long
+    server = http_server(archive.body, stall_after=sent)
+    with pytest.raises(DownloadError) as err:
+        download(
+            source_for(server, archive), tmp_path, progress=True, retries=50, backoff=0.0,
+            timeout=(1.0, 0.2), stall=0.5,
+        )  # fmt: skip
+    message = str(err.value)
+    assert len(server.gets) < 51  # the deadline ended it, not the retries
+    assert "no data" in message
+    assert server.url in message
+    assert "run the same command again" in message.lower()
+    if sent:
+        assert f"({sent:,} bytes) is kept in {tmp_path / PART_NAME}" in message
+    # each silence was followed by a line saying what happened and what comes next
+    assert capsys.readouterr().err.count("retrying") == len(server.gets) - 1

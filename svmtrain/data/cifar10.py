@@ -28,7 +28,7 @@ from svmtrain.data.cache import (
     satisfies,
     write_stamp,
 )
-from svmtrain.data.fetch import BACKOFF_SECONDS, RETRIES, TIMEOUT, fetch
+from svmtrain.data.fetch import BACKOFF_SECONDS, RETRIES, STALL_SECONDS, TIMEOUT, fetch
 from svmtrain.data.format import ARCHIVE_NAME, NUM_CLASSES
 from svmtrain.data.source import (
     ENV_DIGEST,
@@ -54,16 +54,24 @@ def download(
     retries: int = RETRIES,
     backoff: float = BACKOFF_SECONDS,
     timeout: tuple[float, float] = TIMEOUT,
+    stall: float = STALL_SECONDS,
 ) -> Path:
     """Fetch and verify the archive into ``data_dir`` unless a verified copy is already there
     (then no network request at all). Returns the archive's path.
 
-    data_dir None: see :func:`~svmtrain.data.source.resolve_data_dir`. Raises DataError (or a
-    subclass) when the archive cannot be fetched, verified or stored."""
+    data_dir None: see :func:`~svmtrain.data.source.resolve_data_dir`; retries, backoff,
+    timeout, stall: see :func:`~svmtrain.data.fetch.fetch`. Raises DataError (or a subclass)
+    when the archive cannot be fetched, verified or stored."""
     root = resolve_data_dir(data_dir)
     with locked(root):
         _ensure_archive(
-            root, source, progress=progress, retries=retries, backoff=backoff, timeout=timeout
+            root,
+            source,
+            progress=progress,
+            retries=retries,
+            backoff=backoff,
+            timeout=timeout,
+            stall=stall,
         )
     return root / ARCHIVE_NAME
 
@@ -147,6 +155,7 @@ def _ensure_archive(
     retries: int = RETRIES,
     backoff: float = BACKOFF_SECONDS,
     timeout: tuple[float, float] = TIMEOUT,
+    stall: float = STALL_SECONDS,
 ) -> Stamp:
     """The stamp of an archive that satisfies ``source``, downloading it if the one in place
     does not. Call with the lock held."""
@@ -156,7 +165,13 @@ def _ensure_archive(
     part = root / PART_NAME
     try:
         fetch(
-            source.url, part, progress=progress, retries=retries, backoff=backoff, timeout=timeout
+            source.url,
+            part,
+            progress=progress,
+            retries=retries,
+            backoff=backoff,
+            timeout=timeout,
+            stall=stall,
         )
         digests = hash_file(part)
     except KeyboardInterrupt:

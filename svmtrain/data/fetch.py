@@ -22,10 +22,11 @@ from svmtrain.data.format import ARCHIVE_NAME
 from svmtrain.data.source import ENV_DIR, ENV_URL
 from svmtrain.errors import DataError, DownloadError
 
-# Network behaviour; download() takes each as a keyword so tests can make backoff tiny.
-TIMEOUT = (10.0, 60.0)  # seconds: (connect, read between two chunks)
+# Network behaviour; download() takes each as a keyword so tests can make them tiny.
+TIMEOUT = (10.0, 30.0)  # seconds: (connect, read between two chunks)
 RETRIES = 4  # further attempts after connection errors and 5xx; progress resets the count
 BACKOFF_SECONDS = 1.0  # wait before retry k (1-based): BACKOFF_SECONDS * 2 ** (k - 1)
+STALL_SECONDS = 90.0  # give up when no byte has arrived for this long, whatever the retries
 CHUNK_BYTES = 1 << 16
 
 
@@ -41,12 +42,16 @@ def fetch(
     retries: int,
     backoff: float,
     timeout: tuple[float, float],
+    stall: float,
 ) -> None:
     """Download ``url`` into ``part``, resuming what is there, retrying transient failures with
     exponential backoff. Returns once ``part`` holds the whole body (not yet verified).
 
-    Raises DownloadError when the retries run out or the failure is not transient (4xx)."""
-    failures = 0
+    timeout: (connect, read) seconds, the read one between two chunks; stall: seconds without
+    a new byte, across attempts, after which no retry is made. With ``progress``, each retry
+    is announced on stderr with its reason. Raises DownloadError when the retries run out, the
+    stall deadline passes, or the failure is not transient (4xx)."""
+    failures, last_progress = 0, time.monotonic()
     while True:
         before = part.stat().st_size if part.exists() else 0
         try:
@@ -54,20 +59,27 @@ def fetch(
             return
         except _Transient as err:
             now = part.stat().st_size if part.exists() else 0
-            failures = 1 if now > before else failures + 1  # a flaky link is not a dead one
+            if now > before:  # a flaky link is not a dead one
+                failures, last_progress = 1, time.monotonic()
+            else:
+                failures += 1
+            kept = f" The partial download ({now:,} bytes) is kept in {part}" if now else ""
             if failures > retries:
-                kept = (
-                    f" The partial download ({now:,} bytes) is kept in {part}; run again to "
-                    "resume it."
-                    if now
-                    else ""
-                )
                 raise DownloadError(
                     f"Could not download {url}: {err} (gave up after {failures} failed "
-                    f"attempts in a row).{kept} Check the network and the URL (--url or "
-                    f"{ENV_URL})."
+                    f"attempts in a row).{kept and kept + '; run again to resume it.'} Check the "
+                    f"network and the URL (--url or {ENV_URL})."
                 ) from None
-            time.sleep(backoff * 2 ** (failures - 1))
+            wait, silent = backoff * 2 ** (failures - 1), time.monotonic() - last_progress
+            if silent + wait >= stall:
+                raise DownloadError(
+                    f"Could not download {url}: no data arrived for {silent:.1f} s ({err})."
+                    f"{kept and kept + ' and will be resumed.'} Run the same command again to "
+                    f"retry, later or from another mirror (--url or {ENV_URL})."
+                ) from None
+            if progress:
+                print(f"Downloading {url}: {err}; retrying in {wait:g} s.", file=sys.stderr)
+            time.sleep(wait)
 
 
 def _fetch_once(url: str, part: Path, *, progress: bool, timeout: tuple[float, float]) -> None:
@@ -106,7 +118,14 @@ def _fetch_once(url: str, part: Path, *, progress: bool, timeout: tuple[float, f
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
         try:
-            _write_body(response, part, offset=offset, total=total, progress=progress)
+            _write_body(
+                response,
+                part,
+                offset=offset,
+                total=total,
+                progress=progress,
+                read_timeout=timeout[1],
+            )
         except OSError as err:
             if err.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -117,7 +136,13 @@ def _fetch_once(url: str, part: Path, *, progress: bool, timeout: tuple[float, f
 
 
 def _write_body(
-    response: requests.Response, part: Path, *, offset: int, total: int | None, progress: bool
+    response: requests.Response,
+    part: Path,
+    *,
+    offset: int,
+    total: int | None,
+    progress: bool,
+    read_timeout: float,
 ) -> None:
     """Append the body to ``part`` (from scratch when offset is 0) and flush it to disk."""
     with (
@@ -133,7 +158,7 @@ def _write_body(
             disable=not (progress and sys.stderr.isatty()),
         ) as bar,
     ):
-        for chunk in _body(response):
+        for chunk in _body(response, read_timeout):
             out.write(chunk)
             bar.update(len(chunk))
         out.flush()
@@ -157,12 +182,15 @@ def _disk_full(part: Path, total: int | None, err: OSError) -> DataError:
     )
 
 
-def _body(response: requests.Response) -> Iterator[bytes]:
+def _body(response: requests.Response, read_timeout: float) -> Iterator[bytes]:
     """The raw body bytes (never content-decoded); a failed read becomes _Transient."""
     try:
         yield from response.raw.stream(CHUNK_BYTES, decode_content=False)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
-        raise _Transient(f"the connection was lost: {_reason(err)}") from err
+        reason = _reason(err)
+        if reason == "timed out":
+            raise _Transient(f"the read timed out (nothing for {read_timeout:g} s)") from err
+        raise _Transient(f"the connection was lost: {reason}") from err
 
 
 def _content_range(header: str) -> tuple[int | None, int | None]:
