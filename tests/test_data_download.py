@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import pytest
@@ -157,8 +158,17 @@ def test_http_503_until_retries_run_out(http_server, archive, tmp_path):
 
 
 def test_retries_back_off_exponentially(http_server, archive, tmp_path, monkeypatch):
-    waits = []
-    monkeypatch.setattr(fetch.time, "sleep", waits.append)
+    # Only this thread's sleeps: the handler threads of earlier tests' servers may still be
+    # pausing between chunks (Behaviour.delay), and time.sleep is patched process-wide.
+    waits, this_thread, real_sleep = [], threading.current_thread(), time.sleep
+
+    def sleep(seconds):
+        if threading.current_thread() is this_thread:
+            waits.append(seconds)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(fetch.time, "sleep", sleep)
     server = http_server(archive.body, fail_first=3)
     download(source_for(server, archive), tmp_path, progress=False, retries=3, backoff=0.5)
     assert waits == [0.5, 1.0, 2.0]
