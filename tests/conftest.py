@@ -87,6 +87,8 @@ class Behaviour:
     interrupt_after: int | None = None  # Ctrl-C: SIGINT to the main thread after this many body
     # bytes of the first response; the server then stalls so the client is mid-read
     interrupt_when: Callable[[], bool] | None = None  # ... and once this is true (polled, 5 s)
+    hold_until: Callable[[], bool] | None = None  # after the headers, send no body until this
+    # is true (polled, 30 s at most)
     stall_after: int | None = None  # send the body up to this byte of the file, then nothing
     # until the server is closed (a server that hangs there; a resume past it gets headers only)
 
@@ -187,6 +189,8 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if server._take_drop():
                 payload = payload[: b.drop_after]  # then the connection closes: a short body
+            if b.hold_until is not None:
+                _wait_for(b.hold_until, seconds=30)
             if b.stall_after is not None:
                 self._send(payload[: max(0, b.stall_after - start)], interrupt=False)
                 server._stop.wait(30)

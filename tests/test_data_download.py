@@ -359,3 +359,26 @@ def test_a_stalled_server_is_given_up_on_after_the_stall_deadline(
         assert f"({sent:,} bytes) is kept in {tmp_path / PART_NAME}" in message
     # each silence was followed by a line saying what happened and what comes next
     assert capsys.readouterr().err.count("retrying") == len(server.gets) - 1
+
+
+def test_a_process_waiting_for_the_lock_says_for_whom(http_server, archive, tmp_path):
+    released = threading.Event()
+    server = http_server(archive.body, hold_until=released.is_set)  # the first keeps the lock
+    code = (
+        "import sys; from svmtrain.data import load_cifar10; "
+        "load_cifar10(sys.argv[1], sys.argv[2], sys.argv[3], progress=False)"
+    )
+    argv = [sys.executable, "-c", code, str(tmp_path), server.url, archive.sha256]
+    first = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / PART_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the first holds the lock once its download has begun
+    second = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    waiting = second.stderr.readline()  # said while the first still holds the lock
+    released.set()
+    errors = [p.communicate(timeout=60)[1] for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0]
+    assert "Waiting" not in errors[0]
+    assert f"Waiting for another svmtrain process (PID {first.pid})" in waiting
+    assert str(tmp_path) in waiting
+    assert len(server.gets) == 1

@@ -7,7 +7,7 @@ The data directory holds::
     cifar-10-binary.tar.gz.json   the archive's digests, source URL and stat, so that a warm
                                   load need not hash 170 MB again
     parsed/<sha256>/              x_train.npy, y_train.npy, x_test.npy, y_test.npy, meta.json
-    .lock                         flock'ed by whoever writes any of the above
+    .lock                         flock'ed by whoever writes any of the above; holds its PID
 
 ``x`` arrays are (N, 3072) uint8 as stored in the archive, ``y`` arrays (N,) uint8 in 0..9.
 """
@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,13 +103,41 @@ def locked(root: Path) -> Iterator[None]:
         raise _unusable(root, err) from None
     try:
         if fd is not None:
-            fcntl.flock(fd, mode)
+            _acquire(fd, mode, root)
         yield
     except OSError as err:
         raise _unusable(root, err) from None
     finally:
         if fd is not None:
             os.close(fd)  # releases the lock
+
+
+def _acquire(fd: int, mode: int, root: Path) -> None:
+    """flock ``fd`` in ``mode``, first saying on stderr whom we wait for if someone holds it.
+    An exclusive holder records its PID in the file, for the next one's message."""
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(
+            f"Waiting for {_holder(fd)} to finish with the data directory {root} ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        fcntl.flock(fd, mode)
+    if mode == fcntl.LOCK_EX:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock on ``fd``, from the PID its holder recorded."""
+    try:
+        pid = int(os.pread(fd, 32, 0))
+    except (OSError, ValueError):
+        return "another svmtrain process"
+    if pid == os.getpid():
+        return "another thread of this process"
+    return f"another svmtrain process (PID {pid})"
 
 
 def _writable(directory: Path) -> bool:
