@@ -382,3 +382,14 @@ def test_a_process_waiting_for_the_lock_says_for_whom(http_server, archive, tmp_
     assert f"Waiting for another svmtrain process (PID {first.pid})" in waiting
     assert str(tmp_path) in waiting
     assert len(server.gets) == 1
+
+
+def test_a_lock_file_that_cannot_take_the_pid_does_not_stop_the_download(
+    http_server, archive, tmp_path, monkeypatch
+):
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full)  # the PID is only for another process's message
+    server = http_server(archive.body)
+    assert download(source_for(server, archive), tmp_path, **FAST).read_bytes() == archive.body

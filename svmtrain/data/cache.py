@@ -14,6 +14,7 @@ The data directory holds::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -125,8 +126,9 @@ def _acquire(fd: int, mode: int, root: Path) -> None:
         )
         fcntl.flock(fd, mode)
     if mode == fcntl.LOCK_EX:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # only for that message: a full disk must not stop us
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
 
 
 def _holder(fd: int) -> str:
