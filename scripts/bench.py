@@ -48,7 +48,7 @@ import numpy as np
 from svmtrain.config import load_config
 from svmtrain.core.losses import reg_loss, svm_loss
 from svmtrain.core.optim import sgd_step
-from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import fit_stats, transform
 from svmtrain.experiments import _blas, train
 
@@ -142,7 +142,7 @@ def load_average() -> list[float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Data: the mirror, served on loopback, loaded through svmtrain.data.cifar10
+# Data: the mirror, served on loopback, loaded through svmtrain.data.load_cifar10
 
 
 def mirror_archive() -> Path:

@@ -21,7 +21,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 _API = {
     "load_config": "svmtrain.config",
-    "load_cifar10": "svmtrain.data.cifar10",
+    "load_cifar10": "svmtrain.data",
     "load_splits": "svmtrain.experiments.common",
     "fit": "svmtrain.experiments.fit",
     "evaluate": "svmtrain.experiments.evaluate",

@@ -18,7 +18,6 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args, get_type_hints
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -26,6 +25,7 @@ from svmtrain import __version__
 from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.core.optim import SCHEDULES
 from svmtrain.data.preprocess import SCALINGS
+from svmtrain.data.source import is_http_url
 from svmtrain.errors import ConfigError
 from svmtrain.io.fileio import atomic_write
 
@@ -147,18 +147,13 @@ def _hex_digest(digits: int) -> _Rule:
     )
 
 
-def _is_http_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
 _POSITIVE_INT = _compare(">=", 1)
 _NON_EMPTY = _Rule(lambda v: v != "", "a non-empty string")
 _BOOL = _Rule(wording="true or false")
 
 _RULES: dict[str, _Rule] = {
     "data.dir": _NON_EMPTY,
-    "data.url": _Rule(_is_http_url, "an http:// or https:// URL"),
+    "data.url": _Rule(is_http_url, "an http:// or https:// URL"),
     "data.sha256": _hex_digest(64),
     "data.md5": _hex_digest(32),
     "data.val_size": _POSITIVE_INT,

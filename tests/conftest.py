@@ -31,17 +31,16 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from svmtrain.data.cifar10 import (
-    ENV_DIGEST,
-    ENV_DIR,
-    ENV_URL,
+from svmtrain.data import load_cifar10
+from svmtrain.data.format import (
     IMAGE_BYTES,
     META_MEMBER,
     NUM_CLASSES,
+    RECORD_BYTES,
     TEST_MEMBER,
     TRAIN_MEMBERS,
-    load_cifar10,
 )
+from svmtrain.data.source import ENV_DIGEST, ENV_DIR, ENV_URL
 
 REPO = Path(__file__).resolve().parent.parent
 MAKE_MIRROR = REPO.parent / "shared" / "cifar10" / "make-mirror"
@@ -88,6 +87,10 @@ class Behaviour:
     interrupt_after: int | None = None  # Ctrl-C: SIGINT to the main thread after this many body
     # bytes of the first response; the server then stalls so the client is mid-read
     interrupt_when: Callable[[], bool] | None = None  # ... and once this is true (polled, 5 s)
+    hold_until: Callable[[], bool] | None = None  # after the headers, send no body until this
+    # is true (polled, 30 s at most)
+    stall_after: int | None = None  # send the body up to this byte of the file, then nothing
+    # until the server is closed (a server that hangs there; a resume past it gets headers only)
 
 
 class Request(NamedTuple):
@@ -186,6 +189,12 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if server._take_drop():
                 payload = payload[: b.drop_after]  # then the connection closes: a short body
+            if b.hold_until is not None:
+                _wait_for(b.hold_until, seconds=30)
+            if b.stall_after is not None:
+                self._send(payload[: max(0, b.stall_after - start)], interrupt=False)
+                server._stop.wait(30)
+                return
             self._send(payload, interrupt=index == 0 and b.interrupt_after is not None)
 
         def _send(self, payload: bytes, *, interrupt: bool) -> None:
@@ -240,7 +249,7 @@ def closed_port_url() -> str:
 # ---------------------------------------------------------------------------------------------
 # Tiny synthetic archives
 
-CORRUPTIONS = ("wrong_size", "missing_member", "bad_label", "truncated_gzip")
+CORRUPTIONS = ("wrong_size", "missing_member", "bad_label", "truncated_gzip", "short_header_size")
 
 
 @dataclass(frozen=True)
@@ -295,15 +304,20 @@ def make_tiny_archive(
         members[TRAIN_MEMBERS[3]] = bytes([NUM_CLASSES]) + members[TRAIN_MEMBERS[3]][1:]
     members.update(extra_members or {})
 
-    raw = io.BytesIO()
-    with (
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w") as tar,
-    ):
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w") as tar:
         for name, data in members.items():
+            if name == TRAIN_MEMBERS[2]:
+                header_at = tar.offset  # where its header goes
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+    plain = tar_bytes.getvalue()
+    if corrupt == "short_header_size":  # the header says one record fewer than the data holds
+        plain = _with_member_size(plain, header_at, len(members[TRAIN_MEMBERS[2]]) - RECORD_BYTES)
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        gz.write(plain)
     body = raw.getvalue()
     if corrupt == "truncated_gzip":
         body = body[: len(body) // 2]
@@ -320,6 +334,16 @@ def make_tiny_archive(
         y_test=ys[-1],
         class_names=CLASS_NAMES,
     )
+
+
+def _with_member_size(tar: bytes, header_at: int, size: int) -> bytes:
+    """``tar`` with the size field of the ustar header at ``header_at`` set to ``size`` and the
+    header's checksum recomputed (the checksum field counts as eight blanks)."""
+    header = bytearray(tar[header_at : header_at + 512])
+    header[124:136] = b"%011o\0" % size
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return tar[:header_at] + bytes(header) + tar[header_at + 512 :]
 
 
 @pytest.fixture
@@ -372,3 +396,53 @@ def cifar_data_dir(mirror_archive: Path, tmp_path_factory) -> CifarData:
     with LoopbackServer(mirror_archive.read_bytes(), behaviour=Behaviour(chunk=1 << 20)) as server:
         load_cifar10(data_dir, url=server.url, sha256=sha256, progress=False)
     return CifarData(data_dir, server.url, sha256)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real file-system faults: a small tmpfs (disk full) and a read-only bind mount
+
+
+def _mount(*args: str) -> None:
+    """Run mount(8); skip the test when this machine does not let us (not root, no mount)."""
+    try:
+        subprocess.run(["mount", *args], check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", "") or err
+        pytest.skip(f"cannot mount here ({str(detail).strip()})")
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """Factory: ``small_tmpfs(size_bytes)`` -> an empty directory on a tmpfs of that size, where
+    writing more fails with ENOSPC. Skips when mounting is not permitted; unmounted at teardown."""
+    mounted: list[Path] = []
+
+    def mount(size: int) -> Path:
+        where = tmp_path / f"tmpfs-{len(mounted)}"
+        where.mkdir()
+        _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where))
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture
+def read_only_view(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
+    """Factory: ``read_only_view(directory)`` -> the same directory seen through a read-only
+    bind mount (writes fail with EROFS, even for root). Skips when mounting is not permitted."""
+    mounted: list[Path] = []
+
+    def mount(directory: Path) -> Path:
+        where = tmp_path / f"read-only-{len(mounted)}"
+        where.mkdir()
+        _mount("--bind", str(directory), str(where))
+        mounted.append(where)
+        _mount("-o", "remount,bind,ro", str(where))
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", "-l", str(where)], check=False)

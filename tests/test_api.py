@@ -9,7 +9,7 @@ import pytest
 import svmtrain
 from svmtrain.config import load_config
 from svmtrain.core.gradcheck import check_gradient
-from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.data import load_cifar10
 from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.evaluate import evaluate
 from svmtrain.experiments.fit import fit

@@ -1,12 +1,14 @@
 """`svmtrain data download` and `svmtrain data info` through Click: exit codes and messages."""
 
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
 
 from svmtrain.cli import main
-from svmtrain.data.cifar10 import ARCHIVE_NAME, PART_NAME
+from svmtrain.data.cache import PART_NAME
+from svmtrain.data.format import ARCHIVE_NAME
 
 
 def run(*args, env=None):
@@ -145,3 +147,19 @@ def test_download_interrupted_exits_130_and_keeps_the_partial(http_server, tiny_
     assert_clean_failure(result, 130, "Download interrupted", str(part), "resume")
     assert part.stat().st_size > 0
     assert not (tmp_path / ARCHIVE_NAME).exists()
+
+
+def test_info_on_a_copied_cache_on_read_only_media(served, tmp_path, read_only_view):
+    archive, server = served
+    original = tmp_path / "original"
+    result = run(
+        "data", "download", "--data-dir", str(original), "--url", server.url,
+        "--sha256", archive.sha256, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    shutil.copytree(original, tmp_path / "copy")
+    media = read_only_view(tmp_path / "copy")
+    result = run("data", "info", "--data-dir", str(media))
+    assert result.exit_code == 0, result.output
+    assert archive.sha256 in result.stdout
+    assert server.url in result.stdout

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from svmtrain.cli import main
-from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.data import load_cifar10
 from svmtrain.experiments import train
 from svmtrain.io import runs
 

@@ -4,22 +4,19 @@ Each fault test fails if its handling is removed: the error type, the request lo
 bytes on disk would differ.
 """
 
+import errno
+import os
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import pytest
 
-from svmtrain.data import cifar10 as data
-from svmtrain.data.cifar10 import (
-    ARCHIVE_NAME,
-    PART_NAME,
-    Source,
-    UnverifiedArchiveWarning,
-    download,
-    load_cifar10,
-)
+from svmtrain.data import Source, UnverifiedArchiveWarning, download, fetch, load_cifar10
+from svmtrain.data.cache import PART_NAME
+from svmtrain.data.format import ARCHIVE_NAME
 from svmtrain.errors import ChecksumError, DataError, DownloadError, Interrupted
 
 FAST = {"progress": False, "backoff": 0.0}  # retries without waiting
@@ -161,8 +158,17 @@ def test_http_503_until_retries_run_out(http_server, archive, tmp_path):
 
 
 def test_retries_back_off_exponentially(http_server, archive, tmp_path, monkeypatch):
-    waits = []
-    monkeypatch.setattr(data.time, "sleep", waits.append)
+    # Only this thread's sleeps: the handler threads of earlier tests' servers may still be
+    # pausing between chunks (Behaviour.delay), and time.sleep is patched process-wide.
+    waits, this_thread, real_sleep = [], threading.current_thread(), time.sleep
+
+    def sleep(seconds):
+        if threading.current_thread() is this_thread:
+            waits.append(seconds)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(fetch.time, "sleep", sleep)
     server = http_server(archive.body, fail_first=3)
     download(source_for(server, archive), tmp_path, progress=False, retries=3, backoff=0.5)
     assert waits == [0.5, 1.0, 2.0]
@@ -213,7 +219,7 @@ def test_an_archive_from_another_url_is_not_taken_without_a_digest(
 
 def test_ctrl_c_keeps_the_partial_and_the_next_run_resumes(http_server, tiny_archive, tmp_path):
     archive = tiny_archive(train_counts=(10,) * 5, test_count=10)  # a few client reads long
-    sent, part = data.CHUNK_BYTES, tmp_path / PART_NAME  # the client writes what it reads whole
+    sent, part = fetch.CHUNK_BYTES, tmp_path / PART_NAME  # the client writes what it reads whole
     server = http_server(
         archive.body,
         chunk=sent,
@@ -260,7 +266,7 @@ def test_two_threads_at_once_download_once(http_server, archive, tmp_path):
 def test_two_processes_at_once_download_once(http_server, archive, tmp_path):
     server = http_server(archive.body, chunk=4096, delay=0.1)  # ~1.3 s, past interpreter start-up
     code = (
-        "import sys; from svmtrain.data.cifar10 import load_cifar10; "
+        "import sys; from svmtrain.data import load_cifar10; "
         "d = load_cifar10(sys.argv[1], sys.argv[2], sys.argv[3], progress=False); "
         "print(len(d.y_train), d.sha256)"
     )
@@ -293,3 +299,97 @@ def test_unwritable_data_dir(http_server, archive, tmp_path, make_dir):
     assert "--data-dir" in str(err.value)
     assert "SVMTRAIN_DATA_DIR" in str(err.value)
     assert server.requests == []  # found out before any download
+
+
+def test_a_full_disk_keeps_the_partial_and_says_it_resumes(http_server, archive, small_tmpfs):
+    data_dir = small_tmpfs(16 * 1024)  # less than the archive
+    server = http_server(archive.body)
+    with pytest.raises(DataError) as err:
+        download(source_for(server, archive), data_dir, **FAST)
+    message, part = str(err.value), data_dir / PART_NAME
+    kept = part.stat().st_size
+    assert 0 < kept < len(archive.body)
+    assert part.read_bytes() == archive.body[:kept]
+    assert "No space left on device" in message
+    assert f"{kept:,} of {len(archive.body):,} bytes" in message
+    assert str(part) in message
+    assert "resume" in message
+    assert "writable" not in message  # the directory is writable; it is full
+
+    subprocess.run(["mount", "-o", "remount,size=4m", str(data_dir)], check=True)
+    assert download(source_for(server, archive), data_dir, **FAST).read_bytes() == archive.body
+    assert ranges(server) == [None, f"bytes={kept}-"]
+
+
+def test_disk_full_reported_at_fsync_keeps_the_partial(http_server, archive, tmp_path, monkeypatch):
+    part, real_fsync = tmp_path / PART_NAME, os.fsync
+
+    def fsync_full_for_the_partial(fd):
+        if part.exists() and os.path.samestat(os.fstat(fd), part.stat()):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_full_for_the_partial)
+    server = http_server(archive.body)
+    with pytest.raises(DataError) as err:
+        download(source_for(server, archive), tmp_path, **FAST)
+    assert "No space left on device" in str(err.value)
+    assert f"{len(archive.body):,} of {len(archive.body):,} bytes" in str(err.value)
+    assert str(part) in str(err.value)
+    assert not (tmp_path / ARCHIVE_NAME).exists()
+
+
+@pytest.mark.parametrize("sent", [0, fetch.CHUNK_BYTES], ids=["after-headers", "mid-body"])
+def test_a_stalled_server_is_given_up_on_after_the_stall_deadline(
+    http_server, tiny_archive, tmp_path, capsys, sent
+):
+    archive = tiny_archive(train_counts=(10,) * 5, test_count=10)  # a few client reads long
+    server = http_server(archive.body, stall_after=sent)
+    with pytest.raises(DownloadError) as err:
+        download(
+            source_for(server, archive), tmp_path, progress=True, retries=50, backoff=0.0,
+            timeout=(1.0, 0.2), stall=0.5,
+        )  # fmt: skip
+    message = str(err.value)
+    assert len(server.gets) < 51  # the deadline ended it, not the retries
+    assert "no data" in message
+    assert server.url in message
+    assert "run the same command again" in message.lower()
+    if sent:
+        assert f"({sent:,} bytes) is kept in {tmp_path / PART_NAME}" in message
+    # each silence was followed by a line saying what happened and what comes next
+    assert capsys.readouterr().err.count("retrying") == len(server.gets) - 1
+
+
+def test_a_process_waiting_for_the_lock_says_for_whom(http_server, archive, tmp_path):
+    released = threading.Event()
+    server = http_server(archive.body, hold_until=released.is_set)  # the first keeps the lock
+    code = (
+        "import sys; from svmtrain.data import load_cifar10; "
+        "load_cifar10(sys.argv[1], sys.argv[2], sys.argv[3], progress=False)"
+    )
+    argv = [sys.executable, "-c", code, str(tmp_path), server.url, archive.sha256]
+    first = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / PART_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the first holds the lock once its download has begun
+    second = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    waiting = second.stderr.readline()  # said while the first still holds the lock
+    released.set()
+    errors = [p.communicate(timeout=60)[1] for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0]
+    assert "Waiting" not in errors[0]
+    assert f"Waiting for another svmtrain process (PID {first.pid})" in waiting
+    assert str(tmp_path) in waiting
+    assert len(server.gets) == 1
+
+
+def test_a_lock_file_that_cannot_take_the_pid_does_not_stop_the_download(
+    http_server, archive, tmp_path, monkeypatch
+):
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full)  # the PID is only for another process's message
+    server = http_server(archive.body)
+    assert download(source_for(server, archive), tmp_path, **FAST).read_bytes() == archive.body

@@ -6,7 +6,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from svmtrain.data.cifar10 import TEST_MEMBER, dataset_info, load_cifar10
+from svmtrain.data import dataset_info, load_cifar10
+from svmtrain.data.format import TEST_MEMBER
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from svmtrain.data.cifar10 import (
+from svmtrain.data.source import (
     OFFICIAL_MD5,
     OFFICIAL_SHA256,
     OFFICIAL_URL,
@@ -67,6 +67,9 @@ def test_resolve_source(monkeypatch, args, env, expected):
         ({}, {"SVMTRAIN_DATA_SHA256": SHA_A + "0"}, "SVMTRAIN_DATA_SHA256"),
         ({"url": "ftp://mirror.example/c.tgz"}, {}, "must start with http:// or https://"),
         ({}, {"SVMTRAIN_DATA_URL": "mirror.example/c.tgz"}, "SVMTRAIN_DATA_URL"),
+        # the scheme alone is not enough: config refuses these too, with the same check
+        ({"url": "http://"}, {}, "name a host"),
+        ({"url": "https:///c.tgz"}, {}, "name a host"),
     ],
 )
 def test_resolve_source_rejects_bad_values(monkeypatch, args, env, needle):

@@ -2,6 +2,7 @@
 
 import errno
 import os
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,39 @@ def test_a_missing_directory_says_so(tmp_path):
     with pytest.raises(SvmtrainError, match=r"Its directory does not exist"):  # noqa: SIM117
         with atomic_write(tmp_path / "nowhere" / "out.txt", "w") as f:
             f.write("x")
+
+
+def test_a_read_only_file_system_is_one_clear_error(tmp_path, read_only_view):
+    # The temporary file cannot be created, and removing it (it is not there) fails with EROFS
+    # too: that second failure must not escape as a traceback.
+    (tmp_path / "src").mkdir()
+    target = read_only_view(tmp_path / "src") / "out.txt"
+    with pytest.raises(SvmtrainError) as err, atomic_write(target, "w") as f:
+        f.write("x")
+    assert str(err.value).startswith(f"Cannot write {target}: Read-only file system.")
+    assert "Choose a writable location." in str(err.value)
+    assert list((tmp_path / "src").iterdir()) == []
+
+
+def test_a_failing_cleanup_does_not_hide_the_first_error(tmp_path, monkeypatch):
+    def read_only_unlink(self, missing_ok=False):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "unlink", read_only_unlink)
+    target = tmp_path / "nowhere" / "out.txt"
+    with pytest.raises(SvmtrainError, match="Its directory does not exist"):  # noqa: SIM117
+        with atomic_write(target, "w") as f:
+            f.write("x")
+
+
+def test_a_directory_that_exists_but_takes_no_new_files_is_not_called_missing():
+    # /proc exists; creating a file in it fails with ENOENT all the same
+    target = Path("/proc") / f"svmtrain-test-{os.getpid()}"
+    with pytest.raises(SvmtrainError) as err, atomic_write(target, "w") as f:
+        f.write("x")
+    message = str(err.value)
+    assert message.startswith(f"Cannot write {target}:")
+    advice = message.split(":", 1)[1]
+    assert "Its directory does not exist" not in advice
+    assert "/proc" in advice
+    assert "writable location" in advice

@@ -1,4 +1,4 @@
-"""``svmtrain data``: fetch, verify and inspect the cached CIFAR-10 (svmtrain.data.cifar10)."""
+"""``svmtrain data``: fetch, verify and inspect the cached CIFAR-10 (svmtrain.data)."""
 
 import json
 import warnings
@@ -7,14 +7,15 @@ from contextlib import contextmanager
 import click
 
 from svmtrain.cli._common import data_dir_option, format_table, quiet_option
-from svmtrain.data import cifar10 as cifar
+from svmtrain.data import UnverifiedArchiveWarning, dataset_info, load_cifar10
+from svmtrain.data.source import ENV_DIGEST, ENV_URL, OFFICIAL_URL
 
 
 @contextmanager
 def _warnings_as_lines():
     """Show library warnings (e.g. an unverified archive) as one 'Warning: ...' line on stderr."""
     with warnings.catch_warnings():
-        warnings.simplefilter("always", cifar.UnverifiedArchiveWarning)
+        warnings.simplefilter("always", UnverifiedArchiveWarning)
         warnings.showwarning = lambda message, *_args, **_kw: click.echo(
             f"Warning: {message}", err=True
         )
@@ -36,18 +37,18 @@ def data() -> None:
     "--url",
     metavar="URL",
     help=f"Where to fetch the archive (a mirror of the official binary version). "
-    f"Default: ${cifar.ENV_URL}, else {cifar.OFFICIAL_URL}.",
+    f"Default: ${ENV_URL}, else {OFFICIAL_URL}.",
 )
 @click.option(
     "--sha256",
     metavar="HEX",
-    help=f"Expected sha256 of the archive. Default: ${cifar.ENV_DIGEST['sha256']}, else the "
+    help=f"Expected sha256 of the archive. Default: ${ENV_DIGEST['sha256']}, else the "
     "official digest when the URL is the official one.",
 )
 @click.option(
     "--md5",
     metavar="HEX",
-    help=f"Expected md5, checked like --sha256. Default: ${cifar.ENV_DIGEST['md5']}.",
+    help=f"Expected md5, checked like --sha256. Default: ${ENV_DIGEST['md5']}.",
 )
 @quiet_option
 def download(
@@ -66,7 +67,7 @@ def download(
       svmtrain data download --url http://mirror.example/cifar-10-binary.tar.gz --sha256 HEX
     """
     with _warnings_as_lines():
-        dataset = cifar.load_cifar10(data_dir, url, sha256, md5, progress=not quiet)
+        dataset = load_cifar10(data_dir, url, sha256, md5, progress=not quiet)
     click.echo(
         f"CIFAR-10 is ready: {len(dataset.y_train):,} training and {len(dataset.y_test):,} test "
         f"images.\narchive  {dataset.archive}\nsha256   {dataset.sha256}"
@@ -81,7 +82,7 @@ def info(data_dir: str | None, as_json: bool) -> None:
 
     Never downloads: when nothing is cached it says how to get the data and exits with 1.
     """
-    facts = cifar.dataset_info(data_dir)
+    facts = dataset_info(data_dir)
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from svmtrain.data.cifar10 import IMAGE_BYTES
+from svmtrain.data.format import IMAGE_BYTES
 from svmtrain.errors import ConfigError
 
 if TYPE_CHECKING:  # config imports SCALINGS from here, to validate preprocess.scaling
@@ -124,7 +124,7 @@ def split_indices(n_train: int, val_size: int, num_train: int | None) -> tuple[s
 
 
 def prepare(dataset, cfg: Config) -> Splits:
-    """Splits of ``dataset`` (a :class:`~svmtrain.data.cifar10.CIFAR10`) as ``cfg`` says."""
+    """Splits of ``dataset`` (a :class:`~svmtrain.data.cache.CIFAR10`) as ``cfg`` says."""
     train, val = split_indices(len(dataset.y_train), cfg.data.val_size, cfg.data.num_train)
     n_test = len(dataset.y_test)
     if cfg.data.num_test is not None and cfg.data.num_test > n_test:

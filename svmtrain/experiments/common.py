@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from svmtrain.config import Config
-from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import Splits, prepare
 
 

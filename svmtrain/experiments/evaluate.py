@@ -10,7 +10,7 @@ import numpy as np
 from svmtrain.config import config_from_yaml
 from svmtrain.core.losses import predict
 from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_report
-from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import split_indices, transform
 from svmtrain.errors import WeightsError
 from svmtrain.io import runs

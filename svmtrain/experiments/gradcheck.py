@@ -27,7 +27,7 @@ from svmtrain.config import Config
 from svmtrain.core.fd_error import probe_passes
 from svmtrain.core.gradcheck import GradCheck, bands_apply, check_gradient, default_tolerance
 from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
-from svmtrain.data.cifar10 import NUM_CLASSES
+from svmtrain.data.format import NUM_CLASSES
 from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import ArgumentError, ProblemSizeError, StepTooSmall, require_count
 from svmtrain.experiments.common import load_splits, random_streams

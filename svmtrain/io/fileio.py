@@ -8,6 +8,7 @@ directory is flushed too, so the rename itself survives a crash.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Iterator
@@ -44,13 +45,29 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         os.replace(tmp, target)
         fsync_path(target.parent)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise SvmtrainError(
-            f"Cannot write {target}: {err.strerror or err}. {_ADVICE.get(err.errno, _ELSEWHERE)}"
+            f"Cannot write {target}: {err.strerror or err}. {_advice(err)}"
         ) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a temporary file if it is there; where it cannot be (a read-only file system
+    refuses even to look), it was never made, and the error that brought us here is the one."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
+def _advice(err: OSError) -> str:
+    """How to get past ``err``, raised by writing the temporary file or renaming it."""
+    failed = Path(err.filename) if isinstance(err.filename, str) else None
+    if err.errno == errno.ENOENT and failed is not None and failed.parent.is_dir():
+        # the directory is there but makes no new files (e.g. /proc)
+        return f"No new file can be created in {failed.parent}: choose a writable location."
+    return _ADVICE.get(err.errno, _ELSEWHERE)
 
 
 def fsync_path(path: str | os.PathLike) -> None:

@@ -1,0 +1,86 @@
+"""Where the archive comes from (URL and expected digests) and where it is cached.
+
+Each setting is the argument, else its environment variable, else the official value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from svmtrain.errors import ConfigError
+
+OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+OFFICIAL_SHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
+OFFICIAL_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
+
+ENV_URL = "SVMTRAIN_DATA_URL"
+ENV_DIGEST = {"sha256": "SVMTRAIN_DATA_SHA256", "md5": "SVMTRAIN_DATA_MD5"}
+ENV_DIR = "SVMTRAIN_DATA_DIR"
+
+HEX_DIGITS = {"sha256": 64, "md5": 32}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the archive comes from and the digests it must match (None: not checked)."""
+
+    url: str
+    sha256: str | None
+    md5: str | None
+
+    def digests(self) -> dict[str, str]:
+        """The expected digests that are set, by algorithm name."""
+        return {algo: value for algo in ("sha256", "md5") if (value := getattr(self, algo))}
+
+
+def resolve_source(
+    url: str | None = None, sha256: str | None = None, md5: str | None = None
+) -> Source:
+    """Each of url, sha256, md5: the argument, else its environment variable, else the official
+    value. The official digests apply only to the official URL; a custom URL without a digest is
+    accepted with an :class:`~svmtrain.data.cifar10.UnverifiedArchiveWarning` at download time.
+
+    Raises ConfigError for a URL that is not http(s) or a digest that is not hexadecimal."""
+    url = url or os.environ.get(ENV_URL) or OFFICIAL_URL
+    if not is_http_url(url):
+        raise ConfigError(
+            f"The data URL must start with http:// or https:// and name a host. Got {url!r} "
+            f"instead (from --url, the config or {ENV_URL})."
+        )
+    digests = {"sha256": sha256, "md5": md5}
+    for algo, value in digests.items():
+        value = (value or os.environ.get(ENV_DIGEST[algo]) or "").strip().lower()
+        if value and not is_hex(value, algo):
+            raise ConfigError(
+                f"The {algo} digest must be {HEX_DIGITS[algo]} hexadecimal digits. Got "
+                f"{value!r} instead (from --{algo}, the config or {ENV_DIGEST[algo]})."
+            )
+        digests[algo] = value or None
+    if url == OFFICIAL_URL and not any(digests.values()):
+        digests = {"sha256": OFFICIAL_SHA256, "md5": OFFICIAL_MD5}
+    return Source(url=url, **digests)
+
+
+def is_http_url(value: str) -> bool:
+    """Whether ``value`` is an http:// or https:// URL with a host (the one check of a data URL)."""
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def is_hex(value: str, algo: str) -> bool:
+    """Whether ``value`` is a lower-case hex digest of the length ``algo`` ('sha256', 'md5') has."""
+    return re.fullmatch(f"[0-9a-f]{{{HEX_DIGITS[algo]}}}", value) is not None
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The cache directory: the argument, else $SVMTRAIN_DATA_DIR, else
+    $XDG_CACHE_HOME/svmtrain, else ~/.cache/svmtrain (absolute; not created here)."""
+    chosen = data_dir or os.environ.get(ENV_DIR)
+    if not chosen:
+        cache = os.environ.get("XDG_CACHE_HOME") or Path("~/.cache").expanduser()
+        chosen = Path(cache) / "svmtrain"
+    return Path(chosen).expanduser().absolute()
