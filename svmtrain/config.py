@@ -25,7 +25,7 @@ import yaml
 from svmtrain import __version__
 from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.core.optim import SCHEDULES
-from svmtrain.data.preprocess import SCALINGS
+from svmtrain.core.scaling import SCALINGS
 from svmtrain.errors import ConfigError
 from svmtrain.io.fileio import atomic_write
 
