@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from svmtrain import __version__, config
+from svmtrain import __version__
 from svmtrain.config import (
     Config,
     OptimConfig,
@@ -23,6 +23,7 @@ from svmtrain.config import (
     save_config,
     validate,
 )
+from svmtrain.config.rules import KEY_TYPES, RULES
 from svmtrain.errors import ConfigError, SvmtrainError
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -601,7 +602,8 @@ def test_every_key_has_exactly_one_rule():
         for section in dataclasses.fields(Config)
         for f in dataclasses.fields(getattr(Config(), section.name))
     }
-    assert set(config._RULES) == keys
+    assert set(RULES) == keys
+    assert set(KEY_TYPES) == keys
 
 
 def test_defaults_are_valid():

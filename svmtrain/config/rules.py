@@ -1,9 +1,8 @@
-"""The run configuration: one typed dataclass per section, with the defaults.
+"""What each config key accepts, and :func:`validate`, which checks a whole Config.
 
-A YAML file overrides any subset of these; unknown keys are rejected.
-:func:`load_config` reads a file and ``--set section.key=value`` overrides,
-:func:`validate` checks every value against the one table of rules, ``_RULES``,
-and :func:`save_config` writes the resolved config so that a run can be replayed.
+The type of a key and whether null is allowed come from the annotations of the dataclasses in
+:mod:`svmtrain.config.sections`; :data:`RULES` adds, per key, what the value must satisfy and
+the words that say so in an error; a few cross rules tie keys together.
 """
 
 from __future__ import annotations
@@ -13,98 +12,17 @@ import difflib
 import math
 import numbers
 import operator
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, get_args, get_type_hints
 from urllib.parse import urlsplit
 
-import yaml
-
-from svmtrain import __version__
+from svmtrain.config.sections import Config, ModelConfig
 from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.core.optim import SCHEDULES
 from svmtrain.core.scaling import SCALINGS
 from svmtrain.errors import ConfigError
-from svmtrain.io.fileio import atomic_write
-
-
-@dataclass
-class DataConfig:
-    dir: str | None = None  # cache; None: $SVMTRAIN_DATA_DIR, else $XDG_CACHE_HOME/svmtrain
-    url: str | None = None  # None: $SVMTRAIN_DATA_URL, else the official binary archive
-    sha256: str | None = None  # None: $SVMTRAIN_DATA_SHA256, else the official digest
-    md5: str | None = None  # None: $SVMTRAIN_DATA_MD5
-    val_size: int = 1000  # validation images carved from the end of the training set
-    num_train: int | None = None  # None: every remaining training image
-    num_test: int | None = None  # None: the whole test batch
-
-
-@dataclass
-class PreprocessConfig:
-    subtract_mean: bool = True  # mean image of the training split, subtracted from every split
-    scaling: str = "none"  # none | unit (/255) | standardize (per-pixel std of the training split)
-    dtype: str = "float32"  # float32 | float64
-
-
-@dataclass
-class ModelConfig:
-    loss: str = "svm"  # svm | softmax
-    delta: float = 1.0  # SVM margin
-    reg: float = 2.5e4  # L2 strength: loss += reg * sum(W * W)
-    reg_bias: bool = True  # whether the bias column is regularised too
-    init_scale: float = 1e-4  # W = init_scale * standard normal
-
-
-@dataclass
-class OptimConfig:
-    learning_rate: float = 1e-7
-    momentum: float = 0.0  # 0 is plain SGD
-    nesterov: bool = False
-
-
-@dataclass
-class ScheduleConfig:
-    name: str = "constant"  # constant | step | exponential | cosine
-    step_epochs: int = 10  # step: multiply by gamma every step_epochs epochs
-    gamma: float = 0.5  # step and exponential: the decay factor
-    min_lr: float = 0.0  # cosine: the floor the learning rate decays towards
-
-
-@dataclass
-class TrainConfig:
-    batch_size: int = 256
-    epochs: int | None = 10  # exactly one of epochs and iterations is set
-    iterations: int | None = None
-    sampling: str = "shuffle"  # shuffle (each epoch a permutation) | replacement
-    seed: int = 0
-    early_stopping: bool = False  # stop when val accuracy has not improved for `patience` epochs
-    patience: int = 3
-    train_acc_samples: int = 1000  # size of the fixed training sample for train accuracy
-    divergence_factor: float = 100.0  # diverged when loss > factor * initial loss (or not finite)
-
-
-@dataclass
-class OutputConfig:
-    dir: str = "runs"  # runs go to <dir>/<timestamp>-<name> unless --out is given
-    name: str = "default"
-
-
-@dataclass
-class Config:
-    data: DataConfig = field(default_factory=DataConfig)
-    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
-
-
-# ---------------------------------------------------------------------------------------------
-# The rules: one entry per key. The type and whether null is allowed come from the annotations
-# above; a rule adds what the value must satisfy and the words that say so in an error.
 
 
 @dataclass(frozen=True)
@@ -156,7 +74,7 @@ _POSITIVE_INT = _compare(">=", 1)
 _NON_EMPTY = _Rule(lambda v: v != "", "a non-empty string")
 _BOOL = _Rule(wording="true or false")
 
-_RULES: dict[str, _Rule] = {
+RULES: dict[str, _Rule] = {
     "data.dir": _NON_EMPTY,
     "data.url": _Rule(_is_http_url, "an http:// or https:// URL"),
     "data.sha256": _hex_digest(64),
@@ -256,121 +174,15 @@ def _type_of(hint: Any) -> tuple[type, bool]:
     return next(t for t in args if t is not type(None)), type(None) in args
 
 
-_SECTIONS: dict[str, type] = get_type_hints(Config)
+# Section name -> its dataclass, e.g. "optim" -> OptimConfig.
+SECTIONS: dict[str, type] = get_type_hints(Config)
 # "section.key" -> (its type, whether null is allowed), read from the annotations.
-_TYPES: dict[str, tuple[type, bool]] = {
+KEY_TYPES: dict[str, tuple[type, bool]] = {
     f"{section}.{name}": _type_of(hint)
-    for section, cls in _SECTIONS.items()
+    for section, cls in SECTIONS.items()
     for name, hint in get_type_hints(cls).items()
 }
 _TYPE_WORDS = {int: "an int", float: "a float", bool: "a bool", str: "a string"}
-
-
-# ---------------------------------------------------------------------------------------------
-# YAML
-
-
-class _Loader(yaml.SafeLoader):
-    """``yaml.safe_load`` with two fixes: floats like ``1e-3`` and duplicate keys.
-
-    PyYAML follows YAML 1.1, where ``1e-3`` and ``1.5e3`` are strings (a float needs a dot and a
-    signed exponent); a learning rate is written that way, so it must be a float as in YAML 1.2.
-    A key given twice would silently lose its first value, so it is an error instead.
-    """
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                key = self.construct_object(key_node)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        "while reading a mapping",
-                        node.start_mark,
-                        f"found the key {key!r} twice",
-                        key_node.start_mark,
-                    )
-                seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-class _Dumper(yaml.SafeDumper):
-    """Quotes the strings that :class:`_Loader` would read as floats (a name "1e5")."""
-
-
-for _cls in (_Loader, _Dumper):
-    _cls.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
-        list("-+0123456789."),
-    )
-
-
-def _parse_yaml(text: str, where: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or str(err)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{where}: invalid YAML{at}: {problem}.") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# Public API
-
-
-def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Read the YAML file at ``path`` (None: the defaults), apply ``--set`` overrides, validate.
-
-    ``overrides`` are "section.key=value" strings; the value is read as YAML, so
-    ``data.num_train=null`` gives None and ``optim.learning_rate=1e-3`` a float.
-    Raises ConfigError naming the file, key or override at fault.
-    """
-    raw: dict = {}
-    if path is not None:
-        raw = _read_file(path)
-    for item in overrides:
-        section, key, value = _parse_override(item)
-        if raw.get(section) is None:
-            raw[section] = {}
-        raw[section][key] = value
-    return config_from_dict(raw)
-
-
-def config_from_dict(d: Mapping) -> Config:
-    """Build and validate a Config from ``{section: {key: value}}``; missing keys keep defaults."""
-    _check_keys(d, "")
-    sections = {name: cls(**(d.get(name) or {})) for name, cls in _SECTIONS.items()}
-    return validate(Config(**sections))
-
-
-def config_to_dict(cfg: Config) -> dict:
-    """``{section: {key: value}}`` of plain Python values, ready for YAML or JSON."""
-    return dataclasses.asdict(cfg)
-
-
-def config_to_yaml(cfg: Config) -> str:
-    """``cfg`` as YAML text that :func:`config_from_yaml` reads back as an equal Config."""
-    return yaml.dump(config_to_dict(validate(cfg)), Dumper=_Dumper, sort_keys=False)
-
-
-def config_from_yaml(text: str, where: str) -> Config:
-    """The Config in YAML ``text`` (e.g. stored in a weights file); ``where`` names it in errors."""
-    raw = _parse_yaml(text, where) or {}
-    _check_keys(raw, f"{where}: ")
-    return config_from_dict(raw)
-
-
-def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    """Write ``cfg`` as commented YAML, atomically; :func:`load_config` reads back an equal one."""
-    text = config_to_yaml(cfg)
-    header = (
-        f"# Resolved svmtrain {__version__} config: every key, with defaults filled in.\n"
-        "# Pass it to --config to run again with exactly these settings.\n"
-    )
-    with atomic_write(path, "w") as f:
-        f.write(header + text)
 
 
 def validate(cfg: Config) -> Config:
@@ -379,7 +191,7 @@ def validate(cfg: Config) -> Config:
     Returns a copy with ints given for floats made floats (and numpy scalars made plain).
     """
     sections = {}
-    for section in _SECTIONS:
+    for section in SECTIONS:
         values = {
             key: _check_value(f"{section}.{key}", value)
             for key, value in dataclasses.asdict(getattr(cfg, section)).items()
@@ -392,38 +204,15 @@ def validate(cfg: Config) -> Config:
     return checked
 
 
-# ---------------------------------------------------------------------------------------------
-# Helpers
-
-
-def _read_file(path: str | os.PathLike) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise ConfigError(
-            f"Config file {os.fspath(path)} does not exist; pass the path of a YAML file "
-            "(configs/default.yaml is one)."
-        ) from None
-    except (OSError, UnicodeDecodeError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        raise ConfigError(f"Cannot read config file {os.fspath(path)}: {reason}.") from None
-    raw = _parse_yaml(text, os.fspath(path))
-    if raw is None:
-        return {}  # an empty file: all defaults
-    _check_keys(raw, f"{os.fspath(path)}: ")
-    return raw
-
-
-def _check_keys(d: Mapping, prefix: str) -> None:
+def check_keys(d: Mapping, prefix: str) -> None:
     """Reject unknown sections and keys, and sections that are not mappings."""
     if not isinstance(d, Mapping):
         raise ConfigError(
-            f"{prefix}the top level must be a mapping of sections ({', '.join(_SECTIONS)}) "
+            f"{prefix}the top level must be a mapping of sections ({', '.join(SECTIONS)}) "
             f"to their keys. Got {_kind(d)} instead."
         )
     for section, values in d.items():
-        _check_name(section, _SECTIONS, "a section of the config", prefix)
+        _check_name(section, SECTIONS, "a section of the config", prefix)
         if values is None:
             continue  # "optim:" with nothing under it: all defaults
         if not isinstance(values, Mapping):
@@ -435,26 +224,14 @@ def _check_keys(d: Mapping, prefix: str) -> None:
             _check_name(key, _fields(section), f"a key of {section}", prefix)
 
 
-def _parse_override(item: str) -> tuple[str, str, Any]:
-    """Split an override "section.key=value" into section, key and the value read as YAML."""
-    path, sep, text = item.partition("=")
-    if not sep:
-        raise ConfigError(
-            f"--set {item!r}: expected section.key=value, e.g. --set optim.learning_rate=1e-3."
-        )
-    section, dot, key = path.strip().partition(".")
-    if not dot or "." in key:
-        raise ConfigError(
-            f"--set {item!r}: the key must be section.key, e.g. train.epochs. Got {path!r}."
-        )
-    where = f"--set {item!r}: "
-    _check_name(section, _SECTIONS, "a section of the config", where)
-    _check_name(key, _fields(section), f"a key of {section}", where)
-    return section, key, _parse_yaml(text, f"--set {item!r}")
+def check_key(section: Any, key: Any, prefix: str) -> None:
+    """Reject an unknown ``section`` or a ``key`` that ``section`` does not have."""
+    _check_name(section, SECTIONS, "a section of the config", prefix)
+    _check_name(key, _fields(section), f"a key of {section}", prefix)
 
 
 def _fields(section: str) -> list[str]:
-    return [f.name for f in dataclasses.fields(_SECTIONS[section])]
+    return [f.name for f in dataclasses.fields(SECTIONS[section])]
 
 
 def _check_name(name: Any, valid: Sequence[str] | Mapping, what: str, prefix: str) -> None:
@@ -467,8 +244,8 @@ def _check_name(name: Any, valid: Sequence[str] | Mapping, what: str, prefix: st
 
 def _check_value(path: str, value: Any) -> Any:
     """The value, converted to the plain type of ``path``; ConfigError if it breaks the rule."""
-    kind, nullable = _TYPES[path]
-    rule = _RULES[path]
+    kind, nullable = KEY_TYPES[path]
+    rule = RULES[path]
     if value is None and nullable:
         return None
     converted = _as_type(value, kind)

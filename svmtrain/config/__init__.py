@@ -1,0 +1,47 @@
+"""The run configuration: typed sections with defaults, validated, read from and written to YAML.
+
+    sections.py  the dataclasses: every key, its type and its default (the built-in "notes")
+    rules.py     what each key accepts; validate()
+    yamltext.py  YAML in and out
+    loading.py   load_config (a file and --set overrides), save_config, dict and YAML forms
+
+Everything a caller needs is importable from here.
+"""
+
+from svmtrain.config.loading import (
+    config_from_dict,
+    config_from_yaml,
+    config_to_dict,
+    config_to_yaml,
+    load_config,
+    save_config,
+)
+from svmtrain.config.rules import validate
+from svmtrain.config.sections import (
+    Config,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    OutputConfig,
+    PreprocessConfig,
+    ScheduleConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "OutputConfig",
+    "PreprocessConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "config_from_yaml",
+    "config_to_dict",
+    "config_to_yaml",
+    "load_config",
+    "save_config",
+    "validate",
+]
