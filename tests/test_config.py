@@ -438,6 +438,29 @@ def test_bad_yaml_names_file_line_and_column(tmp_path, text, line, column):
     assert str(err.value).startswith(f"{path}: invalid YAML at line {line}, column {column}: ")
 
 
+ANCHORS_AND_ALIASES = [
+    ("an anchor alone", "optim: &o {momentum: 0.9}\n", "&o", 1, 8),
+    ("an alias", "model:\n  reg: &r 0.5\n  delta: *r\n", "&r", 2, 8),
+    ("a merge key", "optim: {momentum: 0.9}\nschedule:\n  <<: *o\n", "*o", 3, 7),
+    ("an alias bomb", (Path(__file__).parent / "alias_bomb.yaml").read_text(), "&l0", 1, 20),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "token", "line", "column"),
+    [a[1:] for a in ANCHORS_AND_ALIASES],
+    ids=[a[0] for a in ANCHORS_AND_ALIASES],
+)
+def test_anchors_and_aliases_are_refused(tmp_path, text, token, line, column):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (
+        f"{path}: YAML anchors and aliases are not allowed in a config; found '{token}' at "
+        f"line {line}, column {column}. Write each value out in full."
+    )
+
+
 def test_duplicate_key_says_which(tmp_path):
     path = _write(tmp_path, "optim:\n  learning_rate: 1\n  learning_rate: 2\n")
     with pytest.raises(ConfigError, match="found the key 'learning_rate' twice"):
@@ -543,6 +566,12 @@ BAD_OVERRIDES = [
         ["train.epochs=[1,"],
         "--set 'train.epochs=[1,': invalid YAML at line 1, column 4: expected the node content, "
         "but found '<stream end>'.",
+    ),
+    (
+        "an alias",
+        ["train.sampling=[&a shuffle, *a]"],
+        "--set 'train.sampling=[&a shuffle, *a]': YAML anchors and aliases are not allowed in a "
+        "config; found '&a' at line 1, column 2. Write each value out in full.",
     ),
     ("bad value", ["train.epochs=0"], "train.epochs must be null or an int >= 1. Got 0 instead."),
     (

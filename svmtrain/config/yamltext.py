@@ -15,13 +15,32 @@ import yaml
 from svmtrain.errors import ConfigError
 
 
+class _AnchorRefused(yaml.YAMLError):
+    """An anchor (``&name``) or alias (``*name``) in a config."""
+
+    def __init__(self, token: str, mark: yaml.Mark) -> None:
+        super().__init__(token)
+        self.token = token
+        self.mark = mark
+
+
 class _Loader(yaml.SafeLoader):
-    """``yaml.safe_load`` with two fixes: floats like ``1e-3`` and duplicate keys.
+    """``yaml.safe_load`` with three fixes: floats like ``1e-3``, duplicate keys, aliases.
 
     PyYAML follows YAML 1.1, where ``1e-3`` and ``1.5e3`` are strings (a float needs a dot and a
     signed exponent); a learning rate is written that way, so it must be a float as in YAML 1.2.
     A key given twice would silently lose its first value, so it is an error instead.
+    Anchors and aliases are refused: a config has no use for them, and a few hundred bytes of
+    nested aliases expand to billions of values (an "alias bomb") that hang whatever prints or
+    copies them.
     """
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            sign = "*" if isinstance(event, yaml.AliasEvent) else "&"
+            raise _AnchorRefused(f"{sign}{event.anchor}", event.start_mark)
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -56,6 +75,12 @@ def parse_yaml(text: str, where: str) -> Any:
     is not valid YAML."""
     try:
         return yaml.load(text, Loader=_Loader)
+    except _AnchorRefused as err:
+        raise ConfigError(
+            f"{where}: YAML anchors and aliases are not allowed in a config; found "
+            f"{err.token!r} at line {err.mark.line + 1}, column {err.mark.column + 1}. "
+            "Write each value out in full."
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         problem = getattr(err, "problem", None) or str(err)
