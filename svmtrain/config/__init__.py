@@ -16,7 +16,7 @@ from svmtrain.config.loading import (
     load_config,
     save_config,
 )
-from svmtrain.config.rules import validate
+from svmtrain.config.rules import DTYPES, validate
 from svmtrain.config.sections import (
     Config,
     DataConfig,
@@ -29,6 +29,7 @@ from svmtrain.config.sections import (
 )
 
 __all__ = [
+    "DTYPES",
     "Config",
     "DataConfig",
     "ModelConfig",

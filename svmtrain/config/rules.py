@@ -70,6 +70,9 @@ def _is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
+# The dtypes W and the design matrices may have: preprocess.dtype, gradcheck --dtype.
+DTYPES = ("float32", "float64")
+
 _POSITIVE_INT = _compare(">=", 1)
 _NON_EMPTY = _Rule(lambda v: v != "", "a non-empty string")
 _BOOL = _Rule(wording="true or false")
@@ -84,7 +87,7 @@ RULES: dict[str, _Rule] = {
     "data.num_test": _POSITIVE_INT,
     "preprocess.subtract_mean": _BOOL,
     "preprocess.scaling": _one_of(*SCALINGS),
-    "preprocess.dtype": _one_of("float32", "float64"),
+    "preprocess.dtype": _one_of(*DTYPES),
     "model.loss": _one_of(*LOSSES),
     "model.delta": _compare(">", 0),
     "model.reg": _compare(">=", 0),
