@@ -24,6 +24,7 @@ from svmtrain.config import (
     validate,
 )
 from svmtrain.config.rules import KEY_TYPES, RULES
+from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.errors import ConfigError, SvmtrainError
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -467,13 +468,26 @@ def test_duplicate_key_says_which(tmp_path):
         load_config(path)
 
 
-def test_missing_file_names_the_path(tmp_path):
+SHIPPED_NAMES = "cs231n, default, quick, softmax"
+
+
+def test_missing_file_names_the_path_and_the_shipped_configs(tmp_path):
     path = tmp_path / "nope.yaml"
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(err.value) == (
-        f"Config file {path} does not exist; pass the path of a YAML file "
-        "(configs/default.yaml is one)."
+        f"Config file {path} does not exist; pass the path of a YAML file or the name of a "
+        f"shipped config: {SHIPPED_NAMES}."
+    )
+
+
+def test_missing_file_like_a_shipped_name_suggests_it(tmp_path):
+    path = tmp_path / "quick.yml"
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (
+        f"Config file {path} does not exist; pass the path of a YAML file or the name of a "
+        f"shipped config: {SHIPPED_NAMES}. Did you mean 'quick'?"
     )
 
 
@@ -715,8 +729,34 @@ def test_save_into_missing_directory(tmp_path):
 SHIPPED = sorted(CONFIGS_DIR.glob("*.yaml"))
 
 
-def test_the_three_configs_are_shipped():
-    assert {p.name for p in SHIPPED} >= {"default.yaml", "softmax.yaml", "quick.yaml"}
+def test_the_four_configs_are_shipped_and_known_by_name():
+    assert [p.stem for p in SHIPPED] == ["cs231n", "default", "quick", "softmax"]
+    assert shipped_names() == [p.stem for p in SHIPPED]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_config_by_name_is_the_file(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file of that name here
+    assert shipped_text(path.stem) == path.read_text(encoding="utf-8")
+    assert load_config(path.stem) == load_config(path)
+    assert load_config(path.stem, ["train.seed=7"]) == load_config(path, ["train.seed=7"])
+
+
+def test_a_file_that_exists_wins_over_a_shipped_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("default").write_text("optim:\n  learning_rate: 0.5\n")
+    cfg = load_config("default")
+    assert cfg.optim.learning_rate == 0.5
+    assert cfg.model.reg == Config().model.reg  # the file's, not the shipped default's 0.3
+
+
+def test_unknown_shipped_name():
+    with pytest.raises(ConfigError) as err:
+        shipped_text("nope")
+    assert str(err.value) == (
+        f"'nope' is not a shipped config; the shipped configs are {SHIPPED_NAMES} "
+        "(svmtrain configs list)."
+    )
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])

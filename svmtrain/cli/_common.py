@@ -27,7 +27,9 @@ config_option = click.option(
     "-c",
     "config_path",
     type=click.Path(dir_okay=False),
-    help="YAML config (see configs/). Without it, the built-in defaults.",
+    metavar="FILE|NAME",
+    help="A YAML config file, or the name of a shipped config (svmtrain configs list): "
+    "default, cs231n, quick, softmax. Without it, the built-in defaults.",
 )
 set_option = click.option(
     "--set",

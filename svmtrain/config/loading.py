@@ -1,35 +1,40 @@
 """Reading, overriding and writing configs: the functions most callers need.
 
-A YAML file overrides any subset of the defaults; unknown keys are rejected.
-:func:`load_config` reads a file and ``--set section.key=value`` overrides, and
-:func:`save_config` writes the resolved config so that a run can be replayed.
+A YAML file (or a shipped config, by name) overrides any subset of the built-in defaults;
+unknown keys are rejected. :func:`load_config` reads one and ``--set section.key=value``
+overrides, and :func:`save_config` writes the resolved config so that a run can be replayed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from svmtrain import __version__
 from svmtrain.config.rules import SECTIONS, check_key, check_keys, validate
 from svmtrain.config.sections import Config
+from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.config.yamltext import dump_yaml, parse_yaml
 from svmtrain.errors import ConfigError
 from svmtrain.io.fileio import atomic_write
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Read the YAML file at ``path`` (None: the defaults), apply ``--set`` overrides, validate.
+    """Read the config at ``path``, apply ``--set`` overrides, validate.
 
-    ``overrides`` are "section.key=value" strings; the value is read as YAML, so
-    ``data.num_train=null`` gives None and ``optim.learning_rate=1e-3`` a float.
+    ``path`` is a YAML file or the name of a shipped config ("default", "quick", ...); a file
+    that exists wins over a name. None gives the built-in defaults. ``overrides`` are
+    "section.key=value" strings; the value is read as YAML, so ``data.num_train=null`` gives
+    None and ``optim.learning_rate=1e-3`` a float.
     Raises ConfigError naming the file, key or override at fault.
     """
     raw: dict = {}
     if path is not None:
-        raw = _read_file(path)
+        raw = _read_config(path)
     for item in overrides:
         section, key, value = _parse_override(item)
         if raw.get(section) is None:
@@ -73,23 +78,36 @@ def save_config(cfg: Config, path: str | os.PathLike) -> None:
         f.write(header + text)
 
 
-def _read_file(path: str | os.PathLike) -> dict:
+def _read_config(path: str | os.PathLike) -> dict:
+    """The sections of the config file at ``path``, or of the shipped config of that name if
+    no such file exists."""
+    where = os.fspath(path)
+    if not os.path.exists(where) and where in shipped_names():
+        text = shipped_text(where)
+    else:
+        text = _read_file(where)
+    raw = parse_yaml(text, where)
+    if raw is None:
+        return {}  # an empty file: all defaults
+    check_keys(raw, f"{where}: ")
+    return raw
+
+
+def _read_file(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except FileNotFoundError:
+        names = shipped_names()
+        close = difflib.get_close_matches(Path(path).stem, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
-            f"Config file {os.fspath(path)} does not exist; pass the path of a YAML file "
-            "(configs/default.yaml is one)."
+            f"Config file {path} does not exist; pass the path of a YAML file or the name of a "
+            f"shipped config: {', '.join(names)}.{hint}"
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or str(err)
-        raise ConfigError(f"Cannot read config file {os.fspath(path)}: {reason}.") from None
-    raw = parse_yaml(text, os.fspath(path))
-    if raw is None:
-        return {}  # an empty file: all defaults
-    check_keys(raw, f"{os.fspath(path)}: ")
-    return raw
+        raise ConfigError(f"Cannot read config file {path}: {reason}.") from None
 
 
 def _parse_override(item: str) -> tuple[str, str, Any]:
