@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from svmtrain import __version__
 from svmtrain.cli import main
 from svmtrain.config import load_config
+from svmtrain.data.cifar10 import load_cifar10
 
 
 def _module(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -115,3 +116,42 @@ def test_fit_with_an_unknown_config_name_lists_the_shipped_ones(tmp_path, monkey
         f"a shipped config: {names}. Did you mean 'default'?\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def tiny_data_sets(tiny_archive, http_server, tmp_path):
+    """--set options that train on a tiny cached archive (250 train, 50 test), briefly."""
+    archive = tiny_archive(train_counts=(60,) * 5, test_count=50)
+    data_dir = tmp_path / "data"
+    with http_server(archive.body) as server:
+        load_cifar10(data_dir, url=server.url, sha256=archive.sha256, progress=False)
+    settings = [
+        f"data.dir={data_dir}",
+        f"data.sha256={archive.sha256}",
+        "data.val_size=50",
+        "data.num_train=null",
+        "train.train_acc_samples=50",
+        "train.batch_size=32",
+        "train.epochs=1",
+        "train.iterations=null",
+        f"output.dir={tmp_path / 'runs'}",
+    ]
+    return [arg for s in settings for arg in ("--set", s)]
+
+
+def test_run_directories_are_named_after_their_config(tiny_data_sets, tmp_path):
+    """The built-in defaults ('notes'), a shipped config and a file of one's own that sets no
+    output.name each write a run directory of their own name."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("optim:\n  learning_rate: 1e-6\n")
+    for config, name in [
+        ([], "notes"),
+        (["-c", "default"], "default"),
+        (["-c", str(mine)], "mine"),
+    ]:
+        result = _run("fit", *config, *tiny_data_sets, "-q")
+        assert result.exit_code == 0, result.output
+        (run_dir,) = (p for p in (tmp_path / "runs").iterdir() if p.name.endswith(f"-{name}"))
+        assert result.output.endswith(f"-> {run_dir}\n")
+        assert load_config(run_dir / "config.yaml").output.name == name
+    assert len(list((tmp_path / "runs").iterdir())) == 3

@@ -131,7 +131,8 @@ GOOD_FILES = [
 )
 def test_good_file(tmp_path, text, changes):
     cfg = load_config(_write(tmp_path, text))
-    _assert_same(config_to_dict(cfg), _defaults_with(changes))
+    # A file that does not name the run is named after itself (run.yaml).
+    _assert_same(config_to_dict(cfg), _defaults_with({"output.name": "run", **changes}))
 
 
 def test_no_path_gives_defaults():
@@ -538,7 +539,7 @@ def test_good_override(overrides, changes):
 def test_override_beats_file(tmp_path):
     path = _write(tmp_path, "data:\n  num_train: 5000\ntrain:\n  epochs: 3\n")
     cfg = load_config(path, ["data.num_train=null", "train.epochs=7"])
-    _assert_same(config_to_dict(cfg), _defaults_with({"train.epochs": 7}))
+    _assert_same(config_to_dict(cfg), _defaults_with({"train.epochs": 7, "output.name": "run"}))
 
 
 def test_override_into_empty_section(tmp_path):
@@ -742,11 +743,18 @@ def test_shipped_config_by_name_is_the_file(path, tmp_path, monkeypatch):
     assert load_config(path.stem, ["train.seed=7"]) == load_config(path, ["train.seed=7"])
 
 
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_config_names_its_runs_after_itself(path):
+    raw = yaml.safe_load(path.read_text())
+    assert raw["output"]["name"] == path.stem
+    assert load_config(path.stem).output.name == path.stem
+
+
 def test_a_file_that_exists_wins_over_a_shipped_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("default").write_text("optim:\n  learning_rate: 0.5\n")
     cfg = load_config("default")
-    assert cfg.optim.learning_rate == 0.5
+    assert (cfg.optim.learning_rate, cfg.output.name) == (0.5, "default")
     assert cfg.model.reg == Config().model.reg  # the file's, not the shipped default's 0.3
 
 
@@ -757,6 +765,31 @@ def test_unknown_shipped_name():
         f"'nope' is not a shipped config; the shipped configs are {SHIPPED_NAMES} "
         "(svmtrain configs list)."
     )
+
+
+def test_the_built_in_defaults_have_a_name_of_their_own():
+    assert load_config().output.name == "notes"
+    assert Config().output.name == "notes"
+    assert load_config("default").output.name == "default"
+    assert load_config().optim.learning_rate != load_config("default").optim.learning_rate
+
+
+NAMES = [
+    ("file without output", "mine.yaml", "train:\n  epochs: 2\n", [], "mine"),
+    ("empty output section", "exp 1.yaml", "output:\n", [], "exp 1"),
+    ("output without name", "a.b.yaml", "output:\n  dir: elsewhere\n", [], "a.b"),
+    ("file names the run", "mine.yaml", "output:\n  name: other\n", [], "other"),
+    ("--set names the run", "mine.yaml", "", ["output.name=cli"], "cli"),
+]
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "overrides", "name"), [n[1:] for n in NAMES], ids=[n[0] for n in NAMES]
+)
+def test_a_config_file_names_its_runs(tmp_path, file, text, overrides, name):
+    path = tmp_path / file
+    path.write_text(text)
+    assert load_config(path, overrides).output.name == name
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])

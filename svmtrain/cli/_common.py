@@ -29,7 +29,8 @@ config_option = click.option(
     type=click.Path(dir_okay=False),
     metavar="FILE|NAME",
     help="A YAML config file, or the name of a shipped config (svmtrain configs list): "
-    "default, cs231n, quick, softmax. Without it, the built-in defaults.",
+    "default, cs231n, quick, softmax. Without it, the built-in defaults, named 'notes' "
+    "(the CS231n notes' lr 1e-7 and reg 2.5e4).",
 )
 set_option = click.option(
     "--set",

@@ -27,14 +27,18 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     """Read the config at ``path``, apply ``--set`` overrides, validate.
 
     ``path`` is a YAML file or the name of a shipped config ("default", "quick", ...); a file
-    that exists wins over a name. None gives the built-in defaults. ``overrides`` are
-    "section.key=value" strings; the value is read as YAML, so ``data.num_train=null`` gives
-    None and ``optim.learning_rate=1e-3`` a float.
+    that exists wins over a name. None gives the built-in defaults, named "notes". A config
+    that does not set output.name takes its file's name without the suffix (or the shipped
+    name). ``overrides`` are "section.key=value" strings; the value is read as YAML, so
+    ``data.num_train=null`` gives None and ``optim.learning_rate=1e-3`` a float.
     Raises ConfigError naming the file, key or override at fault.
     """
     raw: dict = {}
     if path is not None:
-        raw = _read_config(path)
+        raw, name = _read_config(path)
+        output = raw.get("output") or {}
+        if "name" not in output:
+            raw["output"] = {**output, "name": name}
     for item in overrides:
         section, key, value = _parse_override(item)
         if raw.get(section) is None:
@@ -78,19 +82,19 @@ def save_config(cfg: Config, path: str | os.PathLike) -> None:
         f.write(header + text)
 
 
-def _read_config(path: str | os.PathLike) -> dict:
+def _read_config(path: str | os.PathLike) -> tuple[dict, str]:
     """The sections of the config file at ``path``, or of the shipped config of that name if
-    no such file exists."""
+    no such file exists, and the config's name (the file's stem, or the shipped name)."""
     where = os.fspath(path)
     if not os.path.exists(where) and where in shipped_names():
-        text = shipped_text(where)
+        text, name = shipped_text(where), where
     else:
-        text = _read_file(where)
+        text, name = _read_file(where), Path(where).stem
     raw = parse_yaml(text, where)
     if raw is None:
-        return {}  # an empty file: all defaults
+        return {}, name  # an empty file: all defaults
     check_keys(raw, f"{where}: ")
-    return raw
+    return raw, name
 
 
 def _read_file(path: str) -> str:

@@ -67,7 +67,7 @@ class TrainConfig:
 @dataclass
 class OutputConfig:
     dir: str = "runs"  # runs go to <dir>/<timestamp>-<name> unless --out is given
-    name: str = "default"
+    name: str = "notes"  # a config file that sets none takes its file's name
 
 
 @dataclass
