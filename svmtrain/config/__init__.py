@@ -4,6 +4,7 @@
     rules.py     what each key accepts; validate()
     yamltext.py  YAML in and out
     loading.py   load_config (a file and --set overrides), save_config, dict and YAML forms
+    shipped.py   the configs shipped inside the package, by name ("default", "quick", ...)
 
 Everything a caller needs is importable from here.
 """
@@ -27,6 +28,7 @@ from svmtrain.config.sections import (
     ScheduleConfig,
     TrainConfig,
 )
+from svmtrain.config.shipped import copy_shipped, shipped_names, shipped_text
 
 __all__ = [
     "DTYPES",
@@ -42,7 +44,10 @@ __all__ = [
     "config_from_yaml",
     "config_to_dict",
     "config_to_yaml",
+    "copy_shipped",
     "load_config",
     "save_config",
+    "shipped_names",
+    "shipped_text",
     "validate",
 ]
