@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from svmtrain import __version__, config
+from svmtrain import __version__
 from svmtrain.config import (
     Config,
     OptimConfig,
@@ -23,6 +23,8 @@ from svmtrain.config import (
     save_config,
     validate,
 )
+from svmtrain.config.rules import KEY_TYPES, RULES
+from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.errors import ConfigError, SvmtrainError
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -129,7 +131,8 @@ GOOD_FILES = [
 )
 def test_good_file(tmp_path, text, changes):
     cfg = load_config(_write(tmp_path, text))
-    _assert_same(config_to_dict(cfg), _defaults_with(changes))
+    # A file that does not name the run is named after itself (run.yaml).
+    _assert_same(config_to_dict(cfg), _defaults_with({"output.name": "run", **changes}))
 
 
 def test_no_path_gives_defaults():
@@ -437,19 +440,48 @@ def test_bad_yaml_names_file_line_and_column(tmp_path, text, line, column):
     assert str(err.value).startswith(f"{path}: invalid YAML at line {line}, column {column}: ")
 
 
+ANCHORS_AND_ALIASES = [
+    ("an anchor alone", "optim: &o {momentum: 0.9}\n", "&o", 1, 8),
+    ("an alias", "model:\n  reg: &r 0.5\n  delta: *r\n", "&r", 2, 8),
+    ("a merge key", "optim: {momentum: 0.9}\nschedule:\n  <<: *o\n", "*o", 3, 7),
+    ("an alias bomb", (Path(__file__).parent / "alias_bomb.yaml").read_text(), "&l0", 1, 20),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "token", "line", "column"),
+    [a[1:] for a in ANCHORS_AND_ALIASES],
+    ids=[a[0] for a in ANCHORS_AND_ALIASES],
+)
+def test_anchors_and_aliases_are_refused(tmp_path, text, token, line, column):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (
+        f"{path}: YAML anchors and aliases are not allowed in a config; found '{token}' at "
+        f"line {line}, column {column}. Write each value out in full."
+    )
+
+
 def test_duplicate_key_says_which(tmp_path):
     path = _write(tmp_path, "optim:\n  learning_rate: 1\n  learning_rate: 2\n")
     with pytest.raises(ConfigError, match="found the key 'learning_rate' twice"):
         load_config(path)
 
 
-def test_missing_file_names_the_path(tmp_path):
-    path = tmp_path / "nope.yaml"
+SHIPPED_NAMES = "cs231n, default, quick, softmax"
+
+
+@pytest.mark.parametrize(
+    ("file", "hint"), [("nope.yaml", ""), ("quick.yml", " Did you mean 'quick'?")]
+)
+def test_missing_file_names_the_path_and_the_shipped_configs(tmp_path, file, hint):
+    path = tmp_path / file
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(err.value) == (
-        f"Config file {path} does not exist; pass the path of a YAML file "
-        "(configs/default.yaml is one)."
+        f"Config file {path} does not exist; pass the path of a YAML file or the name of a "
+        f"shipped config: {SHIPPED_NAMES}.{hint}"
     )
 
 
@@ -500,7 +532,7 @@ def test_good_override(overrides, changes):
 def test_override_beats_file(tmp_path):
     path = _write(tmp_path, "data:\n  num_train: 5000\ntrain:\n  epochs: 3\n")
     cfg = load_config(path, ["data.num_train=null", "train.epochs=7"])
-    _assert_same(config_to_dict(cfg), _defaults_with({"train.epochs": 7}))
+    _assert_same(config_to_dict(cfg), _defaults_with({"train.epochs": 7, "output.name": "run"}))
 
 
 def test_override_into_empty_section(tmp_path):
@@ -542,6 +574,12 @@ BAD_OVERRIDES = [
         ["train.epochs=[1,"],
         "--set 'train.epochs=[1,': invalid YAML at line 1, column 4: expected the node content, "
         "but found '<stream end>'.",
+    ),
+    (
+        "an alias",
+        ["train.sampling=[&a shuffle, *a]"],
+        "--set 'train.sampling=[&a shuffle, *a]': YAML anchors and aliases are not allowed in a "
+        "config; found '&a' at line 1, column 2. Write each value out in full.",
     ),
     ("bad value", ["train.epochs=0"], "train.epochs must be null or an int >= 1. Got 0 instead."),
     (
@@ -601,7 +639,8 @@ def test_every_key_has_exactly_one_rule():
         for section in dataclasses.fields(Config)
         for f in dataclasses.fields(getattr(Config(), section.name))
     }
-    assert set(config._RULES) == keys
+    assert set(RULES) == keys
+    assert set(KEY_TYPES) == keys
 
 
 def test_defaults_are_valid():
@@ -684,8 +723,66 @@ def test_save_into_missing_directory(tmp_path):
 SHIPPED = sorted(CONFIGS_DIR.glob("*.yaml"))
 
 
-def test_the_three_configs_are_shipped():
-    assert {p.name for p in SHIPPED} >= {"default.yaml", "softmax.yaml", "quick.yaml"}
+def test_the_four_configs_are_shipped_and_known_by_name():
+    assert [p.stem for p in SHIPPED] == ["cs231n", "default", "quick", "softmax"]
+    assert shipped_names() == [p.stem for p in SHIPPED]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_config_by_name_is_the_file(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file of that name here
+    assert shipped_text(path.stem) == path.read_text(encoding="utf-8")
+    assert load_config(path.stem) == load_config(path)
+    assert load_config(path.stem, ["train.seed=7"]) == load_config(path, ["train.seed=7"])
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_config_names_its_runs_after_itself(path):
+    raw = yaml.safe_load(path.read_text())
+    assert raw["output"]["name"] == path.stem
+    assert load_config(path.stem).output.name == path.stem
+
+
+def test_a_file_that_exists_wins_over_a_shipped_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("default").write_text("optim:\n  learning_rate: 0.5\n")
+    cfg = load_config("default")
+    assert (cfg.optim.learning_rate, cfg.output.name) == (0.5, "default")
+    assert cfg.model.reg == Config().model.reg  # the file's, not the shipped default's 0.3
+
+
+def test_unknown_shipped_name():
+    with pytest.raises(ConfigError) as err:
+        shipped_text("nope")
+    assert str(err.value) == (
+        f"'nope' is not a shipped config; the shipped configs are {SHIPPED_NAMES} "
+        "(svmtrain configs list)."
+    )
+
+
+def test_the_built_in_defaults_have_a_name_of_their_own():
+    assert load_config().output.name == "notes"
+    assert Config().output.name == "notes"
+    assert load_config("default").output.name == "default"
+    assert load_config().optim.learning_rate != load_config("default").optim.learning_rate
+
+
+NAMES = [
+    ("file without output", "mine.yaml", "train:\n  epochs: 2\n", [], "mine"),
+    ("empty output section", "exp 1.yaml", "output:\n", [], "exp 1"),
+    ("output without name", "a.b.yaml", "output:\n  dir: elsewhere\n", [], "a.b"),
+    ("file names the run", "mine.yaml", "output:\n  name: other\n", [], "other"),
+    ("--set names the run", "mine.yaml", "", ["output.name=cli"], "cli"),
+]
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "overrides", "name"), [n[1:] for n in NAMES], ids=[n[0] for n in NAMES]
+)
+def test_a_config_file_names_its_runs(tmp_path, file, text, overrides, name):
+    path = tmp_path / file
+    path.write_text(text)
+    assert load_config(path, overrides).output.name == name
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])

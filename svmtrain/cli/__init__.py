@@ -8,6 +8,7 @@ clear line on stderr and a non-zero exit here, at the edge, and nowhere else.
 import click
 
 from svmtrain import __version__
+from svmtrain.cli.configs import configs
 from svmtrain.cli.data import data
 from svmtrain.cli.evaluate import evaluate_cmd
 from svmtrain.cli.fit import fit
@@ -58,7 +59,7 @@ class _Group(click.Group):
 
 @click.group(
     cls=_Group,
-    commands=[data, fit, evaluate_cmd, gradcheck, sweep_step, search, plot],
+    commands=[data, fit, evaluate_cmd, gradcheck, sweep_step, search, plot, configs],
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, "-V", "--version", prog_name="svmtrain")
@@ -69,6 +70,7 @@ def main() -> None:
     \b
     Start here:
       svmtrain data download          fetch and cache CIFAR-10
-      svmtrain fit --config configs/default.yaml
+      svmtrain fit -c default         train the shipped default config
+                                      (svmtrain configs list shows them all)
       svmtrain gradcheck --synthetic  check the analytic gradient
     """

@@ -18,13 +18,11 @@ from svmtrain.cli._common import (
     quiet_option,
     set_option,
 )
-from svmtrain.config import load_config
+from svmtrain.config import DTYPES, load_config
 from svmtrain.core.differences import METHODS
 from svmtrain.core.losses import LOSSES
 from svmtrain.experiments.gradcheck import DEFAULT_CHECKS, run_gradcheck
 from svmtrain.io.records import to_json
-
-DTYPES = ("float64", "float32")
 
 
 class _FiniteFloat(click.ParamType):

@@ -95,9 +95,10 @@ def sweep_step(
     small a step barely lowers the loss, a good one lowers it most, larger ones overshoot and
     the loss explodes. The loss, reg, delta and data come from the config.
 
-    With the default config (mean-subtracted pixels in 0..255, reg 2.5e4) the default range
-    shows all three: on CIFAR-10 the loss is lowest at 1e-5 and explodes above. The notes'
-    figure has no regularisation: --set model.reg=0 (lowest at 1e-6, as in the notes).
+    With the built-in 'notes' config (mean-subtracted pixels in 0..255, reg 2.5e4) the
+    default range shows all three: on CIFAR-10 the loss is lowest at 1e-5 and explodes above.
+    The notes' figure has no regularisation: --set model.reg=0 (lowest at 1e-6, as in the
+    notes).
     Standardized pixels without regularisation move the minimum to 1e-3: add --range -8:1.
 
     \b

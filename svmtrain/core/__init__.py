@@ -1,4 +1,5 @@
-"""The math: losses, their gradients and finite differences, optimisers, metrics.
+"""The math: losses, their gradients and finite differences, optimisers, metrics,
+pixel scalings.
 
 Pure functions on numpy arrays. Nothing here reads or writes files, and nothing here imports
 another part of svmtrain but :mod:`svmtrain.errors`.

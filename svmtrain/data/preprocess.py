@@ -7,16 +7,16 @@ A design matrix has D = 3072 + 1 columns: the pixels, then a constant 1 (the bia
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from svmtrain.core.scaling import SCALINGS
 from svmtrain.data.format import IMAGE_BYTES
 from svmtrain.errors import ConfigError
 
-if TYPE_CHECKING:  # config imports SCALINGS from here, to validate preprocess.scaling
+if TYPE_CHECKING:
     from svmtrain.config import Config
 
 PIXELS = IMAGE_BYTES  # features before the bias column: one per byte of a CIFAR-10 image
@@ -54,26 +54,6 @@ def _pixel_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = total / len(x)
     var = np.maximum(total_sq / len(x) - np.square(mean), 0.0)
     return mean, np.sqrt(var)
-
-
-def _no_scale(std: np.ndarray) -> np.ndarray:
-    return np.ones_like(std)
-
-
-def _unit_scale(std: np.ndarray) -> np.ndarray:
-    return np.full_like(std, 255.0)
-
-
-def _standardize_scale(std: np.ndarray) -> np.ndarray:
-    # A constant pixel has std 0; dividing by 1 leaves it at 0 after centring instead of NaN.
-    return np.where(std > 1e-8, std, 1.0)
-
-
-SCALINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "none": _no_scale,
-    "unit": _unit_scale,
-    "standardize": _standardize_scale,
-}
 
 
 def fit_stats(

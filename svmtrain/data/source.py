@@ -9,8 +9,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from svmtrain.config.rules import is_http_url
 from svmtrain.errors import ConfigError
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
@@ -63,12 +63,6 @@ def resolve_source(
     if url == OFFICIAL_URL and not any(digests.values()):
         digests = {"sha256": OFFICIAL_SHA256, "md5": OFFICIAL_MD5}
     return Source(url=url, **digests)
-
-
-def is_http_url(value: str) -> bool:
-    """Whether ``value`` is an http:// or https:// URL with a host (the one check of a data URL)."""
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def is_hex(value: str, algo: str) -> bool:

@@ -1,0 +1,44 @@
+"""``svmtrain configs``: list the shipped configs, print one to start your own."""
+
+from __future__ import annotations
+
+import click
+
+from svmtrain.config.shipped import copy_shipped, shipped_summaries, shipped_text
+
+
+@click.group()
+def configs() -> None:
+    """The configs shipped with svmtrain, usable by name: svmtrain fit -c NAME.
+
+    \b
+    Examples:
+      svmtrain configs list
+      svmtrain configs show quick --out my.yaml   then edit my.yaml and
+      svmtrain fit -c my.yaml
+    """
+
+
+@configs.command("list")
+def list_configs() -> None:
+    """Each shipped config's name and what it is."""
+    summaries = shipped_summaries()
+    width = max(map(len, summaries))
+    for name, summary in summaries.items():
+        click.echo(f"{name.ljust(width)}  {summary}")
+
+
+@configs.command()
+@click.argument("name")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Write it to this new file instead of printing it (an existing file is never "
+    "overwritten).",
+)
+def show(name: str, out: str | None) -> None:
+    """Print the shipped config NAME (every key, explained), or write it to --out."""
+    if out is None:
+        click.echo(shipped_text(name), nl=False)
+        return
+    click.echo(f"wrote {copy_shipped(name, out)}")

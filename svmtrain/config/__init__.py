@@ -1,0 +1,53 @@
+"""The run configuration: typed sections with defaults, validated, read from and written to YAML.
+
+    sections.py  the dataclasses: every key, its type and its default (the built-in "notes")
+    rules.py     what each key accepts; validate()
+    yamltext.py  YAML in and out
+    loading.py   load_config (a file and --set overrides), save_config, dict and YAML forms
+    shipped.py   the configs shipped inside the package, by name ("default", "quick", ...)
+
+Everything a caller needs is importable from here.
+"""
+
+from svmtrain.config.loading import (
+    config_from_dict,
+    config_from_yaml,
+    config_to_dict,
+    config_to_yaml,
+    load_config,
+    save_config,
+)
+from svmtrain.config.rules import DTYPES, validate
+from svmtrain.config.sections import (
+    Config,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    OutputConfig,
+    PreprocessConfig,
+    ScheduleConfig,
+    TrainConfig,
+)
+from svmtrain.config.shipped import copy_shipped, shipped_names, shipped_text
+
+__all__ = [
+    "DTYPES",
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "OutputConfig",
+    "PreprocessConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "config_from_yaml",
+    "config_to_dict",
+    "config_to_yaml",
+    "copy_shipped",
+    "load_config",
+    "save_config",
+    "shipped_names",
+    "shipped_text",
+    "validate",
+]

@@ -1,0 +1,94 @@
+"""Config YAML: read as YAML 1.2 reads numbers, with duplicate keys refused; written back so.
+
+:func:`parse_yaml` turns text into plain Python values, or a ConfigError that names where
+the text came from and the line and column at fault; :func:`dump_yaml` writes values back
+so that :func:`parse_yaml` reads them as equal.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from svmtrain.errors import ConfigError
+
+
+class _AnchorRefused(yaml.YAMLError):
+    """An anchor (``&name``) or alias (``*name``) in a config."""
+
+    def __init__(self, token: str, mark: yaml.Mark) -> None:
+        super().__init__(token)
+        self.token = token
+        self.mark = mark
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load`` with three fixes: floats like ``1e-3``, duplicate keys, aliases.
+
+    PyYAML follows YAML 1.1, where ``1e-3`` and ``1.5e3`` are strings (a float needs a dot and a
+    signed exponent); a learning rate is written that way, so it must be a float as in YAML 1.2.
+    A key given twice would silently lose its first value, so it is an error instead.
+    Anchors and aliases are refused: a config has no use for them, and a few hundred bytes of
+    nested aliases expand to billions of values (an "alias bomb") that hang whatever prints or
+    copies them.
+    """
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            sign = "*" if isinstance(event, yaml.AliasEvent) else "&"
+            raise _AnchorRefused(f"{sign}{event.anchor}", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping",
+                        node.start_mark,
+                        f"found the key {key!r} twice",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes the strings that :class:`_Loader` would read as floats (a name "1e5")."""
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """The values in YAML ``text``; ConfigError naming ``where``, the line and the column if it
+    is not valid YAML."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except _AnchorRefused as err:
+        raise ConfigError(
+            f"{where}: YAML anchors and aliases are not allowed in a config; found "
+            f"{err.token!r} at line {err.mark.line + 1}, column {err.mark.column + 1}. "
+            "Write each value out in full."
+        ) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or str(err)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{where}: invalid YAML{at}: {problem}.") from None
+
+
+def dump_yaml(data: Any) -> str:
+    """``data`` (plain values) as YAML text, in the order given, that :func:`parse_yaml` reads
+    back as equal."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False)

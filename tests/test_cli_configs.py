@@ -1,0 +1,157 @@
+"""The command line without a checkout: ``python -m svmtrain``, the shipped configs by name,
+``svmtrain configs list`` and ``svmtrain configs show``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from svmtrain import __version__
+from svmtrain.cli import main
+from svmtrain.config import load_config
+from svmtrain.data.cifar10 import load_cifar10
+
+
+def _module(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``python -m svmtrain ARGS`` in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "svmtrain", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_python_m_svmtrain_is_the_cli():
+    done = _module("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == CliRunner().invoke(main, ["--version"]).output
+    assert __version__ in done.stdout
+
+
+def test_python_m_svmtrain_keeps_exit_codes_and_names_itself():
+    done = _module("fit", "--no-such-option")
+    assert done.returncode == 2
+    assert done.stderr.startswith("Usage: svmtrain fit ")
+
+
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+SHIPPED = sorted(CONFIGS_DIR.glob("*.yaml"))
+
+
+def _run(*args: str):
+    result = CliRunner().invoke(main, list(args))
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_configs_list_names_each_config_with_its_first_line():
+    result = _run("configs", "list")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == len(SHIPPED)
+    for line, path in zip(lines, SHIPPED, strict=True):
+        name, summary = line.split(maxsplit=1)
+        first = path.read_text().splitlines()[0]
+        assert (name, f"# {summary}") == (path.stem, first)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_configs_show_prints_the_file_and_writes_nothing(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _run("configs", "show", path.stem)
+    assert result.exit_code == 0, result.output
+    assert result.output == path.read_text()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_configs_show_out_writes_a_new_file_that_fit_reads(tmp_path):
+    out = tmp_path / "mine.yaml"
+    result = _run("configs", "show", "quick", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.output == f"wrote {out}\n"
+    assert out.read_text() == (CONFIGS_DIR / "quick.yaml").read_text()
+    assert load_config(out) == load_config("quick")
+
+
+def test_configs_show_out_never_overwrites(tmp_path):
+    out = tmp_path / "mine.yaml"
+    out.write_text("mine\n")
+    result = _run("configs", "show", "quick", "--out", str(out))
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {out} already exists; choose a new file name")
+    assert out.read_text() == "mine\n"
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_configs_show_out_into_a_missing_directory(tmp_path):
+    out = tmp_path / "missing" / "mine.yaml"
+    result = _run("configs", "show", "quick", "--out", str(out))
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: Cannot write {out}: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["show", "nope"], ["show", "nope", "--out", "x.yaml"]])
+def test_configs_show_unknown_name_lists_the_shipped_ones(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _run("configs", *args)
+    assert result.exit_code == 1
+    names = ", ".join(p.stem for p in SHIPPED)
+    assert result.output == (
+        f"Error: 'nope' is not a shipped config; the shipped configs are {names} "
+        "(svmtrain configs list).\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fit_with_an_unknown_config_name_lists_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _run("fit", "-c", "defualt")
+    assert result.exit_code == 1
+    names = ", ".join(p.stem for p in SHIPPED)
+    assert result.output == (
+        "Error: Config file defualt does not exist; pass the path of a YAML file or the name of "
+        f"a shipped config: {names}. Did you mean 'default'?\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def tiny_data_sets(tiny_archive, http_server, tmp_path):
+    """--set options that train on a tiny cached archive (250 train, 50 test), briefly."""
+    archive = tiny_archive(train_counts=(60,) * 5, test_count=50)
+    data_dir = tmp_path / "data"
+    with http_server(archive.body) as server:
+        load_cifar10(data_dir, url=server.url, sha256=archive.sha256, progress=False)
+    settings = [
+        f"data.dir={data_dir}",
+        f"data.sha256={archive.sha256}",
+        "data.val_size=50",
+        "data.num_train=null",
+        "train.train_acc_samples=50",
+        "train.batch_size=32",
+        "train.epochs=1",
+        "train.iterations=null",
+        f"output.dir={tmp_path / 'runs'}",
+    ]
+    return [arg for s in settings for arg in ("--set", s)]
+
+
+def test_run_directories_are_named_after_their_config(tiny_data_sets, tmp_path):
+    """The built-in defaults ('notes'), a shipped config and a file of one's own that sets no
+    output.name each write a run directory of their own name."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("optim:\n  learning_rate: 1e-6\n")
+    for config, name in [
+        ([], "notes"),
+        (["-c", "default"], "default"),
+        (["-c", str(mine)], "mine"),
+    ]:
+        result = _run("fit", *config, *tiny_data_sets, "-q")
+        assert result.exit_code == 0, result.output
+        (run_dir,) = (p for p in (tmp_path / "runs").iterdir() if p.name.endswith(f"-{name}"))
+        assert result.output.endswith(f"-> {run_dir}\n")
+        assert load_config(run_dir / "config.yaml").output.name == name
+    assert len(list((tmp_path / "runs").iterdir())) == 3
