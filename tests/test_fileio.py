@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from svmtrain.errors import SvmtrainError
-from svmtrain.io.fileio import atomic_write
+from svmtrain.fileio import atomic_write
 
 
 def test_writes_the_whole_file_and_leaves_no_temporary(tmp_path):

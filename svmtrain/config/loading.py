@@ -20,7 +20,7 @@ from svmtrain.config.sections import Config
 from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.config.yamltext import dump_yaml, parse_yaml
 from svmtrain.errors import ConfigError
-from svmtrain.io.fileio import atomic_write
+from svmtrain.fileio import atomic_write
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:

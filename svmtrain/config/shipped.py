@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from svmtrain.errors import ConfigError, SvmtrainError
-from svmtrain.io.fileio import atomic_write
+from svmtrain.fileio import atomic_write
 
 _PACKAGE = "svmtrain.configs"
 _SUFFIX = ".yaml"

@@ -40,7 +40,7 @@ from svmtrain.data.format import (
 )
 from svmtrain.data.source import ENV_DIR, Source, is_hex
 from svmtrain.errors import DataError
-from svmtrain.io.fileio import atomic_write, fsync_path
+from svmtrain.fileio import atomic_write, fsync_path
 
 PART_NAME = ARCHIVE_NAME + ".part"
 STAMP_NAME = ARCHIVE_NAME + ".json"

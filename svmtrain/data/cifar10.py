@@ -39,7 +39,7 @@ from svmtrain.data.source import (
     resolve_source,
 )
 from svmtrain.errors import ChecksumError, Interrupted
-from svmtrain.io.fileio import fsync_path
+from svmtrain.fileio import fsync_path
 
 
 class UnverifiedArchiveWarning(UserWarning):

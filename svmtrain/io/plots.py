@@ -4,7 +4,7 @@ matplotlib is the optional ``plot`` extra, so it is imported inside the function
 never at module level: ``import svmtrain.io.plots`` works without it, and every drawing function
 raises :class:`~svmtrain.errors.PlotUnavailable` (with the install command) when it is missing.
 Figures use the object-oriented API on an Agg canvas (no pyplot, no global backend state), and
-every PNG is written atomically with :func:`svmtrain.io.fileio.atomic_write`.
+every PNG is written atomically with :func:`svmtrain.fileio.atomic_write`.
 
 :func:`template_images` is pure numpy and is what the weights picture shows.
 """
@@ -21,8 +21,8 @@ import numpy as np
 
 from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import PlotUnavailable, SvmtrainError, WeightsError
+from svmtrain.fileio import atomic_write
 from svmtrain.io import runs
-from svmtrain.io.fileio import atomic_write
 
 DPI = 100  # every figure is sized in pixels; inches = pixels / DPI
 

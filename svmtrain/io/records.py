@@ -2,7 +2,7 @@
 
 Used for run summaries, search and sweep results, and the ``--json`` output of evaluate and
 gradcheck, so every JSON svmtrain writes is strict (no NaN or Infinity). A failing disk is one
-SvmtrainError naming the file (raised by :func:`svmtrain.io.fileio.atomic_write`).
+SvmtrainError naming the file (raised by :func:`svmtrain.fileio.atomic_write`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from svmtrain.io.fileio import atomic_write
+from svmtrain.fileio import atomic_write
 
 
 def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Sequence[dict]) -> None:

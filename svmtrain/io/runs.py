@@ -28,7 +28,7 @@ import numpy as np
 from svmtrain.config import Config, save_config
 from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import SvmtrainError, WeightsError
-from svmtrain.io.fileio import atomic_write
+from svmtrain.fileio import atomic_write
 from svmtrain.io.records import write_json
 
 CONFIG = "config.yaml"
