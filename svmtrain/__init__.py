@@ -13,7 +13,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 # use (PEP 562), so ``import svmtrain`` stays light (no numpy, tqdm or requests until needed).
 #
 #     import svmtrain
-#     cfg = svmtrain.load_config("configs/default.yaml")  # None: the built-in defaults
+#     cfg = svmtrain.load_config("default")  # shipped name or path; None: notes
 #     result = svmtrain.fit(cfg, out="runs/try")     # result.summary["test_acc"]
 #     report = svmtrain.evaluate("runs/try/weights.npz")
 #     splits = svmtrain.load_splits(cfg)             # X (N, 3073), y (N,) per split

@@ -274,7 +274,7 @@ def test_cli_plot_hint_names_a_directory_fit_accepts(tmp_path):
     _corrupt(run, "metrics.jsonl", None)
     result = CliRunner().invoke(main, ["plot", str(run)])
     assert result.exit_code == 1
-    assert "svmtrain fit --config configs/default.yaml --out NEW_DIR" in result.output
+    assert "svmtrain fit -c default --out NEW_DIR" in result.output
     assert f"--out {run}" not in result.output
 
 
@@ -282,7 +282,7 @@ def test_cli_plot_missing_run_dir(tmp_path):
     result = CliRunner().invoke(main, ["plot", str(tmp_path / "nope")])
     assert result.exit_code == 1
     assert "does not exist" in result.output
-    assert f"svmtrain fit --config configs/default.yaml --out {tmp_path / 'nope'}" in result.output
+    assert f"svmtrain fit -c default --out {tmp_path / 'nope'}" in result.output
 
 
 # --- without matplotlib -------------------------------------------------------------------------

@@ -45,8 +45,8 @@ def fit(config_path, overrides, out, resume, data_dir, quiet, plot):
 
     \b
     Examples:
-      svmtrain fit --config configs/default.yaml
-      svmtrain fit -c configs/quick.yaml --set train.epochs=2 --out runs/try
+      svmtrain fit -c default
+      svmtrain fit -c quick --set train.epochs=2 --out runs/try
       svmtrain fit --resume runs/20261126-101500-default
     """
     if resume and (config_path or overrides or out):

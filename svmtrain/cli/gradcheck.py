@@ -178,7 +178,7 @@ def gradcheck(
     Examples:
       svmtrain gradcheck --synthetic
       svmtrain gradcheck --synthetic --all --num-examples 200
-      svmtrain gradcheck --config configs/softmax.yaml --checks 50 --reference
+      svmtrain gradcheck -c softmax --checks 50 --reference
     """
     if check_all and checks is not None:
         raise click.UsageError("Use either --checks K or --all, not both.")

@@ -115,7 +115,7 @@ def search(
     Examples:
       svmtrain search --lr 1e-7,5e-7,1e-6 --reg 2.5e4,5e4 --epochs 2
       svmtrain search --random 20 --lr 1e-8:1e-5 --reg 1e3:1e5 --epochs 2
-      svmtrain search -c configs/quick.yaml --lr 1e-7,1e-6 --grid optim.momentum=0,0.9
+      svmtrain search -c quick --lr 1e-7,1e-6 --grid optim.momentum=0,0.9
     """
     try:
         shortcuts = (("--lr", searching.LR, lr_spec), ("--reg", searching.REG, reg_spec))

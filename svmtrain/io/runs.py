@@ -282,7 +282,7 @@ def new_run_hint(run_dir: Path) -> str:
     or is empty), else into a new directory."""
     empty = not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir()))
     target = run_dir if empty else "NEW_DIR"
-    return f"make one with `svmtrain fit --config configs/default.yaml --out {target}`"
+    return f"make one with `svmtrain fit -c default --out {target}`"
 
 
 def run_file_fault(path: Path, what: str) -> str:
