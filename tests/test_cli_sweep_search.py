@@ -429,14 +429,14 @@ def test_search_stopped_by_a_signal(data, tmp_path, sig, group):
     driver = (
         "import os, sys, time\n"
         "from svmtrain.experiments import search\n"
-        "real = search.run_trial\n"
+        "real = search.runner.run_trial\n"
         "def hang_after_two(trial, splits):\n"
         "    if trial.number > 2:\n"
         f"        with open({str(pids)!r}, 'a') as f:\n"
         "            f.write(f'{os.getpid()}\\n')\n"
         "        time.sleep(120)\n"
         "    return real(trial, splits)\n"
-        "search.run_trial = hang_after_two\n"
+        "search.runner.run_trial = hang_after_two\n"
         "from svmtrain.cli import main\n"
         "main(sys.argv[1:])\n"
     )
@@ -490,7 +490,7 @@ def test_search_workers_die_with_a_killed_parent(data, tmp_path):
         f"    with open({str(pids)!r}, 'a') as f:\n"
         "        f.write(f'{os.getpid()}\\n')\n"
         "    time.sleep(120)\n"
-        "search.run_trial = hang\n"
+        "search.runner.run_trial = hang\n"
         "from svmtrain.cli import main\n"
         "main(sys.argv[1:])\n"
     )

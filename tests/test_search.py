@@ -309,7 +309,7 @@ def test_default_search_directory(tmp_path):
 
 def test_without_fork_the_trials_run_in_this_process(splits, tmp_path, monkeypatch):
     forked = _search(splits, tmp_path / "forked", KNOWN, jobs=2).results
-    monkeypatch.setattr(search, "can_fork", lambda: False)
+    monkeypatch.setattr(search.runner, "can_fork", lambda: False)
     assert search.effective_jobs(4, 3) == 1
     inline = _search(splits, tmp_path / "inline", KNOWN, jobs=2)
     assert inline.jobs == 2 and [r.number for r in inline.results] == [1, 2, 3]
@@ -324,7 +324,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_finished_trials(
     """Trials 1 and 2 finish; the others hang until the workers are stopped."""
     jobs = 2 if where == "2 workers" else 1
     if where == "in process":
-        monkeypatch.setattr(search, "can_fork", lambda: False)
+        monkeypatch.setattr(search.runner, "can_fork", lambda: False)
     real = search.run_trial
 
     def hang_after_two(trial, data):
@@ -332,7 +332,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_finished_trials(
             time.sleep(120)
         return real(trial, data)
 
-    monkeypatch.setattr(search, "run_trial", hang_after_two)
+    monkeypatch.setattr(search.runner, "run_trial", hang_after_two)
     axes = [search.parse_axis(search.LR, "1e-6,1e-5,1e-4,1e-3,1e-2", "--lr")]
     trials = search.make_trials(None, BASE, search.grid_settings(axes), epochs=1)
     job = search.Search(trials, axes, tmp_path, jobs=jobs, epochs=1)
@@ -369,7 +369,7 @@ def test_a_killed_worker_stops_the_search_and_names_its_trial(splits, tmp_path, 
             os.kill(os.getpid(), signal.SIGKILL)
         return real(trial, data)
 
-    monkeypatch.setattr(search, "run_trial", killed_at_three)
+    monkeypatch.setattr(search.runner, "run_trial", killed_at_three)
     axes = [search.parse_axis(search.LR, "1e-6,1e-5,1e-4", "--lr")]
     trials = search.make_trials(None, BASE, search.grid_settings(axes), epochs=1)
     job = search.Search(trials, axes, tmp_path, jobs=jobs, epochs=1)

@@ -1,0 +1,316 @@
+"""Running trials: each trains with :func:`svmtrain.experiments.train.train` in memory (no run
+directory) and is judged by the validation accuracy of the weights training keeps.
+
+Parallelism: trials run in worker processes forked after the data are loaded, so every worker
+reads the parent's preprocessed arrays copy-on-write (nothing is copied or pickled). Every trial
+is seeded from its own config's train.seed, never from the worker that runs it, and every trial
+uses the same number of BLAS threads, so the results do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from svmtrain.config import Config
+from svmtrain.data.preprocess import Splits
+from svmtrain.errors import DivergenceError, Interrupted, SvmtrainError
+from svmtrain.experiments._blas import limited_threads
+from svmtrain.experiments.search.results import CRASHED, DIVERGED, OK, Search, TrialResult, rank
+from svmtrain.experiments.search.space import Trial, check_trials
+from svmtrain.experiments.train import init_state, train
+
+# BLAS threads of every trial, whatever --jobs is, so that nothing a trial computes depends on
+# the thread count, which changes how a BLAS splits its sums and so the rounding. train() runs
+# its SGD steps on one thread already (experiments._blas says why); this covers the accuracy
+# predictions too. Measured before train() did so: 2 threads per worker gave other val
+# accuracies than 1, and two such workers on two busy cores took 4-7x longer.
+BLAS_THREADS = 1
+
+
+def config_value(cfg: Config, key: str) -> Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def run_trial(trial: Trial, splits: Splits) -> TrialResult:
+    """Train ``trial.config`` from its seed on ``splits`` (in memory) and measure it, with
+    BLAS_THREADS BLAS threads. A trial that diverges is a result with status DIVERGED."""
+    with limited_threads(BLAS_THREADS):
+        return _run_trial(trial, splits)
+
+
+def _identity(trial: Trial) -> dict[str, Any]:
+    """The fields of a trial's result that say which trial it is."""
+    cfg = trial.config
+    return {
+        "number": trial.number,
+        "settings": {key: config_value(cfg, key) for key in trial.settings},
+        "learning_rate": cfg.optim.learning_rate,
+        "reg": cfg.model.reg,
+    }
+
+
+def _run_trial(trial: Trial, splits: Splits) -> TrialResult:
+    cfg = trial.config
+    started = time.perf_counter()
+    state = init_state(cfg, len(splits.class_names), splits.X_train.shape[1])
+    record = _identity(trial)
+    try:
+        train(cfg, splits, state, progress=False)
+    except DivergenceError as err:
+        return TrialResult(
+            **record,
+            status=DIVERGED,
+            final_loss=None,
+            train_acc=None,
+            val_acc=None,
+            epochs=state.epoch,
+            seconds=time.perf_counter() - started,
+            message=str(err),
+        )
+    # The weights training keeps (see train.final_weights) are those of this epoch.
+    kept = state.metrics[state.best_epoch - 1 if cfg.train.early_stopping else -1]
+    return TrialResult(
+        **record,
+        status=OK,
+        final_loss=state.metrics[-1]["loss"],
+        train_acc=kept["train_acc"],
+        val_acc=kept["val_acc"],
+        epochs=state.epoch,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def can_fork() -> bool:
+    """Whether workers can share the parent's arrays copy-on-write (fork on Linux)."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def effective_jobs(jobs: int, num_trials: int) -> int:
+    """Workers actually used: no more than trials, and 1 where fork is unavailable."""
+    return max(1, min(jobs, num_trials)) if can_fork() else 1
+
+
+@contextmanager
+def trial_runner(
+    trials: Sequence[Trial], splits: Splits, jobs: int
+) -> Iterator[Iterator[TrialResult]]:
+    """Context giving an iterator over the trials' results as they finish (in any order).
+
+    The trials run in :func:`effective_jobs` worker processes, forked on entry (before the
+    caller starts a thread, such as a progress bar's monitor, whose locks a fork would copy
+    held). Workers ignore Ctrl-C and die with this process (Linux): the parent gets the
+    KeyboardInterrupt, and leaving the context by any exception kills them. A worker's
+    exception other than divergence is re-raised in the parent; a worker that dies (the OOM
+    killer, kill -9) makes the iterator raise :class:`WorkerDied`. Where fork is unavailable
+    the trials run one by one in this process.
+    """
+    if not can_fork():
+        yield (run_trial(trial, splits) for trial in trials)
+        return
+    global _shared_splits, _running
+    _shared_splits = splits  # inherited by the forked workers, never pickled
+    # _running[i]: pid of the worker running trials[i], 0 when none is; shared with workers.
+    _running = multiprocessing.RawArray("q", len(trials))
+    executor = ProcessPoolExecutor(
+        effective_jobs(jobs, len(trials)),
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
+    )
+    workers: list[multiprocessing.process.BaseProcess] = []
+    try:
+        futures = {executor.submit(_run_in_worker, i, t): t for i, t in enumerate(trials)}
+        # With fork, every worker is started by the first submit; keep them to kill and to
+        # read their exit codes (the executor has no public handle on its processes).
+        workers = list(executor._processes.values())
+        yield _results(executor, futures, workers, trials)
+    except BaseException:
+        for worker in workers:  # a trial may run for minutes: do not wait for it
+            worker.kill()
+        raise
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        _shared_splits = _running = None
+
+
+def _results(
+    executor: ProcessPoolExecutor,
+    futures: dict[Future, Trial],
+    workers: list[multiprocessing.process.BaseProcess],
+    trials: Sequence[Trial],
+) -> Iterator[TrialResult]:
+    done: set[int] = set()
+    for future in as_completed(futures):
+        try:
+            result = future.result()
+        except BrokenProcessPool:
+            executor.shutdown(wait=True)  # the executor has stopped and reaped every worker
+            raise _worker_died(workers, trials, done) from None
+        done.add(result.number)
+        yield result
+
+
+def _worker_died(
+    workers: Sequence[multiprocessing.process.BaseProcess],
+    trials: Sequence[Trial],
+    done: set[int],
+) -> WorkerDied:
+    """Which worker died first, and the trial it was running. The executor stops the others
+    with SIGTERM once one dies, so the one that died of something else is the culprit."""
+    codes = {w.pid: w.exitcode for w in workers}
+    culprits = [pid for pid, code in codes.items() if code != -signal.SIGTERM] or list(codes)
+    slots = zip(_running, trials, strict=True)
+    running = {pid: t.number for pid, t in slots if pid and t.number not in done}
+    pid = next((p for p in culprits if p in running), culprits[0])
+    return WorkerDied(running.get(pid), codes[pid])
+
+
+class WorkerDied(Exception):
+    """A worker process died while trials ran: killed by a signal or exited by itself."""
+
+    def __init__(self, trial: int | None, exitcode: int | None) -> None:
+        self.trial = trial  # the trial it was running, None if it was between trials
+        self.exitcode = exitcode  # negative: the signal that killed it
+        if exitcode is not None and exitcode < 0:
+            name = _signal_name(-exitcode)
+            how = f"killed by signal {-exitcode}" + (f", {name}" if name else "")
+            if exitcode == -signal.SIGKILL:
+                how += "; out of memory?"
+        else:
+            how = f"exit code {exitcode}"
+        whose = f"the worker for trial {trial}" if trial is not None else "a worker"
+        super().__init__(f"{whose} died ({how})")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return ""
+
+
+_shared_splits: Splits | None = None
+_running: Any = None
+
+
+def _init_worker(parent: int) -> None:
+    # Ctrl-C reaches the whole process group; only the parent handles it, and stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent turns these into Ctrl-C while it searches; a worker just dies of them, quietly.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    _die_with(parent)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when ``parent`` dies (Linux), so that no worker
+    trains on, orphaned, after its parent was killed."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux's libc: the parent's cleanup has to do
+        return
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _run_in_worker(slot: int, trial: Trial) -> TrialResult:
+    assert _shared_splits is not None, "trial_runner sets the shared splits before forking"
+    _running[slot] = os.getpid()
+    result = run_trial(trial, _shared_splits)
+    _running[slot] = 0
+    return result
+
+
+def run_search(search: Search, splits: Splits, *, progress: bool = True) -> Search:
+    """Run every trial of ``search``, writing the results after each; returns ``search``.
+
+    Ctrl-C, SIGTERM and SIGHUP stop the workers, keep the finished trials' results on disk
+    and raise :class:`Interrupted`. A worker that dies (the OOM killer, kill -9) stops the
+    search: its trial is recorded as CRASHED, the results are written, and SvmtrainError says
+    which trial and why.
+    """
+    check_trials(search.trials, len(splits.y_train))
+    try:
+        with (
+            _termination_as_interrupt(),
+            trial_runner(search.trials, splits, search.jobs) as finished,
+            tqdm(
+                total=len(search.trials), unit="trial", disable=not progress, dynamic_ncols=True
+            ) as bar,
+        ):
+            for result in finished:
+                search.results.append(result)
+                search.write()
+                bar.update(1)
+                top = rank(search.results)[0]
+                if top.val_acc is not None:
+                    bar.set_postfix(best_val_acc=f"{top.val_acc:.3f}")
+    except KeyboardInterrupt:
+        search.interrupted = True
+        search.write()
+        raise Interrupted(
+            f"Interrupted after {len(search.results)} of {len(search.trials)} trials; their "
+            f"results are in {search.out_dir}."
+        ) from None
+    except WorkerDied as died:
+        if died.trial is not None:
+            search.results.append(_crashed(search.trials, died))
+        search.write()
+        finished = search.document()["finished"]
+        raise SvmtrainError(
+            f"The search stopped: {died}. {finished} of {len(search.trials)} trials finished; "
+            f"their results are in {search.out_dir}."
+        ) from None
+    return search
+
+
+def _crashed(trials: Sequence[Trial], died: WorkerDied) -> TrialResult:
+    trial = next(t for t in trials if t.number == died.trial)
+    return TrialResult(
+        **_identity(trial),
+        status=CRASHED,
+        final_loss=None,
+        train_acc=None,
+        val_acc=None,
+        epochs=0,
+        seconds=0.0,
+        message=str(died),
+    )
+
+
+@contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    """Inside, SIGTERM and SIGHUP raise KeyboardInterrupt as Ctrl-C does, so that a search
+    stopped by them also stops its workers and records that it was interrupted. Only the
+    main thread can set signal handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
