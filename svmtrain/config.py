@@ -261,6 +261,14 @@ _TYPES: dict[str, tuple[type, bool]] = {
 _TYPE_WORDS = {int: "an int", float: "a float", bool: "a bool", str: "a string"}
 
 
+def key_type(key: str) -> type:
+    """The type (int, float, bool or str) of config key "section.key", null aside.
+
+    Raises KeyError if there is no such key.
+    """
+    return _TYPES[key][0]
+
+
 # ---------------------------------------------------------------------------------------------
 # YAML
 

@@ -12,11 +12,10 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import get_args, get_type_hints
 
 import numpy as np
 
-from svmtrain.config import Config, config_to_dict, load_config
+from svmtrain.config import Config, config_to_dict, key_type, load_config
 from svmtrain.errors import ConfigError
 from svmtrain.experiments.train import plan
 
@@ -117,8 +116,7 @@ def _key_type(key: str, option: str) -> type:
             else f"the keys of {section}: {', '.join(_DEFAULTS[section])}."
         )
         raise ValueError(f"{option}: {key!r} is not a config key; {hint}")
-    hint = get_type_hints(type(getattr(Config(), section)))[name]
-    return next(t for t in (get_args(hint) or (hint,)) if t is not type(None))
+    return key_type(key)
 
 
 def check_axes(axes: Sequence[Axis], *, random: bool, epochs: int | None) -> None:
