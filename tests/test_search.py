@@ -397,3 +397,10 @@ def _wait_for_finished(out_dir, count, timeout=30):
         if path.exists() and json.loads(path.read_text())["finished"] >= count:
             return
         time.sleep(0.01)
+
+
+def test_worker_died_is_a_user_facing_error_naming_trial_and_signal():
+    died = search.WorkerDied(4, -signal.SIGKILL)
+    assert isinstance(died, SvmtrainError)
+    assert str(died) == "the worker for trial 4 died (killed by signal 9, SIGKILL; out of memory?)"
+    assert str(search.WorkerDied(None, 3)) == "a worker died (exit code 3)"

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from svmtrain.config import Config
 from svmtrain.data.preprocess import Splits
-from svmtrain.errors import DivergenceError, Interrupted, SvmtrainError
+from svmtrain.errors import DivergenceError, Interrupted, SvmtrainError, WorkerDied
 from svmtrain.experiments._blas import limited_threads
 from svmtrain.experiments.search.results import CRASHED, DIVERGED, OK, Search, TrialResult, rank
 from svmtrain.experiments.search.space import Trial, check_trials
@@ -177,30 +177,6 @@ def _worker_died(
     running = {pid: t.number for pid, t in slots if pid and t.number not in done}
     pid = next((p for p in culprits if p in running), culprits[0])
     return WorkerDied(running.get(pid), codes[pid])
-
-
-class WorkerDied(Exception):
-    """A worker process died while trials ran: killed by a signal or exited by itself."""
-
-    def __init__(self, trial: int | None, exitcode: int | None) -> None:
-        self.trial = trial  # the trial it was running, None if it was between trials
-        self.exitcode = exitcode  # negative: the signal that killed it
-        if exitcode is not None and exitcode < 0:
-            name = _signal_name(-exitcode)
-            how = f"killed by signal {-exitcode}" + (f", {name}" if name else "")
-            if exitcode == -signal.SIGKILL:
-                how += "; out of memory?"
-        else:
-            how = f"exit code {exitcode}"
-        whose = f"the worker for trial {trial}" if trial is not None else "a worker"
-        super().__init__(f"{whose} died ({how})")
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return ""
 
 
 _shared_splits: Splits | None = None
