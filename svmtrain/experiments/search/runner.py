@@ -35,8 +35,7 @@ from svmtrain.experiments.train import init_state, train
 # BLAS threads of every trial, whatever --jobs is, so that nothing a trial computes depends on
 # the thread count, which changes how a BLAS splits its sums and so the rounding. train() runs
 # its SGD steps on one thread already (experiments._blas says why); this covers the accuracy
-# predictions too. Measured before train() did so: 2 threads per worker gave other val
-# accuracies than 1, and two such workers on two busy cores took 4-7x longer.
+# predictions too (docs/benchmarks.md, "Search", has the measurements).
 BLAS_THREADS = 1
 
 
