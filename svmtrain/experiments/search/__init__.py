@@ -24,13 +24,14 @@ from svmtrain.experiments.search.results import (
 )
 from svmtrain.experiments.search.runner import (
     BLAS_THREADS,
+    Executor,
+    LocalPool,
     WorkerDied,
     can_fork,
     config_value,
     effective_jobs,
     run_search,
     run_trial,
-    trial_runner,
 )
 from svmtrain.experiments.search.space import (
     LR,
@@ -57,6 +58,8 @@ __all__ = [
     "RESULTS_CSV",
     "RESULTS_JSON",
     "Axis",
+    "Executor",
+    "LocalPool",
     "Search",
     "Trial",
     "TrialResult",
@@ -77,5 +80,4 @@ __all__ = [
     "result_records",
     "run_search",
     "run_trial",
-    "trial_runner",
 ]

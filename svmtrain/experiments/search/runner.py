@@ -9,6 +9,7 @@ uses the same number of BLAS threads, so the results do not depend on the number
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -17,10 +18,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
@@ -103,77 +104,95 @@ def effective_jobs(jobs: int, num_trials: int) -> int:
     return max(1, min(jobs, num_trials)) if can_fork() else 1
 
 
-@contextmanager
-def trial_runner(
-    trials: Sequence[Trial], splits: Splits, jobs: int
-) -> Iterator[Iterator[TrialResult]]:
-    """Context giving an iterator over the trials' results as they finish (in any order).
+class Executor(Protocol):
+    """Where trials run. Entered (``with``) once for a whole search; :meth:`run` may then be
+    called several times (successive halving runs one batch of trials per rung)."""
 
-    The trials run in :func:`effective_jobs` worker processes, forked on entry (before the
-    caller starts a thread, such as a progress bar's monitor, whose locks a fork would copy
-    held). Workers ignore Ctrl-C and die with this process (Linux): the parent gets the
-    KeyboardInterrupt, and leaving the context by any exception kills them. A worker's
-    exception other than divergence is re-raised in the parent; a worker that dies (the OOM
-    killer, kill -9) makes the iterator raise :class:`WorkerDied`. Where fork is unavailable
-    the trials run one by one in this process.
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def run(self, trials: Sequence[Trial]) -> Iterator[TrialResult]:
+        """The trials' results as they finish, in any order."""
+        ...
+
+
+class LocalPool:
+    """The embedded executor: :func:`effective_jobs` worker processes on this machine.
+
+    The workers are forked on entry, after the data are loaded (so they read the parent's
+    arrays copy-on-write) and before the caller starts a thread, such as a progress bar's
+    monitor, whose locks a fork would copy held. Workers ignore Ctrl-C and die with this
+    process (Linux): the parent gets the KeyboardInterrupt, and leaving the context by any
+    exception kills them. A worker's exception other than divergence is re-raised in the
+    parent; a worker that dies (the OOM killer, kill -9) makes :meth:`run` raise
+    :class:`WorkerDied`. Where fork is unavailable the trials run one by one in this process.
+
+    ``num_trials``: the highest trial number that :meth:`run` will be given.
     """
-    if not can_fork():
-        yield (run_trial(trial, splits) for trial in trials)
-        return
-    global _shared_splits, _running
-    _shared_splits = splits  # inherited by the forked workers, never pickled
-    # _running[i]: pid of the worker running trials[i], 0 when none is; shared with workers.
-    _running = multiprocessing.RawArray("q", len(trials))
-    executor = ProcessPoolExecutor(
-        effective_jobs(jobs, len(trials)),
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_init_worker,
-        initargs=(os.getpid(),),
-    )
-    workers: list[multiprocessing.process.BaseProcess] = []
-    try:
-        futures = {executor.submit(_run_in_worker, i, t): t for i, t in enumerate(trials)}
-        # With fork, every worker is started by the first submit; keep them to kill and to
-        # read their exit codes (the executor has no public handle on its processes).
-        workers = list(executor._processes.values())
-        yield _results(executor, futures, workers, trials)
-    except BaseException:
-        for worker in workers:  # a trial may run for minutes: do not wait for it
-            worker.kill()
-        raise
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+
+    def __init__(self, splits: Splits, jobs: int, num_trials: int) -> None:
+        self.splits = splits
+        self.jobs = effective_jobs(jobs, num_trials)
+        self._num_trials = num_trials
+        self._executor: ProcessPoolExecutor | None = None
+        self._workers: list[multiprocessing.process.BaseProcess] = []
+
+    def __enter__(self) -> LocalPool:
+        if not can_fork():
+            return self
+        global _shared_splits, _running
+        _shared_splits = self.splits  # inherited by the forked workers, never pickled
+        # _running[n - 1]: pid of the worker running trial n, 0 when none is; shared with workers.
+        _running = multiprocessing.RawArray("q", self._num_trials)
+        self._executor = ProcessPoolExecutor(
+            self.jobs,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
+        )
+        # With fork, the first submit starts every worker; keep them to kill and to read their
+        # exit codes (the executor has no public handle on its processes).
+        self._executor.submit(int).result()
+        self._workers = list(self._executor._processes.values())
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        global _shared_splits, _running
+        if self._executor is None:
+            return
+        if exc_type is not None:
+            for worker in self._workers:  # a trial may run for minutes: do not wait for it
+                worker.kill()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = None
         _shared_splits = _running = None
 
-
-def _results(
-    executor: ProcessPoolExecutor,
-    futures: dict[Future, Trial],
-    workers: list[multiprocessing.process.BaseProcess],
-    trials: Sequence[Trial],
-) -> Iterator[TrialResult]:
-    done: set[int] = set()
-    for future in as_completed(futures):
-        try:
-            result = future.result()
-        except BrokenProcessPool:
-            executor.shutdown(wait=True)  # the executor has stopped and reaped every worker
-            raise _worker_died(workers, trials, done) from None
-        done.add(result.number)
-        yield result
+    def run(self, trials: Sequence[Trial]) -> Iterator[TrialResult]:
+        """The trials' results as they finish, in any order; raises :class:`WorkerDied`."""
+        if self._executor is None:
+            yield from (run_trial(trial, self.splits) for trial in trials)
+            return
+        futures = [self._executor.submit(_run_in_worker, trial) for trial in trials]
+        done: set[int] = set()
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                self._executor.shutdown(wait=True)  # it has stopped and reaped every worker
+                raise _worker_died(self._workers, done) from None
+            done.add(result.number)
+            yield result
 
 
 def _worker_died(
-    workers: Sequence[multiprocessing.process.BaseProcess],
-    trials: Sequence[Trial],
-    done: set[int],
+    workers: Sequence[multiprocessing.process.BaseProcess], done: set[int]
 ) -> WorkerDied:
     """Which worker died first, and the trial it was running. The executor stops the others
     with SIGTERM once one dies, so the one that died of something else is the culprit."""
     codes = {w.pid: w.exitcode for w in workers}
     culprits = [pid for pid, code in codes.items() if code != -signal.SIGTERM] or list(codes)
-    slots = zip(_running, trials, strict=True)
-    running = {pid: t.number for pid, t in slots if pid and t.number not in done}
+    running = {pid: n for n, pid in enumerate(_running, 1) if pid and n not in done}
     pid = next((p for p in culprits if p in running), culprits[0])
     return WorkerDied(running.get(pid), codes[pid])
 
@@ -206,32 +225,42 @@ def _die_with(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _run_in_worker(slot: int, trial: Trial) -> TrialResult:
-    assert _shared_splits is not None, "trial_runner sets the shared splits before forking"
-    _running[slot] = os.getpid()
+def _run_in_worker(trial: Trial) -> TrialResult:
+    assert _shared_splits is not None, "LocalPool sets the shared splits before forking"
+    _running[trial.number - 1] = os.getpid()
     result = run_trial(trial, _shared_splits)
-    _running[slot] = 0
+    _running[trial.number - 1] = 0
     return result
 
 
-def run_search(search: Search, splits: Splits, *, progress: bool = True) -> Search:
+def run_search(
+    search: Search,
+    splits: Splits,
+    *,
+    executor: Executor | None = None,
+    progress: bool = True,
+) -> Search:
     """Run every trial of ``search``, writing the results after each; returns ``search``.
 
-    Ctrl-C, SIGTERM and SIGHUP stop the workers, keep the finished trials' results on disk
-    and raise :class:`Interrupted`. A worker that dies (the OOM killer, kill -9) stops the
-    search: its trial is recorded as CRASHED, the results are written, and SvmtrainError says
-    which trial and why.
+    ``executor``: where the trials run, already entered [default: a :class:`LocalPool` of
+    ``search.jobs`` workers, entered and left here]. Ctrl-C, SIGTERM and SIGHUP stop the
+    trials, keep the finished trials' results on disk and raise :class:`Interrupted`. A local
+    worker that dies (the OOM killer, kill -9) stops the search: its trial is recorded as
+    CRASHED, the results are written, and SvmtrainError says which trial and why.
     """
     check_trials(search.trials, len(splits.y_train))
+    own = executor is None
+    if executor is None:
+        executor = LocalPool(splits, search.jobs, len(search.trials))
     try:
         with (
             _termination_as_interrupt(),
-            trial_runner(search.trials, splits, search.jobs) as finished,
+            executor if own else contextlib.nullcontext(),
             tqdm(
                 total=len(search.trials), unit="trial", disable=not progress, dynamic_ncols=True
             ) as bar,
         ):
-            for result in finished:
+            for result in executor.run(search.trials):
                 search.results.append(result)
                 search.write()
                 bar.update(1)
