@@ -51,6 +51,10 @@ class Interrupted(SvmtrainError):
     exit_code = 130
 
 
+class ClusterError(SvmtrainError):
+    """The Dask scheduler cannot be reached, has no workers, or a worker cannot run svmtrain."""
+
+
 class Terminated(Interrupted):
     """SIGTERM stopped the run; as :class:`Interrupted`, with the exit code of a SIGTERM."""
 

@@ -4,10 +4,13 @@ validation accuracy (never test).
 - :mod:`.space`: what to search (axes, grid or random settings) and the trials they make.
 - :mod:`.runner`: running the trials in worker processes, Ctrl-C and dead workers.
 - :mod:`.results`: ranking, the results files and the best trial.
+- :mod:`.cluster`: running the trials on a Dask distributed cluster (imports Dask only when
+  used).
 
 The names below are the public API; ``from svmtrain.experiments import search`` gives them all.
 """
 
+from svmtrain.experiments.search.cluster import DaskExecutor
 from svmtrain.experiments.search.results import (
     BEST_YAML,
     CRASHED,
@@ -29,6 +32,7 @@ from svmtrain.experiments.search.runner import (
     WorkerDied,
     can_fork,
     config_value,
+    crashed_result,
     effective_jobs,
     run_search,
     run_trial,
@@ -37,9 +41,11 @@ from svmtrain.experiments.search.space import (
     LR,
     REG,
     Axis,
+    Halving,
     Trial,
     check_axes,
     check_trials,
+    for_rung,
     grid_settings,
     make_trials,
     parse_axis,
@@ -58,7 +64,9 @@ __all__ = [
     "RESULTS_CSV",
     "RESULTS_JSON",
     "Axis",
+    "DaskExecutor",
     "Executor",
+    "Halving",
     "LocalPool",
     "Search",
     "Trial",
@@ -69,7 +77,9 @@ __all__ = [
     "check_axes",
     "check_trials",
     "config_value",
+    "crashed_result",
     "effective_jobs",
+    "for_rung",
     "grid_settings",
     "make_trials",
     "new_search_dir",

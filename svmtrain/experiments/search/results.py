@@ -14,7 +14,7 @@ from typing import Any
 
 from svmtrain.config import Config, save_config
 from svmtrain.errors import SvmtrainError
-from svmtrain.experiments.search.space import LR, REG, Axis, Trial
+from svmtrain.experiments.search.space import LR, REG, Axis, Halving, Trial
 from svmtrain.io import runs
 from svmtrain.io.records import write_csv, write_json
 
@@ -36,15 +36,22 @@ class TrialResult:
     val_acc: float | None
     epochs: int  # epochs finished
     seconds: float  # wall time, the only field that depends on the machine and --jobs
-    message: str = ""  # why it diverged or crashed
+    message: str = ""  # why it diverged or crashed, or that it ran again
+    rung: int = 0  # successive halving: the last rung the trial ran in (0: the first)
+    retries: int = 0  # times it ran again because its worker died (Dask)
 
 
 def rank(results: Sequence[TrialResult]) -> list[TrialResult]:
-    """Highest validation accuracy first; diverged and crashed trials last; ties by trial
-    number."""
+    """Diverged and crashed trials last; then the highest rung first (successive halving);
+    then the highest validation accuracy; ties by trial number."""
     return sorted(
         results,
-        key=lambda r: (r.status != OK, -(r.val_acc if r.val_acc is not None else 0.0), r.number),
+        key=lambda r: (
+            r.status != OK,
+            -r.rung,
+            -(r.val_acc if r.val_acc is not None else 0.0),
+            r.number,
+        ),
     )
 
 
@@ -64,6 +71,8 @@ def result_records(ranked: Sequence[TrialResult]) -> list[dict]:
             "epochs": r.epochs,
             "seconds": round(r.seconds, 3),
             "message": r.message,
+            "rung": r.rung,
+            "retries": r.retries,
         }
         for position, r in enumerate(ranked, 1)
     ]
@@ -85,8 +94,32 @@ class Search:
     out_dir: Path
     jobs: int
     epochs: int | None  # the --epochs override, if any
-    results: list[TrialResult] = field(default_factory=list)
+    halving: Halving | None = None
+    results: list[TrialResult] = field(default_factory=list)  # each trial's latest
     interrupted: bool = False
+    runs: int = 0  # trial runs finished (a trial runs once per rung it reaches)
+    epochs_trained: int = 0  # over every run: what the search cost
+
+    def record(self, result: TrialResult) -> None:
+        """Add a finished run; it replaces the same trial's result from an earlier rung."""
+        self.results = [r for r in self.results if r.number != result.number]
+        self.results.append(result)
+        self.runs += 1
+        self.epochs_trained += result.epochs
+
+    def rung_epochs(self) -> list[int | None]:
+        """Each rung's epochs; [None] (one rung, the trials' own length) without halving."""
+        if self.halving is None:
+            return [None]
+        return self.halving.rung_epochs(len(self.trials), self.trials[0].config.train.epochs)
+
+    def planned_runs(self) -> int:
+        """Trial runs the search makes if nothing diverges."""
+        count, total = len(self.trials), 0
+        for _ in self.rung_epochs():
+            total += count
+            count = self.halving.survivors(count) if self.halving else count
+        return total
 
     def document(self) -> dict:
         """results.json: the search, the best trial and every result, ranked."""
@@ -100,6 +133,15 @@ class Search:
             "finished": sum(r.status != CRASHED for r in self.results),
             "interrupted": self.interrupted,
             "jobs": self.jobs,
+            "halving": None
+            if self.halving is None
+            else {
+                "reduction_factor": self.halving.reduction_factor,
+                "min_epochs": self.halving.min_epochs,
+                "rung_epochs": self.rung_epochs(),
+            },
+            "runs": self.runs,
+            "epochs_trained": self.epochs_trained,
             "best": best,
             "best_config": str(self.out_dir / BEST_YAML) if best else None,
             "results": records,
@@ -111,6 +153,7 @@ class Search:
         records = result_records(ranked)
         keys = [a.key for a in self.axes if a.key not in (LR, REG)]
         columns = ["rank", "trial", "learning_rate", "reg", *keys]
+        columns += ["rung"] if self.halving else []
         columns += ["final_loss", "train_acc", "val_acc", "epochs", "seconds", "status", "message"]
         rows = [{**r, **{k: r["settings"][k] for k in keys}} for r in records]
         write_csv(self.out_dir / RESULTS_CSV, columns, rows)

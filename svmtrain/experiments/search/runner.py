@@ -30,7 +30,7 @@ from svmtrain.data.preprocess import Splits
 from svmtrain.errors import DivergenceError, Interrupted, SvmtrainError, WorkerDied
 from svmtrain.experiments._blas import limited_threads
 from svmtrain.experiments.search.results import CRASHED, DIVERGED, OK, Search, TrialResult, rank
-from svmtrain.experiments.search.space import Trial, check_trials
+from svmtrain.experiments.search.space import Trial, check_trials, for_rung
 from svmtrain.experiments.train import init_state, train
 
 # BLAS threads of every trial, whatever --jobs is, so that nothing a trial computes depends on
@@ -60,6 +60,7 @@ def _identity(trial: Trial) -> dict[str, Any]:
         "settings": {key: config_value(cfg, key) for key in trial.settings},
         "learning_rate": cfg.optim.learning_rate,
         "reg": cfg.model.reg,
+        "rung": trial.rung,
     }
 
 
@@ -112,8 +113,9 @@ class Executor(Protocol):
 
     def __exit__(self, *exc: object) -> None: ...
 
-    def run(self, trials: Sequence[Trial]) -> Iterator[TrialResult]:
-        """The trials' results as they finish, in any order."""
+    def run(self, trials: Sequence[Trial], splits: Splits) -> Iterator[TrialResult]:
+        """The trials' results as they finish, in any order. ``splits``: the data the search
+        loaded (an executor whose workers load their own uses it to check theirs)."""
         ...
 
 
@@ -168,8 +170,9 @@ class LocalPool:
         self._executor = None
         _shared_splits = _running = None
 
-    def run(self, trials: Sequence[Trial]) -> Iterator[TrialResult]:
-        """The trials' results as they finish, in any order; raises :class:`WorkerDied`."""
+    def run(self, trials: Sequence[Trial], splits: Splits) -> Iterator[TrialResult]:
+        """The trials' results as they finish, in any order, on the splits given on creation
+        (the workers hold them already); raises :class:`WorkerDied`."""
         if self._executor is None:
             yield from (run_trial(trial, self.splits) for trial in trials)
             return
@@ -240,43 +243,58 @@ def run_search(
     executor: Executor | None = None,
     progress: bool = True,
 ) -> Search:
-    """Run every trial of ``search``, writing the results after each; returns ``search``.
+    """Run every trial of ``search`` (rung by rung with successive halving), writing the
+    results after each; returns ``search``.
 
     ``executor``: where the trials run, already entered [default: a :class:`LocalPool` of
-    ``search.jobs`` workers, entered and left here]. Ctrl-C, SIGTERM and SIGHUP stop the
-    trials, keep the finished trials' results on disk and raise :class:`Interrupted`. A local
-    worker that dies (the OOM killer, kill -9) stops the search: its trial is recorded as
-    CRASHED, the results are written, and SvmtrainError says which trial and why.
+    ``search.jobs`` workers, entered and left here]. With ``search.halving``, each rung's best
+    1/reduction_factor by validation accuracy (ties: the lower trial number; diverged trials
+    never) run in the next rung. Ctrl-C, SIGTERM and SIGHUP stop the trials, keep the
+    finished trials' results on disk and raise :class:`Interrupted`. A local worker that dies
+    (the OOM killer, kill -9) stops the search: its trial is recorded as CRASHED, the results
+    are written, and SvmtrainError says which trial and why.
     """
     check_trials(search.trials, len(splits.y_train))
+    rungs = search.rung_epochs()
+    planned = search.planned_runs()
     own = executor is None
     if executor is None:
         executor = LocalPool(splits, search.jobs, len(search.trials))
+    batch = search.trials
     try:
         with (
             _termination_as_interrupt(),
             executor if own else contextlib.nullcontext(),
-            tqdm(
-                total=len(search.trials), unit="trial", disable=not progress, dynamic_ncols=True
-            ) as bar,
+            tqdm(total=planned, unit="trial", disable=not progress, dynamic_ncols=True) as bar,
         ):
-            for result in executor.run(search.trials):
-                search.results.append(result)
-                search.write()
-                bar.update(1)
-                top = rank(search.results)[0]
-                if top.val_acc is not None:
-                    bar.set_postfix(best_val_acc=f"{top.val_acc:.3f}")
+            for rung, epochs in enumerate(rungs):
+                if epochs is not None:
+                    batch = [for_rung(trial, rung, epochs) for trial in batch]
+                finished = []
+                for result in executor.run(batch, splits):
+                    finished.append(result)
+                    search.record(result)
+                    search.write()
+                    bar.update(1)
+                    top = rank(search.results)[0]
+                    if top.val_acc is not None:
+                        bar.set_postfix(best_val_acc=f"{top.val_acc:.3f}")
+                if search.halving is not None:
+                    keep = search.halving.survivors(len(batch))
+                    best = [r.number for r in rank(finished) if r.status == OK][:keep]
+                    batch = [trial for trial in search.trials if trial.number in best]
     except KeyboardInterrupt:
         search.interrupted = True
         search.write()
+        runs = "trials" if search.halving is None else "trial runs"
         raise Interrupted(
-            f"Interrupted after {len(search.results)} of {len(search.trials)} trials; their "
-            f"results are in {search.out_dir}."
+            f"Interrupted after {search.runs} of {planned} {runs}; their results are in "
+            f"{search.out_dir}."
         ) from None
     except WorkerDied as died:
         if died.trial is not None:
-            search.results.append(_crashed(search.trials, died))
+            trial = next(t for t in batch if t.number == died.trial)
+            search.record(crashed_result(trial, str(died)))
         search.write()
         finished = search.document()["finished"]
         raise SvmtrainError(
@@ -286,8 +304,8 @@ def run_search(
     return search
 
 
-def _crashed(trials: Sequence[Trial], died: WorkerDied) -> TrialResult:
-    trial = next(t for t in trials if t.number == died.trial)
+def crashed_result(trial: Trial, message: str) -> TrialResult:
+    """The result of a trial whose worker died: status CRASHED, ``message`` saying how."""
     return TrialResult(
         **_identity(trial),
         status=CRASHED,
@@ -296,7 +314,7 @@ def _crashed(trials: Sequence[Trial], died: WorkerDied) -> TrialResult:
         val_acc=None,
         epochs=0,
         seconds=0.0,
-        message=str(died),
+        message=message,
     )
 
 

@@ -6,6 +6,7 @@ model.reg=2.5e4.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 import math
@@ -119,10 +120,12 @@ def _key_type(key: str, option: str) -> type:
     return key_type(key)
 
 
-def check_axes(axes: Sequence[Axis], *, random: bool, epochs: int | None) -> None:
+def check_axes(
+    axes: Sequence[Axis], *, random: bool, epochs: int | None, halving: bool = False
+) -> None:
     """Reject a search that cannot run: no axes, a key twice, a range in a grid, random
-    samples without a range (they would repeat grid points), --epochs together with a
-    searched train.epochs or train.iterations. Raises ValueError."""
+    samples without a range (they would repeat grid points), --epochs or --halving together
+    with a searched train.epochs or train.iterations. Raises ValueError."""
     if not axes:
         raise ValueError(
             "Nothing to search: give --lr, --reg or --grid KEY=V1,V2,..., "
@@ -155,6 +158,11 @@ def check_axes(axes: Sequence[Axis], *, random: bool, epochs: int | None) -> Non
     if clash and epochs is not None:
         raise ValueError(
             f"--epochs sets the length of every trial; drop it or stop searching {clash[0]}."
+        )
+    if clash and halving:
+        raise ValueError(
+            f"--halving sets the length of every trial in each rung; drop it or stop searching "
+            f"{clash[0]}."
         )
 
 
@@ -192,6 +200,7 @@ class Trial:
     settings: dict[str, str]  # searched key -> value as written
     config: Config  # what the trial trains: base config + settings (+ the --epochs override)
     full_config: Config  # base config + settings: best.yaml, should this trial win
+    rung: int = 0  # successive halving: the rung this run of the trial belongs to
 
 
 def make_trials(
@@ -225,3 +234,46 @@ def check_trials(trials: Sequence[Trial], num_train: int) -> None:
             plan(trial.config, num_train)
         except ConfigError as err:
             raise ConfigError(f"Trial {trial.number}: {err}") from None
+
+
+@dataclass(frozen=True)
+class Halving:
+    """Successive halving: every trial runs ``min_epochs`` epochs (rung 0); the best
+    1/``reduction_factor`` of them by validation accuracy run again ``reduction_factor`` times
+    as long (rung 1, retrained from their seed), and so on up to the trials' full length."""
+
+    reduction_factor: int = 3
+    min_epochs: int = 1
+
+    def rung_epochs(self, num_trials: int, max_epochs: int | None) -> list[int]:
+        """Epochs of each rung: min_epochs * reduction_factor ** k, as many rungs as both the
+        trials (one left at most) and ``max_epochs`` (the trials' length) allow. Raises
+        ValueError unless there is room for two rungs."""
+        eta, low = self.reduction_factor, self.min_epochs
+        if max_epochs is None:
+            raise ValueError(
+                "--halving counts epochs, but the config sets train.iterations; give --epochs N "
+                "(the length of the last rung)."
+            )
+        rungs = 1
+        while low * eta**rungs <= max_epochs and eta**rungs <= num_trials:
+            rungs += 1
+        if rungs < 2:
+            raise ValueError(
+                f"--halving with --reduction-factor {eta} and --min-epochs {low} needs at least "
+                f"{eta} trials (got {num_trials}) and trials of at least {low * eta} epochs "
+                f"(got {max_epochs}; set --epochs)."
+            )
+        return [low * eta**k for k in range(rungs)]
+
+    def survivors(self, count: int) -> int:
+        """How many of ``count`` trials in a rung go on to the next: ceil(count / factor)."""
+        return -(-count // self.reduction_factor)
+
+
+def for_rung(trial: Trial, rung: int, epochs: int) -> Trial:
+    """``trial`` as it runs in ``rung``: trained from its seed for ``epochs`` epochs."""
+    train = dataclasses.replace(trial.config.train, epochs=epochs, iterations=None)
+    return dataclasses.replace(
+        trial, rung=rung, config=dataclasses.replace(trial.config, train=train)
+    )
