@@ -72,7 +72,7 @@ from svmtrain.io.records import to_json
     type=click.IntRange(min=1),
     default=os.cpu_count() or 1,
     show_default="the CPU count",
-    help="Trials trained at once, in worker processes.",
+    help="Trials trained at once, in local worker processes (not used with --scheduler).",
 )
 @click.option(
     "--scheduler",
@@ -136,7 +136,8 @@ def search(
     """Which learning rate and regularisation to use: short runs ranked by validation accuracy.
 
     Trains one run per combination of the given values (or N random samples with --random),
-    each from the same config and seed, in parallel worker processes; picks the best by
+    each from the same config and seed, in parallel worker processes (or on the workers of a
+    Dask cluster with --scheduler); picks the best by
     validation accuracy (the test split is never looked at). A run whose loss diverges is
     recorded as diverged. Same config, same results, whatever --jobs is.
 
