@@ -42,13 +42,18 @@ class Cluster:
 
     ``worker_envs``: one dict of extra environment variables per worker."""
 
-    def __init__(self, directory: Path, worker_envs: list[dict[str, str]]) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        worker_envs: list[dict[str, str]],
+        scheduler_env: dict[str, str] | None = None,
+    ) -> None:
         self.directory = directory
         self.scheduler_file = directory / "scheduler.json"
         self.processes: list[subprocess.Popen] = []
         self.client = None
         try:
-            self._start(worker_envs)
+            self._start(worker_envs, scheduler_env or {})
         except BaseException:
             self.close()
             raise
@@ -66,12 +71,14 @@ class Cluster:
                 )
             )
 
-    def _start(self, worker_envs: list[dict[str, str]]) -> None:
+    def _start(self, worker_envs: list[dict[str, str]], scheduler_env: dict[str, str]) -> None:
         base = {k: v for k, v in os.environ.items() if not k.startswith("SVMTRAIN_")}
         base["NO_PROXY"] = base["no_proxy"] = "127.0.0.1,localhost"
         scheduler = ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
         self._spawn(
-            [*scheduler, "--scheduler-file", str(self.scheduler_file)], "scheduler.log", base
+            [*scheduler, "--scheduler-file", str(self.scheduler_file)],
+            "scheduler.log",
+            {**base, **scheduler_env},
         )
         self.address = _wait_for(lambda: _address(self.scheduler_file), "the scheduler file")
         for i, extra in enumerate(worker_envs):
@@ -208,20 +215,19 @@ def test_successive_halving_on_dask_gives_the_local_results(cluster, data_sets, 
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_trial_runs_it_again_elsewhere(cluster, cifar_data_dir, mirror_server):
-    """The worker running a trial is killed with SIGKILL; Dask runs the trial again and its
-    result, recorded as retried, is the one the trial gives in this process."""
+def _kill_mid_search(cluster, data, mirror_server, out_dir):
+    """A search of two 12-epoch trials on ``cluster``; the worker running the first trial to
+    start is killed with SIGKILL. Returns (the search, the killed trial, the splits)."""
     overrides = [
-        f"data.dir={cifar_data_dir.data_dir}",
+        f"data.dir={data.data_dir}",
         f"data.url={mirror_server.url}",
-        f"data.sha256={cifar_data_dir.sha256}",
+        f"data.sha256={data.sha256}",
         "train.epochs=12",
     ]
     axes = [search.parse_axis(search.LR, "1e-7,1e-6", "--lr")]
     trials = search.make_trials(None, overrides, search.grid_settings(axes))
     splits = load_splits(trials[0].config, progress=False)
-    out_dir = search.new_search_dir(load_config(), Path(cluster.directory / "killed"))
-    job = search.Search(trials, axes, out_dir, jobs=2, epochs=None)
+    job = search.Search(trials, axes, search.new_search_dir(load_config(), out_dir), 2, None)
     failures = []
 
     def searching():
@@ -242,15 +248,46 @@ def test_a_worker_killed_mid_trial_runs_it_again_elsewhere(cluster, cifar_data_d
     os.kill(cluster.worker_pid(worker), signal.SIGKILL)
     thread.join(timeout=300)
     assert not thread.is_alive() and failures == []
+    return job, killed, splits
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_runs_it_again_elsewhere(
+    cluster, cifar_data_dir, mirror_server, tmp_path
+):
+    """Dask runs the killed worker's trial again; its result, recorded as retried, is the one
+    the trial gives in this process."""
+    job, killed, splits = _kill_mid_search(cluster, cifar_data_dir, mirror_server, tmp_path)
     by_number = {r.number: r for r in job.results}
     assert {r.status for r in job.results} == {search.OK}
     assert by_number[killed].retries >= 1
     assert "ran again after its worker died" in by_number[killed].message
-    here = search.run_trial(trials[killed - 1], splits)
+    here = search.run_trial(job.trials[killed - 1], splits)
     assert dataclasses.replace(by_number[killed], seconds=0, message="", retries=0) == (
         dataclasses.replace(here, seconds=0)
     )
     cluster.client.wait_for_workers(2, timeout=STARTUP_SECONDS)  # the nanny restarted it
+
+
+@pytest.mark.slow
+def test_a_trial_that_kills_its_workers_is_crashed_and_the_search_goes_on(
+    cifar_data_dir, mirror_server, tmp_path
+):
+    """With Dask allowing no failure, the killed worker's trial is recorded as CRASHED and
+    the other trial still finishes."""
+    envs = [{"SVMTRAIN_DATA_DIR": str(tmp_path / f"cache{i}")} for i in range(2)]
+    strict = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    started = Cluster(tmp_path, envs, scheduler_env=strict)
+    try:
+        job, killed, _ = _kill_mid_search(started, cifar_data_dir, mirror_server, tmp_path / "s")
+    finally:
+        started.close()
+    statuses = {r.number: r.status for r in job.results}
+    assert statuses == {killed: search.CRASHED, 3 - killed: search.OK}
+    crashed = next(r for r in job.results if r.number == killed)
+    assert "every worker that ran it died" in crashed.message
+    document = json.loads((tmp_path / "s" / search.RESULTS_JSON).read_text())
+    assert (document["finished"], document["best"]["trial"]) == (1, 3 - killed)
 
 
 @pytest.mark.slow
