@@ -316,6 +316,10 @@ def test_sweep_step_on_real_data_has_the_notes_shape(cifar_data_dir):
         (["--lr", "1e-7,1e-6", "--halving", "--epochs", "3"], ["at least 3 trials (got 2)"]),
         (["--lr", "1e-7,1e-6,1e-5", "--halving", "--epochs", "2"], ["at least 3 epochs"]),
         (["--grid", "train.epochs=1,2,3", "--halving"], ["--halving sets the length"]),
+        (
+            ["--lr", "1e-7", "--scheduler", "tcp://127.0.0.1:1", "--scheduler-file", "f"],
+            ["not both"],
+        ),
     ],
 )
 def test_search_rejects_bad_options_before_loading_data(args, needles, tmp_path):

@@ -291,7 +291,7 @@ def test_a_trial_that_kills_its_workers_is_crashed_and_the_search_goes_on(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_stopped_dask_search_cancels_its_trials_and_keeps_the_finished(
     cluster, data_sets, tmp_path, sig
 ):
@@ -354,8 +354,10 @@ def test_the_cli_gives_up_on_an_unreachable_scheduler(tmp_path):
 
 
 def test_a_missing_scheduler_file_is_one_clear_error(tmp_path):
+    """The file given on the command line beats SVMTRAIN_SCHEDULER."""
     missing = tmp_path / "scheduler.json"
-    result = run("search", "--lr", "1e-7", "--scheduler-file", missing, "--out", tmp_path / "s")
+    args = ["search", "--lr", "1e-7", "--scheduler-file", missing, "--out", tmp_path / "s"]
+    result = run(*args, env={"SVMTRAIN_SCHEDULER": "tcp://127.0.0.1:1"})
     assert result.exit_code == 1
     assert f"The scheduler file {missing} does not exist" in result.output
     assert "dask scheduler --scheduler-file" in result.output

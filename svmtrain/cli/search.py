@@ -156,8 +156,11 @@ def search(
       svmtrain search --lr 1e-8:1e-5 --reg 1e3:1e5 --random 27 --epochs 9 --halving
       svmtrain search --lr 1e-7,1e-6 --epochs 2 --scheduler tcp://10.0.0.5:8786
     """
-    if scheduler_file is not None:  # given on the command line: it beats the environment
-        scheduler = None
+    if scheduler is not None and scheduler_file is not None:
+        source = click.get_current_context().get_parameter_source("scheduler")
+        if source is not click.core.ParameterSource.ENVIRONMENT:
+            raise click.UsageError("Give --scheduler or --scheduler-file, not both.")
+        scheduler = None  # the file, given on the command line, beats the environment
     if not halving and (reduction_factor is not None or min_epochs is not None):
         raise click.UsageError("--reduction-factor and --min-epochs need --halving.")
     plan = searching.Halving(reduction_factor or 3, min_epochs or 1) if halving else None
