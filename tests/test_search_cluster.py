@@ -29,7 +29,7 @@ from svmtrain.cli import main
 from svmtrain.config import load_config
 from svmtrain.errors import ClusterError
 from svmtrain.experiments import search
-from svmtrain.experiments.train import load_splits
+from svmtrain.experiments.common import load_splits
 
 distributed = pytest.importorskip("distributed")
 

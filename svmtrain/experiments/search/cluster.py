@@ -27,10 +27,10 @@ from svmtrain.config import Config, config_to_dict
 from svmtrain.data.cifar10 import resolve_source
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ClusterError
+from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.search.results import CRASHED, TrialResult
 from svmtrain.experiments.search.runner import crashed_result, run_trial
 from svmtrain.experiments.search.space import Trial
-from svmtrain.experiments.train import load_splits
 
 ENV_SCHEDULER = "SVMTRAIN_SCHEDULER"
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler
