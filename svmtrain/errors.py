@@ -4,6 +4,8 @@ Library code raises these with a message that names the thing at fault and how t
 the CLI turns them into one line on stderr and a non-zero exit, with no traceback.
 """
 
+import signal
+
 
 class SvmtrainError(Exception):
     """Base class. ``str(err)`` is the whole message shown to the user."""
@@ -47,6 +49,10 @@ class Interrupted(SvmtrainError):
     """The user pressed Ctrl-C; the message says what was kept and how to resume."""
 
     exit_code = 130
+
+
+class ClusterError(SvmtrainError):
+    """The Dask scheduler cannot be reached, has no workers, or a worker cannot run svmtrain."""
 
 
 class Terminated(Interrupted):
@@ -110,3 +116,27 @@ class StepTooLarge(ArgumentError):
             "so the finite differences are not numbers. Use a smaller h.",
         )
         self.h, self.dtype = h, dtype
+
+
+class WorkerDied(SvmtrainError):
+    """A worker process died while trials ran: killed by a signal or exited by itself."""
+
+    def __init__(self, trial: int | None, exitcode: int | None) -> None:
+        self.trial = trial  # the trial it was running, None if it was between trials
+        self.exitcode = exitcode  # negative: the signal that killed it
+        if exitcode is not None and exitcode < 0:
+            name = _signal_name(-exitcode)
+            how = f"killed by signal {-exitcode}" + (f", {name}" if name else "")
+            if exitcode == -signal.SIGKILL:
+                how += "; out of memory?"
+        else:
+            how = f"exit code {exitcode}"
+        whose = f"the worker for trial {trial}" if trial is not None else "a worker"
+        super().__init__(f"{whose} died ({how})")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return ""

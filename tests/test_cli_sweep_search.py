@@ -310,6 +310,16 @@ def test_sweep_step_on_real_data_has_the_notes_shape(cifar_data_dir):
         (["--grid", "train.epochs=1,2", "--epochs", "3"], ["--epochs sets the length"]),
         (["--lr", "1e-6", "--random", "0"], ["0 is not in the range x>=1"]),
         (["--lr", "1e-6", "--jobs", "0"], ["0 is not in the range x>=1"]),
+        (["--lr", "1e-7,1e-6", "--reduction-factor", "2"], ["need --halving"]),
+        (["--lr", "1e-7,1e-6", "--min-epochs", "2"], ["need --halving"]),
+        (["--lr", "1e-7,1e-6,1e-5", "--halving", "--reduction-factor", "1"], ["x>=2"]),
+        (["--lr", "1e-7,1e-6", "--halving", "--epochs", "3"], ["at least 3 trials (got 2)"]),
+        (["--lr", "1e-7,1e-6,1e-5", "--halving", "--epochs", "2"], ["at least 3 epochs"]),
+        (["--grid", "train.epochs=1,2,3", "--halving"], ["--halving sets the length"]),
+        (
+            ["--lr", "1e-7", "--scheduler", "tcp://127.0.0.1:1", "--scheduler-file", "f"],
+            ["not both"],
+        ),
     ],
 )
 def test_search_rejects_bad_options_before_loading_data(args, needles, tmp_path):
@@ -429,14 +439,14 @@ def test_search_stopped_by_a_signal(data, tmp_path, sig, group):
     driver = (
         "import os, sys, time\n"
         "from svmtrain.experiments import search\n"
-        "real = search.run_trial\n"
+        "real = search.runner.run_trial\n"
         "def hang_after_two(trial, splits):\n"
         "    if trial.number > 2:\n"
         f"        with open({str(pids)!r}, 'a') as f:\n"
         "            f.write(f'{os.getpid()}\\n')\n"
         "        time.sleep(120)\n"
         "    return real(trial, splits)\n"
-        "search.run_trial = hang_after_two\n"
+        "search.runner.run_trial = hang_after_two\n"
         "from svmtrain.cli import main\n"
         "main(sys.argv[1:])\n"
     )
@@ -490,7 +500,7 @@ def test_search_workers_die_with_a_killed_parent(data, tmp_path):
         f"    with open({str(pids)!r}, 'a') as f:\n"
         "        f.write(f'{os.getpid()}\\n')\n"
         "    time.sleep(120)\n"
-        "search.run_trial = hang\n"
+        "search.runner.run_trial = hang\n"
         "from svmtrain.cli import main\n"
         "main(sys.argv[1:])\n"
     )
@@ -545,3 +555,45 @@ def test_search_on_real_data_is_the_same_with_one_or_two_jobs(cifar_data_dir, tm
     assert one == two
     assert one[0]["learning_rate"] == 1e-7 and one[0]["val_acc"] > 0.25
     assert one[-1]["learning_rate"] == 1e-4  # far too large: last (diverged or near chance)
+
+
+def test_search_with_successive_halving_shows_the_rungs(data, tmp_path):
+    out = tmp_path / "search"
+    result = run(
+        "search", *data, *SMALL, "--lr", "1e-9,1e-8,1e-7,1e-6", "--epochs", 4, "--halving",
+        "--reduction-factor", 2, "--min-epochs", 2, "--out", out, "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "rank", "lr", "reg", "rung", "final", "loss", "train", "acc", "val", "acc", "seconds",
+        "status",
+    ]  # fmt: skip
+    assert [line.split()[3] for line in lines[2:6]] == ["1", "1", "0", "0"]
+    assert "successive halving: rungs of 2, 4 epochs; 6 trial runs, 16 epochs in all" in (
+        result.stdout
+    )
+    document = json.loads((out / "results.json").read_text())
+    assert [(r["rung"], r["epochs"]) for r in document["results"]] == [(1, 4)] * 2 + [(0, 2)] * 2
+    assert (out / "results.csv").read_text().startswith("rank,trial,learning_rate,reg,rung,")
+
+
+def test_a_local_search_imports_no_dask(data, tmp_path):
+    """Without --scheduler nothing of Dask is imported (checked as the process exits)."""
+    driver = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('imported:', sorted(m for m in sys.modules\n"
+        "    if m.split('.')[0] in ('dask', 'distributed')), file=sys.stderr))\n"
+        "from svmtrain.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    args = ["search", *data, *SMALL, "--lr", "1e-9,1e-8", "--epochs", "1", "--jobs", "2", "-q"]
+    process = subprocess.run(
+        [sys.executable, "-c", driver, *map(str, args), "--out", str(tmp_path / "search")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert process.returncode == 0, process.stderr
+    assert "imported: []" in process.stderr
+    assert (tmp_path / "search" / "results.csv").exists()

@@ -309,7 +309,7 @@ def test_default_search_directory(tmp_path):
 
 def test_without_fork_the_trials_run_in_this_process(splits, tmp_path, monkeypatch):
     forked = _search(splits, tmp_path / "forked", KNOWN, jobs=2).results
-    monkeypatch.setattr(search, "can_fork", lambda: False)
+    monkeypatch.setattr(search.runner, "can_fork", lambda: False)
     assert search.effective_jobs(4, 3) == 1
     inline = _search(splits, tmp_path / "inline", KNOWN, jobs=2)
     assert inline.jobs == 2 and [r.number for r in inline.results] == [1, 2, 3]
@@ -324,7 +324,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_finished_trials(
     """Trials 1 and 2 finish; the others hang until the workers are stopped."""
     jobs = 2 if where == "2 workers" else 1
     if where == "in process":
-        monkeypatch.setattr(search, "can_fork", lambda: False)
+        monkeypatch.setattr(search.runner, "can_fork", lambda: False)
     real = search.run_trial
 
     def hang_after_two(trial, data):
@@ -332,7 +332,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_finished_trials(
             time.sleep(120)
         return real(trial, data)
 
-    monkeypatch.setattr(search, "run_trial", hang_after_two)
+    monkeypatch.setattr(search.runner, "run_trial", hang_after_two)
     axes = [search.parse_axis(search.LR, "1e-6,1e-5,1e-4,1e-3,1e-2", "--lr")]
     trials = search.make_trials(None, BASE, search.grid_settings(axes), epochs=1)
     job = search.Search(trials, axes, tmp_path, jobs=jobs, epochs=1)
@@ -369,7 +369,7 @@ def test_a_killed_worker_stops_the_search_and_names_its_trial(splits, tmp_path, 
             os.kill(os.getpid(), signal.SIGKILL)
         return real(trial, data)
 
-    monkeypatch.setattr(search, "run_trial", killed_at_three)
+    monkeypatch.setattr(search.runner, "run_trial", killed_at_three)
     axes = [search.parse_axis(search.LR, "1e-6,1e-5,1e-4", "--lr")]
     trials = search.make_trials(None, BASE, search.grid_settings(axes), epochs=1)
     job = search.Search(trials, axes, tmp_path, jobs=jobs, epochs=1)
@@ -397,3 +397,113 @@ def _wait_for_finished(out_dir, count, timeout=30):
         if path.exists() and json.loads(path.read_text())["finished"] >= count:
             return
         time.sleep(0.01)
+
+
+def test_worker_died_is_a_user_facing_error_naming_trial_and_signal():
+    died = search.WorkerDied(4, -signal.SIGKILL)
+    assert isinstance(died, SvmtrainError)
+    assert str(died) == "the worker for trial 4 died (killed by signal 9, SIGKILL; out of memory?)"
+    assert str(search.WorkerDied(None, 3)) == "a worker died (exit code 3)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Successive halving
+
+
+@pytest.mark.parametrize(
+    ("factor", "low", "trials", "max_epochs", "rungs"),
+    [
+        (3, 1, 27, 9, [1, 3, 9]),  # the epochs bound it
+        (3, 1, 27, 27, [1, 3, 9, 27]),
+        (3, 1, 27, 100, [1, 3, 9, 27]),  # the trials bound it: one left in the last rung
+        (3, 1, 8, 9, [1, 3]),  # 9 > 8 trials: no third rung
+        (3, 1, 10, 8, [1, 3]),
+        (2, 2, 8, 16, [2, 4, 8, 16]),
+        (4, 3, 16, 48, [3, 12, 48]),
+    ],
+)
+def test_halving_rungs(factor, low, trials, max_epochs, rungs):
+    assert search.Halving(factor, low).rung_epochs(trials, max_epochs) == rungs
+
+
+@pytest.mark.parametrize(
+    ("trials", "max_epochs", "message"),
+    [
+        (2, 9, r"needs at least 3 trials \(got 2\)"),
+        (27, 2, r"trials of at least 3 epochs \(got 2; set --epochs\)"),
+        (27, None, "the config sets train.iterations; give --epochs N"),
+    ],
+)
+def test_halving_needs_room_for_two_rungs(trials, max_epochs, message):
+    with pytest.raises(ValueError, match=message):
+        search.Halving(3, 1).rung_epochs(trials, max_epochs)
+
+
+def test_halving_survivors_round_up():
+    halving = search.Halving(3, 1)
+    assert [halving.survivors(n) for n in (1, 2, 3, 4, 9, 10, 27)] == [1, 1, 1, 2, 3, 4, 9]
+
+
+def test_rank_puts_the_highest_rung_first():
+    def result(number, val_acc, rung, status=search.OK):
+        return search.TrialResult(
+            number, {}, 1e-3, 0.0, status, 1.0, 0.5, val_acc, 1, 0.1, rung=rung
+        )
+
+    results = [result(1, 0.9, 0), result(2, 0.4, 1), result(3, 0.5, 1), result(4, None, 1, "x")]
+    assert [r.number for r in search.rank(results)] == [3, 2, 1, 4]
+
+
+HALVING_LRS = "1e-12,1e-7,1e-6,3e-6,1e-5,3e-5,1e-2"
+
+
+def _halving_search(splits, out_dir, jobs):
+    axes = [search.parse_axis(search.LR, HALVING_LRS, "--lr")]
+    trials = search.make_trials(None, BASE, search.grid_settings(axes), epochs=3)
+    out_dir = search.new_search_dir(load_config(), out_dir)
+    job = search.Search(trials, axes, out_dir, jobs=jobs, epochs=3, halving=search.Halving(3, 1))
+    return search.run_search(job, splits, progress=False)
+
+
+def test_successive_halving_continues_the_best_third_from_scratch(splits, tmp_path):
+    """7 trials for 1 epoch; the best ceil(7/3) = 3 by validation accuracy train again for 3
+    epochs from their seed; the diverged one never continues. Checked against each trial run
+    on its own for 1 and for 3 epochs."""
+    job = _halving_search(splits, tmp_path / "halving", jobs=2)
+    first = {t.number: search.run_trial(search.for_rung(t, 0, 1), splits) for t in job.trials}
+    assert {r.status for r in first.values()} == {search.OK, search.DIVERGED}
+    ok = [r for r in first.values() if r.status == search.OK]
+    best = sorted(ok, key=lambda r: (-r.val_acc, r.number))[:3]
+    chosen = {r.number for r in best}
+    by_number = {r.number: r for r in job.results}
+    assert sorted(by_number) == list(range(1, 8))
+    for number, result in by_number.items():
+        if number in chosen:
+            trial = search.for_rung(job.trials[number - 1], 1, 3)
+            expected = search.run_trial(trial, splits)
+            assert (result.rung, result.epochs) == (1, 3)
+        else:
+            expected = first[number]
+            assert result.rung == 0 and result.epochs <= 1
+        assert dataclasses.replace(result, seconds=0.0) == dataclasses.replace(
+            expected, seconds=0.0
+        )
+    assert job.runs == 10
+    assert job.epochs_trained == sum(r.epochs for r in first.values()) + 3 * 3
+    ranked = search.rank(job.results)
+    assert {r.number for r in ranked[:3]} == chosen and ranked[-1].status == search.DIVERGED
+
+    document = json.loads((tmp_path / "halving" / search.RESULTS_JSON).read_text())
+    assert document["halving"] == {"reduction_factor": 3, "min_epochs": 1, "rung_epochs": [1, 3]}
+    assert (document["runs"], document["epochs_trained"]) == (10, job.epochs_trained)
+    assert [r["rung"] for r in document["results"]] == [1, 1, 1, 0, 0, 0, 0]
+    header = (tmp_path / "halving" / search.RESULTS_CSV).read_text().splitlines()[0]
+    assert header.startswith("rank,trial,learning_rate,reg,rung,final_loss,")
+    best_yaml = load_config(tmp_path / "halving" / search.BEST_YAML)
+    assert best_yaml.train.epochs == 5  # the base config's length, as without halving
+
+
+def test_successive_halving_does_not_depend_on_jobs(splits, tmp_path):
+    one = _halving_search(splits, tmp_path / "1", jobs=1).results
+    two = _halving_search(splits, tmp_path / "2", jobs=2).results
+    assert _comparable(one) == _comparable(two)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import click
@@ -71,7 +72,37 @@ from svmtrain.io.records import to_json
     type=click.IntRange(min=1),
     default=os.cpu_count() or 1,
     show_default="the CPU count",
-    help="Trials trained at once, in worker processes.",
+    help="Trials trained at once, in local worker processes (not used with --scheduler).",
+)
+@click.option(
+    "--scheduler",
+    envvar="SVMTRAIN_SCHEDULER",
+    metavar="tcp://HOST:PORT",
+    help="Run the trials on the workers of this Dask distributed scheduler instead of local "
+    "processes (needs pip install 'svmtrain[dask]'; env SVMTRAIN_SCHEDULER).",
+)
+@click.option(
+    "--scheduler-file",
+    type=click.Path(dir_okay=False),
+    help="As --scheduler, with the address from the file `dask scheduler --scheduler-file` writes.",
+)
+@click.option(
+    "--halving",
+    is_flag=True,
+    help="Successive halving: every trial trains --min-epochs epochs, the best "
+    "1/--reduction-factor go on for --reduction-factor times as long, and so on up to "
+    "--epochs. Continued trials retrain from their seed.",
+)
+@click.option(
+    "--reduction-factor",
+    type=click.IntRange(min=2),
+    help="With --halving: the share of trials kept per rung is 1/this, and each rung trains "
+    "this many times longer.  [default: 3]",
+)
+@click.option(
+    "--min-epochs",
+    type=click.IntRange(min=1),
+    help="With --halving: the epochs of the first rung.  [default: 1]",
 )
 @click.option(
     "--out",
@@ -91,6 +122,11 @@ def search(
     random_count,
     epochs,
     jobs,
+    scheduler,
+    scheduler_file,
+    halving,
+    reduction_factor,
+    min_epochs,
     out,
     as_json,
     plot_path,
@@ -100,7 +136,8 @@ def search(
     """Which learning rate and regularisation to use: short runs ranked by validation accuracy.
 
     Trains one run per combination of the given values (or N random samples with --random),
-    each from the same config and seed, in parallel worker processes; picks the best by
+    each from the same config and seed, in parallel worker processes (or on the workers of a
+    Dask cluster with --scheduler); picks the best by
     validation accuracy (the test split is never looked at). A run whose loss diverges is
     recorded as diverged. Same config, same results, whatever --jobs is.
 
@@ -116,7 +153,17 @@ def search(
       svmtrain search --lr 1e-7,5e-7,1e-6 --reg 2.5e4,5e4 --epochs 2
       svmtrain search --random 20 --lr 1e-8:1e-5 --reg 1e3:1e5 --epochs 2
       svmtrain search -c quick --lr 1e-7,1e-6 --grid optim.momentum=0,0.9
+      svmtrain search --lr 1e-8:1e-5 --reg 1e3:1e5 --random 27 --epochs 9 --halving
+      svmtrain search --lr 1e-7,1e-6 --epochs 2 --scheduler tcp://scheduler.example:8786
     """
+    if scheduler is not None and scheduler_file is not None:
+        source = click.get_current_context().get_parameter_source("scheduler")
+        if source is not click.core.ParameterSource.ENVIRONMENT:
+            raise click.UsageError("Give --scheduler or --scheduler-file, not both.")
+        scheduler = None  # the file, given on the command line, beats the environment
+    if not halving and (reduction_factor is not None or min_epochs is not None):
+        raise click.UsageError("--reduction-factor and --min-epochs need --halving.")
+    plan = searching.Halving(reduction_factor or 3, min_epochs or 1) if halving else None
     try:
         shortcuts = (("--lr", searching.LR, lr_spec), ("--reg", searching.REG, reg_spec))
         axes = [
@@ -125,7 +172,7 @@ def search(
             if spec is not None
         ]
         axes += [searching.parse_grid_option(text) for text in grid_specs]
-        searching.check_axes(axes, random=random_count is not None, epochs=epochs)
+        searching.check_axes(axes, random=random_count is not None, epochs=epochs, halving=halving)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     check_plot_path(plot_path)
@@ -136,23 +183,33 @@ def search(
     else:
         settings = searching.random_settings(axes, random_count, base.train.seed)
     trials = searching.make_trials(config_path, base_overrides, settings, epochs)
+    if plan is not None:
+        try:
+            plan.rung_epochs(len(trials), trials[0].config.train.epochs)
+        except ValueError as err:
+            raise click.UsageError(str(err)) from None
     progress = progress_enabled(quiet)
-    splits = load_splits(base, progress=progress)
-    searching.check_trials(trials, len(splits.y_train))
-    used = searching.effective_jobs(jobs, len(trials))
-    if used < min(jobs, len(trials)):
-        click.echo(
-            "Note: worker processes need fork (Linux); running the trials one at a time.",
-            err=True,
+    cluster = None
+    if scheduler is not None or scheduler_file is not None:
+        cluster = searching.DaskExecutor(scheduler, scheduler_file)
+    with cluster or contextlib.nullcontext():
+        splits = load_splits(base, progress=progress)
+        searching.check_trials(trials, len(splits.y_train))
+        used = cluster.jobs if cluster is not None else searching.effective_jobs(jobs, len(trials))
+        if cluster is None and used < min(jobs, len(trials)):
+            click.echo(
+                "Note: worker processes need fork (Linux); running the trials one at a time.",
+                err=True,
+            )
+        job = searching.Search(
+            trials=trials,
+            axes=axes,
+            out_dir=searching.new_search_dir(base, out),
+            jobs=used,
+            epochs=epochs,
+            halving=plan,
         )
-    job = searching.Search(
-        trials=trials,
-        axes=axes,
-        out_dir=searching.new_search_dir(base, out),
-        jobs=used,
-        epochs=epochs,
-    )
-    searching.run_search(job, splits, progress=progress)
+        searching.run_search(job, splits, executor=cluster, progress=progress)
     document = job.document()
     if as_json:
         click.echo(to_json(document))
@@ -182,6 +239,7 @@ def _search_text(job: searching.Search, document: dict) -> str:
             f"{r['learning_rate']:g}",
             f"{r['reg']:g}",
             *(str(r["settings"][k]) for k in others),
+            *([r["rung"]] if job.halving else []),
             number(r["final_loss"], ".4g"),
             number(r["train_acc"], ".4f"),
             number(r["val_acc"], ".4f"),
@@ -190,9 +248,15 @@ def _search_text(job: searching.Search, document: dict) -> str:
         )
         for r in document["results"]
     ]
-    headers = ["rank", "lr", "reg", *others]
+    headers = ["rank", "lr", "reg", *others, *(["rung"] if job.halving else [])]
     headers += ["final loss", "train acc", "val acc", "seconds", "status"]
     lines = [format_table(headers, rows), ""]
+    if job.halving is not None:
+        rungs = ", ".join(str(e) for e in document["halving"]["rung_epochs"])
+        lines.append(
+            f"successive halving: rungs of {rungs} epochs; {document['runs']} trial runs, "
+            f"{document['epochs_trained']} epochs in all"
+        )
     best = document["best"]
     if best is not None:
         chosen = ", ".join(f"{k}={v}" for k, v in best["settings"].items())

@@ -17,7 +17,7 @@ from svmtrain.config.loading import (
     load_config,
     save_config,
 )
-from svmtrain.config.rules import DTYPES, validate
+from svmtrain.config.rules import DTYPES, key_type, validate
 from svmtrain.config.sections import (
     Config,
     DataConfig,
@@ -45,6 +45,7 @@ __all__ = [
     "config_to_dict",
     "config_to_yaml",
     "copy_shipped",
+    "key_type",
     "load_config",
     "save_config",
     "shipped_names",

@@ -190,6 +190,14 @@ KEY_TYPES: dict[str, tuple[type, bool]] = {
 _TYPE_WORDS = {int: "an int", float: "a float", bool: "a bool", str: "a string"}
 
 
+def key_type(key: str) -> type:
+    """The type (int, float, bool or str) of config key "section.key", null aside.
+
+    Raises KeyError if there is no such key.
+    """
+    return KEY_TYPES[key][0]
+
+
 def validate(cfg: Config) -> Config:
     """Check every value of ``cfg`` and the rules between keys; raise ConfigError on the first.
 

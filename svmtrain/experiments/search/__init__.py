@@ -1,0 +1,93 @@
+"""Hyperparameter search: short training runs over a grid or random samples, ranked by
+validation accuracy (never test).
+
+- :mod:`.space`: what to search (axes, grid or random settings) and the trials they make.
+- :mod:`.runner`: running the trials in worker processes, Ctrl-C and dead workers.
+- :mod:`.results`: ranking, the results files and the best trial.
+- :mod:`.cluster`: running the trials on a Dask distributed cluster (imports Dask only when
+  used).
+
+The names below are the public API; ``from svmtrain.experiments import search`` gives them all.
+"""
+
+from svmtrain.experiments.search.cluster import DaskExecutor
+from svmtrain.experiments.search.results import (
+    BEST_YAML,
+    CRASHED,
+    DIVERGED,
+    OK,
+    RESULTS_CSV,
+    RESULTS_JSON,
+    Search,
+    TrialResult,
+    best_trial,
+    new_search_dir,
+    rank,
+    result_records,
+)
+from svmtrain.experiments.search.runner import (
+    BLAS_THREADS,
+    Executor,
+    LocalPool,
+    WorkerDied,
+    can_fork,
+    config_value,
+    crashed_result,
+    effective_jobs,
+    run_search,
+    run_trial,
+)
+from svmtrain.experiments.search.space import (
+    LR,
+    REG,
+    Axis,
+    Halving,
+    Trial,
+    check_axes,
+    check_trials,
+    for_rung,
+    grid_settings,
+    make_trials,
+    parse_axis,
+    parse_grid_option,
+    random_settings,
+)
+
+__all__ = [
+    "BEST_YAML",
+    "BLAS_THREADS",
+    "CRASHED",
+    "DIVERGED",
+    "LR",
+    "OK",
+    "REG",
+    "RESULTS_CSV",
+    "RESULTS_JSON",
+    "Axis",
+    "DaskExecutor",
+    "Executor",
+    "Halving",
+    "LocalPool",
+    "Search",
+    "Trial",
+    "TrialResult",
+    "WorkerDied",
+    "best_trial",
+    "can_fork",
+    "check_axes",
+    "check_trials",
+    "config_value",
+    "crashed_result",
+    "effective_jobs",
+    "for_rung",
+    "grid_settings",
+    "make_trials",
+    "new_search_dir",
+    "parse_axis",
+    "parse_grid_option",
+    "random_settings",
+    "rank",
+    "result_records",
+    "run_search",
+    "run_trial",
+]
