@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from svmtrain.config.shipped import shipped_names
 from svmtrain.io.plots import require_matplotlib
 from svmtrain.io.records import duration, format_table
 
@@ -29,7 +30,7 @@ config_option = click.option(
     type=click.Path(dir_okay=False),
     metavar="FILE|NAME",
     help="A YAML config file, or the name of a shipped config (svmtrain configs list): "
-    "default, cs231n, quick, softmax. Without it, the built-in defaults, named 'notes' "
+    f"{', '.join(shipped_names())}. Without it, the built-in defaults, named 'notes' "
     "(the CS231n notes' lr 1e-7 and reg 2.5e4).",
 )
 set_option = click.option(
@@ -96,6 +97,3 @@ def check_plot_path(plot_path: str | None) -> None:
 
 def config_overrides(overrides: tuple[str, ...], data_dir: str | None) -> list[str]:
     return [*overrides, *data_dir_override(data_dir)]
-
-
-# ---------------------------------------------------------------------------------------------
