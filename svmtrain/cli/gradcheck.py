@@ -12,8 +12,8 @@ import click
 
 from svmtrain.cli._common import (
     config_option,
+    config_overrides,
     data_dir_option,
-    data_dir_override,
     progress_enabled,
     quiet_option,
     set_option,
@@ -182,7 +182,7 @@ def gradcheck(
     """
     if check_all and checks is not None:
         raise click.UsageError("Use either --checks K or --all, not both.")
-    cfg = load_config(config_path, [*overrides, *data_dir_override(data_dir)])
+    cfg = load_config(config_path, config_overrides(overrides, data_dir))
     run = run_gradcheck(
         cfg,
         loss=loss,
