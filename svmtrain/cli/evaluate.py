@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from svmtrain.cli._common import data_dir_option, progress_enabled, quiet_option
+from svmtrain.cli._common import data_dir_option, json_option, progress_enabled, quiet_option
 from svmtrain.experiments.evaluate import SPLITS, evaluate, evaluation_text
 from svmtrain.io.records import to_json
 
@@ -20,7 +20,7 @@ from svmtrain.io.records import to_json
 )
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @data_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option
 @click.option(
     "--plot",
     "plot_path",

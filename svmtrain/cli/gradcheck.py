@@ -14,6 +14,7 @@ from svmtrain.cli._common import (
     config_option,
     config_overrides,
     data_dir_option,
+    json_option,
     progress_enabled,
     quiet_option,
     set_option,
@@ -124,7 +125,7 @@ _NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
     show_default=True,
     help="Table rows at most; beyond that the largest errors are shown.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @data_dir_option
 @quiet_option
 def gradcheck(
