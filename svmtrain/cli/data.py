@@ -22,7 +22,7 @@ def _warnings_as_lines():
         yield
 
 
-@click.group()
+@click.group(short_help="Download, verify and inspect CIFAR-10 (binary version).")
 def data() -> None:
     """Download, verify and inspect the CIFAR-10 dataset (binary version).
 
@@ -74,7 +74,7 @@ def download(
     )
 
 
-@data.command()
+@data.command(short_help="Where the cached dataset is, its digests and image counts.")
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the information as JSON.")
 def info(data_dir: str | None, as_json: bool) -> None:

@@ -9,7 +9,9 @@ from svmtrain.experiments.evaluate import SPLITS, evaluate, evaluation_text
 from svmtrain.io.records import to_json
 
 
-@click.command("evaluate")
+@click.command(
+    "evaluate", short_help="Accuracy, per-class accuracy and confusion of saved weights."
+)
 @click.option(
     "--weights",
     "-w",

@@ -49,7 +49,7 @@ _POSITIVE = _FiniteFloat(0.0, inclusive=False)
 _NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
 
 
-@click.command()
+@click.command(short_help="Check the analytic gradient against finite differences.")
 @config_option
 @set_option
 @click.option("--loss", type=click.Choice(list(LOSSES)), help="[default: model.loss]")

@@ -26,7 +26,11 @@ from svmtrain.io.plots import INSTALL_HINT
 from svmtrain.io.records import to_json
 
 
-@click.command("search", epilog=f"--plot needs matplotlib: {INSTALL_HINT}")
+@click.command(
+    "search",
+    short_help="Rank short runs over lr, reg or other keys by val accuracy.",
+    epilog=f"--plot needs matplotlib: {INSTALL_HINT}",
+)
 @config_option
 @set_option
 @click.option(
