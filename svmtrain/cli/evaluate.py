@@ -20,7 +20,13 @@ from svmtrain.io.records import to_json
     type=click.Path(dir_okay=False),
     help="A weights.npz written by 'svmtrain fit'.",
 )
-@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice(SPLITS),
+    default="test",
+    show_default=True,
+    help="The split to score: the run's test images, or its validation images.",
+)
 @data_dir_option
 @json_option
 @click.option(

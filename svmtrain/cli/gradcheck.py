@@ -74,8 +74,20 @@ _NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
     type=_POSITIVE,
     help="Finite-difference step. [default: 1e-5; 1e-6 for softmax in float64]",
 )
-@click.option("--method", type=click.Choice(METHODS), default="centered", show_default=True)
-@click.option("--dtype", type=click.Choice(DTYPES), default="float64", show_default=True)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="centered",
+    show_default=True,
+    help="Finite differences: centred (f(w+h) - f(w-h)) / 2h, or forward (f(w+h) - f(w)) / h.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(DTYPES),
+    default="float64",
+    show_default=True,
+    help="The dtype of W and the images, in which the loss is computed.",
+)
 @click.option("--reg", type=_NON_NEGATIVE, help="L2 strength. [default: model.reg]")
 @click.option("--delta", type=_POSITIVE, help="SVM margin. [default: model.delta]")
 @click.option(
