@@ -40,7 +40,8 @@ def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, quiet):
     """Accuracy, per-class accuracy and confusion matrix of saved weights.
 
     The data are preprocessed with the mean image and scale stored in the weights file;
-    --split test (the default) scores the whole test batch.
+    --split test (the default) scores the test images the run was scored on (its config's
+    data.num_test; all 10,000 unless it set fewer).
     """
     result = evaluate(
         weights_path,
