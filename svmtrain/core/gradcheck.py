@@ -344,8 +344,9 @@ def check_gradient(
     ``reference``, the loss and every checked partial derivative agree with the loop's to
     :func:`reference_tolerance`).
 
-    Returns a :class:`GradCheck` of K weights. Raises ValueError for an unknown method,
-    :class:`~svmtrain.errors.StepTooSmall` when a step h rounds away on some weight,
+    Returns a :class:`GradCheck` of K weights. Raises :class:`~svmtrain.errors.ArgumentError`
+    for an unknown method, :class:`~svmtrain.errors.StepTooSmall` when a step h rounds away on
+    some weight,
     :class:`~svmtrain.errors.StepTooLarge` when the probes overflow, and
     :class:`~svmtrain.errors.ArgumentError` (argument "W") when the loss at W is not finite.
     """
