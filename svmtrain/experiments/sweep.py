@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from svmtrain.config import Config, ModelConfig
 from svmtrain.core.differences import numerical_partials
-from svmtrain.core.losses import LOSSES
+from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ArgumentError, ProblemSizeError, require_count
 from svmtrain.experiments._blas import limited_threads
@@ -231,8 +231,8 @@ def losses_along(
 @dataclass(frozen=True)
 class Sweep:
     """The outcome of one sweep: K step sizes and the loss after each step, and the settings
-    it ran with (loss, reg, delta, reg_bias, dtype, gradient, num_examples, seed), as
-    :func:`run_sweep` fills them in."""
+    it ran with (loss, reg, every loss's hyperparameters such as delta, reg_bias, dtype,
+    gradient, num_examples, seed), as :func:`run_sweep` fills them in."""
 
     steps: np.ndarray  # (K,) float64, ascending
     losses: np.ndarray  # (K,) float64, the loss at W - step * dW
@@ -399,7 +399,7 @@ def run_sweep(
     settings = {
         "loss": m.loss,
         "reg": m.reg,
-        "delta": m.delta,
+        **{name: getattr(m, name) for name in sorted(HYPERPARAMETERS)},
         "reg_bias": m.reg_bias,
         "dtype": cfg.preprocess.dtype,
         "gradient": method,
