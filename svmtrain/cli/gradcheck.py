@@ -21,6 +21,7 @@ from svmtrain.cli._common import (
 )
 from svmtrain.config import DTYPES, load_config
 from svmtrain.core.differences import METHODS
+from svmtrain.core.gradcheck import TOLERANCES
 from svmtrain.core.losses import LOSSES
 from svmtrain.experiments.gradcheck import DEFAULT_CHECKS, run_gradcheck
 from svmtrain.io.records import to_json
@@ -49,6 +50,30 @@ _POSITIVE = _FiniteFloat(0.0, inclusive=False)
 _NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
 
 
+def _short(value: float) -> str:
+    """1e-05 as '1e-5', 2.5e-05 as '2.5e-5', 0.1 as '1e-1'."""
+    mantissa, exponent = f"{value:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def _by_dtype(values: dict[str, float]) -> str:
+    """'1e-5' when every dtype has the same value, else '1e-6 in float64, 1e-5 in float32'."""
+    texts = {dtype: _short(value) for dtype, value in values.items()}
+    if len(set(texts.values())) == 1:
+        return next(iter(texts.values()))
+    return ", ".join(f"{text} in {dtype}" for dtype, text in texts.items())
+
+
+# The defaults --h and --tol show, read from the loss records and the tolerance table.
+_DEFAULT_STEPS = "; ".join(
+    f"{name} {_by_dtype(dict(loss.default_steps))}" for name, loss in LOSSES.items()
+)
+_DEFAULT_TOLERANCES = "; ".join(
+    f"{method} {_by_dtype({d: tol for (d, m), tol in TOLERANCES.items() if m == method})}"
+    for method in METHODS
+)
+
+
 @click.command(short_help="Check the analytic gradient against finite differences.")
 @config_option
 @set_option
@@ -72,7 +97,7 @@ _NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
     "--h",
     "h",
     type=_POSITIVE,
-    help="Finite-difference step. [default: 1e-5; 1e-6 for softmax in float64]",
+    help=f"Finite-difference step. [default: the loss's: {_DEFAULT_STEPS}]",
 )
 @click.option(
     "--method",
@@ -111,8 +136,7 @@ _NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
     "--tol",
     type=_POSITIVE,
     help="Pass when the largest relative error away from kinks and unresolved weights is "
-    "at most this. "
-    "[default: 1e-7 in float64 (1e-4 forward), 1e-1 in float32]",
+    f"at most this. [default: {_DEFAULT_TOLERANCES}]",
 )
 @click.option(
     "--synthetic",
