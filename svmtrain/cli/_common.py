@@ -1,4 +1,4 @@
-"""Small pieces every command shares: progress switch, options, plain-text tables."""
+"""Small pieces the commands share: the progress switch, common options and their checks."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ import click
 
 from svmtrain.config.shipped import shipped_names
 from svmtrain.io.plots import require_matplotlib
-from svmtrain.io.records import duration, format_table
-
-__all__ = ["duration", "format_table"]  # the commands' tables, defined for the library's reports
 
 
 def progress_enabled(quiet: bool) -> bool:

@@ -11,7 +11,6 @@ from svmtrain.cli._common import (
     config_option,
     config_overrides,
     data_dir_option,
-    format_table,
     json_option,
     plot_option,
     progress_enabled,
@@ -23,7 +22,7 @@ from svmtrain.errors import DivergenceError
 from svmtrain.experiments import search as searching
 from svmtrain.experiments.common import load_splits
 from svmtrain.io.plots import INSTALL_HINT
-from svmtrain.io.records import to_json
+from svmtrain.io.records import format_table, to_json
 
 
 @click.command(
