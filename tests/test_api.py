@@ -13,7 +13,7 @@ from svmtrain.data import load_cifar10
 from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.evaluate import evaluate
 from svmtrain.experiments.fit import fit
-from svmtrain.experiments.gradcheck import make_problem
+from svmtrain.experiments.gradcheck import make_problem, run_gradcheck
 from svmtrain.experiments.sweep import run_sweep
 
 API = {
@@ -24,6 +24,7 @@ API = {
     "evaluate": evaluate,
     "check_gradient": check_gradient,
     "make_problem": make_problem,
+    "run_gradcheck": run_gradcheck,
     "run_sweep": run_sweep,
 }
 
@@ -32,6 +33,10 @@ API = {
 def test_each_name_is_the_library_function(name):
     assert getattr(svmtrain, name) is API[name]
     assert name in svmtrain.__all__ and name in dir(svmtrain)
+
+
+def test_every_exported_name_is_checked_here():
+    assert set(svmtrain.__all__) == {"__version__", *API}
 
 
 def test_an_unknown_name_is_an_attribute_error():

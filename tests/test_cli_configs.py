@@ -155,3 +155,33 @@ def test_run_directories_are_named_after_their_config(tiny_data_sets, tmp_path):
         assert result.output.endswith(f"-> {run_dir}\n")
         assert load_config(run_dir / "config.yaml").output.name == name
     assert len(list((tmp_path / "runs").iterdir())) == 3
+
+
+def _commands(group, path=()):
+    """Every command path under ``group``, groups included: (), ("data",), ("data", "info")..."""
+    yield path
+    for name, command in getattr(group, "commands", {}).items():
+        yield from _commands(command, (*path, name))
+
+
+COMMAND_PATHS = list(_commands(main))
+
+
+@pytest.mark.parametrize("path", COMMAND_PATHS, ids=lambda p: " ".join(p) or "svmtrain")
+def test_every_help_lists_its_commands_untruncated(path):
+    result = _run(*path, "--help")
+    assert result.exit_code == 0
+    listing = result.output.partition("\nCommands:\n")[2]
+    cut = [line for line in listing.splitlines() if line.endswith("...")]
+    assert not cut, cut
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in COMMAND_PATHS if p and "--config" in _run(*p, "--help").output],
+    ids=" ".join,
+)
+def test_every_config_option_names_the_shipped_configs(path):
+    help_text = " ".join(_run(*path, "--help").output.split())
+    for name in (p.stem for p in SHIPPED):
+        assert f" {name}," in help_text or f" {name}." in help_text, name

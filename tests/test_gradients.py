@@ -100,8 +100,9 @@ def test_step_too_small_is_refused():
 
 
 def test_unknown_method_is_refused():
-    with pytest.raises(ValueError, match=r"choose one of centered, forward"):
+    with pytest.raises(ArgumentError, match=r"choose one of centered, forward") as caught:
         numerical_partials(lambda v: 0.0, np.zeros(2), np.array([0]), method="backward")
+    assert caught.value.argument == "method"
 
 
 def test_relative_error():

@@ -10,7 +10,7 @@ import pytest
 from svmtrain.config import Config, ModelConfig, PreprocessConfig, TrainConfig
 from svmtrain.core.losses import softmax_loss_naive, svm_loss_naive
 from svmtrain.data.preprocess import Splits
-from svmtrain.errors import ProblemSizeError
+from svmtrain.errors import ArgumentError, ProblemSizeError
 from svmtrain.experiments import sweep
 
 
@@ -44,8 +44,9 @@ def test_parse_steps(text, expected):
     ],
 )
 def test_parse_steps_rejects(text, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+    with pytest.raises(ArgumentError, match=message.replace("(", r"\(")) as caught:
         sweep.parse_steps(text)
+    assert caught.value.argument == "steps"
 
 
 @pytest.mark.parametrize(
@@ -76,8 +77,9 @@ def test_parse_range(text, expected):
     ],
 )
 def test_parse_range_rejects(text, message):
-    with pytest.raises(ValueError, match=message.replace("?", r"\?")):
+    with pytest.raises(ArgumentError, match=message.replace("?", r"\?")) as caught:
         sweep.parse_range(text)
+    assert caught.value.argument == "range"
 
 
 def test_initial_weights_are_the_notes_uniform_start():
@@ -182,7 +184,7 @@ def test_numerical_gradient_of_float32_weights_is_float32_and_leaves_w_alone():
 
 def test_unknown_gradient_method():
     X, y, W = _problem()
-    with pytest.raises(ValueError, match="Unknown gradient 'exact': choose one of analytic"):
+    with pytest.raises(ArgumentError, match="Unknown gradient 'exact': choose one of analytic"):
         sweep.gradient(MODEL, X, y, W, "exact")
 
 
@@ -283,5 +285,5 @@ def test_run_sweep_refuses_a_bad_number_of_examples(num_examples, message):
 
 
 def test_run_sweep_unknown_method():
-    with pytest.raises(ValueError, match="Unknown gradient 'exact'"):
+    with pytest.raises(ArgumentError, match="Unknown gradient 'exact'"):
         sweep.run_sweep(CFG, _splits(), (1e-3,), method="exact", progress=False)

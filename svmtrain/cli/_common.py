@@ -1,4 +1,4 @@
-"""Small pieces every command shares: progress switch, options, plain-text tables."""
+"""Small pieces the commands share: the progress switch, common options and their checks."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from pathlib import Path
 
 import click
 
+from svmtrain.config.shipped import shipped_names
 from svmtrain.io.plots import require_matplotlib
-from svmtrain.io.records import duration, format_table
-
-__all__ = ["duration", "format_table"]  # the commands' tables, defined for the library's reports
 
 
 def progress_enabled(quiet: bool) -> bool:
@@ -29,7 +27,7 @@ config_option = click.option(
     type=click.Path(dir_okay=False),
     metavar="FILE|NAME",
     help="A YAML config file, or the name of a shipped config (svmtrain configs list): "
-    "default, cs231n, quick, softmax. Without it, the built-in defaults, named 'notes' "
+    f"{', '.join(shipped_names())}. Without it, the built-in defaults, named 'notes' "
     "(the CS231n notes' lr 1e-7 and reg 2.5e4).",
 )
 set_option = click.option(
@@ -96,6 +94,3 @@ def check_plot_path(plot_path: str | None) -> None:
 
 def config_overrides(overrides: tuple[str, ...], data_dir: str | None) -> list[str]:
     return [*overrides, *data_dir_override(data_dir)]
-
-
-# ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import click
 from svmtrain.config.shipped import copy_shipped, shipped_summaries, shipped_text
 
 
-@click.group()
+@click.group(short_help="List the shipped configs, or print one to start your own.")
 def configs() -> None:
     """The configs shipped with svmtrain, usable by name: svmtrain fit -c NAME.
 
@@ -28,7 +28,7 @@ def list_configs() -> None:
         click.echo(f"{name.ljust(width)}  {summary}")
 
 
-@configs.command()
+@configs.command(short_help="Print a shipped config, or write it to --out.")
 @click.argument("name")
 @click.option(
     "--out",

@@ -6,9 +6,10 @@ from contextlib import contextmanager
 
 import click
 
-from svmtrain.cli._common import data_dir_option, format_table, quiet_option
+from svmtrain.cli._common import data_dir_option, quiet_option
 from svmtrain.data import UnverifiedArchiveWarning, dataset_info, load_cifar10
 from svmtrain.data.source import ENV_DIGEST, ENV_URL, OFFICIAL_URL
+from svmtrain.io.records import format_table
 
 
 @contextmanager
@@ -22,7 +23,7 @@ def _warnings_as_lines():
         yield
 
 
-@click.group()
+@click.group(short_help="Download, verify and inspect CIFAR-10 (binary version).")
 def data() -> None:
     """Download, verify and inspect the CIFAR-10 dataset (binary version).
 
@@ -74,7 +75,7 @@ def download(
     )
 
 
-@data.command()
+@data.command(short_help="Where the cached dataset is, its digests and image counts.")
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the information as JSON.")
 def info(data_dir: str | None, as_json: bool) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
-from svmtrain.cli._common import data_dir_option, progress_enabled, quiet_option
+from svmtrain.cli._common import data_dir_option, json_option, progress_enabled, quiet_option
 from svmtrain.experiments.evaluate import SPLITS, evaluate, evaluation_text
 from svmtrain.io.records import to_json
 
 
-@click.command("evaluate")
+@click.command(
+    "evaluate", short_help="Accuracy, per-class accuracy and confusion of saved weights."
+)
 @click.option(
     "--weights",
     "-w",
@@ -18,9 +20,15 @@ from svmtrain.io.records import to_json
     type=click.Path(dir_okay=False),
     help="A weights.npz written by 'svmtrain fit'.",
 )
-@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice(SPLITS),
+    default="test",
+    show_default=True,
+    help="The split to score: the run's test images, or its validation images.",
+)
 @data_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option
 @click.option(
     "--plot",
     "plot_path",
@@ -32,7 +40,8 @@ def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, quiet):
     """Accuracy, per-class accuracy and confusion matrix of saved weights.
 
     The data are preprocessed with the mean image and scale stored in the weights file;
-    --split test (the default) scores the whole test batch.
+    --split test (the default) scores the test images the run was scored on (its config's
+    data.num_test; all 10,000 unless it set fewer).
     """
     result = evaluate(
         weights_path,

@@ -12,14 +12,16 @@ import click
 
 from svmtrain.cli._common import (
     config_option,
+    config_overrides,
     data_dir_option,
-    data_dir_override,
+    json_option,
     progress_enabled,
     quiet_option,
     set_option,
 )
 from svmtrain.config import DTYPES, load_config
 from svmtrain.core.differences import METHODS
+from svmtrain.core.gradcheck import TOLERANCES
 from svmtrain.core.losses import LOSSES
 from svmtrain.experiments.gradcheck import DEFAULT_CHECKS, run_gradcheck
 from svmtrain.io.records import to_json
@@ -48,7 +50,31 @@ _POSITIVE = _FiniteFloat(0.0, inclusive=False)
 _NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
 
 
-@click.command()
+def _short(value: float) -> str:
+    """1e-05 as '1e-5', 2.5e-05 as '2.5e-5', 0.1 as '1e-1'."""
+    mantissa, exponent = f"{value:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def _by_dtype(values: dict[str, float]) -> str:
+    """'1e-5' when every dtype has the same value, else '1e-6 in float64, 1e-5 in float32'."""
+    texts = {dtype: _short(value) for dtype, value in values.items()}
+    if len(set(texts.values())) == 1:
+        return next(iter(texts.values()))
+    return ", ".join(f"{text} in {dtype}" for dtype, text in texts.items())
+
+
+# The defaults --h and --tol show, read from the loss records and the tolerance table.
+_DEFAULT_STEPS = "; ".join(
+    f"{name} {_by_dtype(dict(loss.default_steps))}" for name, loss in LOSSES.items()
+)
+_DEFAULT_TOLERANCES = "; ".join(
+    f"{method} {_by_dtype({d: tol for (d, m), tol in TOLERANCES.items() if m == method})}"
+    for method in METHODS
+)
+
+
+@click.command(short_help="Check the analytic gradient against finite differences.")
 @config_option
 @set_option
 @click.option("--loss", type=click.Choice(list(LOSSES)), help="[default: model.loss]")
@@ -71,10 +97,22 @@ _NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
     "--h",
     "h",
     type=_POSITIVE,
-    help="Finite-difference step. [default: 1e-5; 1e-6 for softmax in float64]",
+    help=f"Finite-difference step. [default: the loss's: {_DEFAULT_STEPS}]",
 )
-@click.option("--method", type=click.Choice(METHODS), default="centered", show_default=True)
-@click.option("--dtype", type=click.Choice(DTYPES), default="float64", show_default=True)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="centered",
+    show_default=True,
+    help="Finite differences: centred (f(w+h) - f(w-h)) / 2h, or forward (f(w+h) - f(w)) / h.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(DTYPES),
+    default="float64",
+    show_default=True,
+    help="The dtype of W and the images, in which the loss is computed.",
+)
 @click.option("--reg", type=_NON_NEGATIVE, help="L2 strength. [default: model.reg]")
 @click.option("--delta", type=_POSITIVE, help="SVM margin. [default: model.delta]")
 @click.option(
@@ -98,8 +136,7 @@ _NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
     "--tol",
     type=_POSITIVE,
     help="Pass when the largest relative error away from kinks and unresolved weights is "
-    "at most this. "
-    "[default: 1e-7 in float64 (1e-4 forward), 1e-1 in float32]",
+    f"at most this. [default: {_DEFAULT_TOLERANCES}]",
 )
 @click.option(
     "--synthetic",
@@ -124,7 +161,7 @@ _NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
     show_default=True,
     help="Table rows at most; beyond that the largest errors are shown.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @data_dir_option
 @quiet_option
 def gradcheck(
@@ -182,7 +219,7 @@ def gradcheck(
     """
     if check_all and checks is not None:
         raise click.UsageError("Use either --checks K or --all, not both.")
-    cfg = load_config(config_path, [*overrides, *data_dir_override(data_dir)])
+    cfg = load_config(config_path, config_overrides(overrides, data_dir))
     run = run_gradcheck(
         cfg,
         loss=loss,

@@ -7,7 +7,11 @@ import click
 from svmtrain.io.plots import INSTALL_HINT, plot_run
 
 
-@click.command("plot", epilog=f"Needs matplotlib: {INSTALL_HINT}")
+@click.command(
+    "plot",
+    short_help="Draw a run's class templates, curves and confusion matrix.",
+    epilog=f"Needs matplotlib: {INSTALL_HINT}",
+)
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def plot(run_dir: Path) -> None:
     """Write weights.png (class templates), curves.png (loss, accuracy, learning rate) and,

@@ -12,7 +12,6 @@ from svmtrain.cli._common import (
     config_option,
     config_overrides,
     data_dir_option,
-    format_table,
     json_option,
     plot_option,
     progress_enabled,
@@ -24,10 +23,14 @@ from svmtrain.errors import DivergenceError
 from svmtrain.experiments import search as searching
 from svmtrain.experiments.common import load_splits
 from svmtrain.io.plots import INSTALL_HINT
-from svmtrain.io.records import to_json
+from svmtrain.io.records import format_table, to_json
 
 
-@click.command("search", epilog=f"--plot needs matplotlib: {INSTALL_HINT}")
+@click.command(
+    "search",
+    short_help="Rank short runs over lr, reg or other keys by val accuracy.",
+    epilog=f"--plot needs matplotlib: {INSTALL_HINT}",
+)
 @config_option
 @set_option
 @click.option(

@@ -31,7 +31,11 @@ from svmtrain.io.plots import INSTALL_HINT
 from svmtrain.io.records import to_json, write_csv
 
 
-@click.command("sweep-step", epilog=f"--plot needs matplotlib: {INSTALL_HINT}")
+@click.command(
+    "sweep-step",
+    short_help="The loss after one step along -gradient, for each step size.",
+    epilog=f"--plot needs matplotlib: {INSTALL_HINT}",
+)
 @config_option
 @set_option
 @click.option(

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from svmtrain.core.losses import LOSSES
-from svmtrain.errors import StepTooLarge, StepTooSmall
+from svmtrain.errors import ArgumentError, StepTooLarge, StepTooSmall
 
 METHODS = ("centered", "forward")
 DEFAULT_H = 1e-5  # the CS231n notes' step, the default of the generic finite differences
@@ -30,9 +30,11 @@ _KINK_BATCH = 4096
 
 
 def check_method(method: str) -> None:
-    """Raises ValueError unless ``method`` is one of METHODS."""
+    """Raises :class:`~svmtrain.errors.ArgumentError` unless ``method`` is one of METHODS."""
     if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}.")
+        raise ArgumentError(
+            "method", f"Unknown method {method!r}: choose one of {', '.join(METHODS)}."
+        )
 
 
 def probe_values(x0: np.ndarray, h: float, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +87,7 @@ def numerical_partials(
     indices into x. Centred: (f(x + h e) - f(x - h e)) / (2h); forward: (f(x + h e) - f(x)) / h,
     where the divisor is the step actually stored in x's dtype. After each probe x holds exactly
     the value it had (saved and written back, even if f raises). ``progress(1)`` is called after
-    each coordinate. Returns (K,) float64. Raises ValueError for an unknown method and
+    each coordinate. Returns (K,) float64. Raises ArgumentError for an unknown method and
     :class:`~svmtrain.errors.StepTooSmall` when x + h rounds back to x.
     """
     check_method(method)

@@ -125,7 +125,8 @@ def finite_difference_error(
     to leading order in h; the first term is doubled to cover the next orders. ``progress(1)``
     is called per weight of that second pass, and only with ``full_loss``.
 
-    Returns an FdError of (K,) float64 arrays. Raises ValueError for an unknown method.
+    Returns an FdError of (K,) float64 arrays. Raises :class:`~svmtrain.errors.ArgumentError`
+    for an unknown method.
     """
     check_method(method)
     options = {"reg": reg, "reg_bias": reg_bias, "method": method, **hyperparameters}

@@ -51,11 +51,6 @@ def _relative_to(size: np.ndarray, a: np.ndarray, n: np.ndarray) -> np.ndarray:
     return size / np.maximum(np.abs(a) + np.abs(n), TINY)
 
 
-def default_step(loss: str, dtype: Any) -> float:
-    """The finite-difference step h for checking ``loss`` in ``dtype`` (the loss record's)."""
-    return LOSSES[loss].default_step(dtype)
-
-
 def default_tolerance(dtype: Any, method: str) -> float:
     """The tolerance on the largest relative error for a check in ``dtype`` with ``method``."""
     return TOLERANCES[(np.dtype(dtype).name, method)]
@@ -339,7 +334,8 @@ def check_gradient(
     called per weight and pass (:func:`~svmtrain.core.fd_error.probe_passes`).
     reference: also compare with the loop implementation (the record's ``naive``).
     analytic_fn: the (loss, dW) function under test, ``LOSSES[loss]`` by default; the finite
-    differences always use the registered loss. h: default :func:`default_step`;
+    differences always use the registered loss. h: default the record's
+    :meth:`~svmtrain.core.losses.Loss.default_step`;
     tol: default :func:`default_tolerance`.
 
     Each weight is judged, at a kink, or unresolved: relative error above tol while
@@ -348,8 +344,9 @@ def check_gradient(
     ``reference``, the loss and every checked partial derivative agree with the loop's to
     :func:`reference_tolerance`).
 
-    Returns a :class:`GradCheck` of K weights. Raises ValueError for an unknown method,
-    :class:`~svmtrain.errors.StepTooSmall` when a step h rounds away on some weight,
+    Returns a :class:`GradCheck` of K weights. Raises :class:`~svmtrain.errors.ArgumentError`
+    for an unknown method, :class:`~svmtrain.errors.StepTooSmall` when a step h rounds away on
+    some weight,
     :class:`~svmtrain.errors.StepTooLarge` when the probes overflow, and
     :class:`~svmtrain.errors.ArgumentError` (argument "W") when the loss at W is not finite.
     """

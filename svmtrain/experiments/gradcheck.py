@@ -270,7 +270,7 @@ def run_gradcheck(
 
     loss, reg, reg_bias, weight_scale and the losses' hyperparameters (e.g. delta=2.0) default
     to cfg.model's; checks=None checks every weight; h and tol default to the loss's and the
-    dtype's (:func:`~svmtrain.core.gradcheck.default_step`, ``default_tolerance``).
+    dtype's (:meth:`~svmtrain.core.losses.Loss.default_step`, ``default_tolerance``).
     ``progress`` shows the download's and (with ``full_loss``) the probes' progress bars.
 
     Returns a :class:`GradcheckRun`. Raises :class:`~svmtrain.errors.ArgumentError` for a

@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 
 from svmtrain.config import Config, ModelConfig
 from svmtrain.core.differences import numerical_partials
-from svmtrain.core.losses import LOSSES
+from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.data.preprocess import Splits
-from svmtrain.errors import ProblemSizeError, require_count
+from svmtrain.errors import ArgumentError, ProblemSizeError, require_count
 from svmtrain.experiments._blas import limited_threads
 from svmtrain.experiments.common import load_splits
 from svmtrain.io.records import duration, format_table
@@ -48,54 +48,74 @@ def parse_steps(text: str) -> tuple[float, ...]:
     """Step sizes from a comma-separated list like "1e-10,1e-9,5e-7", sorted ascending.
 
     Each must be a finite number > 0, none given twice, at most MAX_STEPS of them.
-    Raises ValueError with a message naming the bad item and how to write a good list.
+    Raises :class:`~svmtrain.errors.ArgumentError` (argument "steps") naming the bad item
+    and how to write a good list.
     """
     example = "e.g. 1e-10,1e-8,1e-6"
     items = [item.strip() for item in text.split(",")]
     if any(item == "" for item in items):
-        raise ValueError(f"{text!r} has an empty item; separate step sizes with commas, {example}.")
+        raise ArgumentError(
+            "steps", f"{text!r} has an empty item; separate step sizes with commas, {example}."
+        )
     steps = []
     for item in items:
         try:
             value = float(item)
         except ValueError:
-            raise ValueError(f"{item!r} is not a number; list step sizes, {example}.") from None
+            raise ArgumentError(
+                "steps", f"{item!r} is not a number; list step sizes, {example}."
+            ) from None
         if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"every step size must be a finite number > 0. Got {item!r} instead.")
+            raise ArgumentError(
+                "steps", f"every step size must be a finite number > 0. Got {item!r} instead."
+            )
         steps.append(value)
-    return _checked(steps, f"{text!r}")
+    return _checked(steps, "steps", f"{text!r}")
 
 
 def parse_range(text: str) -> tuple[float, ...]:
     """Step sizes 10**k for every integer k from LOW to HIGH, from "LOW:HIGH" like "-10:-1".
 
-    Raises ValueError for anything else: not two integers, LOW > HIGH, exponents whose powers
-    of ten are not normal floats, or more than MAX_STEPS steps.
+    Raises :class:`~svmtrain.errors.ArgumentError` (argument "range") for anything else: not
+    two integers, LOW > HIGH, exponents whose powers of ten are not normal floats, or more than
+    MAX_STEPS steps.
     """
     example = "e.g. -10:-1 for 1e-10 ... 1e-1"
     parts = text.split(":")
     if len(parts) != 2:
-        raise ValueError(f"{text!r} must be LOW:HIGH, two integer exponents, {example}.")
+        raise ArgumentError(
+            "range", f"{text!r} must be LOW:HIGH, two integer exponents, {example}."
+        )
     try:
         low, high = (int(part.strip()) for part in parts)
     except ValueError:
-        raise ValueError(f"{text!r} must be two integer exponents LOW:HIGH, {example}.") from None
+        raise ArgumentError(
+            "range", f"{text!r} must be two integer exponents LOW:HIGH, {example}."
+        ) from None
     if low > high:
-        raise ValueError(f"{text!r}: LOW must not exceed HIGH; did you mean {high}:{low}?")
-    if low < _MIN_EXPONENT or high > _MAX_EXPONENT:
-        raise ValueError(
-            f"{text!r}: the exponents must lie in {_MIN_EXPONENT}..{_MAX_EXPONENT} "
-            "(beyond that 10**k is not a normal float)."
+        raise ArgumentError(
+            "range", f"{text!r}: LOW must not exceed HIGH; did you mean {high}:{low}?"
         )
-    return _checked([10.0**k for k in range(low, high + 1)], f"{text!r}")
+    if low < _MIN_EXPONENT or high > _MAX_EXPONENT:
+        raise ArgumentError(
+            "range",
+            f"{text!r}: the exponents must lie in {_MIN_EXPONENT}..{_MAX_EXPONENT} "
+            "(beyond that 10**k is not a normal float).",
+        )
+    return _checked([10.0**k for k in range(low, high + 1)], "range", f"{text!r}")
 
 
-def _checked(steps: list[float], what: str) -> tuple[float, ...]:
+def _checked(steps: list[float], argument: str, what: str) -> tuple[float, ...]:
+    """``steps`` sorted; ArgumentError naming ``argument`` if too many or one is repeated."""
     if len(steps) > MAX_STEPS:
-        raise ValueError(f"{what} gives {len(steps)} step sizes; at most {MAX_STEPS} are allowed.")
+        raise ArgumentError(
+            argument, f"{what} gives {len(steps)} step sizes; at most {MAX_STEPS} are allowed."
+        )
     repeated = sorted({s for s in steps if steps.count(s) > 1})
     if repeated:
-        raise ValueError(f"{what} gives the step size {repeated[0]:g} twice; list each once.")
+        raise ArgumentError(
+            argument, f"{what} gives the step size {repeated[0]:g} twice; list each once."
+        )
     return tuple(sorted(steps))
 
 
@@ -187,7 +207,9 @@ def gradient(
         loss = LOSSES[model.loss]
         return loss(W, X, y, model.reg, reg_bias=model.reg_bias, **loss.options(model))
     if method != "numerical":
-        raise ValueError(f"Unknown gradient {method!r}: choose one of {', '.join(GRADIENTS)}.")
+        raise ArgumentError(
+            "method", f"Unknown gradient {method!r}: choose one of {', '.join(GRADIENTS)}."
+        )
     loss64 = loss_function(model, X.astype(np.float64, copy=False), y)
     W64 = W.astype(np.float64)
     partials = numerical_partials(loss64, W64, np.arange(W.size), NUMERICAL_H, "centered", progress)
@@ -209,8 +231,8 @@ def losses_along(
 @dataclass(frozen=True)
 class Sweep:
     """The outcome of one sweep: K step sizes and the loss after each step, and the settings
-    it ran with (loss, reg, delta, reg_bias, dtype, gradient, num_examples, seed), as
-    :func:`run_sweep` fills them in."""
+    it ran with (loss, reg, every loss's hyperparameters such as delta, reg_bias, dtype,
+    gradient, num_examples, seed), as :func:`run_sweep` fills them in."""
 
     steps: np.ndarray  # (K,) float64, ascending
     losses: np.ndarray  # (K,) float64, the loss at W - step * dW
@@ -340,7 +362,8 @@ def run_sweep(
     starts, so that a caller can say how long it will take (timing an evaluation takes about
     half a second, spent only when the callback is given).
     Raises :class:`~svmtrain.errors.ProblemSizeError` when ``num_examples`` is below 1 or
-    more than the training images, ValueError for an unknown ``method``.
+    more than the training images, :class:`~svmtrain.errors.ArgumentError` for an unknown
+    ``method``.
     """
     require_count("num_examples", num_examples)
     if splits is None:
@@ -376,7 +399,7 @@ def run_sweep(
     settings = {
         "loss": m.loss,
         "reg": m.reg,
-        "delta": m.delta,
+        **{name: getattr(m, name) for name in sorted(HYPERPARAMETERS)},
         "reg_bias": m.reg_bias,
         "dtype": cfg.preprocess.dtype,
         "gradient": method,
