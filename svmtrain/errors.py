@@ -37,6 +37,11 @@ class WeightsError(SvmtrainError):
     """A weights file is missing, unreadable, or of the wrong shape."""
 
 
+class ImageError(SvmtrainError):
+    """Images given to a model are not raw uint8 pixels of a known layout, or an image file
+    cannot be read."""
+
+
 class DivergenceError(SvmtrainError):
     """Training diverged (loss NaN, inf, or exploding)."""
 

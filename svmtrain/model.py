@@ -1,0 +1,360 @@
+"""The fitted model: raw CIFAR-10 images in, class scores out.
+
+A :class:`LinearModel` holds everything a prediction needs: the learned input transform (for
+raw pixels, the training split's mean image and per-pixel scale), the weights W, the class
+names and the loss it was trained with. ``weights.npz`` stores it whole, so ``evaluate``,
+``predict``, ``plot`` and Python callers never rebuild any part of it from a config.
+
+W is the notes' W: (C, F + 1), one row per class, in the coordinates of the transformed
+features (for pixels, F = 3072 preprocessed pixels), the last column the bias. Scores of an
+image are ``features(image) @ W[:, :F].T + W[:, F]``.
+
+Images are raw uint8 pixels in one of three layouts, each (N, ...) for N images:
+
+- ``(N, 3072)`` rows as CIFAR-10 stores them: the red plane, then green, then blue, each
+  32 x 32 row by row;
+- ``(N, 3, 32, 32)`` the same bytes as channels x height x width;
+- ``(N, 32, 32, 3)`` height x width x channels, as Pillow and matplotlib give them.
+
+The transform slot: a transform turns (n, 3072) uint8 rows into (n, F) float features. It is
+looked up by its ``kind`` in :data:`TRANSFORMS` when a weights file is read, and saves its
+learned arrays with the model; a new feature extractor is one more class there.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+import numpy as np
+import yaml
+
+from svmtrain import __version__
+from svmtrain.errors import ImageError, WeightsError
+from svmtrain.io.fileio import atomic_write
+
+PIXELS = 3072  # bytes of one CIFAR-10 image: 3 colour planes of 32 x 32
+SIDE, CHANNELS = 32, 3
+CHUNK = 1024  # images transformed at a time: a float buffer of CHUNK x F, never N x F
+LOSS_NAMES = ("svm", "softmax")
+
+# weights.npz formats. 1: svmtrain 0.1.0 (W, mean, scale, class_names, config; no
+# format_version). 2: the model whole (adds format_version, loss, transform, svmtrain_version);
+# a pixel model keeps mean and scale under their old names, so 0.1.0 still reads it.
+FORMAT_VERSION = 2
+_HINT = "Pass the weights.npz that 'svmtrain fit' wrote in its run directory."
+
+
+class Transform(Protocol):
+    """What a model needs of its input transform (raw uint8 rows to float features)."""
+
+    kind: ClassVar[str]  # its name in TRANSFORMS and in weights.npz
+    num_features: int  # F
+
+    def features(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Features of ``rows`` (n, 3072) uint8 into ``out`` (n, F) float; returns ``out``."""
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The learned arrays, by name, to save with the model."""
+
+
+@dataclass(frozen=True, eq=False)
+class PixelTransform:
+    """Preprocessed pixels: (x - mean) / scale per pixel, F = 3072.
+
+    mean, scale: (3072,) float32, learned from the training split (mean zeros and scale ones
+    when preprocessing leaves the pixels alone); scale > 0.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    kind: ClassVar[str] = "pixels"
+    num_features: ClassVar[int] = PIXELS
+
+    def features(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+        mean, scale = self.mean.astype(out.dtype), self.scale.astype(out.dtype)
+        np.subtract(rows, mean, out=out, dtype=out.dtype)
+        return np.divide(out, scale, out=out)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "scale": self.scale}
+
+    def fold(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(V, offset) with raw-pixel scores ``rows @ V.T + offset`` equal to W's scores.
+
+        W: (C, 3073). V = W[:, :3072] / scale (C, 3072) and offset = W[:, 3072] - V @ mean
+        (C,), both of W's dtype: the affine map folded into the weights, so a batch of raw
+        pixels needs only a conversion to float, not a subtraction and a division.
+        """
+        V = W[:, :PIXELS] / self.scale.astype(W.dtype)
+        return V, W[:, PIXELS] - V @ self.mean.astype(W.dtype)
+
+    def unfold_gradient(self, G: np.ndarray, coef_sums: np.ndarray, out: np.ndarray) -> None:
+        """W's gradient from raw-pixel sums, into ``out`` (C, 3073).
+
+        G = coef.T @ rows (C, 3072) and coef_sums = coef.sum(axis=0) (C,), for coef the
+        gradient of the loss with respect to the scores. Since a feature is
+        (x - mean) / scale: dW[:, :3072] = (G - coef_sums x mean) / scale and dW[:, 3072] =
+        coef_sums.
+        """
+        np.subtract(G, np.multiply.outer(coef_sums, self.mean.astype(G.dtype)), out=out[:, :PIXELS])
+        out[:, :PIXELS] /= self.scale.astype(G.dtype)
+        out[:, PIXELS] = coef_sums
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], where: str) -> PixelTransform:
+        """The transform saved in ``arrays``; a fault is a WeightsError naming ``where``."""
+        for key in ("mean", "scale"):
+            if key not in arrays:
+                raise WeightsError(f"{where} lacks {key}. {_HINT}")
+            a = arrays[key]
+            if a.shape != (PIXELS,) or a.dtype.kind != "f" or not np.all(np.isfinite(a)):
+                raise WeightsError(
+                    f"{where}: {key} must be {PIXELS} finite floats; got {a.dtype} of shape "
+                    f"{a.shape}. {_HINT}"
+                )
+        if not np.all(arrays["scale"] > 0):
+            raise WeightsError(f"{where}: scale must be positive (it divides every pixel). {_HINT}")
+        return cls(mean=arrays["mean"].astype(np.float32), scale=arrays["scale"].astype(np.float32))
+
+
+TRANSFORMS: dict[str, Callable[[dict[str, np.ndarray], str], Transform]] = {
+    PixelTransform.kind: PixelTransform.from_arrays,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class LinearModel:
+    """A fitted linear classifier on raw images.
+
+    W: (C, F + 1) float32 or float64, F = transform.num_features, the last column the bias;
+    class_names: C names; loss: "svm" or "softmax"; config_yaml: the config the model was
+    trained with (where its data came from), or "" when unknown.
+    """
+
+    W: np.ndarray
+    transform: Transform
+    class_names: tuple[str, ...]
+    loss: str
+    config_yaml: str = ""
+
+    def __post_init__(self) -> None:
+        _check_model(self.W, self.transform.num_features, self.class_names, self.loss, "model")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def scores(self, images: np.ndarray) -> np.ndarray:
+        """Class scores (N, C) of W's dtype for ``images``, raw uint8 in a layout of the module
+        docstring. Works chunk by chunk: memory-mapped images are read once, and no float copy
+        of more than CHUNK images is made. Raises :class:`ImageError` for any other input."""
+        rows = image_rows(images)
+        F = self.transform.num_features
+        out = np.empty((len(rows), self.num_classes), dtype=self.W.dtype)
+        buffer = np.empty((min(CHUNK, len(rows)), F), dtype=self.W.dtype)
+        weights, bias = self.W[:, :F].T, self.W[:, F]
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            features = self.transform.features(chunk, buffer[: len(chunk)])
+            np.matmul(features, weights, out=out[start : start + len(chunk)])
+            out[start : start + len(chunk)] += bias
+        return out
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """(N,) intp: the index of the highest-scoring class of each image (see :meth:`scores`)."""
+        return np.argmax(self.scores(images), axis=1)
+
+    def save(self, path: str | Path) -> None:
+        """Write the model to ``path`` as an .npz (no pickled objects), atomically."""
+        arrays = {
+            "format_version": np.array(FORMAT_VERSION),
+            "svmtrain_version": np.array(__version__),
+            "W": self.W,
+            "class_names": np.array(self.class_names),
+            "loss": np.array(self.loss),
+            "transform": np.array(self.transform.kind),
+            "config": np.array(self.config_yaml),
+        }
+        for name, value in self.transform.arrays().items():
+            key = (
+                name
+                if self.transform.kind == PixelTransform.kind
+                else f"{self.transform.kind}.{name}"
+            )
+            arrays[key] = value
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LinearModel:
+        """Read and check a weights.npz (format 1 or 2); any fault is one WeightsError naming
+        the file and what to do."""
+        path = Path(path)
+        arrays = _read_npz(path)
+        version = _format_version(arrays, path)
+        if version == 1:  # svmtrain 0.1.0: a pixel model; its loss is in its config
+            missing = [
+                k for k in ("W", "mean", "scale", "class_names", "config") if k not in arrays
+            ]
+            if missing:
+                raise WeightsError(f"{path} lacks {', '.join(missing)}. {_HINT}")
+            config_yaml = _text(arrays, "config", path)
+            loss, kind = _loss_of_config(config_yaml, path), PixelTransform.kind
+        else:
+            missing = [
+                k for k in ("W", "class_names", "loss", "transform", "config") if k not in arrays
+            ]
+            if missing:
+                raise WeightsError(f"{path} lacks {', '.join(missing)}. {_HINT}")
+            config_yaml = _text(arrays, "config", path)
+            loss, kind = _text(arrays, "loss", path), _text(arrays, "transform", path)
+            if kind not in TRANSFORMS:
+                raise WeightsError(
+                    f"{path} uses the input transform '{kind}', which this svmtrain "
+                    f"({__version__}) does not know (it knows {', '.join(TRANSFORMS)}). "
+                    "Upgrade svmtrain to the version that wrote it."
+                )
+        if kind == PixelTransform.kind:
+            own = arrays
+        else:
+            own = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{kind}.")}
+        transform = TRANSFORMS[kind](own, str(path))
+        names = arrays["class_names"]
+        if names.ndim != 1 or names.dtype.kind != "U":
+            raise WeightsError(f"{path}: class_names must list two or more class names. {_HINT}")
+        class_names = tuple(str(n) for n in names)
+        _check_model(arrays["W"], transform.num_features, class_names, loss, str(path))
+        return cls(
+            W=arrays["W"],
+            transform=transform,
+            class_names=class_names,
+            loss=loss,
+            config_yaml=config_yaml,
+        )
+
+
+def _check_model(W, num_features: int, class_names: tuple, loss: str, where: str) -> None:
+    """One WeightsError naming ``where`` for the first thing wrong with the model's parts."""
+    hint = "" if where == "model" else f" {_HINT}"
+    if len(class_names) < 2 or any(not n for n in class_names):
+        raise WeightsError(f"{where}: class_names must list two or more class names.{hint}")
+    if not isinstance(W, np.ndarray) or W.ndim != 2 or W.shape[1] != num_features + 1:
+        shape = getattr(W, "shape", None)
+        raise WeightsError(
+            f"{where}: W has shape {shape}, expected (classes, {num_features + 1}): one row per "
+            f"class, {num_features} features plus the bias.{hint}"
+        )
+    if W.shape[0] != len(class_names):
+        raise WeightsError(
+            f"{where}: W has {W.shape[0]} rows but class_names lists {len(class_names)} "
+            f"classes.{hint}"
+        )
+    if W.dtype not in (np.float32, np.float64) or not np.all(np.isfinite(W)):
+        raise WeightsError(f"{where}: W must hold finite float32 or float64 numbers.{hint}")
+    if loss not in LOSS_NAMES:
+        raise WeightsError(
+            f"{where}: loss must be one of {', '.join(LOSS_NAMES)}; got {loss!r}.{hint}"
+        )
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the .npz at ``path``, never unpickling; a fault is one WeightsError."""
+    if not path.is_file():
+        raise WeightsError(f"No weights file at {path}. {_HINT}")
+    if not zipfile.is_zipfile(path):
+        raise WeightsError(f"{path} is not a weights file (not an .npz archive). {_HINT}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise WeightsError(f"{path} is not a readable weights file ({err}). {_HINT}") from None
+
+
+def _format_version(arrays: dict[str, np.ndarray], path: Path) -> int:
+    if "format_version" not in arrays:
+        return 1
+    v = arrays["format_version"]
+    if v.shape != () or v.dtype.kind not in "iu" or int(v) < 2:
+        raise WeightsError(f"{path}: format_version must be a whole number >= 2. {_HINT}")
+    if int(v) > FORMAT_VERSION:
+        wrote = arrays.get("svmtrain_version")
+        by = (
+            f"svmtrain {wrote}"
+            if wrote is not None and wrote.dtype.kind == "U"
+            else "a newer svmtrain"
+        )
+        raise WeightsError(
+            f"{path} was written by {by} in weights format {int(v)}; this svmtrain "
+            f"({__version__}) reads formats 1 to {FORMAT_VERSION}. Upgrade svmtrain to load it."
+        )
+    return int(v)
+
+
+def _text(arrays: dict[str, np.ndarray], key: str, path: Path) -> str:
+    a = arrays[key]
+    if a.shape != () or a.dtype.kind != "U":
+        raise WeightsError(f"{path}: {key} must be a text value; got {a.dtype} {a.shape}. {_HINT}")
+    return str(a)
+
+
+def _loss_of_config(config_yaml: str, path: Path) -> str:
+    """model.loss of a format-1 file's stored config ("svm", the default then, if absent)."""
+    try:
+        data = yaml.safe_load(config_yaml) or {}
+    except yaml.YAMLError:
+        data = None
+    model = data.get("model", {}) if isinstance(data, dict) else None
+    if not isinstance(model, dict):
+        raise WeightsError(f"{path}: its stored config is not a readable svmtrain config. {_HINT}")
+    return model.get("loss", "svm")
+
+
+def image_rows(images) -> np.ndarray | _ChannelsLast:
+    """``images`` as (N, 3072) uint8 rows in CIFAR-10's order (a view where the layout allows;
+    channels-last images are reordered chunk by chunk when read, see :class:`_ChannelsLast`).
+
+    Raises :class:`ImageError` naming the problem for anything but raw uint8 images in one of
+    the module docstring's layouts.
+    """
+    if not isinstance(images, np.ndarray):
+        raise ImageError(
+            f"Images must be a numpy array of uint8 pixels; got {type(images).__name__}."
+        )
+    if images.dtype != np.uint8:
+        hint = (
+            " If they are floats in [0, 1], pass (images * 255).round().astype(np.uint8)."
+            if images.dtype.kind == "f"
+            else ""
+        )
+        raise ImageError(f"Images must be raw uint8 pixels (0..255); got {images.dtype}.{hint}")
+    shape = images.shape
+    if images.ndim == 2 and shape[1] == PIXELS:
+        return images
+    if images.ndim == 4 and shape[1:] == (CHANNELS, SIDE, SIDE):
+        return images.reshape(len(images), PIXELS)
+    if images.ndim == 4 and shape[1:] == (SIDE, SIDE, CHANNELS):
+        return _ChannelsLast(images)
+    single = " (for one image, add a leading axis: images[None])" if images.ndim in (1, 3) else ""
+    raise ImageError(
+        f"Images have shape {shape}; expected (N, {PIXELS}) rows, (N, {CHANNELS}, {SIDE}, {SIDE})"
+        f" or (N, {SIDE}, {SIDE}, {CHANNELS}){single}. Other sizes must be resized to "
+        f"{SIDE} x {SIDE} RGB first (as 'svmtrain predict' does for image files)."
+    )
+
+
+class _ChannelsLast:
+    """(N, 32, 32, 3) images read as (N, 3072) CIFAR-order rows, one slice at a time."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        chunk = self.images[rows]
+        return np.ascontiguousarray(chunk.transpose(0, 3, 1, 2)).reshape(len(chunk), PIXELS)
