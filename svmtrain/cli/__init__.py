@@ -14,6 +14,7 @@ from svmtrain.cli.evaluate import evaluate_cmd
 from svmtrain.cli.fit import fit
 from svmtrain.cli.gradcheck import gradcheck
 from svmtrain.cli.plot import plot
+from svmtrain.cli.predict import predict_cmd
 from svmtrain.cli.search import search
 from svmtrain.cli.sweep_step import sweep_step
 from svmtrain.errors import ArgumentError, SvmtrainError
@@ -59,7 +60,7 @@ class _Group(click.Group):
 
 @click.group(
     cls=_Group,
-    commands=[data, fit, evaluate_cmd, gradcheck, sweep_step, search, plot, configs],
+    commands=[data, fit, evaluate_cmd, predict_cmd, gradcheck, sweep_step, search, plot, configs],
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, "-V", "--version", prog_name="svmtrain")

@@ -1,0 +1,65 @@
+"""``svmtrain predict``: the class and the class scores of image files and CIFAR-10 test images."""
+
+from __future__ import annotations
+
+import click
+
+from svmtrain.cli._common import data_dir_option, format_table, progress_enabled, quiet_option
+from svmtrain.experiments.predict import predict
+from svmtrain.io.records import to_json
+
+
+@click.command("predict")
+@click.option(
+    "--weights",
+    "-w",
+    "weights_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A weights.npz written by 'svmtrain fit'.",
+)
+@click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
+@click.option(
+    "--test-index",
+    "-i",
+    "test_indices",
+    multiple=True,
+    type=click.IntRange(min=0),
+    metavar="I",
+    help="Also score CIFAR-10 test image number I (0-based). Repeatable.",
+)
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@quiet_option
+def predict_cmd(weights_path, images, test_indices, data_dir, as_json, quiet):
+    """Predict the class of each IMAGE file (PNG, JPEG, any size) and test image.
+
+    Each image is turned to RGB and its central square resized to 32 x 32 (needs the image
+    extra: pip install 'svmtrain[image]'). Prints the predicted class and the score of every
+    class; test images also show their true class.
+    """
+    if not images and not test_indices:
+        raise click.UsageError("Give at least one IMAGE file or --test-index I.")
+    results = predict(
+        weights_path,
+        images,
+        test_indices,
+        data_dir=data_dir,
+        progress=progress_enabled(quiet),
+    )
+    if as_json:
+        click.echo(to_json(results))
+        return
+    classes = list(results[0]["scores"])
+    has_truth = any("true_class" in r for r in results)
+    headers = ["image", "class", *(["true"] if has_truth else []), *(c[:8] for c in classes)]
+    rows = [
+        (
+            r["image"],
+            r["class"],
+            *([r.get("true_class", "")] if has_truth else []),
+            *(f"{r['scores'][c]:.3f}" for c in classes),
+        )
+        for r in results
+    ]
+    click.echo(format_table(headers, rows))

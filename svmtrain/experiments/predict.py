@@ -1,0 +1,75 @@
+"""Class scores of image files and of CIFAR-10 test images under a saved model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from svmtrain.config import config_from_yaml
+from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.errors import SvmtrainError, WeightsError
+from svmtrain.io.images import read_image
+from svmtrain.model import LinearModel
+
+
+def predict(
+    weights_path: str | Path,
+    image_paths: Sequence[str | Path] = (),
+    test_indices: Sequence[int] = (),
+    *,
+    data_dir: str | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """One result per image, files first then test images, in the order given:
+    ``{"image", "class", "scores": {class name: score}}``, and ``"true_class"`` for a test image.
+
+    Image files of any size are read with Pillow (see :func:`svmtrain.io.images.read_image`);
+    test images come from the data source of the config stored in the weights (``data_dir``
+    overrides its cache directory). Every file and index is checked before any score is
+    computed; a fault is one SvmtrainError naming it.
+    """
+    model = LinearModel.load(weights_path)
+    images = [read_image(p) for p in image_paths]
+    names = [str(p) for p in image_paths]
+    truths: list[str | None] = [None] * len(images)
+    if test_indices:
+        x_test, y_test = _test_split(model, weights_path, data_dir, progress)
+        bad = [i for i in test_indices if not 0 <= i < len(y_test)]
+        if bad:
+            raise SvmtrainError(
+                f"Test index {bad[0]} is out of range: the test split has {len(y_test)} images "
+                f"(indices 0 to {len(y_test) - 1})."
+            )
+        planes = x_test[list(test_indices)].reshape(-1, 3, 32, 32)
+        images += list(planes.transpose(0, 2, 3, 1))
+        names += [f"test[{i}]" for i in test_indices]
+        truths += [model.class_names[int(y_test[i])] for i in test_indices]
+    scores = model.scores(np.stack(images)) if images else np.empty((0, model.num_classes))
+    results = []
+    for name, row, truth in zip(names, scores, truths, strict=True):
+        result = {
+            "image": name,
+            "class": model.class_names[int(np.argmax(row))],
+            "scores": {c: float(s) for c, s in zip(model.class_names, row, strict=True)},
+        }
+        if truth is not None:
+            result["true_class"] = truth
+        results.append(result)
+    return results
+
+
+def _test_split(model: LinearModel, weights_path, data_dir, progress):
+    """The CIFAR-10 test images and labels of the model's data source."""
+    cfg = config_from_yaml(model.config_yaml, f"the config stored in {weights_path}")
+    d = cfg.data
+    dataset = load_cifar10(
+        data_dir or d.dir, url=d.url, sha256=d.sha256, md5=d.md5, progress=progress
+    )
+    if tuple(dataset.class_names) != model.class_names:
+        raise WeightsError(
+            f"{weights_path} was trained on the classes {', '.join(model.class_names)}, but the "
+            f"dataset has {', '.join(dataset.class_names)}."
+        )
+    return dataset.x_test, dataset.y_test

@@ -1,0 +1,153 @@
+"""`svmtrain predict`: image files and CIFAR-10 test images scored by a saved model."""
+
+import builtins
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from svmtrain.cli import main
+from svmtrain.config import config_to_yaml, load_config
+from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.model import LinearModel, PixelTransform
+
+
+@pytest.fixture
+def archive(tiny_archive):
+    return tiny_archive(train_counts=(4,) * 5, test_count=12)
+
+
+@pytest.fixture
+def weights(archive, http_server, tmp_path):
+    """A weights.npz whose config points at a cache holding ``archive``, and its model."""
+    data_dir = tmp_path / "data"
+    with http_server(archive.body) as server:
+        load_cifar10(data_dir, url=server.url, sha256=archive.sha256, progress=False)
+        url = server.url
+    cfg = load_config(
+        overrides=[f"data.dir={data_dir}", f"data.url={url}", f"data.sha256={archive.sha256}"]
+    )
+    rng = np.random.default_rng(3)
+    model = LinearModel(
+        W=rng.standard_normal((10, 3073)).astype(np.float32),
+        transform=PixelTransform(
+            rng.uniform(80, 160, 3072).astype(np.float32),
+            rng.uniform(30, 70, 3072).astype(np.float32),
+        ),
+        class_names=archive.class_names,
+        loss="svm",
+        config_yaml=config_to_yaml(cfg),
+    )
+    path = tmp_path / "weights.npz"
+    model.save(path)
+    return path, model
+
+
+def _run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result
+
+
+def _expected(model, image_hwc):
+    scores = model.scores(image_hwc[None])[0]
+    return model.class_names[int(np.argmax(scores))], scores
+
+
+def test_image_files_of_any_size_and_mode(weights, tmp_path):
+    path, model = weights
+    rng = np.random.default_rng(4)
+    exact = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(exact).save(tmp_path / "exact.png")
+    # A uniform colour stays that colour through any crop and resize.
+    Image.new("RGBA", (100, 60), (200, 30, 90, 128)).save(tmp_path / "wide.png")
+    Image.new("L", (40, 90), 77).save(tmp_path / "grey.png")
+    Image.fromarray(exact).save(tmp_path / "photo.jpg", quality=95)
+
+    files = ["exact.png", "wide.png", "grey.png", "photo.jpg"]
+    result = _run("predict", "-w", path, *(tmp_path / f for f in files), "--json", "-q")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert [r["image"] for r in out] == [str(tmp_path / f) for f in files]
+    references = [
+        exact,
+        np.broadcast_to(np.array([200, 30, 90], np.uint8), (32, 32, 3)),
+        np.full((32, 32, 3), 77, np.uint8),
+    ]
+    for r, image in zip(out, references, strict=False):
+        label, scores = _expected(model, np.ascontiguousarray(image))
+        assert r["class"] == label
+        assert list(r["scores"]) == list(model.class_names)
+        assert np.allclose(list(r["scores"].values()), scores, rtol=1e-5, atol=1e-3)
+        assert "true_class" not in r
+    jpeg = out[3]
+    assert jpeg["class"] == max(jpeg["scores"], key=jpeg["scores"].get)
+
+
+def test_test_images_by_index(weights, archive):
+    path, model = weights
+    result = _run("predict", "-w", path, "-i", 7, "--test-index", 0, "--json", "-q")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    for r, i in zip(out, (7, 0), strict=True):
+        assert r["image"] == f"test[{i}]"
+        assert r["true_class"] == archive.class_names[archive.y_test[i]]
+        hwc = archive.x_test[i].reshape(3, 32, 32).transpose(1, 2, 0)
+        label, scores = _expected(model, np.ascontiguousarray(hwc))
+        assert r["class"] == label
+        assert np.allclose(list(r["scores"].values()), scores, rtol=1e-5, atol=1e-3)
+
+
+def test_text_output_is_a_table(weights, archive, tmp_path):
+    path, _ = weights
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(tmp_path / "a.png")
+    result = _run("predict", "-w", path, tmp_path / "a.png", "-i", 3, "-q")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["image", "class", "true"]
+    assert archive.class_names[0] in lines[0]
+    assert lines[2].startswith(str(tmp_path / "a.png")) and lines[3].startswith("test[3]")
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "code", "message"),
+    [
+        (None, ["missing.png"], 1, "No image file at"),
+        ("text", ["notes.png"], 1, "is not an image Pillow can read"),
+        (None, ["-i", 12], 1, "Test index 12 is out of range: the test split has 12 images"),
+        (None, ["-i", -1], 2, "-1 is not in the range x>=0"),
+        (None, [], 2, "Give at least one IMAGE file or --test-index I."),
+    ],
+)
+def test_bad_input_is_one_clear_error(weights, tmp_path, make, args, code, message):
+    path, _ = weights
+    if make == "text":
+        (tmp_path / "notes.png").write_text("hello")
+    args = [tmp_path / a if str(a).endswith(".png") else a for a in args]
+    result = _run("predict", "-w", path, *args, "-q")
+    assert result.exit_code == code
+    assert message in result.output
+
+
+def test_missing_weights_are_one_clear_error(tmp_path):
+    result = _run("predict", "-w", tmp_path / "none.npz", "-i", 0)
+    assert result.exit_code == 1
+    assert "No weights file at" in result.output
+
+
+def test_without_pillow_the_message_says_how_to_install(weights, tmp_path, monkeypatch):
+    path, _ = weights
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
+    real_import = builtins.__import__
+
+    def no_pil(name, *args, **kwargs):
+        if name == "PIL" or name.startswith("PIL."):
+            raise ImportError("No module named 'PIL'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pil)
+    result = _run("predict", "-w", path, tmp_path / "a.png")
+    assert result.exit_code == 1
+    assert "pip install 'svmtrain[image]'" in result.output
