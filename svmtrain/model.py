@@ -132,7 +132,9 @@ class LinearModel:
 
     W: (C, F + 1) float32 or float64, F = transform.num_features, the last column the bias;
     class_names: C names; loss: "svm" or "softmax"; config_yaml: the config the model was
-    trained with (where its data came from), or "" when unknown.
+    trained with (where its data came from), or "" when unknown. ``diverged_in_epoch`` is set
+    when training diverged in that epoch (1-based): W is then the last good weights, those
+    after the epoch before it (the untrained initial W for epoch 1).
     """
 
     W: np.ndarray
@@ -140,9 +142,19 @@ class LinearModel:
     class_names: tuple[str, ...]
     loss: str
     config_yaml: str = ""
+    diverged_in_epoch: int | None = None
 
     def __post_init__(self) -> None:
         _check_model(self.W, self.transform.num_features, self.class_names, self.loss, "model")
+
+    def divergence_note(self) -> str | None:
+        """What these weights are when their run diverged, in a sentence; None otherwise."""
+        if self.diverged_in_epoch is None:
+            return None
+        return (
+            f"These weights come from a run that diverged in epoch {self.diverged_in_epoch}: "
+            f"{kept_after_divergence(self.diverged_in_epoch)}."
+        )
 
     @property
     def num_classes(self) -> int:
@@ -179,6 +191,8 @@ class LinearModel:
             "transform": np.array(self.transform.kind),
             "config": np.array(self.config_yaml),
         }
+        if self.diverged_in_epoch is not None:
+            arrays["diverged_in_epoch"] = np.array(self.diverged_in_epoch, dtype=np.int64)
         for name, value in self.transform.arrays().items():
             key = (
                 name
@@ -228,13 +242,26 @@ class LinearModel:
             raise WeightsError(f"{path}: class_names must list two or more class names. {_HINT}")
         class_names = tuple(str(n) for n in names)
         _check_model(arrays["W"], transform.num_features, class_names, loss, str(path))
+        diverged = arrays.get("diverged_in_epoch")
+        if diverged is not None and (
+            diverged.shape != () or diverged.dtype.kind not in "iu" or diverged < 1
+        ):
+            raise WeightsError(f"{path}: diverged_in_epoch must be one int >= 1. {_HINT}")
         return cls(
             W=arrays["W"],
             transform=transform,
             class_names=class_names,
             loss=loss,
             config_yaml=config_yaml,
+            diverged_in_epoch=None if diverged is None else int(diverged),
         )
+
+
+def kept_after_divergence(epoch: int) -> str:
+    """Which weights a run that diverged in ``epoch`` (1-based) keeps, as a phrase."""
+    if epoch == 1:
+        return "the untrained initial weights (no epoch finished)"
+    return f"the weights after epoch {epoch - 1}, the last good one"
 
 
 def _check_model(W, num_features: int, class_names: tuple, loss: str, where: str) -> None:

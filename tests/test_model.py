@@ -121,6 +121,17 @@ def _release_010_file(path, model, config="model:\n  loss: softmax\n"):
     )
 
 
+def test_a_diverged_run_is_saved_and_said(tmp_path):
+    good = _model()
+    diverged = LinearModel(good.W, good.transform, NAMES, "svm", diverged_in_epoch=3)
+    diverged.save(tmp_path / "w.npz")
+    back = LinearModel.load(tmp_path / "w.npz")
+    assert back.diverged_in_epoch == 3
+    assert "diverged in epoch 3" in back.divergence_note()
+    assert "after epoch 2" in back.divergence_note()
+    assert good.divergence_note() is None
+
+
 def test_a_weights_file_of_release_0_1_0_still_loads(tmp_path):
     model = _model()
     _release_010_file(tmp_path / "old.npz", model)
@@ -177,6 +188,7 @@ def _damaged(tmp_path, **changes):
         ({"transform": np.array("kmeans")}, "uses the input transform 'kmeans'"),
         ({"format_version": np.array(1.5)}, "format_version must be a whole number"),
         ({"config": np.arange(3)}, "config must be a text value"),
+        ({"diverged_in_epoch": np.array(0)}, "diverged_in_epoch must be one int >= 1"),
     ],
 )
 def test_a_damaged_weights_file_is_one_clear_error(tmp_path, changes, message):
