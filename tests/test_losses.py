@@ -171,6 +171,18 @@ def test_loss_is_mean_example_loss_plus_reg_loss(name):
     np.testing.assert_allclose(stacked[1], LOSSES[name].example_losses(2 * scores, y), rtol=1e-13)
 
 
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_score_gradient_is_the_loss_without_its_products(name):
+    """Against the naive loop reference: its data loss, and its dW = coef.T @ X."""
+    W, X, y = _problem(seed=8)
+    record = LOSSES[name]
+    data_loss, coef = record.score_gradient(X @ W.T, y)
+    assert coef.shape == (len(y), W.shape[0]) and coef.dtype == W.dtype
+    ref_loss, ref_dW = record.naive(W, X, y, 0.0)
+    assert data_loss == pytest.approx(ref_loss, rel=1e-12)
+    np.testing.assert_allclose(coef.T @ X, ref_dW, rtol=1e-10, atol=1e-12)
+
+
 def test_reg_loss_by_hand():
     assert reg_loss(SVM_W, 0.1) == pytest.approx(0.725)
     assert reg_loss(SVM_W, 0.1, reg_bias=False) == pytest.approx(0.075)
@@ -206,7 +218,7 @@ def test_record_is_named_by_its_key_and_calls_its_vectorised_loss(name):
 @pytest.mark.parametrize("name", LOSS_NAMES)
 def test_every_function_of_a_record_takes_its_hyperparameters_with_one_default(name):
     record = LOSSES[name]
-    functions = [record.vectorised, record.naive, record.example_losses]
+    functions = [record.vectorised, record.naive, record.example_losses, record.score_gradient]
     functions += [record.kink_gaps] if record.has_kinks else []
     for hyperparameter in record.hyperparameters:
         defaults = set()

@@ -113,7 +113,7 @@ def reg_loss(W: np.ndarray, reg: float, reg_bias: bool = True) -> float:
     return float(reg * np.vdot(V, V))
 
 
-def _with_reg(
+def with_reg(
     data_loss: float, dW: np.ndarray, W: np.ndarray, reg: float, reg_bias: bool
 ) -> tuple[float, np.ndarray]:
     """Adds the L2 penalty and its gradient 2 * reg * W to (data_loss, dW) in place."""
@@ -124,6 +124,24 @@ def _with_reg(
 
 # ---------------------------------------------------------------------------------------------
 # Vectorised losses
+
+
+def svm_score_gradient(
+    scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
+) -> tuple[float, np.ndarray]:
+    """The mean multiclass SVM data loss of ``scores`` (N, C) with labels y (N,), and its
+    gradient with respect to the scores, (N, C) of scores' dtype: the coefficients with which
+    the examples' features make dW (dW = coef.T @ X). At a margin of exactly 0 the
+    subgradient taken is 0."""
+    n = scores.shape[0]
+    hinge = _svm_hinge(scores, y, delta)
+    data_loss = float(hinge.sum()) / n
+    # Each violated margin adds x_i to its class's row and takes x_i from the correct row.
+    coef = (hinge > 0).astype(scores.dtype)
+    rows = np.arange(n)
+    coef[rows, y] = -coef.sum(axis=1)
+    coef /= n
+    return data_loss, coef
 
 
 def svm_loss(
@@ -141,15 +159,21 @@ def svm_loss(
     Returns (loss, dW (C, D) of W's dtype). At a margin of exactly 0 the subgradient taken is 0.
     """
     X = np.asarray(X, dtype=W.dtype)
-    n = X.shape[0]
-    hinge = _svm_hinge(X @ W.T, y, delta)
-    data_loss = float(hinge.sum()) / n
-    # Each violated margin adds x_i to its class's row and takes x_i from the correct row.
-    coef = (hinge > 0).astype(W.dtype)
+    data_loss, coef = svm_score_gradient(X @ W.T, y, delta=delta)
+    return with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
+
+
+def softmax_score_gradient(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """The mean cross-entropy of ``scores`` (N, C) with labels y (N,), and its gradient with
+    respect to the scores, (N, C) of scores' dtype (see :func:`svm_score_gradient`)."""
+    n = scores.shape[0]
     rows = np.arange(n)
-    coef[rows, y] = -coef.sum(axis=1)
+    logp = _log_softmax(scores)
+    data_loss = -float(logp[rows, y].sum()) / n
+    coef = np.exp(logp)  # the probabilities; d loss_i / d s_ij = p_ij - [j == y_i]
+    coef[rows, y] -= 1
     coef /= n
-    return _with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
+    return data_loss, coef
 
 
 def softmax_loss(
@@ -166,14 +190,8 @@ def softmax_loss(
     Returns (loss, dW (C, D) of W's dtype).
     """
     X = np.asarray(X, dtype=W.dtype)
-    n = X.shape[0]
-    rows = np.arange(n)
-    logp = _log_softmax(X @ W.T)
-    data_loss = -float(logp[rows, y].sum()) / n
-    coef = np.exp(logp)  # the probabilities; d loss_i / d s_ij = p_ij - [j == y_i]
-    coef[rows, y] -= 1
-    coef /= n
-    return _with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
+    data_loss, coef = softmax_score_gradient(X @ W.T, y)
+    return with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,6 +276,9 @@ class Loss:
     naive: the same signature and result, with loops over examples and classes (the reference).
     example_losses: (scores (..., N, C), y (N,), **hyperparameters) -> (..., N): the data loss
         of each example, of which the vectorised loss is the mean (before the L2 term).
+    score_gradient: (scores (N, C), y (N,), **hyperparameters) -> (mean data loss, its
+        gradient (N, C) with respect to the scores): the vectorised loss without the products,
+        for callers that compute scores their own way (training on uint8 pixels).
     hyperparameters: the names of its own keyword options besides reg and reg_bias, each a
         ``model.<name>`` key of the config (svm: delta; softmax: none).
     kink_gaps: (scores (N, C), y (N,), **hyperparameters) -> (N, C): how far each score may
@@ -273,6 +294,7 @@ class Loss:
     vectorised: LossFn
     naive: LossFn
     example_losses: Callable[..., np.ndarray]
+    score_gradient: Callable[..., tuple[float, np.ndarray]]
     hyperparameters: tuple[str, ...]
     kink_gaps: Callable[..., np.ndarray] | None
     piecewise_quadratic: bool
@@ -305,6 +327,7 @@ LOSSES: dict[str, Loss] = {
         vectorised=svm_loss,
         naive=svm_loss_naive,
         example_losses=svm_example_losses,
+        score_gradient=svm_score_gradient,
         hyperparameters=("delta",),
         kink_gaps=svm_kink_gaps,
         piecewise_quadratic=True,
@@ -315,6 +338,7 @@ LOSSES: dict[str, Loss] = {
         vectorised=softmax_loss,
         naive=softmax_loss_naive,
         example_losses=softmax_example_losses,
+        score_gradient=softmax_score_gradient,
         hyperparameters=(),
         kink_gaps=None,
         piecewise_quadratic=False,
