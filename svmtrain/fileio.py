@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+import numpy as np
 
 from svmtrain.errors import SvmtrainError
 
@@ -77,3 +80,19 @@ def fsync_path(path: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_npz(path: Path, what: str, error: type[SvmtrainError], hint: str) -> dict:
+    """Every array of the .npz at ``path``; any fault is one ``error`` naming the file.
+
+    Never unpickles: an npz holding Python objects is refused, not loaded.
+    """
+    if not path.is_file():
+        raise error(f"No {what} at {path}. {hint}")
+    if not zipfile.is_zipfile(path):
+        raise error(f"{path} is not a {what} (not an .npz archive). {hint}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise error(f"{path} is not a readable {what} ({err}). {hint}") from None

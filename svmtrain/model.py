@@ -23,7 +23,6 @@ learned arrays with the model; a new feature extractor is one more class there.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ import yaml
 
 from svmtrain import __version__
 from svmtrain.errors import ImageError, WeightsError
-from svmtrain.io.fileio import atomic_write
+from svmtrain.fileio import atomic_write, read_npz
 
 PIXELS = 3072  # bytes of one CIFAR-10 image: 3 colour planes of 32 x 32
 SIDE, CHANNELS = 32, 3
@@ -162,19 +161,8 @@ class LinearModel:
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """Class scores (N, C) of W's dtype for ``images``, raw uint8 in a layout of the module
-        docstring. Works chunk by chunk: memory-mapped images are read once, and no float copy
-        of more than CHUNK images is made. Raises :class:`ImageError` for any other input."""
-        rows = image_rows(images)
-        F = self.transform.num_features
-        out = np.empty((len(rows), self.num_classes), dtype=self.W.dtype)
-        buffer = np.empty((min(CHUNK, len(rows)), F), dtype=self.W.dtype)
-        weights, bias = self.W[:, :F].T, self.W[:, F]
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start : start + CHUNK]
-            features = self.transform.features(chunk, buffer[: len(chunk)])
-            np.matmul(features, weights, out=out[start : start + len(chunk)])
-            out[start : start + len(chunk)] += bias
-        return out
+        docstring (see :func:`linear_scores`). Raises :class:`ImageError` for anything else."""
+        return linear_scores(self.W, self.transform, images)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(N,) intp: the index of the highest-scoring class of each image (see :meth:`scores`)."""
@@ -208,7 +196,7 @@ class LinearModel:
         """Read and check a weights.npz (format 1 or 2); any fault is one WeightsError naming
         the file and what to do."""
         path = Path(path)
-        arrays = _read_npz(path)
+        arrays = read_npz(path, "weights file", WeightsError, _HINT)
         version = _format_version(arrays, path)
         if version == 1:  # svmtrain 0.1.0: a pixel model; its loss is in its config
             missing = [
@@ -257,6 +245,26 @@ class LinearModel:
         )
 
 
+def linear_scores(W: np.ndarray, transform: Transform, images) -> np.ndarray:
+    """Scores (N, C) of W's dtype: ``transform``'s features of ``images`` @ W[:, :F].T + bias.
+
+    W: (C, F + 1); images: raw uint8 in a layout of the module docstring. Works chunk by chunk:
+    memory-mapped images are read once, and no float copy of more than CHUNK images is made.
+    Raises :class:`ImageError` for anything but such images.
+    """
+    rows = image_rows(images)
+    F = transform.num_features
+    out = np.empty((len(rows), W.shape[0]), dtype=W.dtype)
+    buffer = np.empty((min(CHUNK, len(rows)), F), dtype=W.dtype)
+    weights, bias = W[:, :F].T, W[:, F]
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        features = transform.features(chunk, buffer[: len(chunk)])
+        np.matmul(features, weights, out=out[start : start + len(chunk)])
+        out[start : start + len(chunk)] += bias
+    return out
+
+
 def kept_after_divergence(epoch: int) -> str:
     """Which weights a run that diverged in ``epoch`` (1-based) keeps, as a phrase."""
     if epoch == 1:
@@ -286,19 +294,6 @@ def _check_model(W, num_features: int, class_names: tuple, loss: str, where: str
         raise WeightsError(
             f"{where}: loss must be one of {', '.join(LOSS_NAMES)}; got {loss!r}.{hint}"
         )
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of the .npz at ``path``, never unpickling; a fault is one WeightsError."""
-    if not path.is_file():
-        raise WeightsError(f"No weights file at {path}. {_HINT}")
-    if not zipfile.is_zipfile(path):
-        raise WeightsError(f"{path} is not a weights file (not an .npz archive). {_HINT}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise WeightsError(f"{path} is not a readable weights file ({err}). {_HINT}") from None
 
 
 def _format_version(arrays: dict[str, np.ndarray], path: Path) -> int:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from svmtrain.cli import main
 from svmtrain.data import load_cifar10
-from svmtrain.experiments import train
+from svmtrain.experiments import pixel_steps
 from svmtrain.io import runs
 
 QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
@@ -108,7 +108,7 @@ def test_resume_refuses_a_new_config(tmp_path):
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monkeypatch):
-    real_step, calls = train.sgd_step, [0]
+    real_step, calls = pixel_steps.sgd_step, [0]
 
     def interrupt_in_epoch_two(*args, **kwargs):
         calls[0] += 1
@@ -116,14 +116,14 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monk
             raise KeyboardInterrupt
         real_step(*args, **kwargs)
 
-    monkeypatch.setattr(train, "sgd_step", interrupt_in_epoch_two)
+    monkeypatch.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
     out = tmp_path / "cut"
     result = _fit(data_args, out)
     assert result.exit_code == 130
     assert f"continue with: svmtrain fit --resume {out}" in result.output
     assert (out / runs.CHECKPOINT).exists() and not (out / runs.WEIGHTS).exists()
 
-    monkeypatch.setattr(train, "sgd_step", real_step)
+    monkeypatch.setattr(pixel_steps, "sgd_step", real_step)
     result = _run("fit", "--resume", out, "-q")
     assert result.exit_code == 0, result.output
     assert json.loads((out / runs.SUMMARY).read_text())["epochs"] == 2
@@ -131,7 +131,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monk
 
 def test_sigterm_exits_143_saying_what_was_kept(data_args, tmp_path, monkeypatch):
     """Issue 14 #11: SIGTERM during fit printed nothing."""
-    real_step, calls = train.sgd_step, [0]
+    real_step, calls = pixel_steps.sgd_step, [0]
 
     def sigterm_in_epoch_two(*args, **kwargs):
         calls[0] += 1
@@ -139,7 +139,7 @@ def test_sigterm_exits_143_saying_what_was_kept(data_args, tmp_path, monkeypatch
             os.kill(os.getpid(), signal.SIGTERM)
         real_step(*args, **kwargs)
 
-    monkeypatch.setattr(train, "sgd_step", sigterm_in_epoch_two)
+    monkeypatch.setattr(pixel_steps, "sgd_step", sigterm_in_epoch_two)
     out = tmp_path / "cut"
     result = _fit(data_args, out)
     assert result.exit_code == 143

@@ -81,7 +81,7 @@ def _reference(data, seed, n=None):
     """The sweep computed independently: the loop SVM loss in float64 on the same data."""
     cfg = load_config(overrides=[*_sets(data), "preprocess.dtype=float64"])
     splits = load_splits(cfg, progress=False)
-    X, y = splits.X_train[:n], splits.y_train[:n]
+    X, y = splits.design(splits.X_train[:n], np.float64), splits.y_train[:n]
     W = np.random.default_rng(seed).random((10, 3073)) * 0.001
     m = cfg.model
     loss0, dW = svm_loss_naive(W, X, y, m.reg, delta=m.delta, reg_bias=m.reg_bias)

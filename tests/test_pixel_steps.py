@@ -72,7 +72,7 @@ def _epochs(cfg, x, y, lrs=(1e-3, 5e-4), seed=2):
     stepper = pixel_steps.PixelStepper(cfg, x, y, t, C, on_step=lambda: None)
     runs = []
     for lr in lrs:  # two epochs: the buffers are reused
-        batches = train._batches(rng, N, B, N // B, cfg.train.sampling)
+        batches = train.batch_indices(rng, N, B, N // B, cfg.train.sampling)
         runs.append((batches, lr, stepper.run(state, batches, lr)))
     return state, runs, t
 

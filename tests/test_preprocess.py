@@ -93,12 +93,20 @@ def test_prepare_uses_training_split_statistics_only():
     cfg = load_config(overrides=["data.val_size=20", "data.num_train=80", "data.num_test=25"])
     s = prepare(data, cfg)
     np.testing.assert_allclose(s.mean, data.x_train[:80].astype(np.float64).mean(0), rtol=1e-6)
-    assert s.X_train.shape == (80, PIXELS + 1) and s.X_val.shape == (20, PIXELS + 1)
-    assert s.X_test.shape == (25, PIXELS + 1)
+    # The pixels stay as the dataset holds them: the very rows, uint8, views and not copies.
+    assert s.pixels and s.num_features == PIXELS + 1
+    np.testing.assert_array_equal(s.X_train, data.x_train[:80])
+    np.testing.assert_array_equal(s.X_val, data.x_train[100:])
+    np.testing.assert_array_equal(s.X_test, data.x_test[:25])
+    for X, source in ((s.X_train, data.x_train), (s.X_val, data.x_train), (s.X_test, data.x_test)):
+        assert X.dtype == np.uint8 and np.shares_memory(X, source)
     np.testing.assert_array_equal(s.y_val, data.y_train[100:])
     assert s.y_train.dtype == np.intp
     assert s.data_sha256 == "0" * 64
-    np.testing.assert_allclose(s.X_test[:, :PIXELS], data.x_test[:25] - s.mean, rtol=1e-6)
+    X_test = s.design(s.X_test, np.float32)
+    assert X_test.shape == (25, PIXELS + 1) and X_test.dtype == np.float32
+    np.testing.assert_allclose(X_test[:, :PIXELS], data.x_test[:25] - s.mean, rtol=1e-6)
+    np.testing.assert_array_equal(X_test[:, PIXELS], 1.0)
 
 
 def test_prepare_rejects_more_test_images_than_exist():

@@ -224,7 +224,8 @@ def test_search_picks_the_best_validation_trial_and_records_divergence(splits, t
     # The accuracies are the validation split's, computed here independently from scratch.
     state = train.init_state(job.trials[1].config, 10, PIXELS + 1)
     train.train(job.trials[1].config, splits, state, progress=False)
-    predicted = np.argmax(splits.X_val @ state.W.T, axis=1)
+    X_val = splits.design(splits.X_val, np.float64)
+    predicted = np.argmax(X_val @ state.W.astype(np.float64).T, axis=1)
     assert document["best"]["val_acc"] == np.mean(predicted == splits.y_val)
 
     lines = (tmp_path / search.RESULTS_CSV).read_text().splitlines()

@@ -21,6 +21,7 @@ from svmtrain.errors import (
 )
 from svmtrain.experiments import checkpoints, fit, train
 from svmtrain.io import runs
+from svmtrain.model import LinearModel
 
 
 def _design(rng, templates, n):
@@ -57,7 +58,7 @@ def _fit(splits, tmp_path, name="run", *extra, **kw):
 
 
 def _weights(run_dir):
-    return runs.load_weights(run_dir / runs.WEIGHTS).W
+    return LinearModel.load(run_dir / runs.WEIGHTS).W
 
 
 def _metrics(run_dir):
@@ -160,13 +161,13 @@ def test_diverged_weights_say_so_and_which_weights_they_are(splits, tmp_path):
     """Issue 14 #8: the weights of a diverged run record it, so evaluate can say so."""
     with pytest.raises(DivergenceError, match="keeps the untrained initial weights"):
         _fit(splits, tmp_path, "div", "optim.learning_rate=1e6")
-    weights = runs.load_weights(tmp_path / "div" / runs.WEIGHTS)
+    weights = LinearModel.load(tmp_path / "div" / runs.WEIGHTS)
     assert weights.diverged_in_epoch == 1
     np.testing.assert_array_equal(weights.W, train.init_state(_cfg(), 10, PIXELS + 1).W)
     assert "diverged in epoch 1" in weights.divergence_note()
     assert "untrained initial weights" in weights.divergence_note()
     finished = _fit(splits, tmp_path, "fine").run_dir
-    assert runs.load_weights(finished / runs.WEIGHTS).divergence_note() is None
+    assert LinearModel.load(finished / runs.WEIGHTS).divergence_note() is None
 
 
 def test_divergence_in_a_later_epoch_keeps_that_epochs_weights(splits, tmp_path, monkeypatch):
@@ -186,7 +187,7 @@ def test_divergence_in_a_later_epoch_keeps_that_epochs_weights(splits, tmp_path,
     checkpoint = checkpoints.load_checkpoint(tmp_path / "late", _cfg(), splits)
     assert checkpoint.epoch == 1
     np.testing.assert_array_equal(_weights(tmp_path / "late"), checkpoint.W)
-    weights = runs.load_weights(tmp_path / "late" / runs.WEIGHTS)
+    weights = LinearModel.load(tmp_path / "late" / runs.WEIGHTS)
     assert weights.diverged_in_epoch == 2
     assert "the weights after epoch 1, the last good one" in weights.divergence_note()
 
@@ -319,6 +320,7 @@ _HOLD_LOCK = """
 import sys
 from pathlib import Path
 from svmtrain.io import runs
+from svmtrain.model import LinearModel
 with runs.locked(Path(sys.argv[1])):
     print("locked", flush=True)
     sys.stdin.read()

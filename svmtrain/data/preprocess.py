@@ -1,8 +1,12 @@
-"""From raw CIFAR-10 bytes to design matrices: splits, mean image, scaling, bias column.
+"""From raw CIFAR-10 bytes to what training reads: splits, mean image, scaling, bias column.
 
 The statistics (mean image, per-pixel scale) come from the training split only and are
 applied unchanged to every split, so validation and test numbers never see test data.
-A design matrix has D = 3072 + 1 columns: the pixels, then a constant 1 (the bias trick).
+The pixels stay uint8, as the cache holds them (memory-mapped): the mean and scale are applied
+to a batch or a chunk when it is formed (:mod:`svmtrain.experiments.pixel_steps`,
+:class:`svmtrain.model.LinearModel`), never to a whole split. A design matrix, made only for
+a few rows (:meth:`Splits.design`), has D = 3072 + 1 columns: the pixels, then a constant 1
+(the bias trick).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 from svmtrain.core.scaling import SCALINGS
 from svmtrain.data.format import IMAGE_BYTES
 from svmtrain.errors import ConfigError
+from svmtrain.model import PixelTransform, linear_scores
 
 if TYPE_CHECKING:
     from svmtrain.config import Config
@@ -25,7 +30,14 @@ _CHUNK = 4096  # rows converted at a time, so no float64 copy of a whole split e
 
 @dataclass(frozen=True)
 class Splits:
-    """Preprocessed splits. Every X is (N, 3073) of the configured dtype; every y is (N,) intp."""
+    """The splits training reads, every y (N,) intp, and every X either
+
+    - raw pixels: (N, 3072) uint8 rows as the cache holds them (memory-mapped views of it, not
+      copies), with ``mean`` and ``scale`` applied a batch or a chunk at a time; this is what
+      :func:`prepare` makes; or
+    - a design matrix: (N, D) floats already preprocessed, bias column included (a caller's own
+      features; ``mean`` and ``scale`` then only say how they were made).
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -37,6 +49,32 @@ class Splits:
     scale: np.ndarray  # (3072,) float32, divides every centred image (ones when disabled)
     class_names: tuple[str, ...]
     data_sha256: str = ""  # the archive the splits come from (empty for data made in memory)
+
+    @property
+    def pixels(self) -> bool:
+        """Whether the X are raw uint8 pixels (else design matrices)."""
+        return self.X_train.dtype == np.uint8
+
+    @property
+    def transform(self) -> PixelTransform:
+        return PixelTransform(self.mean, self.scale)
+
+    @property
+    def num_features(self) -> int:
+        """D, the columns of W: 3073 for pixels (with the bias), else the design matrices'."""
+        return PIXELS + 1 if self.pixels else self.X_train.shape[1]
+
+    def design(self, X: np.ndarray, dtype) -> np.ndarray:
+        """The (n, D) design matrix of ``dtype`` for rows X of a split: made from raw pixels,
+        else X itself. For a few rows (a gradient check, a step-size sweep), not a split."""
+        return transform(X, self.mean, self.scale, dtype) if self.pixels else X
+
+    def predict(self, W: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """(n,) intp: the highest-scoring class under W (C, D) of each row of X, raw pixels
+        scored chunk by chunk (no float copy of X)."""
+        if self.pixels:
+            return np.argmax(linear_scores(W, self.transform, X), axis=1)
+        return np.argmax(X @ W.T, axis=1)
 
 
 def _pixel_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +142,8 @@ def split_indices(n_train: int, val_size: int, num_train: int | None) -> tuple[s
 
 
 def prepare(dataset, cfg: Config) -> Splits:
-    """Splits of ``dataset`` (a :class:`~svmtrain.data.cache.CIFAR10`) as ``cfg`` says."""
+    """Splits of ``dataset`` (a :class:`~svmtrain.data.cache.CIFAR10`) as ``cfg`` says: raw
+    uint8 pixels (views of its memory maps) and the statistics of the training split."""
     train, val = split_indices(len(dataset.y_train), cfg.data.val_size, cfg.data.num_train)
     n_test = len(dataset.y_test)
     if cfg.data.num_test is not None and cfg.data.num_test > n_test:
@@ -117,20 +156,16 @@ def prepare(dataset, cfg: Config) -> Splits:
     mean, scale = fit_stats(
         x_train, subtract_mean=cfg.preprocess.subtract_mean, scaling=cfg.preprocess.scaling
     )
-    dtype = cfg.preprocess.dtype
-
-    def design(x: np.ndarray) -> np.ndarray:
-        return transform(x, mean, scale, dtype)
 
     def labels(y: np.ndarray) -> np.ndarray:
         return np.asarray(y, dtype=np.intp)
 
-    return Splits(
-        X_train=design(x_train),
+    return Splits(  # slices of the memory maps: views, nothing is read or copied here
+        X_train=x_train,
         y_train=labels(dataset.y_train[train]),
-        X_val=design(dataset.x_train[val]),
+        X_val=dataset.x_train[val],
         y_val=labels(dataset.y_train[val]),
-        X_test=design(dataset.x_test[test]),
+        X_test=dataset.x_test[test],
         y_test=labels(dataset.y_test[test]),
         mean=mean,
         scale=scale,

@@ -81,7 +81,7 @@ def load_checkpoint(run_dir: Path, cfg: Config, splits: Splits) -> TrainState:
             "SVMTRAIN_DATA_SHA256 (or --data-dir) back at that archive to resume."
         )
     shape, dtype = (
-        (len(splits.class_names), splits.X_train.shape[1]),
+        (len(splits.class_names), splits.num_features),
         np.dtype(cfg.preprocess.dtype),
     )
     missing = [k for k in ("W", "velocity", "loss_history") if k not in arrays]

@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from svmtrain.config import config_from_yaml
-from svmtrain.core.losses import predict
 from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_report
 from svmtrain.data import load_cifar10
-from svmtrain.data.preprocess import split_indices, transform
+from svmtrain.data.preprocess import split_indices
 from svmtrain.errors import WeightsError
-from svmtrain.io import runs
 from svmtrain.io.plots import plot_confusion, require_matplotlib
 from svmtrain.io.records import format_table
+from svmtrain.model import LinearModel
 
 SPLITS = ("test", "val")
 
@@ -38,13 +37,13 @@ def evaluate(
     with :class:`~svmtrain.errors.PlotUnavailable`).
     Returns {"weights", "split", "num_examples", "warning"} and the keys of
     :func:`classification_metrics`; "warning" says what the weights are when their run diverged
-    (see :meth:`~svmtrain.io.runs.Weights.divergence_note`), else None.
+    (see :meth:`~svmtrain.model.LinearModel.divergence_note`), else None.
     Raises :class:`WeightsError` for a weights file that is missing, damaged or does not fit
     the data, :class:`~svmtrain.errors.DataError` when the data cannot be loaded.
     """
     if plot_path is not None:
         require_matplotlib()
-    weights = runs.load_weights(weights_path)
+    weights = LinearModel.load(weights_path)
     cfg = config_from_yaml(weights.config_yaml, f"the config stored in {weights_path}")
     d = cfg.data
     dataset = load_cifar10(
@@ -60,9 +59,8 @@ def evaluate(
         x, y = dataset.x_train[rows], dataset.y_train[rows]
     else:  # the test images the run itself was scored on
         x, y = dataset.x_test[: d.num_test], dataset.y_test[: d.num_test]
-    X = transform(x, weights.mean, weights.scale, weights.W.dtype)
     y = np.asarray(y, dtype=np.intp)
-    metrics = classification_metrics(y, predict(weights.W, X), weights.class_names)
+    metrics = classification_metrics(y, weights.predict(x), weights.class_names)
     if plot_path is not None:
         plot_confusion(np.array(metrics["confusion"]), weights.class_names, plot_path)
     return {

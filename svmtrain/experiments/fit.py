@@ -15,7 +15,6 @@ import numpy as np
 
 from svmtrain import __version__
 from svmtrain.config import Config, config_to_yaml, load_config
-from svmtrain.core.losses import predict
 from svmtrain.core.metrics import accuracy
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import (
@@ -36,6 +35,7 @@ from svmtrain.experiments.evaluate import classification_metrics
 from svmtrain.experiments.train import TrainState, final_weights, init_state, plan, train
 from svmtrain.io import runs
 from svmtrain.io.plots import plot_run, require_matplotlib
+from svmtrain.model import LinearModel, kept_after_divergence
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def _fit(
         if resume is None:
             _new_run_dir(cfg, run_dir)  # again, now that no other fit can write it
             runs.write_config(run_dir, cfg)
-            state = init_state(cfg, len(splits.class_names), splits.X_train.shape[1])
+            state = init_state(cfg, len(splits.class_names), splits.num_features)
         else:
             state = load_checkpoint(run_dir, cfg, splits)
         return _train_and_write(cfg, splits, state, run_dir, progress)
@@ -170,7 +170,7 @@ def _train_and_write(
     except DivergenceError as err:
         _save_weights(run_dir, cfg, splits, state.W, diverged_in_epoch=state.epoch + 1)
         raise DivergenceError(
-            f"{err} {run_dir / runs.WEIGHTS} keeps {runs.kept_after_divergence(state.epoch + 1)}."
+            f"{err} {run_dir / runs.WEIGHTS} keeps {kept_after_divergence(state.epoch + 1)}."
         ) from None
     try:
         W = final_weights(cfg, state)
@@ -222,25 +222,27 @@ def _save_weights(
     W: np.ndarray,
     diverged_in_epoch: int | None = None,
 ) -> None:
-    """run_dir/weights.npz: W (C, D) with the splits' transform, class names and ``cfg``."""
-    weights = runs.Weights(
+    """run_dir/weights.npz: the model, W (C, D) with the splits' transform, class names, loss
+    and ``cfg``."""
+    model = LinearModel(
         W=W,
-        mean=splits.mean,
-        scale=splits.scale,
+        transform=splits.transform,
         class_names=splits.class_names,
+        loss=cfg.model.loss,
         config_yaml=config_to_yaml(cfg),
         diverged_in_epoch=diverged_in_epoch,
     )
-    runs.save_weights(run_dir / runs.WEIGHTS, weights)
+    model.save(run_dir / runs.WEIGHTS)
 
 
 def run_summary(splits: Splits, state: TrainState, W: np.ndarray) -> dict:
     """summary.json's contents for weights W (C, D) after ``state``: validation accuracy, the
     test metrics of :func:`classification_metrics` (as test_acc, per_class_acc, confusion,
     class_names), run length, data identity and training time."""
-    test = classification_metrics(splits.y_test, predict(W, splits.X_test), splits.class_names)
+    test_pred = splits.predict(W, splits.X_test)
+    test = classification_metrics(splits.y_test, test_pred, splits.class_names)
     return {
-        "val_acc": accuracy(splits.y_val, predict(W, splits.X_val)),
+        "val_acc": accuracy(splits.y_val, splits.predict(W, splits.X_val)),
         "test_acc": test["accuracy"],
         "per_class_acc": test["per_class_acc"],
         "confusion": test["confusion"],

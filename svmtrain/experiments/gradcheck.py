@@ -108,7 +108,8 @@ def make_problem(
                 f"must be at most {available} (the training images of this config). "
                 f"Got {num_examples} instead.",
             )
-        X, y = splits.X_train[:num_examples], splits.y_train[:num_examples]
+        X = splits.design(splits.X_train[:num_examples], dtype)
+        y = splits.y_train[:num_examples]
     X = X.astype(dtype, copy=False)
     scale = cfg.model.init_scale if weight_scale is None else weight_scale
     W = (scale * weight_rng.standard_normal((NUM_CLASSES, X.shape[1]))).astype(dtype)

@@ -377,7 +377,7 @@ def run_sweep(
             f"it). Got {num_examples} instead.",
         )
     n = num_examples or available
-    X, y = splits.X_train[:n], splits.y_train[:n]
+    X, y = splits.design(splits.X_train[:n], cfg.preprocess.dtype), splits.y_train[:n]
     seed = cfg.train.seed if seed is None else seed
     W = initial_weights(len(splits.class_names), X.shape[1], seed, cfg.preprocess.dtype)
     numerical = method == "numerical"

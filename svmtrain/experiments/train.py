@@ -21,13 +21,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from svmtrain.config import Config
-from svmtrain.core.losses import LOSSES, predict, reg_loss
+from svmtrain.core.losses import LOSSES, reg_loss
 from svmtrain.core.metrics import accuracy
 from svmtrain.core.optim import SCHEDULES, sgd_step
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ConfigError, DivergenceError
 from svmtrain.experiments._blas import limited_threads
 from svmtrain.experiments.common import random_streams
+from svmtrain.experiments.pixel_steps import PixelStepper
 
 
 @dataclass
@@ -112,7 +113,10 @@ def train(
     progress: bool = True,
     on_epoch: Callable[[TrainState], None] | None = None,
 ) -> TrainState:
-    """Run the remaining epochs of ``state`` on ``splits.X_train`` (N, D); returns ``state``.
+    """Run the remaining epochs of ``state`` on ``splits.X_train``; returns ``state``.
+
+    Raw pixels train with :class:`~svmtrain.experiments.pixel_steps.PixelStepper` (uint8 until
+    the batch), design matrices with :class:`Stepper`.
 
     After every epoch ``state`` holds the epoch-boundary state and ``on_epoch(state)`` is called.
     On divergence (:class:`DivergenceError`) or Ctrl-C (KeyboardInterrupt) the partial epoch is
@@ -133,7 +137,17 @@ def train(
         dynamic_ncols=True,
         leave=False,
     )
-    stepper = Stepper(cfg, splits.X_train, splits.y_train, on_step=bar.update)
+    if splits.pixels:
+        stepper = PixelStepper(
+            cfg,
+            splits.X_train,
+            splits.y_train,
+            splits.transform,
+            len(splits.class_names),
+            on_step=bar.update,
+        )
+    else:
+        stepper = Stepper(cfg, splits.X_train, splits.y_train, on_step=bar.update)
     try:
         while state.epoch < p.epochs and not state.stopped_early:
             started = time.perf_counter()
@@ -145,7 +159,7 @@ def train(
             good_W, good_velocity = state.W.copy(), state.velocity.copy()
             try:
                 losses, regs, initial_loss = stepper.run(state, batches, lr)
-                val_acc = accuracy(splits.y_val, predict(state.W, splits.X_val))
+                val_acc = accuracy(splits.y_val, splits.predict(state.W, splits.X_val))
                 epoch, step = state.epoch + 1, state.step + steps
                 seconds = state.seconds + time.perf_counter() - started
                 record = {
@@ -154,7 +168,7 @@ def train(
                     "loss": float(losses.mean()),
                     "data_loss": float((losses - regs).mean()),
                     "reg_loss": float(regs.mean()),
-                    "train_acc": accuracy(y_sample, predict(state.W, X_sample)),
+                    "train_acc": accuracy(y_sample, splits.predict(state.W, X_sample)),
                     "val_acc": val_acc,
                     "lr": lr,
                     "seconds": round(seconds, 3),

@@ -23,6 +23,7 @@ from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import PlotUnavailable, SvmtrainError, WeightsError
 from svmtrain.fileio import atomic_write
 from svmtrain.io import runs
+from svmtrain.model import LinearModel
 
 DPI = 100  # every figure is sized in pixels; inches = pixels / DPI
 
@@ -369,7 +370,7 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     for name in (runs.WEIGHTS, runs.METRICS):
         if not (run_dir / name).is_file():
             raise SvmtrainError(runs.run_file_fault(run_dir / name, "not found"))
-    weights = runs.load_weights(run_dir / runs.WEIGHTS)
+    weights = LinearModel.load(run_dir / runs.WEIGHTS)
     class_names = weights.class_names
     metrics = runs.read_metrics(run_dir)
     loss_history = runs.read_loss_history(run_dir)

@@ -4,7 +4,7 @@ RUN_DIR/
     config.yaml        the resolved config; ``svmtrain fit --config RUN_DIR/config.yaml`` replays it
     metrics.jsonl      one JSON object per epoch
     loss_history.npy   (S,) float64, the minibatch loss of every step
-    weights.npz        W, mean, scale, class_names, config: all that ``evaluate`` needs
+    weights.npz        the fitted model (svmtrain.model.LinearModel), all that predictions need
     summary.json       final accuracies, confusion matrix, wall time
     checkpoint.npz     the full training state at the last finished epoch (for --resume)
     .lock              locked by the one ``fit`` writing the directory; holds its PID
@@ -16,19 +16,16 @@ import fcntl
 import json
 import os
 import time
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from svmtrain.config import Config, save_config
-from svmtrain.data.preprocess import PIXELS
-from svmtrain.errors import SvmtrainError, WeightsError
-from svmtrain.fileio import atomic_write
+from svmtrain.errors import SvmtrainError
+from svmtrain.fileio import atomic_write, read_npz
 from svmtrain.io.records import write_json
 
 CONFIG = "config.yaml"
@@ -139,117 +136,6 @@ def write_summary(run_dir: Path, summary: dict) -> None:
     write_json(run_dir / SUMMARY, summary)
 
 
-@dataclass(frozen=True)
-class Weights:
-    """A trained model: W (C, 3073), mean and scale (3072,), class names, and its config (YAML).
-
-    ``diverged_in_epoch`` is set when training diverged in that epoch (1-based): W is then the
-    last good weights, those after the epoch before it (the untrained initial W for epoch 1).
-    """
-
-    W: np.ndarray
-    mean: np.ndarray
-    scale: np.ndarray
-    class_names: tuple[str, ...]
-    config_yaml: str
-    diverged_in_epoch: int | None = None
-
-    def divergence_note(self) -> str | None:
-        """What these weights are when their run diverged, in a sentence; None otherwise."""
-        if self.diverged_in_epoch is None:
-            return None
-        return (
-            f"These weights come from a run that diverged in epoch {self.diverged_in_epoch}: "
-            f"{kept_after_divergence(self.diverged_in_epoch)}."
-        )
-
-
-def kept_after_divergence(epoch: int) -> str:
-    """Which weights a run that diverged in ``epoch`` (1-based) keeps, as a phrase."""
-    if epoch == 1:
-        return "the untrained initial weights (no epoch finished)"
-    return f"the weights after epoch {epoch - 1}, the last good one"
-
-
-def save_weights(path: Path, weights: Weights) -> None:
-    """``weights`` as one .npz at ``path``, atomically (no pickled objects)."""
-    extra = {}
-    if weights.diverged_in_epoch is not None:
-        extra["diverged_in_epoch"] = np.array(weights.diverged_in_epoch, dtype=np.int64)
-    with atomic_write(path) as f:
-        np.savez(
-            f,
-            W=weights.W,
-            mean=weights.mean,
-            scale=weights.scale,
-            class_names=np.array(weights.class_names),
-            config=np.array(weights.config_yaml),
-            **extra,
-        )
-
-
-def _read_npz(path: Path, what: str, error: type[SvmtrainError], hint: str) -> dict:
-    """Every array of the .npz at ``path``; any fault is one ``error`` naming the file.
-
-    Never unpickles: an npz holding Python objects is refused, not loaded.
-    """
-    if not path.is_file():
-        raise error(f"No {what} at {path}. {hint}")
-    if not zipfile.is_zipfile(path):
-        raise error(f"{path} is not a {what} (not an .npz archive). {hint}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise error(f"{path} is not a readable {what} ({err}). {hint}") from None
-
-
-def load_weights(path: str | Path) -> Weights:
-    """Read and check a weights.npz; every problem is one WeightsError that names the file."""
-    path = Path(path)
-    hint = "Pass the weights.npz that 'svmtrain fit' wrote in its run directory."
-    arrays = _read_npz(path, "weights file", WeightsError, hint)
-    missing = [k for k in ("W", "mean", "scale", "class_names", "config") if k not in arrays]
-    if missing:
-        raise WeightsError(f"{path} lacks {', '.join(missing)}. {hint}")
-    W, names = arrays["W"], arrays["class_names"]
-    if names.ndim != 1 or names.dtype.kind != "U" or len(names) < 2:
-        raise WeightsError(f"{path}: class_names must list two or more class names. {hint}")
-    if W.ndim != 2 or W.shape[1] != PIXELS + 1:
-        raise WeightsError(
-            f"{path}: W has shape {W.shape}, expected (classes, {PIXELS + 1}): one row per "
-            f"class, {PIXELS} pixels plus the bias. {hint}"
-        )
-    if W.shape[0] != len(names):
-        raise WeightsError(
-            f"{path}: W has {W.shape[0]} rows but class_names lists {len(names)} classes. {hint}"
-        )
-    if W.dtype not in (np.float32, np.float64) or not np.all(np.isfinite(W)):
-        raise WeightsError(f"{path}: W must hold finite float32 or float64 numbers. {hint}")
-    for key in ("mean", "scale"):
-        a = arrays[key]
-        if a.shape != (PIXELS,) or a.dtype.kind != "f" or not np.all(np.isfinite(a)):
-            raise WeightsError(
-                f"{path}: {key} must be {PIXELS} finite floats; got {a.dtype} of shape "
-                f"{a.shape}. {hint}"
-            )
-    if not np.all(arrays["scale"] > 0):
-        raise WeightsError(f"{path}: scale must be positive (it divides every pixel). {hint}")
-    diverged = arrays.get("diverged_in_epoch")
-    if diverged is not None and (
-        diverged.shape != () or diverged.dtype.kind not in "iu" or diverged < 1
-    ):
-        raise WeightsError(f"{path}: diverged_in_epoch must be one int >= 1. {hint}")
-    return Weights(
-        W=W,
-        mean=arrays["mean"],
-        scale=arrays["scale"],
-        class_names=tuple(str(n) for n in names),
-        config_yaml=str(arrays["config"]),
-        diverged_in_epoch=None if diverged is None else int(diverged),
-    )
-
-
 def restart_hint(run_dir: Path) -> str:
     """The advice for a run that cannot be continued: start it again in a new directory."""
     return f"Start the run again with 'svmtrain fit --config {run_dir / CONFIG} --out NEW_DIR'."
@@ -264,7 +150,7 @@ def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> No
 def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """The arrays and the decoded metadata of a checkpoint.npz (see :func:`save_checkpoint`)."""
     hint = restart_hint(path.parent)
-    arrays = _read_npz(path, "checkpoint", SvmtrainError, hint)
+    arrays = read_npz(path, "checkpoint", SvmtrainError, hint)
     try:
         meta = json.loads(str(arrays.pop("meta")))
     except (KeyError, ValueError):

@@ -67,7 +67,7 @@ def _identity(trial: Trial) -> dict[str, Any]:
 def _run_trial(trial: Trial, splits: Splits) -> TrialResult:
     cfg = trial.config
     started = time.perf_counter()
-    state = init_state(cfg, len(splits.class_names), splits.X_train.shape[1])
+    state = init_state(cfg, len(splits.class_names), splits.num_features)
     record = _identity(trial)
     try:
         train(cfg, splits, state, progress=False)
