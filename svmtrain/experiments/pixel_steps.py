@@ -42,7 +42,9 @@ class PixelStepper:
     y (N,) intp, for W (C, 3073) of the config's dtype in ``transform``'s coordinates.
 
     The buffers (one batch of uint8 rows and of floats, the scores, the gradient) are made once
-    and reused by every step.
+    and reused by every step. ``lanes``: how many threads share each step (the benchmark
+    compares 1 and 2). The shares depend on ``lanes`` alone, never on the machine's load, so
+    the weights are bit-identical from run to run.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class PixelStepper:
         transform: PixelTransform,
         num_classes: int,
         on_step: Callable[[], object],
+        lanes: int = LANES,
     ):
         self.cfg, self.x, self.y, self.transform, self.on_step = cfg, x, y, transform, on_step
         self.score_gradient = SCORE_GRADIENTS[cfg.model.loss]
@@ -62,8 +65,8 @@ class PixelStepper:
         self.scores = np.empty((batch, num_classes), dtype=dtype)
         self.G = np.empty((num_classes, PIXELS), dtype=dtype)
         self.dW = np.empty((num_classes, PIXELS + 1), dtype=dtype)
-        self.row_parts = _parts(batch, LANES)
-        self.column_parts = _parts(PIXELS, LANES)
+        self.row_parts = _parts(batch, lanes)
+        self.column_parts = _parts(PIXELS, lanes)
 
     def run(self, state, batches: np.ndarray, lr: float) -> tuple[np.ndarray, np.ndarray, float]:
         """Update state.W and state.velocity in place over ``batches`` (S, B) of row indices.
@@ -76,7 +79,9 @@ class PixelStepper:
         initial = state.initial_loss
         W = state.W
         with (
-            ThreadPoolExecutor(LANES - 1, thread_name_prefix="svmtrain-lane") as worker,
+            ThreadPoolExecutor(
+                max(1, len(self.row_parts) - 1), thread_name_prefix="svmtrain-lane"
+            ) as worker,
             limited_threads(1),
         ):
             for i, idx in enumerate(batches):
