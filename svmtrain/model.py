@@ -23,7 +23,9 @@ learned arrays with the model; a new feature extractor is one more class there.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -33,6 +35,7 @@ import yaml
 
 from svmtrain import __version__
 from svmtrain.errors import ImageError, WeightsError
+from svmtrain.experiments._blas import limited_threads
 from svmtrain.fileio import atomic_write, read_npz
 
 PIXELS = 3072  # bytes of one CIFAR-10 image: 3 colour planes of 32 x 32
@@ -74,9 +77,13 @@ class PixelTransform:
     num_features: ClassVar[int] = PIXELS
 
     def features(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-        mean, scale = self.mean.astype(out.dtype), self.scale.astype(out.dtype)
-        np.subtract(rows, mean, out=out, dtype=out.dtype)
-        return np.divide(out, scale, out=out)
+        # Converting first, then subtracting and dividing in place, is an order of magnitude
+        # faster than np.subtract(rows, mean, dtype=...), which casts through small buffers;
+        # the rounding is the same (the conversion of a byte is exact).
+        np.copyto(out, rows, casting="unsafe")
+        out -= self.mean.astype(out.dtype)
+        out /= self.scale.astype(out.dtype)
+        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean, "scale": self.scale}
@@ -248,20 +255,32 @@ class LinearModel:
 def linear_scores(W: np.ndarray, transform: Transform, images) -> np.ndarray:
     """Scores (N, C) of W's dtype: ``transform``'s features of ``images`` @ W[:, :F].T + bias.
 
-    W: (C, F + 1); images: raw uint8 in a layout of the module docstring. Works chunk by chunk:
-    memory-mapped images are read once, and no float copy of more than CHUNK images is made.
-    Raises :class:`ImageError` for anything but such images.
+    W: (C, F + 1); images: raw uint8 in a layout of the module docstring. Works chunk by chunk
+    (CHUNK images), two chunks at a time on two threads with one BLAS thread each: memory-mapped
+    images are read once, no float copy of more than two chunks is made, and each score is the
+    same whichever thread computes it. Raises :class:`ImageError` for anything but such images.
     """
     rows = image_rows(images)
     F = transform.num_features
     out = np.empty((len(rows), W.shape[0]), dtype=W.dtype)
-    buffer = np.empty((min(CHUNK, len(rows)), F), dtype=W.dtype)
     weights, bias = W[:, :F].T, W[:, F]
-    for start in range(0, len(rows), CHUNK):
+    local = threading.local()
+
+    def score(start: int) -> None:
         chunk = rows[start : start + CHUNK]
-        features = transform.features(chunk, buffer[: len(chunk)])
+        if not hasattr(local, "buffer"):
+            local.buffer = np.empty((min(CHUNK, len(rows)), F), dtype=W.dtype)
+        features = transform.features(chunk, local.buffer[: len(chunk)])
         np.matmul(features, weights, out=out[start : start + len(chunk)])
         out[start : start + len(chunk)] += bias
+
+    starts = range(0, len(rows), CHUNK)
+    with limited_threads(1):
+        if len(starts) == 1:
+            score(0)
+        else:
+            with ThreadPoolExecutor(2, thread_name_prefix="svmtrain-score") as pool:
+                list(pool.map(score, starts))
     return out
 
 

@@ -105,18 +105,16 @@ def fit_stats(
 
 
 def transform(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype) -> np.ndarray:
-    """(x - mean) / scale with a bias column of ones appended.
+    """(x - mean) / scale with a bias column of ones appended: a design matrix.
 
     x: (N, 3072) uint8; mean, scale: (3072,). Returns (N, 3073) of ``dtype``, filled chunk by
-    chunk so the peak extra memory is one chunk, not a float64 copy of x.
+    chunk (:meth:`svmtrain.model.PixelTransform.features`), so the peak extra memory is one
+    chunk, not a float64 copy of x.
     """
-    dtype = np.dtype(dtype)
-    out = np.empty((len(x), PIXELS + 1), dtype=dtype)
-    mean, scale = mean.astype(dtype), scale.astype(dtype)
+    out = np.empty((len(x), PIXELS + 1), dtype=np.dtype(dtype))
+    pixels = PixelTransform(mean, scale)
     for start in range(0, len(x), _CHUNK):
-        block = out[start : start + _CHUNK, :PIXELS]
-        np.subtract(x[start : start + _CHUNK], mean, out=block, dtype=dtype)
-        np.divide(block, scale, out=block)
+        pixels.features(x[start : start + _CHUNK], out[start : start + _CHUNK, :PIXELS])
     out[:, PIXELS] = 1.0
     return out
 
