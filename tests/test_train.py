@@ -6,12 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
 
 from svmtrain.config import load_config
-from svmtrain.data.preprocess import PIXELS, Splits
+from svmtrain.data.preprocess import PIXELS, Splits, fit_stats
 from svmtrain.errors import (
     ConfigError,
     DivergenceError,
@@ -421,3 +422,66 @@ def test_sigterm_saves_a_checkpoint_like_ctrl_c_and_resume_finishes(splits, tmp_
     monkeypatch.setattr(train, "sgd_step", real_step)
     resumed = fit.fit(resume=tmp_path / "cut", splits=splits, progress=False)
     np.testing.assert_array_equal(_weights(resumed.run_dir), _weights(whole.run_dir))
+
+
+# --- the same on raw uint8 pixels, as prepare() gives them (PixelStepper) -------------------
+
+
+@pytest.fixture(scope="module")
+def pixel_splits():
+    """Images made of ten noisy class templates as uint8 pixels, with standardizing stats."""
+    rng = np.random.default_rng(7)
+    templates = rng.uniform(60, 190, (10, PIXELS))
+
+    def images(n):
+        y = rng.integers(0, 10, n)
+        x = np.clip(templates[y] + rng.normal(0, 40, (n, PIXELS)), 0, 255).astype(np.uint8)
+        return x, y.astype(np.intp)
+
+    (xtr, ytr), (xv, yv), (xt, yt) = (images(n) for n in (1200, 200, 300))
+    mean, scale = fit_stats(xtr, subtract_mean=True, scaling="standardize")
+    return Splits(xtr, ytr, xv, yv, xt, yt, mean, scale, tuple("abcdefghij"))
+
+
+def test_pixels_train_bit_identically_and_learn(pixel_splits, tmp_path):
+    a = _fit(pixel_splits, tmp_path, "a", "optim.momentum=0.9")
+    b = _fit(pixel_splits, tmp_path, "b", "optim.momentum=0.9")
+    assert _weights(a.run_dir).tobytes() == _weights(b.run_dir).tobytes()
+    assert _metrics(a.run_dir) == _metrics(b.run_dir)
+    assert a.summary == {**b.summary, "wall_seconds": a.summary["wall_seconds"]}
+    assert a.summary["test_acc"] > 0.5  # chance is 0.1
+    # The saved model scores the raw test images as the run did.
+    model = LinearModel.load(a.run_dir / runs.WEIGHTS)
+    assert model.loss == "svm" and model.class_names == tuple("abcdefghij")
+    predicted = model.predict(pixel_splits.X_test)
+    assert np.mean(predicted == pixel_splits.y_test) == a.summary["test_acc"]
+
+
+def test_pixels_and_their_design_matrices_train_alike(pixel_splits, tmp_path):
+    """The uint8 path and the float path (design matrices made by preprocess.transform) are the
+    same model: weights equal to float32 rounding after a whole run."""
+    s = pixel_splits
+    design = dataclasses.replace(
+        s,
+        **{name: s.design(getattr(s, name), np.float32) for name in ("X_train", "X_val", "X_test")},
+    )
+    pixels = _weights(_fit(s, tmp_path, "pixels", "optim.momentum=0.9").run_dir)
+    floats = _weights(_fit(design, tmp_path, "floats", "optim.momentum=0.9").run_dir)
+    scale = np.abs(floats).max()
+    np.testing.assert_allclose(pixels, floats, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_training_on_pixels_makes_no_float_copy_of_a_split(pixel_splits):
+    """The peak of numpy's allocations while training and evaluating stays below half of one
+    float32 copy of the training split (1,200 x 3,073 x 4 bytes = 14.8 MB): batch buffers and
+    evaluation chunks only."""
+    cfg = _cfg("train.epochs=2")
+    state = train.init_state(cfg, 10, pixel_splits.num_features)
+    tracemalloc.start()
+    try:
+        train.train(cfg, pixel_splits, state, progress=False)
+        fit.run_summary(pixel_splits, state, state.W)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < pixel_splits.num_features * len(pixel_splits.y_train) * 4 / 2
