@@ -1,7 +1,9 @@
 """The uint8 training steps (experiments.pixel_steps) against the plain path: float design
 matrices made by preprocess.transform, the vectorised loss on X[idx], sgd_step."""
 
+import dataclasses
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from svmtrain.core.optim import sgd_step
 from svmtrain.data.preprocess import fit_stats, transform
 from svmtrain.errors import DivergenceError
 from svmtrain.experiments import _blas, pixel_steps, train
+from svmtrain.experiments.common import load_splits
 from svmtrain.model import PixelTransform
 
 N, P, C, B = 600, 3072, 10, 64
@@ -159,3 +162,33 @@ def test_divergence_is_reported(data):
     cfg = _cfg("svm", "optim.learning_rate=1e6", "optim.momentum=0.9")
     with pytest.raises(DivergenceError, match="Training diverged at epoch 1"):
         _epochs(cfg, x, y, lrs=(1e6,))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("config", "steps"), [("softmax", 112), ("default", 40)])
+def test_a_real_epoch_matches_the_plain_loop(cifar_data_dir, config, steps):
+    """On the mirror's real images, with the shipped config: the uint8 path and the float path
+    agree to float32 rounding (softmax over a whole epoch; the SVM over its first steps, before
+    a margin within rounding of its kink can take the other subgradient)."""
+    d = cifar_data_dir
+    cfg = load_config(
+        Path(__file__).resolve().parent.parent / "configs" / f"{config}.yaml",
+        overrides=[f"data.dir={d.data_dir}", f"data.url={d.url}", f"data.sha256={d.sha256}"],
+    )
+    splits = load_splits(cfg, progress=False)
+    state = train.init_state(cfg, C, P + 1)
+    batches = train.batch_indices(
+        np.random.default_rng(0), len(splits.y_train), B * 4, steps, "shuffle"
+    )
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=B * 4))
+    stepper = pixel_steps.PixelStepper(
+        cfg, splits.X_train, splits.y_train, splits.transform, C, on_step=lambda: None
+    )
+    losses, _, _ = stepper.run(state, batches, cfg.optim.learning_rate)
+    X = splits.design(splits.X_train, np.float32)
+    ref = train.init_state(cfg, C, P + 1)
+    ref_losses, _ = _reference(
+        cfg, X, splits.y_train, ref.W, ref.velocity, batches, cfg.optim.learning_rate
+    )
+    _close(losses, ref_losses, "float32")
+    _close(state.W, ref.W, "float32")
