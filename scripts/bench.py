@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from svmtrain.config import load_config
-from svmtrain.core.losses import reg_loss
+from svmtrain.core.losses import LOSSES, reg_loss
 from svmtrain.core.optim import sgd_step
 from svmtrain.data import load_cifar10
 from svmtrain.data.format import IMAGE_BYTES, META_MEMBER, TEST_MEMBER, TRAIN_MEMBERS
@@ -422,7 +422,7 @@ def breakdown(e: Epochs, repeats: int) -> dict:
     dW, G = np.zeros_like(W), np.zeros((10, e.x.shape[1]), np.float32)
     scores = floats @ V.T
     coef = np.ones((e.batch, 10), np.float32)
-    score_gradient = pixel_steps.SCORE_GRADIENTS[m.loss]
+    loss = LOSSES[m.loss]
 
     def each(step: Callable[[np.ndarray], object]) -> Callable[[], None]:
         def run() -> None:
@@ -439,7 +439,7 @@ def breakdown(e: Epochs, repeats: int) -> dict:
             "scores product (W folded)": each(lambda idx: np.matmul(floats, V.T, out=scores)),
             "gradient product": each(lambda idx: np.matmul(coef.T, floats, out=G)),
             "loss and its gradient on the scores": each(
-                lambda idx: score_gradient(scores, e.y[idx], m.delta)
+                lambda idx: loss.score_gradient(scores, e.y[idx], **loss.options(m))
             ),
             "fold W, unfold the gradient": each(
                 lambda idx: (e.pixels.fold(W), e.pixels.unfold_gradient(G, coef[0], dW))

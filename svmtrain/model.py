@@ -34,11 +34,12 @@ import numpy as np
 import yaml
 
 from svmtrain import __version__
+from svmtrain.data.format import IMAGE_BYTES
 from svmtrain.errors import ImageError, WeightsError
 from svmtrain.experiments._blas import limited_threads
 from svmtrain.fileio import atomic_write, read_npz
 
-PIXELS = 3072  # bytes of one CIFAR-10 image: 3 colour planes of 32 x 32
+PIXELS = IMAGE_BYTES  # bytes of one CIFAR-10 image: 3 colour planes of 32 x 32
 SIDE, CHANNELS = 32, 3
 CHUNK = 1024  # images transformed at a time: a float buffer of CHUNK x F, never N x F
 LOSS_NAMES = ("svm", "softmax")

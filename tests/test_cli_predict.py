@@ -10,7 +10,7 @@ from PIL import Image
 
 from svmtrain.cli import main
 from svmtrain.config import config_to_yaml, load_config
-from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.data import load_cifar10
 from svmtrain.model import LinearModel, PixelTransform
 
 

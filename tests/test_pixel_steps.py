@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from svmtrain.config import load_config
-from svmtrain.core.losses import reg_loss, softmax_loss, svm_loss
+from svmtrain.core.losses import LOSSES, reg_loss
 from svmtrain.core.optim import sgd_step
 from svmtrain.data.preprocess import fit_stats, transform
 from svmtrain.errors import DivergenceError
@@ -18,7 +18,6 @@ from svmtrain.experiments.common import load_splits
 from svmtrain.model import PixelTransform
 
 N, P, C, B = 600, 3072, 10, 64
-REFERENCE_LOSSES = {"svm": svm_loss, "softmax": softmax_loss}
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +47,9 @@ def _reference(cfg, X, y, W, velocity, batches, lr):
     m, o = cfg.model, cfg.optim
     losses, regs = [], []
     for idx in batches:
-        loss, dW = REFERENCE_LOSSES[m.loss](
-            W, X[idx], y[idx], m.reg, delta=m.delta, reg_bias=m.reg_bias
+        record = LOSSES[m.loss]
+        loss, dW = record.vectorised(
+            W, X[idx], y[idx], m.reg, reg_bias=m.reg_bias, **record.options(m)
         )
         losses.append(loss)
         regs.append(reg_loss(W, m.reg, m.reg_bias))

@@ -17,14 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from svmtrain.core.scaling import SCALINGS
-from svmtrain.data.format import IMAGE_BYTES
 from svmtrain.errors import ConfigError
-from svmtrain.model import PixelTransform, linear_scores
+from svmtrain.model import PIXELS, PixelTransform, linear_scores
 
 if TYPE_CHECKING:
     from svmtrain.config import Config
 
-PIXELS = IMAGE_BYTES  # features before the bias column: one per byte of a CIFAR-10 image
 _CHUNK = 4096  # rows converted at a time, so no float64 copy of a whole split ever exists
 
 

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from svmtrain.config import Config
+from svmtrain.core.losses import LOSSES, reg_loss, with_reg
 from svmtrain.core.optim import sgd_step
 from svmtrain.errors import DivergenceError
 from svmtrain.experiments._blas import limited_threads
@@ -58,7 +59,8 @@ class PixelStepper:
         lanes: int = LANES,
     ):
         self.cfg, self.x, self.y, self.transform, self.on_step = cfg, x, y, transform, on_step
-        self.score_gradient = SCORE_GRADIENTS[cfg.model.loss]
+        self.loss = LOSSES[cfg.model.loss]
+        self.options = self.loss.options(cfg.model)
         dtype, batch = np.dtype(cfg.preprocess.dtype), cfg.train.batch_size
         self.raw = np.empty((batch, PIXELS), dtype=np.uint8)
         self.floats = np.empty((batch, PIXELS), dtype=dtype)
@@ -87,16 +89,16 @@ class PixelStepper:
             for i, idx in enumerate(batches):
                 V, offset = self.transform.fold(W)
                 self._in_lanes(worker, self._scores, [(idx, r, V, offset) for r in self.row_parts])
-                data_loss, coef = self.score_gradient(self.scores, self.y[idx], m.delta)
+                data_loss, coef = self.loss.score_gradient(self.scores, self.y[idx], **self.options)
                 self._in_lanes(worker, self._gradient, [(coef, c) for c in self.column_parts])
                 self.transform.unfold_gradient(self.G, coef.sum(axis=0), self.dW)
-                reg = _add_reg(self.dW, W, m.reg, m.reg_bias)
-                loss = data_loss + reg
+                loss, dW = with_reg(data_loss, self.dW, W, m.reg, m.reg_bias)
                 initial = loss if initial is None else initial
                 if not math.isfinite(loss) or loss > self.cfg.train.divergence_factor * initial:
                     raise self._diverged(state, i, loss, initial, lr)
-                losses[i], regs[i] = loss, reg
-                sgd_step(W, self.dW, state.velocity, lr, o.momentum, o.nesterov)
+                regs[i] = reg_loss(W, m.reg, m.reg_bias)
+                losses[i] = loss
+                sgd_step(W, dW, state.velocity, lr, o.momentum, o.nesterov)
                 self.on_step()
         return losses, regs, initial
 
@@ -134,37 +136,3 @@ def _parts(n: int, k: int) -> list[slice]:
     """[0, n) cut into k contiguous slices of sizes differing by at most one."""
     bounds = [n * j // k for j in range(k + 1)]
     return [slice(a, b) for a, b in itertools.pairwise(bounds)]
-
-
-def _add_reg(dW: np.ndarray, W: np.ndarray, reg: float, reg_bias: bool) -> float:
-    """Adds 2 * reg * W to dW in place (the bias column too if reg_bias); returns
-    reg * sum(W * W) over the same columns."""
-    if not reg:
-        return 0.0
-    cols = slice(None) if reg_bias else slice(None, -1)
-    dW[:, cols] += (2 * reg) * W[:, cols]
-    return float(reg * np.vdot(W[:, cols], W[:, cols]))
-
-
-def _svm_score_gradient(scores: np.ndarray, y: np.ndarray, delta: float):
-    n, rows = len(y), np.arange(len(y))
-    hinge = scores - (scores[rows, y] - delta)[:, None]
-    np.maximum(hinge, 0, out=hinge)
-    hinge[rows, y] = 0
-    coef = (hinge > 0).astype(scores.dtype)
-    coef[rows, y] = -coef.sum(axis=1)
-    coef /= n
-    return float(hinge.sum()) / n, coef
-
-
-def _softmax_score_gradient(scores: np.ndarray, y: np.ndarray, delta: float):
-    n, rows = len(y), np.arange(len(y))
-    logp = scores - scores.max(axis=1, keepdims=True)
-    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
-    coef = np.exp(logp)
-    coef[rows, y] -= 1
-    coef /= n
-    return -float(logp[rows, y].sum()) / n, coef
-
-
-SCORE_GRADIENTS = {"svm": _svm_score_gradient, "softmax": _softmax_score_gradient}

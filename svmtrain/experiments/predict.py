@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from svmtrain.config import config_from_yaml
-from svmtrain.data.cifar10 import load_cifar10
+from svmtrain.data import load_cifar10
 from svmtrain.errors import SvmtrainError, WeightsError
 from svmtrain.io.images import read_image
 from svmtrain.model import LinearModel
