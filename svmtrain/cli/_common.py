@@ -64,6 +64,14 @@ def parsed(parse):
     return callback
 
 
+weights_option = click.option(
+    "--weights",
+    "-w",
+    "weights_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A weights.npz written by 'svmtrain fit'.",
+)
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the results as JSON instead."
 )

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from svmtrain.cli._common import data_dir_option, json_option, progress_enabled, quiet_option
+from svmtrain.cli._common import (
+    data_dir_option,
+    json_option,
+    progress_enabled,
+    quiet_option,
+    weights_option,
+)
 from svmtrain.experiments.evaluate import SPLITS, evaluate, evaluation_text
 from svmtrain.io.records import to_json
 
@@ -12,14 +18,7 @@ from svmtrain.io.records import to_json
 @click.command(
     "evaluate", short_help="Accuracy, per-class accuracy and confusion of saved weights."
 )
-@click.option(
-    "--weights",
-    "-w",
-    "weights_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="A weights.npz written by 'svmtrain fit'.",
-)
+@weights_option
 @click.option(
     "--split",
     type=click.Choice(SPLITS),

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import click
 
-from svmtrain.cli._common import data_dir_option, format_table, progress_enabled, quiet_option
+from svmtrain.cli._common import (
+    data_dir_option,
+    format_table,
+    progress_enabled,
+    quiet_option,
+    weights_option,
+)
 from svmtrain.experiments.predict import predict
 from svmtrain.io.records import to_json
 
 
 @click.command("predict")
-@click.option(
-    "--weights",
-    "-w",
-    "weights_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="A weights.npz written by 'svmtrain fit'.",
-)
+@weights_option
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 @click.option(
     "--test-index",

@@ -1,4 +1,5 @@
-"""What every experiment starts from: the preprocessed splits, and seeded random streams."""
+"""What every experiment starts from: the preprocessed splits, seeded random streams, and the
+error both training steppers raise when the loss diverges."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 from svmtrain.config import Config
 from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import Splits, prepare
+from svmtrain.errors import DivergenceError
 
 
 def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
@@ -29,3 +31,17 @@ def random_streams(seed: int, count: int) -> tuple[np.random.Generator, ...]:
     drawing more from one never changes what another draws.
     """
     return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(count))
+
+
+def divergence_error(
+    cfg: Config, state, i: int, loss: float, initial: float, lr: float
+) -> DivergenceError:
+    """The error for a loss that diverged at step ``i`` of the epoch after ``state`` (a
+    TrainState): where, the loss against the first one, and a smaller learning rate to try."""
+    base = cfg.optim.learning_rate
+    return DivergenceError(
+        f"Training diverged at epoch {state.epoch + 1}, step {state.step + i + 1}: loss "
+        f"{loss:.4g} (it started at {initial:.4g}) with optim.learning_rate={base:g} "
+        f"(this epoch {lr:g}). Try a smaller learning rate, e.g. "
+        f"--set optim.learning_rate={base / 10:g}."
+    )

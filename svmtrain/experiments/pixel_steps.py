@@ -31,8 +31,8 @@ import numpy as np
 from svmtrain.config import Config
 from svmtrain.core.losses import LOSSES, reg_loss, with_reg
 from svmtrain.core.optim import sgd_step
-from svmtrain.errors import DivergenceError
 from svmtrain.experiments._blas import limited_threads
+from svmtrain.experiments.common import divergence_error
 from svmtrain.model import PIXELS, PixelTransform
 
 LANES = 2  # the calling thread and one worker
@@ -95,7 +95,7 @@ class PixelStepper:
                 loss, dW = with_reg(data_loss, self.dW, W, m.reg, m.reg_bias)
                 initial = loss if initial is None else initial
                 if not math.isfinite(loss) or loss > self.cfg.train.divergence_factor * initial:
-                    raise self._diverged(state, i, loss, initial, lr)
+                    raise divergence_error(self.cfg, state, i, loss, initial, lr)
                 regs[i] = reg_loss(W, m.reg, m.reg_bias)
                 losses[i] = loss
                 sgd_step(W, dW, state.velocity, lr, o.momentum, o.nesterov)
@@ -121,15 +121,6 @@ class PixelStepper:
 
     def _gradient(self, coef: np.ndarray, columns: slice) -> None:
         np.matmul(coef.T, self.floats[:, columns], out=self.G[:, columns])
-
-    def _diverged(self, state, i: int, loss: float, initial: float, lr: float) -> DivergenceError:
-        base = self.cfg.optim.learning_rate
-        return DivergenceError(
-            f"Training diverged at epoch {state.epoch + 1}, step {state.step + i + 1}: loss "
-            f"{loss:.4g} (it started at {initial:.4g}) with optim.learning_rate={base:g} "
-            f"(this epoch {lr:g}). Try a smaller learning rate, e.g. "
-            f"--set optim.learning_rate={base / 10:g}."
-        )
 
 
 def _parts(n: int, k: int) -> list[slice]:

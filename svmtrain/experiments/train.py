@@ -25,9 +25,9 @@ from svmtrain.core.losses import LOSSES, reg_loss
 from svmtrain.core.metrics import accuracy
 from svmtrain.core.optim import SCHEDULES, sgd_step
 from svmtrain.data.preprocess import Splits
-from svmtrain.errors import ConfigError, DivergenceError
+from svmtrain.errors import ConfigError
 from svmtrain.experiments._blas import limited_threads
-from svmtrain.experiments.common import random_streams
+from svmtrain.experiments.common import divergence_error, random_streams
 from svmtrain.experiments.pixel_steps import PixelStepper
 
 
@@ -241,7 +241,7 @@ class Stepper:
                 loss, dW = self.loss_fn(state.W, Xb, self.y[idx], m.reg, **self.loss_options)
                 initial = loss if initial is None else initial
                 if not math.isfinite(loss) or loss > self.cfg.train.divergence_factor * initial:
-                    raise self._diverged(state, i, loss, initial, lr)
+                    raise divergence_error(self.cfg, state, i, loss, initial, lr)
                 regs[i] = reg_loss(state.W, m.reg, m.reg_bias)
                 losses[i] = loss
                 sgd_step(state.W, dW, state.velocity, lr, o.momentum, o.nesterov)
@@ -261,17 +261,6 @@ class Stepper:
             if i + 1 < len(batches):
                 ahead = gather(i + 1)
             yield Xb
-
-    def _diverged(
-        self, state: TrainState, i: int, loss: float, initial: float, lr: float
-    ) -> DivergenceError:
-        base = self.cfg.optim.learning_rate
-        return DivergenceError(
-            f"Training diverged at epoch {state.epoch + 1}, step {state.step + i + 1}: loss "
-            f"{loss:.4g} (it started at {initial:.4g}) with optim.learning_rate={base:g} "
-            f"(this epoch {lr:g}). Try a smaller learning rate, e.g. "
-            f"--set optim.learning_rate={base / 10:g}."
-        )
 
 
 def _best(state: TrainState, val_acc: float, epoch: int, early_stopping: bool, patience: int):
