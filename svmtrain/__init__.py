@@ -16,7 +16,9 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 #     cfg = svmtrain.load_config("default")  # shipped name or path; None: notes
 #     result = svmtrain.fit(cfg, out="runs/try")     # result.summary["test_acc"]
 #     report = svmtrain.evaluate("runs/try/weights.npz")
-#     splits = svmtrain.load_splits(cfg)             # X (N, 3073), y (N,) per split
+#     model = svmtrain.LinearModel.load("runs/try/weights.npz")
+#     model.predict(images)                          # raw uint8 images -> class indices
+#     splits = svmtrain.load_splits(cfg)             # X (N, 3072) uint8 pixels, y (N,) per split
 #     sweep = svmtrain.run_sweep(cfg, num_examples=500); print(sweep.text())
 
 _API = {
@@ -25,6 +27,7 @@ _API = {
     "load_splits": "svmtrain.experiments.common",
     "fit": "svmtrain.experiments.fit",
     "evaluate": "svmtrain.experiments.evaluate",
+    "LinearModel": "svmtrain.model",
     "check_gradient": "svmtrain.core.gradcheck",
     "make_problem": "svmtrain.experiments.gradcheck",
     "run_gradcheck": "svmtrain.experiments.gradcheck",

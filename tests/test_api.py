@@ -15,6 +15,7 @@ from svmtrain.experiments.evaluate import evaluate
 from svmtrain.experiments.fit import fit
 from svmtrain.experiments.gradcheck import make_problem, run_gradcheck
 from svmtrain.experiments.sweep import run_sweep
+from svmtrain.model import LinearModel
 
 API = {
     "load_config": load_config,
@@ -26,6 +27,7 @@ API = {
     "make_problem": make_problem,
     "run_gradcheck": run_gradcheck,
     "run_sweep": run_sweep,
+    "LinearModel": LinearModel,
 }
 
 
