@@ -113,3 +113,15 @@ def test_prepare_rejects_more_test_images_than_exist():
     cfg = load_config(overrides=["data.val_size=20", "data.num_test=31"])
     with pytest.raises(ConfigError, match=r"data.num_test must be at most 30"):
         prepare(_dataset(np.random.default_rng(5)), cfg)
+
+
+def test_moments_over_many_chunks_are_exact():
+    """More rows than two chunks, with the largest bytes (where uint16 squares and uint32 sums
+    are tightest): the integer sums equal float64 ones."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 256, (9000, PIXELS), dtype=np.uint8)
+    x[:, 0] = 255
+    mean, scale = fit_stats(x, scaling="standardize")
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=0), rtol=1e-7)
+    np.testing.assert_allclose(scale[1:], x[:, 1:].astype(np.float64).std(axis=0), rtol=1e-6)
+    assert mean[0] == 255.0 and scale[0] == 1.0  # a constant pixel is left unscaled
