@@ -55,13 +55,13 @@ from pathlib import Path
 import numpy as np
 
 from svmtrain.config import load_config
+from svmtrain.core import blas as _blas
 from svmtrain.core.losses import LOSSES, reg_loss
 from svmtrain.core.optim import sgd_step
 from svmtrain.data import load_cifar10
 from svmtrain.data.format import IMAGE_BYTES, META_MEMBER, TEST_MEMBER, TRAIN_MEMBERS
-from svmtrain.data.preprocess import fit_stats, transform
-from svmtrain.experiments import _blas, pixel_steps, train
-from svmtrain.model import PixelTransform
+from svmtrain.data.preprocess import PixelTransform, fit_stats, transform
+from svmtrain.experiments import pixel_steps, train
 
 REPO = Path(__file__).resolve().parent.parent
 MAKE_MIRROR = REPO.parent / "shared" / "cifar10" / "make-mirror"

@@ -31,15 +31,14 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 import numpy as np
-import yaml
 
 from svmtrain import __version__
-from svmtrain.data.format import IMAGE_BYTES
+from svmtrain.config.yamltext import parse_yaml
+from svmtrain.core.blas import limited_threads
+from svmtrain.data.preprocess import PIXELS, PixelTransform
 from svmtrain.errors import ImageError, WeightsError
-from svmtrain.experiments._blas import limited_threads
 from svmtrain.fileio import atomic_write, read_npz
 
-PIXELS = IMAGE_BYTES  # bytes of one CIFAR-10 image: 3 colour planes of 32 x 32
 SIDE, CHANNELS = 32, 3
 CHUNK = 1024  # images transformed at a time: a float buffer of CHUNK x F, never N x F
 LOSS_NAMES = ("svm", "softmax")
@@ -64,71 +63,7 @@ class Transform(Protocol):
         """The learned arrays, by name, to save with the model."""
 
 
-@dataclass(frozen=True, eq=False)
-class PixelTransform:
-    """Preprocessed pixels: (x - mean) / scale per pixel, F = 3072.
-
-    mean, scale: (3072,) float32, learned from the training split (mean zeros and scale ones
-    when preprocessing leaves the pixels alone); scale > 0.
-    """
-
-    mean: np.ndarray
-    scale: np.ndarray
-    kind: ClassVar[str] = "pixels"
-    num_features: ClassVar[int] = PIXELS
-
-    def features(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-        # Converting first, then subtracting and dividing in place, is an order of magnitude
-        # faster than np.subtract(rows, mean, dtype=...), which casts through small buffers;
-        # the rounding is the same (the conversion of a byte is exact).
-        np.copyto(out, rows, casting="unsafe")
-        out -= self.mean.astype(out.dtype)
-        out /= self.scale.astype(out.dtype)
-        return out
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean, "scale": self.scale}
-
-    def fold(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(V, offset) with raw-pixel scores ``rows @ V.T + offset`` equal to W's scores.
-
-        W: (C, 3073). V = W[:, :3072] / scale (C, 3072) and offset = W[:, 3072] - V @ mean
-        (C,), both of W's dtype: the affine map folded into the weights, so a batch of raw
-        pixels needs only a conversion to float, not a subtraction and a division.
-        """
-        V = W[:, :PIXELS] / self.scale.astype(W.dtype)
-        return V, W[:, PIXELS] - V @ self.mean.astype(W.dtype)
-
-    def unfold_gradient(self, G: np.ndarray, coef_sums: np.ndarray, out: np.ndarray) -> None:
-        """W's gradient from raw-pixel sums, into ``out`` (C, 3073).
-
-        G = coef.T @ rows (C, 3072) and coef_sums = coef.sum(axis=0) (C,), for coef the
-        gradient of the loss with respect to the scores. Since a feature is
-        (x - mean) / scale: dW[:, :3072] = (G - coef_sums x mean) / scale and dW[:, 3072] =
-        coef_sums.
-        """
-        np.subtract(G, np.multiply.outer(coef_sums, self.mean.astype(G.dtype)), out=out[:, :PIXELS])
-        out[:, :PIXELS] /= self.scale.astype(G.dtype)
-        out[:, PIXELS] = coef_sums
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], where: str) -> PixelTransform:
-        """The transform saved in ``arrays``; a fault is a WeightsError naming ``where``."""
-        for key in ("mean", "scale"):
-            if key not in arrays:
-                raise WeightsError(f"{where} lacks {key}. {_HINT}")
-            a = arrays[key]
-            if a.shape != (PIXELS,) or a.dtype.kind != "f" or not np.all(np.isfinite(a)):
-                raise WeightsError(
-                    f"{where}: {key} must be {PIXELS} finite floats; got {a.dtype} of shape "
-                    f"{a.shape}. {_HINT}"
-                )
-        if not np.all(arrays["scale"] > 0):
-            raise WeightsError(f"{where}: scale must be positive (it divides every pixel). {_HINT}")
-        return cls(mean=arrays["mean"].astype(np.float32), scale=arrays["scale"].astype(np.float32))
-
-
-TRANSFORMS: dict[str, Callable[[dict[str, np.ndarray], str], Transform]] = {
+TRANSFORMS: dict[str, Callable[[dict[str, np.ndarray], str, str], Transform]] = {
     PixelTransform.kind: PixelTransform.from_arrays,
 }
 
@@ -232,7 +167,7 @@ class LinearModel:
             own = arrays
         else:
             own = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{kind}.")}
-        transform = TRANSFORMS[kind](own, str(path))
+        transform = TRANSFORMS[kind](own, str(path), _HINT)
         names = arrays["class_names"]
         if names.ndim != 1 or names.dtype.kind != "U":
             raise WeightsError(f"{path}: class_names must list two or more class names. {_HINT}")
@@ -344,11 +279,9 @@ def _text(arrays: dict[str, np.ndarray], key: str, path: Path) -> str:
 
 
 def _loss_of_config(config_yaml: str, path: Path) -> str:
-    """model.loss of a format-1 file's stored config ("svm", the default then, if absent)."""
-    try:
-        data = yaml.safe_load(config_yaml) or {}
-    except yaml.YAMLError:
-        data = None
+    """model.loss of a format-1 file's stored config ("svm", the default then, if absent),
+    read as configs are read (anchors and aliases refused: a ConfigError naming the file)."""
+    data = parse_yaml(config_yaml, f"the config stored in {path}") or {}
     model = data.get("model", {}) if isinstance(data, dict) else None
     if not isinstance(model, dict):
         raise WeightsError(f"{path}: its stored config is not a readable svmtrain config. {_HINT}")

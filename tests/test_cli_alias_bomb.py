@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from svmtrain.data.preprocess import PIXELS
-from svmtrain.io import runs
+from svmtrain.data.preprocess import PIXELS, PixelTransform
+from svmtrain.model import LinearModel
 
 BOMB_FILE = Path(__file__).resolve().parent / "alias_bomb.yaml"
 BOMB = BOMB_FILE.read_text()
@@ -54,18 +54,18 @@ def test_fit_refuses_the_bomb(tmp_path, args, where, column):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_evaluate_refuses_a_weights_file_carrying_the_bomb(tmp_path):
+@pytest.mark.parametrize("version", ["0.1.0", "now"])
+def test_evaluate_refuses_a_weights_file_carrying_the_bomb(tmp_path, version):
+    """In a weights file of release 0.1.0 (whose loss is read from its config) and of now."""
     path = tmp_path / "weights.npz"
-    runs.save_weights(
-        path,
-        runs.Weights(
-            W=np.zeros((2, PIXELS + 1), np.float32),
-            mean=np.zeros(PIXELS, np.float32),
-            scale=np.ones(PIXELS, np.float32),
-            class_names=("cat", "dog"),
-            config_yaml=BOMB,
-        ),
-    )
+    W, names = np.zeros((2, PIXELS + 1), np.float32), ("cat", "dog")
+    mean, scale = np.zeros(PIXELS, np.float32), np.ones(PIXELS, np.float32)
+    if version == "0.1.0":
+        np.savez(
+            path, W=W, mean=mean, scale=scale, class_names=np.array(names), config=np.array(BOMB)
+        )
+    else:
+        LinearModel(W, PixelTransform(mean, scale), names, "svm", config_yaml=BOMB).save(path)
     before = path.read_bytes()
     done = _svmtrain(
         "evaluate", "-w", str(path), "--data-dir", str(tmp_path / "data"), cwd=tmp_path

@@ -11,7 +11,8 @@ from PIL import Image
 from svmtrain.cli import main
 from svmtrain.config import config_to_yaml, load_config
 from svmtrain.data import load_cifar10
-from svmtrain.model import LinearModel, PixelTransform
+from svmtrain.data.preprocess import PixelTransform
+from svmtrain.model import LinearModel
 
 
 @pytest.fixture

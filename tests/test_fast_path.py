@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from svmtrain.config import load_config
+from svmtrain.core import blas as _blas
 from svmtrain.core.losses import LOSSES, reg_loss, softmax_loss, svm_loss
 from svmtrain.core.optim import sgd_step
-from svmtrain.experiments import _blas, train
+from svmtrain.experiments import train
 
 N, D, C, B = 600, 97, 10, 64
 REFERENCE_LOSSES = {"svm": svm_loss, "softmax": softmax_loss}
@@ -146,7 +147,7 @@ def test_an_error_mid_epoch_leaves_no_worker_and_restores_blas(data, monkeypatch
 
 
 _PROBE = """
-from svmtrain.experiments import _blas
+from svmtrain.core import blas as _blas
 outside = _blas.blas_threads()
 with _blas.limited_threads(1):
     inside = _blas.blas_threads()

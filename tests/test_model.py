@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from svmtrain import __version__
+from svmtrain.data.preprocess import PixelTransform
 from svmtrain.errors import ImageError, SvmtrainError, WeightsError
-from svmtrain.model import CHUNK, FORMAT_VERSION, LinearModel, PixelTransform
+from svmtrain.model import CHUNK, FORMAT_VERSION, LinearModel
 
 C, P = 10, 3072
 NAMES = tuple(f"class{i}" for i in range(C))

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from svmtrain.config import load_config
+from svmtrain.core import blas as _blas
 from svmtrain.core.losses import LOSSES, reg_loss
 from svmtrain.core.optim import sgd_step
-from svmtrain.data.preprocess import fit_stats, transform
+from svmtrain.data.preprocess import PixelTransform, fit_stats, transform
 from svmtrain.errors import DivergenceError
-from svmtrain.experiments import _blas, pixel_steps, train
+from svmtrain.experiments import pixel_steps, train
 from svmtrain.experiments.common import load_splits
-from svmtrain.model import PixelTransform
 
 N, P, C, B = 600, 3072, 10, 64
 

@@ -13,18 +13,86 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from svmtrain.core.scaling import SCALINGS
-from svmtrain.errors import ConfigError
-from svmtrain.model import PIXELS, PixelTransform, linear_scores
+from svmtrain.data.format import IMAGE_BYTES
+from svmtrain.errors import ConfigError, WeightsError
 
 if TYPE_CHECKING:
     from svmtrain.config import Config
 
+PIXELS = IMAGE_BYTES  # features before the bias column: one per byte of a CIFAR-10 image
 _CHUNK = 4096  # rows converted at a time, so no float64 copy of a whole split ever exists
+
+
+@dataclass(frozen=True, eq=False)
+class PixelTransform:
+    """Preprocessed pixels: (x - mean) / scale per pixel, F = 3072.
+
+    mean, scale: (3072,) float32, learned from the training split (mean zeros and scale ones
+    when preprocessing leaves the pixels alone); scale > 0.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    kind: ClassVar[str] = "pixels"
+    num_features: ClassVar[int] = PIXELS
+
+    def features(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+        # Converting first, then subtracting and dividing in place, is an order of magnitude
+        # faster than np.subtract(rows, mean, dtype=...), which casts through small buffers;
+        # the rounding is the same (the conversion of a byte is exact).
+        np.copyto(out, rows, casting="unsafe")
+        out -= self.mean.astype(out.dtype)
+        out /= self.scale.astype(out.dtype)
+        return out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "scale": self.scale}
+
+    def fold(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(V, offset) with raw-pixel scores ``rows @ V.T + offset`` equal to W's scores.
+
+        W: (C, 3073). V = W[:, :3072] / scale (C, 3072) and offset = W[:, 3072] - V @ mean
+        (C,), both of W's dtype: the affine map folded into the weights, so a batch of raw
+        pixels needs only a conversion to float, not a subtraction and a division.
+        """
+        V = W[:, :PIXELS] / self.scale.astype(W.dtype)
+        return V, W[:, PIXELS] - V @ self.mean.astype(W.dtype)
+
+    def unfold_gradient(self, G: np.ndarray, coef_sums: np.ndarray, out: np.ndarray) -> None:
+        """W's gradient from raw-pixel sums, into ``out`` (C, 3073).
+
+        G = coef.T @ rows (C, 3072) and coef_sums = coef.sum(axis=0) (C,), for coef the
+        gradient of the loss with respect to the scores. Since a feature is
+        (x - mean) / scale: dW[:, :3072] = (G - coef_sums x mean) / scale and dW[:, 3072] =
+        coef_sums.
+        """
+        np.subtract(G, np.multiply.outer(coef_sums, self.mean.astype(G.dtype)), out=out[:, :PIXELS])
+        out[:, :PIXELS] /= self.scale.astype(G.dtype)
+        out[:, PIXELS] = coef_sums
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], where: str, hint: str = ""
+    ) -> PixelTransform:
+        """The transform saved in ``arrays`` (as :meth:`arrays` gives them); a fault is a
+        WeightsError naming ``where`` and ending with ``hint``."""
+        for key in ("mean", "scale"):
+            if key not in arrays:
+                raise WeightsError(f"{where} lacks {key}. {hint}")
+            a = arrays[key]
+            if a.shape != (PIXELS,) or a.dtype.kind != "f" or not np.all(np.isfinite(a)):
+                raise WeightsError(
+                    f"{where}: {key} must be {PIXELS} finite floats; got {a.dtype} of shape "
+                    f"{a.shape}. {hint}"
+                )
+        if not np.all(arrays["scale"] > 0):
+            raise WeightsError(f"{where}: scale must be positive (it divides every pixel). {hint}")
+        return cls(mean=arrays["mean"].astype(np.float32), scale=arrays["scale"].astype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -68,13 +136,6 @@ class Splits:
         else X itself. For a few rows (a gradient check, a step-size sweep), not a split."""
         return transform(X, self.mean, self.scale, dtype) if self.pixels else X
 
-    def predict(self, W: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """(n,) intp: the highest-scoring class under W (C, D) of each row of X, raw pixels
-        scored chunk by chunk (no float copy of X)."""
-        if self.pixels:
-            return np.argmax(linear_scores(W, self.transform, X), axis=1)
-        return np.argmax(X @ W.T, axis=1)
-
 
 def _pixel_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation per pixel of x: (N, 3072) uint8. Returns two (3072,) float64.
@@ -116,7 +177,7 @@ def transform(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype) -> np.n
     """(x - mean) / scale with a bias column of ones appended: a design matrix.
 
     x: (N, 3072) uint8; mean, scale: (3072,). Returns (N, 3073) of ``dtype``, filled chunk by
-    chunk (:meth:`svmtrain.model.PixelTransform.features`), so the peak extra memory is one
+    chunk (:meth:`PixelTransform.features`), so the peak extra memory is one
     chunk, not a float64 copy of x.
     """
     out = np.empty((len(x), PIXELS + 1), dtype=np.dtype(dtype))

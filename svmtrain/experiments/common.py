@@ -1,5 +1,6 @@
-"""What every experiment starts from: the preprocessed splits, seeded random streams, and the
-error both training steppers raise when the loss diverges."""
+"""What every experiment starts from: the preprocessed splits, seeded random streams, the
+predictions of weights on a split, and the error both training steppers raise when the loss
+diverges."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from svmtrain.config import Config
 from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import Splits, prepare
 from svmtrain.errors import DivergenceError
+from svmtrain.model import linear_scores
 
 
 def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
@@ -31,6 +33,14 @@ def random_streams(seed: int, count: int) -> tuple[np.random.Generator, ...]:
     drawing more from one never changes what another draws.
     """
     return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(count))
+
+
+def predict_rows(splits: Splits, W: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """(n,) intp: the highest-scoring class under W (C, D) of each row of X, rows of a split of
+    ``splits``: raw pixels scored chunk by chunk (no float copy of X), design matrices at once."""
+    if splits.pixels:
+        return np.argmax(linear_scores(W, splits.transform, X), axis=1)
+    return np.argmax(X @ W.T, axis=1)
 
 
 def divergence_error(

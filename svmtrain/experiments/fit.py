@@ -30,7 +30,7 @@ from svmtrain.experiments.checkpoints import (
     run_identity,
     save_checkpoint,
 )
-from svmtrain.experiments.common import load_splits
+from svmtrain.experiments.common import load_splits, predict_rows
 from svmtrain.experiments.evaluate import classification_metrics
 from svmtrain.experiments.train import TrainState, final_weights, init_state, plan, train
 from svmtrain.io import runs
@@ -239,10 +239,10 @@ def run_summary(splits: Splits, state: TrainState, W: np.ndarray) -> dict:
     """summary.json's contents for weights W (C, D) after ``state``: validation accuracy, the
     test metrics of :func:`classification_metrics` (as test_acc, per_class_acc, confusion,
     class_names), run length, data identity and training time."""
-    test_pred = splits.predict(W, splits.X_test)
+    test_pred = predict_rows(splits, W, splits.X_test)
     test = classification_metrics(splits.y_test, test_pred, splits.class_names)
     return {
-        "val_acc": accuracy(splits.y_val, splits.predict(W, splits.X_val)),
+        "val_acc": accuracy(splits.y_val, predict_rows(splits, W, splits.X_val)),
         "test_acc": test["accuracy"],
         "per_class_acc": test["per_class_acc"],
         "confusion": test["confusion"],

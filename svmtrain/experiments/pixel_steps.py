@@ -5,7 +5,7 @@ split exists. What the steps do instead of ``X[idx] @ W.T`` on a float design ma
 
 - **The affine map folded into W.** A feature is (x - mean) / scale plus a bias column, so
   scores = x @ V.T + offset with V = W / scale and offset = bias - V @ mean
-  (``PixelTransform.fold`` in :mod:`svmtrain.model`), and W's gradient follows from
+  (``PixelTransform.fold`` in :mod:`svmtrain.data.preprocess`), and W's gradient follows from
   G = coef.T @ x and the column sums of coef (``PixelTransform.unfold_gradient``).
   A batch then needs only a uint8 to float conversion, a quarter of the work of subtracting
   and dividing, and W stays the notes' W in preprocessed-pixel coordinates.
@@ -29,11 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from svmtrain.config import Config
+from svmtrain.core.blas import limited_threads
 from svmtrain.core.losses import LOSSES, reg_loss, with_reg
 from svmtrain.core.optim import sgd_step
-from svmtrain.experiments._blas import limited_threads
+from svmtrain.data.preprocess import PIXELS, PixelTransform
 from svmtrain.experiments.common import divergence_error
-from svmtrain.model import PIXELS, PixelTransform
 
 LANES = 2  # the calling thread and one worker
 

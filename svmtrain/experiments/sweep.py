@@ -25,11 +25,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from svmtrain.config import Config, ModelConfig
+from svmtrain.core.blas import limited_threads
 from svmtrain.core.differences import numerical_partials
 from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ArgumentError, ProblemSizeError, require_count
-from svmtrain.experiments._blas import limited_threads
 from svmtrain.experiments.common import load_splits
 from svmtrain.io.records import duration, format_table
 

@@ -21,13 +21,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from svmtrain.config import Config
+from svmtrain.core.blas import limited_threads
 from svmtrain.core.losses import LOSSES, reg_loss
 from svmtrain.core.metrics import accuracy
 from svmtrain.core.optim import SCHEDULES, sgd_step
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ConfigError
-from svmtrain.experiments._blas import limited_threads
-from svmtrain.experiments.common import divergence_error, random_streams
+from svmtrain.experiments.common import divergence_error, predict_rows, random_streams
 from svmtrain.experiments.pixel_steps import PixelStepper
 
 
@@ -159,7 +159,7 @@ def train(
             good_W, good_velocity = state.W.copy(), state.velocity.copy()
             try:
                 losses, regs, initial_loss = stepper.run(state, batches, lr)
-                val_acc = accuracy(splits.y_val, splits.predict(state.W, splits.X_val))
+                val_acc = accuracy(splits.y_val, predict_rows(splits, state.W, splits.X_val))
                 epoch, step = state.epoch + 1, state.step + steps
                 seconds = state.seconds + time.perf_counter() - started
                 record = {
@@ -168,7 +168,7 @@ def train(
                     "loss": float(losses.mean()),
                     "data_loss": float((losses - regs).mean()),
                     "reg_loss": float(regs.mean()),
-                    "train_acc": accuracy(y_sample, splits.predict(state.W, X_sample)),
+                    "train_acc": accuracy(y_sample, predict_rows(splits, state.W, X_sample)),
                     "val_acc": val_acc,
                     "lr": lr,
                     "seconds": round(seconds, 3),
@@ -205,7 +205,7 @@ class Stepper:
     Batches are gathered with ``np.take(mode="clip")`` into two buffers reused by every step
     (the indices lie in [0, N), so clipping never moves one), on a worker thread one batch
     ahead of the loss, while the products run on one BLAS thread (see
-    :mod:`~svmtrain.experiments._blas`; the measurements behind this are in
+    :mod:`~svmtrain.core.blas`; the measurements behind this are in
     docs/benchmarks.md). The gathered rows equal ``X[idx]``, so the weights are those of the
     plain loop, to float32 rounding. ``on_step()`` is called after every update.
     """

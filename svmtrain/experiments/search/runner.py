@@ -26,16 +26,16 @@ from typing import Any, Protocol
 from tqdm.auto import tqdm
 
 from svmtrain.config import Config
+from svmtrain.core.blas import limited_threads
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import DivergenceError, Interrupted, SvmtrainError, WorkerDied
-from svmtrain.experiments._blas import limited_threads
 from svmtrain.experiments.search.results import CRASHED, DIVERGED, OK, Search, TrialResult, rank
 from svmtrain.experiments.search.space import Trial, check_trials, for_rung
 from svmtrain.experiments.train import init_state, train
 
 # BLAS threads of every trial, whatever --jobs is, so that nothing a trial computes depends on
 # the thread count, which changes how a BLAS splits its sums and so the rounding. train() runs
-# its SGD steps on one thread already (experiments._blas says why); this covers the accuracy
+# its SGD steps on one thread already (core.blas says why); this covers the accuracy
 # predictions too (docs/benchmarks.md, "Search", has the measurements).
 BLAS_THREADS = 1
 
