@@ -6,16 +6,16 @@ import click
 
 from svmtrain.cli._common import (
     data_dir_option,
-    format_table,
+    json_option,
     progress_enabled,
     quiet_option,
     weights_option,
 )
-from svmtrain.experiments.predict import predict
+from svmtrain.experiments.predict import predict, predictions_text
 from svmtrain.io.records import to_json
 
 
-@click.command("predict")
+@click.command("predict", short_help="The class and scores of image files and test images.")
 @weights_option
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 @click.option(
@@ -28,7 +28,7 @@ from svmtrain.io.records import to_json
     help="Also score CIFAR-10 test image number I (0-based). Repeatable.",
 )
 @data_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option
 @quiet_option
 def predict_cmd(weights_path, images, test_indices, data_dir, as_json, quiet):
     """Predict the class of each IMAGE file (PNG, JPEG, any size) and test image.
@@ -49,16 +49,4 @@ def predict_cmd(weights_path, images, test_indices, data_dir, as_json, quiet):
     if as_json:
         click.echo(to_json(results))
         return
-    classes = list(results[0]["scores"])
-    has_truth = any("true_class" in r for r in results)
-    headers = ["image", "class", *(["true"] if has_truth else []), *(c[:8] for c in classes)]
-    rows = [
-        (
-            r["image"],
-            r["class"],
-            *([r.get("true_class", "")] if has_truth else []),
-            *(f"{r['scores'][c]:.3f}" for c in classes),
-        )
-        for r in results
-    ]
-    click.echo(format_table(headers, rows))
+    click.echo(predictions_text(results))

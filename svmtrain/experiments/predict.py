@@ -11,6 +11,7 @@ from svmtrain.config import config_from_yaml
 from svmtrain.data import load_cifar10
 from svmtrain.errors import SvmtrainError, WeightsError
 from svmtrain.io.images import read_image
+from svmtrain.io.records import format_table
 from svmtrain.model import LinearModel
 
 
@@ -73,3 +74,21 @@ def _test_split(model: LinearModel, weights_path, data_dir, progress):
             f"dataset has {', '.join(dataset.class_names)}."
         )
     return dataset.x_test, dataset.y_test
+
+
+def predictions_text(results: list[dict]) -> str:
+    """The table ``svmtrain predict`` prints for :func:`predict`'s results: one row per image,
+    its class, its true class when any image has one, and the score of every class."""
+    classes = list(results[0]["scores"])
+    has_truth = any("true_class" in r for r in results)
+    headers = ["image", "class", *(["true"] if has_truth else []), *(c[:8] for c in classes)]
+    rows = [
+        (
+            r["image"],
+            r["class"],
+            *([r.get("true_class", "")] if has_truth else []),
+            *(f"{r['scores'][c]:.3f}" for c in classes),
+        )
+        for r in results
+    ]
+    return format_table(headers, rows)
