@@ -135,6 +135,18 @@ def test_a_damaged_parsed_cache_is_rebuilt_without_a_request(http_server, tiny_a
     assert len(server.requests) == 1
 
 
+def test_a_parsed_cache_with_a_label_out_of_range_is_rebuilt(http_server, tiny_archive, tmp_path):
+    archive = tiny_archive()
+    _, server = fetch(http_server, archive, tmp_path)
+    labels = tmp_path / PARSED_DIR / archive.sha256 / "y_test.npy"
+    damaged = np.load(labels)
+    damaged[0] = 77  # a flipped byte: still a valid array, but no class has this label
+    np.save(labels, damaged)
+    dataset = load_cifar10(tmp_path, server.url, archive.sha256, progress=False)
+    assert_same_data(dataset, archive)
+    assert len(server.requests) == 1
+
+
 def test_a_write_that_fails_inside_the_data_dir_is_a_data_error(
     http_server, tiny_archive, tmp_path
 ):

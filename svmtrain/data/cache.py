@@ -312,6 +312,7 @@ def load_parsed(root: Path, stamp: Stamp) -> CIFAR10:
             (x.dtype, y.dtype) != (np.uint8, np.uint8)
             or y.ndim != 1
             or x.shape != (len(y), IMAGE_BYTES)
+            or (len(y) and int(y.max()) >= len(meta["class_names"]))
         ):
             raise ValueError(f"parsed cache {directory} has unexpected {split} arrays")
     return CIFAR10(
