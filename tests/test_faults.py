@@ -202,6 +202,13 @@ def diverged(scene: Scene) -> None:
     assert CliRunner().invoke(main, argv).exit_code == 1
 
 
+def searched(scene: Scene) -> None:
+    """A finished search in {root}/out (and the data cache)."""
+    cached(scene)
+    argv = scene.argv("search {data} --lr 1e-6 --epochs 1 -j 1 --out {root}/out -q")
+    assert CliRunner().invoke(main, argv).exit_code == 0
+
+
 def interrupted(scene: Scene) -> None:
     """An unfinished run in {run}: Ctrl-C in its second epoch (a checkpoint of epoch 1)."""
     cached(scene)
@@ -1166,6 +1173,20 @@ SEARCH = [
         1,
         ("Trial 2 (optim.momentum=2): optim.momentum must be a float in [0, 1).",),
         setup=cached,
+    ),
+    Fault(
+        "search-out-onto-the-users-files",
+        "search {data} --lr 1e-6 --epochs 1 -j 1 --out {mine} -q",
+        1,
+        ("{mine} is not empty", "Choose a new or empty directory with --out"),
+        setup=both(cached, users_files),
+    ),
+    Fault(
+        "search-out-onto-a-finished-search",
+        "search {data} --lr 1e-6 --epochs 1 -j 1 --out {root}/out -q",
+        1,
+        ("{root}/out already holds a search's results; choose another --out",),
+        setup=searched,
     ),
     Fault(
         "search-every-trial-diverges",
