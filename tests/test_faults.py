@@ -34,7 +34,6 @@ from click.testing import CliRunner
 
 from svmtrain.cli import main
 from svmtrain.core.losses import LOSSES
-from svmtrain.data import load_cifar10
 from svmtrain.data.cache import PART_NAME
 from svmtrain.data.format import ARCHIVE_NAME
 from svmtrain.data.preprocess import PIXELS
@@ -162,25 +161,10 @@ def short_reads(scene: Scene) -> None:
 
 
 def cached(scene: Scene) -> None:
-    """A data cache holding the tiny archive, and {data}: the --set options that use it (the
-    server is gone, so any download would fail)."""
-    archive = tiny(scene)
-    data_dir = scene.root / "data"
-    with scene.fixture("http_server")(archive.body) as server:
-        load_cifar10(data_dir, url=server.url, sha256=archive.sha256, progress=False)
-        url = server.url
-    settings = [
-        f"data.dir={data_dir}",
-        f"data.url={url}",
-        f"data.sha256={archive.sha256}",
-        "data.val_size=50",
-        "data.num_train=null",
-        "train.batch_size=32",
-        "train.epochs=2",
-        "train.train_acc_samples=50",
-    ]
-    scene.vars["data"] = " ".join(f"--set {shlex.quote(s)}" for s in settings)
-    scene.set(data_dir=data_dir, url=url, quick=QUICK)
+    """conftest's tiny_run_data: {data} (its --set options), {data_dir}, {url}, {sha256}."""
+    data = scene.fixture("tiny_run_data")
+    scene.vars["data"] = shlex.join(data.args)
+    scene.set(data_dir=data.data_dir, url=data.url, sha256=data.archive.sha256, quick=QUICK)
 
 
 def fitted(scene: Scene, *extra: str) -> Path:
