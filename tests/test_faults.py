@@ -41,7 +41,6 @@ from svmtrain.experiments import train
 from svmtrain.io import runs
 
 REPO = Path(__file__).resolve().parent.parent
-QUICK = REPO / "configs" / "quick.yaml"
 TIMEOUT = 120  # seconds for a child process: far above its need, far below a hang's
 SVMTRAIN = [sys.executable, "-m", "svmtrain"]
 ALIAS_BOMB_FILE = REPO / "tests" / "alias_bomb.yaml"  # 407 bytes that expand to 9**9 values
@@ -61,8 +60,10 @@ class Fault:
     setup: prepares the scene (files, servers, patches) before the command.
     says: fragments the output (stdout and stderr) must contain.
     creates / changes: glob patterns, relative to ``{root}``, of files the command may add /
-    may alter. during: for a child process, what happens while it runs (e.g. a signal).
-    issue: where the fault was reported (``14.3``: issue 14, item 3), if it was.
+    may alter. during: for a child process, what happens while it runs (e.g. a signal); it
+    returns the output it read, if any. issue: where the fault was reported (``14.3``: issue
+    14, item 3), if it was. xfail: why the fault still gets through (the row says how it should
+    behave, and fails strictly once it does).
     """
 
     id: str
@@ -73,10 +74,9 @@ class Fault:
     creates: tuple[str, ...] = ()
     changes: tuple[str, ...] = ()
     process: bool = False
-    during: Callable[[Scene, subprocess.Popen], None] | None = None
+    during: Callable[[Scene, subprocess.Popen], str | None] | None = None
     issue: str = ""
     xfail: str = ""
-    slow: bool = False
 
 
 @dataclass
@@ -87,6 +87,7 @@ class Scene:
     request: pytest.FixtureRequest
     monkeypatch: pytest.MonkeyPatch
     vars: dict[str, str] = field(default_factory=dict)
+    holder: subprocess.Popen | None = None  # a process holding a lock for the row
 
     def fixture(self, name: str):
         return self.request.getfixturevalue(name)
@@ -164,7 +165,7 @@ def cached(scene: Scene) -> None:
     """conftest's tiny_run_data: {data} (its --set options), {data_dir}, {url}, {sha256}."""
     data = scene.fixture("tiny_run_data")
     scene.vars["data"] = shlex.join(data.args)
-    scene.set(data_dir=data.data_dir, url=data.url, sha256=data.archive.sha256, quick=QUICK)
+    scene.set(data_dir=data.data_dir, url=data.url, sha256=data.archive.sha256)
 
 
 def fitted(scene: Scene, *extra: str) -> Path:
@@ -172,7 +173,7 @@ def fitted(scene: Scene, *extra: str) -> Path:
     cached(scene)
     run = scene.root / "run"
     scene.set(run=run, weights=run / runs.WEIGHTS)
-    argv = scene.argv(f"fit -c {{quick}} {{data}} --out {{run}} -q {' '.join(extra)}")
+    argv = scene.argv(f"fit -c quick {{data}} --out {{run}} -q {' '.join(extra)}")
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 0, result.output
     return run
@@ -182,7 +183,7 @@ def diverged(scene: Scene) -> None:
     cached(scene)
     run = scene.root / "run"
     scene.set(run=run, weights=run / runs.WEIGHTS)
-    argv = scene.argv("fit -c {quick} {data} --set optim.learning_rate=1e9 --out {run} -q")
+    argv = scene.argv("fit -c quick {data} --set optim.learning_rate=1e9 --out {run} -q")
     assert CliRunner().invoke(main, argv).exit_code == 1
 
 
@@ -208,7 +209,7 @@ def interrupted(scene: Scene) -> None:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(train, "sgd_step", interrupt_in_epoch_two)
-        result = CliRunner().invoke(main, scene.argv("fit -c {quick} {data} --out {run} -q"))
+        result = CliRunner().invoke(main, scene.argv("fit -c quick {data} --out {run} -q"))
     assert result.exit_code == 130, result.output
 
 
@@ -307,11 +308,55 @@ def run_locked_by_another(scene: Scene) -> None:
         "with runs.locked(Path(sys.argv[1])):\n"
         "    print('locked', flush=True); sys.stdin.read()"
     )
+    _holder(scene, code, run)
+
+
+def _holder(scene: Scene, code: str, path: Path) -> subprocess.Popen:
+    """A process that runs ``code`` with ``path`` as sys.argv[1]; it prints 'locked' once it
+    holds its lock and lets go when its stdin closes (at the latest when the row ends)."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", code, str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        [sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
-    scene.request.addfinalizer(lambda: holder.communicate(b"", timeout=TIMEOUT))
+
+    def let_go() -> None:
+        if not holder.stdin.closed:
+            holder.stdin.close()
+        holder.wait(timeout=TIMEOUT)
+
+    scene.request.addfinalizer(let_go)
     assert holder.stdout.readline() == b"locked\n"
+    return holder
+
+
+def cache_locked_by_another(scene: Scene) -> None:
+    """The archive served, and {root}/data locked by another process until the row lets go."""
+    served(scene)
+    code = (
+        "import sys; from pathlib import Path; from svmtrain.data import cache\n"
+        "with cache.locked(Path(sys.argv[1])):\n"
+        "    print('locked', flush=True); sys.stdin.read()"
+    )
+    scene.holder = _holder(scene, code, scene.root / "data")
+
+
+def release_once_waiting(scene: Scene, proc: subprocess.Popen) -> str:
+    """During: read the child's first line on stderr (it waits for the lock), then let go."""
+    first = proc.stderr.readline()
+    scene.holder.stdin.close()
+    return first
+
+
+def signal_once_downloading(sig: int) -> Callable[[Scene, subprocess.Popen], None]:
+    """During: once the partial download holds bytes, send ``sig`` to the process."""
+
+    def send(scene: Scene, proc: subprocess.Popen) -> None:
+        part = scene.root / "data" / PART_NAME
+        deadline = time.monotonic() + TIMEOUT
+        while _size(part) == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(sig)
+
+    return send
 
 
 def read_only(what: str) -> Callable[[Scene], None]:
@@ -380,7 +425,7 @@ def signal_after_first_epoch(sig: int) -> Callable[[Scene, subprocess.Popen], No
     return send
 
 
-LONG_FIT = "fit -c {quick} {data} --set train.epochs=1000 --out {root}/run -q"
+LONG_FIT = "fit -c quick {data} --set train.epochs=1000 --out {root}/run -q"
 RUN = ("run", "run/*")  # a run directory and what fit writes into it
 CACHE = ("data", "data/*")  # a data cache being filled (a * spans directories)
 
@@ -541,6 +586,29 @@ DATA = [
         issue="14.1",
     ),
     Fault(
+        "download-sigterm",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256}",
+        143,
+        ("{root}/data/" + PART_NAME, "resume"),
+        setup=lambda s: served(s, stall_after=1 << 17),
+        during=signal_once_downloading(signal.SIGTERM),
+        creates=CACHE,
+        process=True,
+        xfail="SIGTERM during a download ends the process without a word (killed by the signal); "
+        "Ctrl-C says what is kept and that the next run resumes it",
+    ),
+    Fault(
+        "download-waiting-for-another-process",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256} -q",
+        0,
+        ("Waiting for another svmtrain process (PID", "{root}/data", "CIFAR-10 is ready"),
+        setup=cache_locked_by_another,
+        during=release_once_waiting,
+        creates=CACHE,
+        process=True,
+        issue="14.7",
+    ),
+    Fault(
         "info-without-data",
         "data info --data-dir {root}/nothing",
         1,
@@ -695,7 +763,7 @@ CONFIG = [
 FIT = [
     Fault(
         "fit-diverges",
-        "fit -c {quick} {data} --set optim.learning_rate=1e9 --out {root}/run -q",
+        "fit -c quick {data} --set optim.learning_rate=1e9 --out {root}/run -q",
         1,
         ("Training diverged", "Try a smaller learning rate"),
         setup=cached,
@@ -745,10 +813,9 @@ FIT = [
     ),
     Fault(
         "fit-resume-with-a-new-config",
-        "fit --resume {root} -c {quick}",
+        "fit --resume {root} -c quick",
         2,
         ("--resume takes the run's own config.yaml",),
-        setup=lambda s: s.set(quick=QUICK),
     ),
     Fault(
         "fit-resume-a-directory-without-a-run",
@@ -772,7 +839,7 @@ FIT = [
     ),
     Fault(
         "fit-out-onto-the-users-files",
-        "fit -c {quick} {data} --out {mine} -q",
+        "fit -c quick {data} --out {mine} -q",
         1,
         ("{mine} is not empty", "Choose a new or empty directory with --out"),
         setup=both(cached, users_files),
@@ -780,42 +847,42 @@ FIT = [
     ),
     Fault(
         "fit-out-onto-a-finished-run",
-        "fit -c {quick} {data} --out {run} -q",
+        "fit -c quick {data} --out {run} -q",
         1,
         ("{run} already holds a finished run; choose another --out",),
         setup=fitted,
     ),
     Fault(
         "fit-out-onto-an-unfinished-run",
-        "fit -c {quick} {data} --out {run} -q",
+        "fit -c quick {data} --out {run} -q",
         1,
         ("svmtrain fit --resume {run}",),
         setup=interrupted,
     ),
     Fault(
         "fit-out-onto-a-diverged-run",
-        "fit -c {quick} {data} --out {run} -q",
+        "fit -c quick {data} --out {run} -q",
         1,
         ("{run} holds the weights of a run that diverged; choose another --out",),
         setup=diverged,
     ),
     Fault(
         "fit-out-is-a-file",
-        "fit -c {quick} {data} --out {file} -q",
+        "fit -c quick {data} --out {file} -q",
         2,
         ("Invalid value for '--out'", "{file}' is a file"),
         setup=both(cached, a_file("a-file", "mine")),
     ),
     Fault(
         "fit-out-below-a-file",
-        "fit -c {quick} {data} --out {file}/run -q",
+        "fit -c quick {data} --out {file}/run -q",
         1,
         ("Cannot create the directory {file}/run", "--out"),
         setup=both(cached, a_file("a-file", "mine")),
     ),
     Fault(
         "fit-two-fits-into-one-out",
-        "fit -c {quick} {data} --out {run} -q",
+        "fit -c quick {data} --out {run} -q",
         1,
         ("{run} is in use by another 'svmtrain fit' (PID", "choose another --out"),
         setup=both(cached, run_locked_by_another),
@@ -823,7 +890,7 @@ FIT = [
     ),
     Fault(
         "fit-out-on-read-only-media",
-        "fit -c {quick} {data} --out {ro}/run -q",
+        "fit -c quick {data} --out {ro}/run -q",
         1,
         ("{ro}/run", "read-only"),
         setup=both(cached, read_only("media")),
@@ -831,7 +898,7 @@ FIT = [
     ),
     Fault(
         "fit-out-on-a-full-disk",
-        "fit -c {quick} {data} --out {full}/run -q",
+        "fit -c quick {data} --out {full}/run -q",
         1,
         ("No space left on device", "{full}/run"),
         setup=both(cached, full_disk(64 * 1024)),
@@ -839,31 +906,31 @@ FIT = [
     ),
     Fault(
         "fit-batch-larger-than-the-data",
-        "fit -c {quick} {data} --set train.batch_size=5000 --out {root}/run -q",
+        "fit -c quick {data} --set train.batch_size=5000 --out {root}/run -q",
         1,
         ("train.batch_size must be at most the 250",),
         setup=cached,
     ),
     Fault(
         "fit-more-validation-than-data",
-        "fit -c {quick} {data} --set data.val_size=300 --out {root}/run -q",
+        "fit -c quick {data} --set data.val_size=300 --out {root}/run -q",
         1,
         ("data.val_size must be smaller than the 300 training images",),
         setup=cached,
     ),
     Fault(
         "fit-plot-without-matplotlib",
-        "fit -c {quick} --out {root}/run --plot",
+        "fit -c quick --out {root}/run --plot",
         1,
         ("pip install 'svmtrain[plot]'",),
-        setup=lambda s: (s.set(quick=QUICK), no_matplotlib(s)),
+        setup=no_matplotlib,
     ),
     Fault(
         "fit-out-of-memory",
-        "fit -c {quick} --out {root}/run",
+        "fit -c quick --out {root}/run",
         1,
         ("Out of memory", "--num-examples"),
-        setup=lambda s: (s.set(quick=QUICK), out_of_memory(s)),
+        setup=out_of_memory,
     ),
 ]
 
@@ -1254,9 +1321,7 @@ CATALOGUE = (
 def _params(rows: list[Fault]) -> list:
     params = []
     for row in rows:
-        marks = [pytest.mark.slow] if row.slow else []
-        if row.xfail:
-            marks.append(pytest.mark.xfail(strict=True, reason=row.xfail))
+        marks = [pytest.mark.xfail(strict=True, reason=row.xfail)] if row.xfail else []
         params.append(pytest.param(row, id=row.id, marks=marks))
     return params
 
@@ -1297,14 +1362,13 @@ def _run_process(scene: Scene, row: Fault, argv: list[str]) -> tuple[str, int]:
         [*SVMTRAIN, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        if row.during is not None:
-            row.during(scene, proc)
+        seen = (row.during(scene, proc) if row.during is not None else None) or ""
         out, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
         pytest.fail(f"svmtrain {shlex.join(argv)} did not end within {TIMEOUT} s")
-    return out + err, proc.returncode
+    return seen + out + err, proc.returncode
 
 
 def _assert_nothing_lost_or_half_written(
