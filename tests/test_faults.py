@@ -1092,6 +1092,13 @@ GRADCHECK = [
         ("--delta", "softmax"),
     ),
     Fault(
+        "gradcheck-reg-0-where-sum-w-squared-overflows-float32",
+        "gradcheck --synthetic -n 20 --dtype float32 --reg 0 --weight-scale 1e20 --h 1e17 -q",
+        0,
+        ("reg=0", "PASS"),
+        issue="14.9",
+    ),
+    Fault(
         "gradcheck-bias-column-bug",
         "gradcheck --synthetic -n 20",
         1,
