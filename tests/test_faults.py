@@ -1333,9 +1333,11 @@ def _params(rows: list[Fault]) -> list:
     return params
 
 
-def test_the_catalogue_has_one_row_per_fault():
+def test_the_catalogue_has_one_row_per_fault_and_the_readme_its_count():
     ids = [row.id for row in CATALOGUE]
     assert len(ids) == len(set(ids))
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"runs {len(CATALOGUE)} faults and bad inputs" in readme
 
 
 @pytest.mark.parametrize("row", _params(CATALOGUE))
