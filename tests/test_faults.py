@@ -86,17 +86,19 @@ class Scene:
     root: Path
     request: pytest.FixtureRequest
     monkeypatch: pytest.MonkeyPatch
-    vars: dict[str, str] = field(default_factory=dict)
+    vars: dict[str, str] = field(default_factory=dict)  # {name}: a value (a path, a URL)
+    options: dict[str, str] = field(default_factory=dict)  # {name}: options, shell-quoted
     holder: subprocess.Popen | None = None  # a process holding a lock for the row
 
     def fixture(self, name: str):
         return self.request.getfixturevalue(name)
 
     def set(self, **values) -> None:
-        self.vars.update({k: shlex.quote(str(v)) for k, v in values.items()})
+        self.vars.update({k: str(v) for k, v in values.items()})
 
     def argv(self, cmd: str) -> list[str]:
-        return shlex.split(cmd.format(**self.vars))
+        quoted = {k: shlex.quote(v) for k, v in self.vars.items()}
+        return shlex.split(cmd.format(**quoted, **self.options))
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -164,7 +166,7 @@ def short_reads(scene: Scene) -> None:
 def cached(scene: Scene) -> None:
     """conftest's tiny_run_data: {data} (its --set options), {data_dir}, {url}, {sha256}."""
     data = scene.fixture("tiny_run_data")
-    scene.vars["data"] = shlex.join(data.args)
+    scene.options["data"] = shlex.join(data.args)
     scene.set(data_dir=data.data_dir, url=data.url, sha256=data.archive.sha256)
 
 
