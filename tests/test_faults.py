@@ -4,7 +4,8 @@ Each row is a command line as a user types it, the exit code it must end with, f
 message that must name the thing at fault and the fix, and what may change on disk. Every row
 also checks, without saying so:
 
-- no Traceback in the output, and (in-process) no exception escaped the CLI's edge;
+- no Traceback and no leaked Python warning (a RuntimeWarning of numpy's) in the output, and
+  (in-process) no exception escaped the CLI's edge;
 - every file that was in the row's directory before the command is byte-identical after it
   (lock files, which only hold a PID, excepted), unless ``changes`` lets it change;
 - no file appears that ``creates`` does not name: no half-written files, no temporaries.
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -58,7 +60,7 @@ class Fault:
     cmd: the arguments after ``svmtrain``, shell-quoted, with ``{name}`` filled from the
     scene's variables (``{root}`` is the row's directory; the setup adds others).
     setup: prepares the scene (files, servers, patches) before the command.
-    says: fragments the output (stdout and stderr) must contain.
+    says: fragments the output (stdout and stderr, wherever it wraps) must contain.
     creates / changes: glob patterns, relative to ``{root}``, of files the command may add /
     may alter. during: for a child process, what happens while it runs (e.g. a signal); it
     returns the output it read, if any. issue: where the fault was reported (``14.3``: issue
@@ -1112,6 +1114,13 @@ GRADCHECK = [
 
 SWEEP = [
     Fault(
+        "sweep-help-on-the-notes-differences",
+        "sweep-step --help",
+        0,
+        ("centred (2 loss evaluations per weight)", "the notes' code takes forward differences"),
+        issue="14.11",
+    ),
+    Fault(
         "sweep-steps-not-numbers",
         "sweep-step --steps 1e-6,abc",
         2,
@@ -1356,16 +1365,25 @@ def test_fault(row: Fault, tmp_path: Path, request: pytest.FixtureRequest, monke
         output, exit_code = _run_in_process(argv)
     assert exit_code == row.exit_code, output
     assert "Traceback" not in output
+    assert "RuntimeWarning" not in output
+    flat = " ".join(output.split())  # a message may be wrapped anywhere
     for fragment in row.says:
-        assert fragment.format(**scene.vars) in output, output
+        assert " ".join(fragment.format(**scene.vars).split()) in flat, output
     _assert_nothing_lost_or_half_written(tmp_path, before, existed, row)
 
 
 def _run_in_process(argv: list[str]) -> tuple[str, int]:
-    result = CliRunner().invoke(main, argv)
+    """The CLI's output and exit code; a warning it lets out (which pytest would otherwise
+    catch before it reaches the output) is written into the output, as a user would see it."""
+    with warnings.catch_warnings(record=True) as leaked:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(main, argv)
     escaped = result.exception if not isinstance(result.exception, SystemExit) else None
     assert escaped is None, f"{type(escaped).__name__} escaped the CLI: {escaped}"
-    return result.output, result.exit_code
+    shown = "".join(
+        warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in leaked
+    )
+    return result.output + shown, result.exit_code
 
 
 def _run_process(scene: Scene, row: Fault, argv: list[str]) -> tuple[str, int]:
