@@ -172,18 +172,17 @@ def cached(scene: Scene) -> None:
     scene.set(data_dir=data.data_dir, url=data.url, sha256=data.archive.sha256)
 
 
-def fitted(scene: Scene, *extra: str) -> Path:
-    """A finished run in {run} (and the data cache), made by the CLI itself."""
+def fitted(scene: Scene) -> None:
+    """A finished run in {run}, its weights {weights} (and the data cache), made by the CLI."""
     cached(scene)
     run = scene.root / "run"
     scene.set(run=run, weights=run / runs.WEIGHTS)
-    argv = scene.argv(f"fit -c quick {{data}} --out {{run}} -q {' '.join(extra)}")
-    result = CliRunner().invoke(main, argv)
+    result = CliRunner().invoke(main, scene.argv("fit -c quick {data} --out {run} -q"))
     assert result.exit_code == 0, result.output
-    return run
 
 
 def diverged(scene: Scene) -> None:
+    """A run in {run} that diverged in its first epoch; {weights} are its untrained W."""
     cached(scene)
     run = scene.root / "run"
     scene.set(run=run, weights=run / runs.WEIGHTS)
@@ -242,6 +241,8 @@ def a_file(name: str, text: str | bytes) -> Callable[[Scene], None]:
 
 
 def both(*setups: Callable[[Scene], None]) -> Callable[[Scene], None]:
+    """Setup: each of ``setups``, in order."""
+
     def run(scene: Scene) -> None:
         for setup in setups:
             setup(scene)
