@@ -2,6 +2,7 @@
 
 - ``http_server(body, **behaviour)`` serves bytes on 127.0.0.1 and records every request.
 - ``tiny_archive(**options)`` builds a small CIFAR-10 binary archive, optionally corrupted.
+- ``tiny_run_data``: a tiny archive in a data cache and the --set options that train on it.
 - ``mirror_archive`` (session) is the real 30k/10k mirror built by ../shared/cifar10/make-mirror.
 - ``cifar_data_dir`` (session) is a data dir filled from that mirror through the user's own code
   path; later loads with its url and sha256 come from the cache, with no network request.
@@ -358,6 +359,34 @@ def tiny_archive(tmp_path: Path) -> Callable[..., TinyArchive]:
         )
 
     return make
+
+
+class TinyRunData(NamedTuple):
+    archive: TinyArchive  # 300 train images (60 per batch), 50 test
+    data_dir: Path  # a data cache holding it
+    url: str  # where it was served; the server is gone, so a download would fail
+    args: list[str]  # --set options for a command on it: 250 train, 50 val, 2 epochs of 32
+
+
+@pytest.fixture
+def tiny_run_data(tiny_archive, http_server, tmp_path) -> TinyRunData:
+    """A tiny archive in a data cache at tmp_path/data, and the options that train on it."""
+    archive = tiny_archive(train_counts=(60,) * 5, test_count=50)
+    data_dir = tmp_path / "data"
+    with http_server(archive.body) as server:
+        load_cifar10(data_dir, url=server.url, sha256=archive.sha256, progress=False)
+        url = server.url
+    settings = [
+        f"data.dir={data_dir}",
+        f"data.url={url}",
+        f"data.sha256={archive.sha256}",
+        "data.val_size=50",
+        "data.num_train=null",
+        "train.batch_size=32",
+        "train.epochs=2",
+        "train.train_acc_samples=50",
+    ]
+    return TinyRunData(archive, data_dir, url, [a for s in settings for a in ("--set", s)])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from svmtrain.cli import main
-from svmtrain.data import load_cifar10
 from svmtrain.experiments import pixel_steps
 from svmtrain.io import runs
 
@@ -19,29 +18,15 @@ QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
 
 
 @pytest.fixture
-def archive(tiny_archive):
+def archive(tiny_run_data):
     """A tiny archive (300 train, 50 test) and, built independently, the arrays it holds."""
-    return tiny_archive(train_counts=(60,) * 5, test_count=50)
+    return tiny_run_data.archive
 
 
 @pytest.fixture
-def data_args(archive, http_server, tmp_path):
+def data_args(tiny_run_data):
     """--set options pointing at a data cache holding ``archive``."""
-    data_dir = tmp_path / "data"
-    with http_server(archive.body) as server:
-        load_cifar10(data_dir, url=server.url, sha256=archive.sha256, progress=False)
-        url = server.url
-    settings = [
-        f"data.dir={data_dir}",
-        f"data.url={url}",
-        f"data.sha256={archive.sha256}",
-        "data.val_size=50",
-        "data.num_train=null",
-        "train.batch_size=32",
-        "train.epochs=2",
-        "train.train_acc_samples=50",
-    ]
-    return [arg for s in settings for arg in ("--set", s)]
+    return tiny_run_data.args
 
 
 def _run(*args):

@@ -65,12 +65,16 @@ def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
     others = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
     others = [name for name in others if name not in (CONFIG, LOCK)]
     if others:
-        listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         raise SvmtrainError(
-            f"{run_dir} is not empty ({listed}) and holds no run, so fit would overwrite files "
-            "it did not write. Choose a new or empty directory with --out."
+            f"{run_dir} is not empty ({listing(others)}) and holds no run, so fit would "
+            "overwrite files it did not write. Choose a new or empty directory with --out."
         )
     return run_dir
+
+
+def listing(names: list[str]) -> str:
+    """The first five of ``names`` and how many more, for a message: 'a, b and 3 more'."""
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 @contextmanager

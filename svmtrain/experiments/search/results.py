@@ -19,6 +19,7 @@ from svmtrain.io import runs
 from svmtrain.io.records import write_csv, write_json
 
 RESULTS_CSV, RESULTS_JSON, BEST_YAML = "results.csv", "results.json", "best.yaml"
+_WRITTEN = (RESULTS_CSV, RESULTS_JSON, BEST_YAML)  # every file a search writes in its directory
 OK, DIVERGED, CRASHED = "ok", "diverged", "crashed"
 
 
@@ -166,10 +167,17 @@ class Search:
 def new_search_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
     """``out``, or ``<output.dir>/<timestamp>-search``, created. Refuses a directory with a
     search's results, unless that search finished no trial (interrupted at once): it is
-    overwritten."""
+    overwritten. Refuses any other non-empty directory: search never overwrites files it did
+    not write."""
     path = Path(out) if out is not None else runs.default_dir(cfg, "search")
     if (path / RESULTS_JSON).exists() and _finished_trials(path / RESULTS_JSON) != 0:
         raise SvmtrainError(f"{path} already holds a search's results; choose another --out.")
+    others = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    if others and not ((path / RESULTS_JSON).exists() and set(others) <= set(_WRITTEN)):
+        raise SvmtrainError(
+            f"{path} is not empty ({runs.listing(others)}) and holds no search, so search would "
+            "overwrite files it did not write. Choose a new or empty directory with --out."
+        )
     runs.create_run_dir(path)
     return path
 

@@ -1,0 +1,1418 @@
+"""The fault catalogue: every fault and bad input a user has met, as one table (docs/faults.md).
+
+Each row is a command line as a user types it, the exit code it must end with, fragments of the
+message that must name the thing at fault and the fix, and what may change on disk. Every row
+also checks, without saying so:
+
+- no Traceback and no leaked Python warning (a RuntimeWarning of numpy's) in the output, and
+  (in-process) no exception escaped the CLI's edge;
+- every file that was in the row's directory before the command is byte-identical after it
+  (lock files, which only hold a PID, excepted), unless ``changes`` lets it change;
+- no file appears that ``creates`` does not name: no half-written files, no temporaries.
+
+Rows run through click's CliRunner in this process; ``process=True`` rows run ``svmtrain`` in
+a child process with a timeout (a signal, a real mount, a possible hang or a dying process), so
+a regression fails instead of hanging the session.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from svmtrain.cli import main
+from svmtrain.core.losses import LOSSES
+from svmtrain.data.cache import PART_NAME
+from svmtrain.data.format import ARCHIVE_NAME
+from svmtrain.data.preprocess import PIXELS, PixelTransform
+from svmtrain.experiments import pixel_steps
+from svmtrain.io import runs
+from svmtrain.model import LinearModel
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT = 120  # seconds for a child process: far above its need, far below a hang's
+SVMTRAIN = [sys.executable, "-m", "svmtrain"]
+ALIAS_BOMB_FILE = REPO / "tests" / "alias_bomb.yaml"  # 407 bytes that expand to 9**9 values
+ALIAS_BOMB = ALIAS_BOMB_FILE.read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# A row and the scene it runs in
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: what the user runs, and what must come of it.
+
+    cmd: the arguments after ``svmtrain``, shell-quoted, with ``{name}`` filled from the
+    scene's variables (``{root}`` is the row's directory; the setup adds others).
+    setup: prepares the scene (files, servers, patches) before the command.
+    says: fragments the output (stdout and stderr, wherever it wraps) must contain.
+    creates / changes: glob patterns, relative to ``{root}``, of files the command may add /
+    may alter. during: for a child process, what happens while it runs (e.g. a signal); it
+    returns the output it read, if any. issue: where the fault was reported (``14.3``: issue
+    14, item 3), if it was. xfail: why the fault still gets through (the row says how it should
+    behave, and fails strictly once it does).
+    """
+
+    id: str
+    cmd: str
+    exit_code: int
+    says: tuple[str, ...]
+    setup: Callable[[Scene], None] | None = None
+    creates: tuple[str, ...] = ()
+    changes: tuple[str, ...] = ()
+    process: bool = False
+    during: Callable[[Scene, subprocess.Popen], str | None] | None = None
+    issue: str = ""
+    xfail: str = ""
+
+
+@dataclass
+class Scene:
+    """The row's directory, its placeholders and the fixtures a setup may use."""
+
+    root: Path
+    request: pytest.FixtureRequest
+    monkeypatch: pytest.MonkeyPatch
+    vars: dict[str, str] = field(default_factory=dict)  # {name}: a value (a path, a URL)
+    options: dict[str, str] = field(default_factory=dict)  # {name}: options, shell-quoted
+    holder: subprocess.Popen | None = None  # a process holding a lock for the row
+
+    def fixture(self, name: str):
+        return self.request.getfixturevalue(name)
+
+    def set(self, **values) -> None:
+        self.vars.update({k: str(v) for k, v in values.items()})
+
+    def argv(self, cmd: str) -> list[str]:
+        quoted = {k: shlex.quote(v) for k, v in self.vars.items()}
+        return shlex.split(cmd.format(**quoted, **self.options))
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """Every regular file below root by relative path, with its bytes (lock files: b'')."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            name = path.relative_to(root).as_posix()
+            found[name] = b"" if path.name == runs.LOCK else path.read_bytes()
+    return found
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+# ---------------------------------------------------------------------------------------------
+# Setups: small, named, reused by many rows
+
+
+def tiny(scene: Scene, **options):
+    """A tiny CIFAR-10 archive (300 train, 50 test), built with conftest's make_tiny_archive."""
+    options = {"train_counts": (60,) * 5, "test_count": 50, **options}
+    archive = scene.fixture("tiny_archive")(**options)
+    scene.set(sha256=archive.sha256, md5=archive.md5)
+    return archive
+
+
+def served(scene: Scene, archive=None, **behaviour):
+    """The archive on a loopback server: {url}, {base}, {sha256}, {md5}."""
+    archive = archive or tiny(scene)
+    server = scene.fixture("http_server")(archive.body, **behaviour)
+    scene.set(url=server.url, base=server.base)
+    return server
+
+
+def no_backoff(scene: Scene) -> None:
+    """Retries without their waits (only the CLI's thread: the servers' threads sleep on)."""
+    from svmtrain.data import fetch
+
+    main_thread, real_sleep = threading.current_thread(), time.sleep
+
+    def sleep(seconds):
+        if threading.current_thread() is not main_thread:
+            real_sleep(seconds)
+
+    scene.monkeypatch.setattr(fetch.time, "sleep", sleep)
+
+
+def short_reads(scene: Scene) -> None:
+    """Every HTTP read gives up after 0.2 s instead of 30 s (a stalled server, quickly)."""
+    from svmtrain.data import fetch
+
+    real_get = fetch.requests.get
+    scene.monkeypatch.setattr(
+        fetch.requests, "get", lambda url, **kw: real_get(url, **{**kw, "timeout": (1.0, 0.2)})
+    )
+    no_backoff(scene)
+
+
+def cached(scene: Scene) -> None:
+    """conftest's tiny_run_data: {data} (its --set options), {data_dir}, {url}, {sha256}."""
+    data = scene.fixture("tiny_run_data")
+    scene.options["data"] = shlex.join(data.args)
+    scene.set(data_dir=data.data_dir, url=data.url, sha256=data.archive.sha256)
+
+
+def fitted(scene: Scene) -> None:
+    """A finished run in {run}, its weights {weights} (and the data cache), made by the CLI."""
+    cached(scene)
+    run = scene.root / "run"
+    scene.set(run=run, weights=run / runs.WEIGHTS)
+    result = CliRunner().invoke(main, scene.argv("fit -c quick {data} --out {run} -q"))
+    assert result.exit_code == 0, result.output
+
+
+def diverged(scene: Scene) -> None:
+    """A run in {run} that diverged in its first epoch; {weights} are its untrained W."""
+    cached(scene)
+    run = scene.root / "run"
+    scene.set(run=run, weights=run / runs.WEIGHTS)
+    argv = scene.argv("fit -c quick {data} --set optim.learning_rate=1e9 --out {run} -q")
+    assert CliRunner().invoke(main, argv).exit_code == 1
+
+
+def searched(scene: Scene) -> None:
+    """A finished search in {root}/out (and the data cache)."""
+    cached(scene)
+    argv = scene.argv("search {data} --lr 1e-6 --epochs 1 -j 1 --out {root}/out -q")
+    assert CliRunner().invoke(main, argv).exit_code == 0
+
+
+def interrupted(scene: Scene) -> None:
+    """An unfinished run in {run}: Ctrl-C in its second epoch (a checkpoint of epoch 1)."""
+    cached(scene)
+    run = scene.root / "run"
+    scene.set(run=run)
+    real_step, calls = pixel_steps.sgd_step, [0]
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 12:
+            raise KeyboardInterrupt
+        real_step(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
+        result = CliRunner().invoke(main, scene.argv("fit -c quick {data} --out {run} -q"))
+    assert result.exit_code == 130, result.output
+
+
+def users_files(scene: Scene) -> None:
+    """{mine}: a directory of the user's own files, named like a run's."""
+    mine = scene.root / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("# my notes\n")
+    (mine / "metrics.jsonl").write_text("my numbers\n")
+    scene.set(mine=mine)
+
+
+def a_file(name: str, text: str | bytes) -> Callable[[Scene], None]:
+    """Setup: {file} is root/name holding text."""
+
+    def make(scene: Scene) -> None:
+        path = scene.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text)
+        scene.set(file=path)
+
+    return make
+
+
+def both(*setups: Callable[[Scene], None]) -> Callable[[Scene], None]:
+    """Setup: each of ``setups``, in order."""
+
+    def run(scene: Scene) -> None:
+        for setup in setups:
+            setup(scene)
+
+    return run
+
+
+def weights_file(**arrays) -> Callable[[Scene], None]:
+    """Setup: {weights} is an .npz of good weights with ``arrays`` replacing or adding some
+    (None removes one)."""
+
+    def make(scene: Scene) -> None:
+        good = {
+            "W": np.zeros((10, PIXELS + 1), np.float32),
+            "mean": np.zeros(PIXELS, np.float32),
+            "scale": np.ones(PIXELS, np.float32),
+            "class_names": np.array(list("abcdefghij")),
+            "config": np.array(""),
+        }
+        contents = {k: v for k, v in {**good, **arrays}.items() if v is not None}
+        path = scene.root / "weights.npz"
+        with open(path, "wb") as f:
+            np.savez(f, **contents)
+        scene.set(weights=path)
+
+    return make
+
+
+class _Planted:
+    """Unpickling this makes the directory {planted}: proof that a file was unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.path),))
+
+
+def pickled_weights(scene: Scene) -> None:
+    planted = scene.root / "planted"
+    scene.set(planted=planted)
+    W = np.empty(1, dtype=object)
+    W[0] = _Planted(planted)
+    weights_file(W=W)(scene)
+
+
+def bomb_in_weights(scene: Scene) -> None:
+    LinearModel(
+        W=np.zeros((10, PIXELS + 1), np.float32),
+        transform=PixelTransform(np.zeros(PIXELS, np.float32), np.ones(PIXELS, np.float32)),
+        class_names=tuple("abcdefghij"),
+        loss="svm",
+        config_yaml=ALIAS_BOMB,
+    ).save(scene.root / "weights.npz")
+    scene.set(weights=scene.root / "weights.npz")
+
+
+def run_locked_by_another(scene: Scene) -> None:
+    """{run} held by another process's run-directory lock until the row ends."""
+    run = scene.root / "run"
+    run.mkdir()
+    scene.set(run=run)
+    code = (
+        "import sys; from pathlib import Path; from svmtrain.io import runs\n"
+        "with runs.locked(Path(sys.argv[1])):\n"
+        "    print('locked', flush=True); sys.stdin.read()"
+    )
+    _holder(scene, code, run)
+
+
+def _holder(scene: Scene, code: str, path: Path) -> subprocess.Popen:
+    """A process that runs ``code`` with ``path`` as sys.argv[1]; it prints 'locked' once it
+    holds its lock and lets go when its stdin closes (at the latest when the row ends)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+
+    def let_go() -> None:
+        if not holder.stdin.closed:
+            holder.stdin.close()
+        holder.wait(timeout=TIMEOUT)
+
+    scene.request.addfinalizer(let_go)
+    assert holder.stdout.readline() == b"locked\n"
+    return holder
+
+
+def cache_locked_by_another(scene: Scene) -> None:
+    """The archive served, and {root}/data locked by another process until the row lets go."""
+    served(scene)
+    code = (
+        "import sys; from pathlib import Path; from svmtrain.data import cache\n"
+        "with cache.locked(Path(sys.argv[1])):\n"
+        "    print('locked', flush=True); sys.stdin.read()"
+    )
+    scene.holder = _holder(scene, code, scene.root / "data")
+
+
+def release_once_waiting(scene: Scene, proc: subprocess.Popen) -> str:
+    """During: read the child's first line on stderr (it waits for the lock), then let go."""
+    first = proc.stderr.readline()
+    scene.holder.stdin.close()
+    return first
+
+
+def signal_once_downloading(sig: int) -> Callable[[Scene, subprocess.Popen], None]:
+    """During: once the partial download holds bytes, send ``sig`` to the process."""
+
+    def send(scene: Scene, proc: subprocess.Popen) -> None:
+        part = scene.root / "data" / PART_NAME
+        deadline = time.monotonic() + TIMEOUT
+        while _size(part) == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(sig)
+
+    return send
+
+
+def read_only(what: str) -> Callable[[Scene], None]:
+    """Setup: {ro} is a read-only view of root/what (a real bind mount; skips without mount)."""
+
+    def make(scene: Scene) -> None:
+        source = scene.root / what
+        source.mkdir(exist_ok=True)
+        scene.set(ro=scene.fixture("read_only_view")(source))
+
+    return make
+
+
+def full_disk(size: int) -> Callable[[Scene], None]:
+    """Setup: {full} is an empty tmpfs of ``size`` bytes (skips without mount)."""
+
+    def make(scene: Scene) -> None:
+        scene.set(full=scene.fixture("small_tmpfs")(size))
+
+    return make
+
+
+def no_matplotlib(scene: Scene) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def refuse(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    scene.monkeypatch.setattr(builtins, "__import__", refuse)
+
+
+def out_of_memory(scene: Scene) -> None:
+    def too_big(*args, **kwargs):
+        raise MemoryError
+
+    scene.monkeypatch.setattr(sys.modules["svmtrain.cli.fit"], "fit_run", too_big)
+
+
+def bias_gradient_sign_flipped(scene: Scene) -> None:
+    """The SVM's analytic gradient with the bias column's sign flipped (issue 14 #10)."""
+    true_svm = LOSSES["svm"]
+
+    def wrong(*args, **kwargs):
+        loss, dW = true_svm(*args, **kwargs)
+        dW = dW.copy()
+        dW[:, -1] *= -1
+        return loss, dW
+
+    scene.monkeypatch.setitem(LOSSES, "svm", replace(true_svm, vectorised=wrong))
+
+
+def signal_after_first_epoch(sig: int) -> Callable[[Scene, subprocess.Popen], None]:
+    """During: once the run's first checkpoint is written, send ``sig`` to the process."""
+
+    def send(scene: Scene, proc: subprocess.Popen) -> None:
+        checkpoint = scene.root / "run" / runs.CHECKPOINT
+        deadline = time.monotonic() + TIMEOUT
+        while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(sig)
+
+    return send
+
+
+LONG_FIT = "fit -c quick {data} --set train.epochs=1000 --out {root}/run -q"
+RUN = ("run", "run/*")  # a run directory and what fit writes into it
+CACHE = ("data", "data/*")  # a data cache being filled (a * spans directories)
+
+
+# ---------------------------------------------------------------------------------------------
+# The catalogue
+
+DATA = [
+    Fault(
+        "download-404",
+        "data download --data-dir {root}/data --url {base}/nope.tar.gz",
+        1,
+        ("{base}/nope.tar.gz", "HTTP 404", "--url"),
+        setup=served,
+        creates=CACHE,
+    ),
+    Fault(
+        "download-503-until-retries-run-out",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256}",
+        1,
+        ("HTTP 503", "gave up after 5 failed attempts", "Check the network and the URL"),
+        setup=lambda s: (served(s, fail_first=100), no_backoff(s)),
+        creates=CACHE,
+    ),
+    Fault(
+        "download-503-then-success",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256} -q",
+        0,
+        ("CIFAR-10 is ready: 300 training and 50 test images",),
+        setup=lambda s: (served(s, fail_first=2), no_backoff(s)),
+        creates=CACHE,
+    ),
+    Fault(
+        "download-unreachable-host",
+        "data download --data-dir {root}/data --url {url} --sha256 " + "0" * 64,
+        1,
+        ("{url}", "Connection refused", "gave up after 5 failed attempts", "Check the network"),
+        setup=lambda s: (s.set(url=s.fixture("closed_port_url")), no_backoff(s)),
+        creates=CACHE,
+    ),
+    Fault(
+        "download-dropped-and-resumed",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256} -q",
+        0,
+        ("CIFAR-10 is ready",),
+        setup=lambda s: (served(s, drop_after=50_000, drop_times=3), no_backoff(s)),
+        creates=CACHE,
+    ),
+    Fault(
+        "download-stalled-after-headers",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256}",
+        1,
+        ("Could not download {url}", "timed out", "retrying in"),
+        setup=lambda s: (served(s, stall_after=0), short_reads(s)),
+        creates=CACHE,
+        issue="14.7",
+    ),
+    Fault(
+        "download-wrong-sha256",
+        "data download --data-dir {root}/data --url {url} --sha256 " + "f" * 64,
+        1,
+        ("f" * 64, "{sha256}", "--sha256"),
+        setup=served,
+        creates=CACHE,
+    ),
+    Fault(
+        "download-malformed-md5",
+        "data download --data-dir {root}/data --md5 xyz",
+        1,
+        ("md5 digest must be 32 hexadecimal digits",),
+    ),
+    Fault(
+        "download-corrupt-archive",
+        "data download --data-dir {root}/data --url {url} --md5 {md5}",
+        1,
+        ("data_batch_2.bin", "rm {root}/data/" + ARCHIVE_NAME),
+        setup=lambda s: served(s, tiny(s, corrupt="wrong_size")),
+        creates=CACHE,
+    ),
+    Fault(
+        "download-truncated-archive",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256}",
+        1,
+        ("corrupt or truncated", "rm {root}/data/" + ARCHIVE_NAME),
+        setup=lambda s: served(s, tiny(s, corrupt="truncated_gzip")),
+        creates=CACHE,
+    ),
+    Fault(
+        "download-archive-missing-a-batch",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256}",
+        1,
+        ("data_batch_3.bin", "rm {root}/data/" + ARCHIVE_NAME),
+        setup=lambda s: served(s, tiny(s, corrupt="missing_member")),
+        creates=CACHE,
+    ),
+    Fault(
+        "download-label-out-of-range",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256}",
+        1,
+        ("data_batch_4.bin record 0 has label 10; labels are 0 to 9", "rm {root}/data/"),
+        setup=lambda s: served(s, tiny(s, corrupt="bad_label")),
+        creates=CACHE,
+    ),
+    Fault(
+        "download-member-header-size-wrong",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256}",
+        1,
+        ("data_batch_3.bin", "damaged", "rm {root}/data/" + ARCHIVE_NAME),
+        setup=lambda s: served(s, tiny(s, corrupt="short_header_size")),
+        creates=CACHE,
+        issue="14.11",
+    ),
+    Fault(
+        "download-archive-with-a-path-escaping-member",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256} -q",
+        0,
+        ("CIFAR-10 is ready",),
+        setup=lambda s: served(s, tiny(s, extra_members={"../evil": b"x"})),
+        creates=CACHE,
+    ),
+    Fault(
+        "download-data-dir-below-a-file",
+        "data download --data-dir {file}/cache",
+        1,
+        ("{file}/cache", "--data-dir", "SVMTRAIN_DATA_DIR"),
+        setup=a_file("a-file", "a regular file"),
+    ),
+    Fault(
+        "download-ctrl-c",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256}",
+        130,
+        ("Download interrupted", "{root}/data/" + PART_NAME, "resume"),
+        setup=lambda s: served(
+            s,
+            chunk=1 << 16,
+            interrupt_after=1 << 16,
+            interrupt_when=lambda: _size(s.root / "data" / PART_NAME) > 0,
+        ),
+        creates=CACHE,
+    ),
+    Fault(
+        "download-disk-full",
+        "data download --data-dir {full} --url {url} --sha256 {sha256}",
+        1,
+        ("No space left on device", "bytes are kept in {full}/" + PART_NAME, "to resume"),
+        setup=lambda s: (full_disk(32 * 1024)(s), served(s), no_backoff(s)),
+        creates=("tmpfs-0/*",),
+        issue="14.11",
+    ),
+    Fault(
+        "parse-disk-full",
+        "data download --data-dir {full} --url {url} --sha256 {sha256} -q",
+        1,
+        ("No space left on device", "Free some space", "--data-dir"),
+        setup=lambda s: (full_disk(len(tiny(s).body) + 64 * 1024)(s), served(s)),
+        creates=("tmpfs-0/*",),
+        process=True,  # the regression was SIGBUS: it kills the process
+        issue="14.1",
+    ),
+    Fault(
+        "download-sigterm",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256}",
+        143,
+        ("{root}/data/" + PART_NAME, "resume"),
+        setup=lambda s: served(s, stall_after=1 << 17),
+        during=signal_once_downloading(signal.SIGTERM),
+        creates=CACHE,
+        process=True,
+        xfail="SIGTERM during a download ends the process without a word (killed by the signal); "
+        "Ctrl-C says what is kept and that the next run resumes it",
+    ),
+    Fault(
+        "download-waiting-for-another-process",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256} -q",
+        0,
+        ("Waiting for another svmtrain process (PID", "{root}/data", "CIFAR-10 is ready"),
+        setup=cache_locked_by_another,
+        during=release_once_waiting,
+        creates=CACHE,
+        process=True,
+        issue="14.7",
+    ),
+    Fault(
+        "info-without-data",
+        "data info --data-dir {root}/nothing",
+        1,
+        ("No CIFAR-10 archive", "svmtrain data download"),
+    ),
+    Fault(
+        "info-on-read-only-media",
+        "data info --data-dir {ro}",
+        0,
+        ("{sha256}", "300"),
+        setup=lambda s: (cached(s), s.set(ro=s.fixture("read_only_view")(s.root / "data"))),
+        issue="14.6",
+    ),
+    Fault(
+        "download-into-read-only-media",
+        "data download --data-dir {ro} --url {url} --sha256 {sha256}",
+        1,
+        ("Cannot write to the data directory {ro}: Read-only file system", "--data-dir"),
+        setup=lambda s: (served(s), read_only("empty")(s)),
+    ),
+]
+
+CONFIG = [
+    Fault(
+        "config-typo-in-a-key",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("'learning_rat' is not a key of optim; did you mean 'learning_rate'?",),
+        setup=a_file("bad.yaml", "optim:\n  learning_rat: 1e-3\n"),
+    ),
+    Fault(
+        "config-unknown-section",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("'trian'", "did you mean 'train'?"),
+        setup=a_file("bad.yaml", "trian:\n  epochs: 2\n"),
+    ),
+    Fault(
+        "config-bad-value",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("train.batch_size must be an int >= 1. Got 0 instead.",),
+        setup=a_file("bad.yaml", "train:\n  batch_size: 0\n"),
+    ),
+    Fault(
+        "config-wrong-type",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("optim.learning_rate must be a float", "'fast'"),
+        setup=a_file("bad.yaml", "optim:\n  learning_rate: fast\n"),
+    ),
+    Fault(
+        "config-yaml-syntax-error",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("{file}", "invalid YAML at line 2"),
+        setup=a_file("bad.yaml", "train: [1, 2\n"),
+    ),
+    Fault(
+        "config-tab-indentation",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("{file}", "line 2"),
+        setup=a_file("bad.yaml", "optim:\n\tlearning_rate: 1\n"),
+    ),
+    Fault(
+        "config-duplicate-key",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("{file}", "learning_rate", "line 3"),
+        setup=a_file("bad.yaml", "optim:\n  learning_rate: 1\n  learning_rate: 2\n"),
+    ),
+    Fault(
+        "config-top-level-list",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("the top level must be a mapping",),
+        setup=a_file("bad.yaml", "- just\n- a list\n"),
+    ),
+    Fault(
+        "config-missing-file",
+        "fit -c {root}/nope.yaml --out {root}/run",
+        1,
+        ("Config file {root}/nope.yaml does not exist",),
+    ),
+    Fault(
+        "config-is-a-directory",
+        "fit -c {root} --out {root}/run",
+        2,
+        ("is a directory",),
+    ),
+    Fault(
+        "config-not-utf8",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("Cannot read config file {file}", "can't decode byte 0xff"),
+        setup=a_file("bad.yaml", b"optim:\n  momentum: 0.9 \xff\n"),
+    ),
+    Fault(
+        "config-hyperparameter-of-another-loss",
+        "fit --set model.loss=softmax --set model.delta=2 --out {root}/run",
+        1,
+        ("the softmax loss has no delta", "remove model.delta"),
+    ),
+    Fault(
+        "set-unknown-key",
+        "fit --set optim.lr=1 --out {root}/run",
+        1,
+        ("--set 'optim.lr=1': 'lr' is not a key of optim; valid: learning_rate",),
+    ),
+    Fault(
+        "set-without-equals",
+        "fit --set optim.learning_rate --out {root}/run",
+        1,
+        ("--set 'optim.learning_rate': expected section.key=value",),
+    ),
+    Fault(
+        "set-bad-value",
+        "fit --set train.epochs=0 --out {root}/run",
+        1,
+        ("train.epochs must be null or an int >= 1. Got 0 instead.",),
+    ),
+    Fault(
+        "alias-bomb-in-a-config-file",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("{file}", "YAML anchors and aliases are not allowed in a config", "'&l0'"),
+        setup=lambda s: s.set(file=ALIAS_BOMB_FILE),
+        process=True,
+        issue="14.2",
+    ),
+    Fault(
+        "alias-bomb-in-set",
+        "fit --set {bomb} --out {root}/run",
+        1,
+        ("--set 'train.sampling=", "YAML anchors and aliases are not allowed in a config"),
+        setup=lambda s: s.set(bomb="train.sampling=" + ALIAS_BOMB[len("train: {sampling: ") : -2]),
+        process=True,
+        issue="14.2",
+    ),
+    Fault(
+        "alias-bomb-in-a-weights-file",
+        "evaluate -w {weights} --data-dir {root}/data",
+        1,
+        ("the config stored in {weights}", "YAML anchors and aliases are not allowed"),
+        setup=bomb_in_weights,
+        process=True,
+        issue="14.2",
+    ),
+]
+
+FIT = [
+    Fault(
+        "fit-diverges",
+        "fit -c quick {data} --set optim.learning_rate=1e9 --out {root}/run -q",
+        1,
+        ("Training diverged", "Try a smaller learning rate"),
+        setup=cached,
+        creates=RUN,
+    ),
+    Fault(
+        "fit-ctrl-c-mid-run",
+        LONG_FIT,
+        130,
+        ("continue with: svmtrain fit --resume {root}/run",),
+        setup=cached,
+        during=signal_after_first_epoch(signal.SIGINT),
+        creates=RUN,
+        process=True,
+    ),
+    Fault(
+        "fit-sigterm-mid-run",
+        LONG_FIT,
+        143,
+        ("SIGTERM after epoch", "continue with: svmtrain fit --resume {root}/run"),
+        setup=cached,
+        during=signal_after_first_epoch(signal.SIGTERM),
+        creates=RUN,
+        process=True,
+        issue="14.11",
+    ),
+    Fault(
+        "fit-resume-after-ctrl-c",
+        "fit --resume {run} -q",
+        0,
+        ("test accuracy", "{run}"),
+        setup=interrupted,
+        creates=RUN,
+        changes=RUN,
+    ),
+    Fault(
+        "fit-resume-with-an-edited-config",
+        "fit --resume {run} -q",
+        1,
+        ("{run}/config.yaml was changed after the run started", "--out NEW_DIR"),
+        setup=lambda s: (
+            interrupted(s),
+            (s.root / "run" / runs.CONFIG).write_text(
+                (s.root / "run" / runs.CONFIG).read_text().replace("epochs: 2", "epochs: 3")
+            ),
+        ),
+    ),
+    Fault(
+        "fit-resume-with-a-new-config",
+        "fit --resume {root} -c quick",
+        2,
+        ("--resume takes the run's own config.yaml",),
+    ),
+    Fault(
+        "fit-resume-a-directory-without-a-run",
+        "fit --resume {root}/empty",
+        1,
+        ("{root}/empty is not a run directory: it has no config.yaml",),
+        setup=lambda s: (s.root / "empty").mkdir(),
+    ),
+    Fault(
+        "fit-resume-a-missing-directory",
+        "fit --resume {root}/nope",
+        2,
+        ("--resume", "does not exist"),
+    ),
+    Fault(
+        "fit-resume-a-finished-run",
+        "fit --resume {run} -q",
+        0,
+        ("test accuracy", "{run}"),
+        setup=fitted,
+    ),
+    Fault(
+        "fit-out-onto-the-users-files",
+        "fit -c quick {data} --out {mine} -q",
+        1,
+        ("{mine} is not empty", "Choose a new or empty directory with --out"),
+        setup=both(cached, users_files),
+        issue="14.4",
+    ),
+    Fault(
+        "fit-out-onto-a-finished-run",
+        "fit -c quick {data} --out {run} -q",
+        1,
+        ("{run} already holds a finished run; choose another --out",),
+        setup=fitted,
+    ),
+    Fault(
+        "fit-out-onto-an-unfinished-run",
+        "fit -c quick {data} --out {run} -q",
+        1,
+        ("svmtrain fit --resume {run}",),
+        setup=interrupted,
+    ),
+    Fault(
+        "fit-out-onto-a-diverged-run",
+        "fit -c quick {data} --out {run} -q",
+        1,
+        ("{run} holds the weights of a run that diverged; choose another --out",),
+        setup=diverged,
+    ),
+    Fault(
+        "fit-out-is-a-file",
+        "fit -c quick {data} --out {file} -q",
+        2,
+        ("Invalid value for '--out'", "{file}' is a file"),
+        setup=both(cached, a_file("a-file", "mine")),
+    ),
+    Fault(
+        "fit-out-below-a-file",
+        "fit -c quick {data} --out {file}/run -q",
+        1,
+        ("Cannot create the directory {file}/run", "--out"),
+        setup=both(cached, a_file("a-file", "mine")),
+    ),
+    Fault(
+        "fit-two-fits-into-one-out",
+        "fit -c quick {data} --out {run} -q",
+        1,
+        ("{run} is in use by another 'svmtrain fit' (PID", "choose another --out"),
+        setup=both(cached, run_locked_by_another),
+        issue="14.3",
+    ),
+    Fault(
+        "fit-out-on-read-only-media",
+        "fit -c quick {data} --out {ro}/run -q",
+        1,
+        ("Cannot create the directory {ro}/run: Read-only file system", "--out"),
+        setup=both(cached, read_only("media")),
+        issue="14.5",
+    ),
+    Fault(
+        "fit-out-on-a-full-disk",
+        "fit -c quick {data} --out {full}/run -q",
+        1,
+        ("Cannot write {full}/run/", "No space left on device", "Free some space"),
+        setup=both(cached, full_disk(64 * 1024)),
+        creates=("tmpfs-0/run", "tmpfs-0/run/*"),
+    ),
+    Fault(
+        "fit-batch-larger-than-the-data",
+        "fit -c quick {data} --set train.batch_size=5000 --out {root}/run -q",
+        1,
+        ("train.batch_size must be at most the 250",),
+        setup=cached,
+    ),
+    Fault(
+        "fit-more-validation-than-data",
+        "fit -c quick {data} --set data.val_size=300 --out {root}/run -q",
+        1,
+        ("data.val_size must be smaller than the 300 training images",),
+        setup=cached,
+    ),
+    Fault(
+        "fit-plot-without-matplotlib",
+        "fit -c quick --out {root}/run --plot",
+        1,
+        ("pip install 'svmtrain[plot]'",),
+        setup=no_matplotlib,
+    ),
+    Fault(
+        "fit-out-of-memory",
+        "fit -c quick --out {root}/run",
+        1,
+        ("Out of memory", "--num-examples"),
+        setup=out_of_memory,
+    ),
+]
+
+EVALUATE = [
+    Fault(
+        "evaluate-missing-weights",
+        "evaluate -w {root}/weights.npz",
+        1,
+        ("No weights file at {root}/weights.npz", "weights.npz that 'svmtrain fit' wrote"),
+    ),
+    Fault(
+        "evaluate-weights-of-the-wrong-shape",
+        "evaluate -w {weights}",
+        1,
+        ("W has shape (10, 3072)", "weights.npz that 'svmtrain fit' wrote"),
+        setup=weights_file(W=np.zeros((10, PIXELS))),
+    ),
+    Fault(
+        "evaluate-weights-lacking-the-mean",
+        "evaluate -w {weights}",
+        1,
+        ("lacks mean",),
+        setup=weights_file(mean=None),
+    ),
+    Fault(
+        "evaluate-weights-that-are-not-numbers",
+        "evaluate -w {weights}",
+        1,
+        ("mean must be 3072 finite floats",),
+        setup=weights_file(mean=np.full(PIXELS, np.nan)),
+    ),
+    Fault(
+        "evaluate-pickled-weights",
+        "evaluate -w {weights}",
+        1,
+        ("{weights} is not a readable weights file", "allow_pickle=False"),
+        setup=pickled_weights,
+    ),
+    Fault(
+        "evaluate-weights-not-an-npz",
+        "evaluate -w {file}",
+        1,
+        ("{file} is not a weights file (not an .npz archive)",),
+        setup=a_file("weights.npz", "not a zip"),
+    ),
+    Fault(
+        "evaluate-weights-of-a-diverged-run",
+        "evaluate -w {weights} -q",
+        0,
+        ("diverged in epoch 1", "untrained initial weights"),
+        setup=diverged,
+        issue="14.8",
+    ),
+    Fault(
+        "evaluate-an-unknown-split",
+        "evaluate -w {root}/weights.npz --split train",
+        2,
+        ("'train' is not one of 'test', 'val'",),
+    ),
+    Fault(
+        "evaluate-val-split-larger-than-the-data",
+        "evaluate -w {weights} --split val -q",
+        1,
+        ("data.val_size must be smaller than the 300 training images", "Got 1000"),
+        setup=lambda s: (
+            cached(s),
+            weights_file(
+                config=np.array(
+                    "data: {{dir: {data_dir}, url: {url}, sha256: {sha256}, "
+                    "val_size: 1000}}".format(**s.vars)
+                )
+            )(s),
+        ),
+    ),
+    Fault(
+        "evaluate-plot-into-a-missing-directory",
+        "evaluate -w {weights} --plot {root}/nope/c.png -q",
+        1,
+        ("{root}/nope/c.png", "does not exist"),
+        setup=fitted,
+    ),
+    Fault(
+        "evaluate-plot-onto-read-only-media",
+        "evaluate -w {weights} --plot {ro}/c.png -q",
+        1,
+        ("Cannot write {ro}/c.png: Read-only file system", "Choose a writable location"),
+        setup=both(fitted, read_only("media")),
+        issue="14.5",
+    ),
+]
+
+GRADCHECK = [
+    Fault(
+        "gradcheck-h-zero",
+        "gradcheck --synthetic --h 0",
+        2,
+        ("Invalid value for '--h': must be a finite number > 0. Got '0' instead.",),
+    ),
+    Fault(
+        "gradcheck-h-nan",
+        "gradcheck --synthetic --h nan",
+        2,
+        ("Invalid value for '--h': must be a finite number > 0.",),
+    ),
+    Fault(
+        "gradcheck-h-so-large-the-loss-overflows",
+        "gradcheck --synthetic -n 20 --h 1e300",
+        2,
+        ("Invalid value for '--h': h=1e+300 is too large", "Use a smaller h"),
+        issue="14.11",
+    ),
+    Fault(
+        "gradcheck-h-too-small-for-float32",
+        "gradcheck --synthetic -n 20 --dtype float32 --h 1e-30",
+        2,
+        ("Invalid value for '--h': h=1e-30 is too small", "Use a larger h"),
+    ),
+    Fault(
+        "gradcheck-checks-zero",
+        "gradcheck --synthetic --checks 0",
+        2,
+        ("Invalid value for '--checks'", "0 is not in the range x>=1"),
+    ),
+    Fault(
+        "gradcheck-more-checks-than-weights",
+        "gradcheck --synthetic -n 20 --checks 40000",
+        2,
+        ("must be at most 30,730 (the weights). Got 40000 instead. Use --all",),
+    ),
+    Fault(
+        "gradcheck-checks-and-all",
+        "gradcheck --synthetic --all --checks 3",
+        2,
+        ("Use either --checks K or --all, not both.",),
+    ),
+    Fault(
+        "gradcheck-num-examples-zero",
+        "gradcheck --synthetic --num-examples 0",
+        2,
+        ("Invalid value for '--num-examples'", "0 is not in the range x>=1"),
+    ),
+    Fault(
+        "gradcheck-num-examples-beyond-synthetic",
+        "gradcheck --synthetic --num-examples 100000000",
+        2,
+        ("Invalid value for '--num-examples': must be at most 50,000 with synthetic data",),
+    ),
+    Fault(
+        "gradcheck-num-examples-beyond-the-data",
+        "gradcheck {data} --num-examples 1000 -q",
+        2,
+        ("Invalid value for '--num-examples'", "at most 250"),
+        setup=cached,
+    ),
+    Fault(
+        "gradcheck-delta-of-softmax",
+        "gradcheck --synthetic --loss softmax --delta 2",
+        2,
+        ("Invalid value for '--delta': the softmax loss has no delta",),
+    ),
+    Fault(
+        "gradcheck-reg-0-where-sum-w-squared-overflows-float32",
+        "gradcheck --synthetic -n 20 --dtype float32 --reg 0 --weight-scale 1e20 --h 1e17 -q",
+        0,
+        ("reg=0", "PASS"),
+        issue="14.9",
+    ),
+    Fault(
+        "gradcheck-bias-column-bug",
+        "gradcheck --synthetic -n 20",
+        1,
+        ("FAIL", "W[", ", 3072]"),
+        setup=bias_gradient_sign_flipped,
+        issue="14.10",
+    ),
+]
+
+SWEEP = [
+    Fault(
+        "sweep-help-on-the-notes-differences",
+        "sweep-step --help",
+        0,
+        ("centred (2 loss evaluations per weight)", "the notes' code takes forward differences"),
+        issue="14.11",
+    ),
+    Fault(
+        "sweep-steps-not-numbers",
+        "sweep-step --steps 1e-6,abc",
+        2,
+        ("Invalid value for '--steps'", "'abc' is not a number"),
+    ),
+    Fault(
+        "sweep-steps-zero",
+        "sweep-step --steps 0,1e-6",
+        2,
+        ("'--steps'", "finite number > 0. Got '0'"),
+    ),
+    Fault(
+        "sweep-steps-repeated",
+        "sweep-step --steps 1e-6,1e-6",
+        2,
+        ("'--steps'", "1e-06 twice"),
+    ),
+    Fault(
+        "sweep-range-reversed",
+        "sweep-step --range -1:-10",
+        2,
+        ("'--range'", "did you mean -10:-1?"),
+    ),
+    Fault(
+        "sweep-range-not-exponents",
+        "sweep-step --range 1e-10:1e-1",
+        2,
+        ("'--range'", "two integer exponents"),
+    ),
+    Fault(
+        "sweep-steps-and-range",
+        "sweep-step --range -5:-1 --steps 1e-6",
+        2,
+        ("--steps and --range both give",),
+    ),
+    Fault(
+        "sweep-every-loss-overflows",
+        "sweep-step {data} --steps 1e30,1e35 -q",
+        1,
+        ("Every step made the loss overflow; try smaller steps",),
+        setup=cached,
+    ),
+    Fault(
+        "sweep-csv-into-proc",
+        "sweep-step {data} --steps 1e-6 --csv /proc/svmtrain-sweep.csv -q",
+        1,
+        ("Cannot write /proc/svmtrain-sweep.csv", "No new file can be created in /proc"),
+        setup=cached,
+        issue="14.11",
+    ),
+    Fault(
+        "sweep-csv-onto-read-only-media",
+        "sweep-step {data} --steps 1e-6 --csv {ro}/s.csv -q",
+        1,
+        ("Cannot write {ro}/s.csv: Read-only file system", "Choose a writable location"),
+        setup=both(cached, read_only("media")),
+        issue="14.5",
+    ),
+    Fault(
+        "sweep-plot-into-a-missing-directory",
+        "sweep-step --steps 1e-6 --plot {root}/nope/s.png",
+        2,
+        ("--plot", "{root}/nope", "does not exist"),
+    ),
+]
+
+SEARCH = [
+    Fault(
+        "search-nothing-to-search",
+        "search --out {root}/out",
+        2,
+        ("Nothing to search: give --lr, --reg or --grid",),
+    ),
+    Fault(
+        "search-range-without-random",
+        "search --lr 1e-7:1e-5 --out {root}/out",
+        2,
+        ("only --random N samples", "--lr 1e-7,1e-6"),
+    ),
+    Fault(
+        "search-random-with-lists-only",
+        "search --random 3 --lr 1e-7,1e-6 --out {root}/out",
+        2,
+        ("would repeat the same 2 combinations",),
+    ),
+    Fault(
+        "search-lr-repeated",
+        "search --lr 1e-7,1e-7 --out {root}/out",
+        2,
+        ("--lr '1e-7,1e-7' lists 1e-7 twice",),
+    ),
+    Fault(
+        "search-grid-unknown-key",
+        "search --grid optim.lr=1 --out {root}/out",
+        2,
+        ("'optim.lr' is not a config key; the keys of optim",),
+    ),
+    Fault(
+        "search-grid-without-values",
+        "search --grid optim.momentum --out {root}/out",
+        2,
+        ("expected KEY=V1,V2,...",),
+    ),
+    Fault(
+        "search-grid-twice-the-same-key",
+        "search --lr 1e-6 --grid optim.learning_rate=1e-5 --out {root}/out",
+        2,
+        ("searched twice",),
+    ),
+    Fault(
+        "search-jobs-zero",
+        "search --lr 1e-6 --jobs 0 --out {root}/out",
+        2,
+        ("'--jobs'", "0 is not in the range x>=1"),
+    ),
+    Fault(
+        "search-a-trial-with-a-bad-value",
+        "search {data} --grid optim.momentum=0,2 --out {root}/out",
+        1,
+        ("Trial 2 (optim.momentum=2): optim.momentum must be a float in [0, 1).",),
+        setup=cached,
+    ),
+    Fault(
+        "search-out-onto-the-users-files",
+        "search {data} --lr 1e-6 --epochs 1 -j 1 --out {mine} -q",
+        1,
+        ("{mine} is not empty", "Choose a new or empty directory with --out"),
+        setup=both(cached, users_files),
+    ),
+    Fault(
+        "search-out-onto-a-finished-search",
+        "search {data} --lr 1e-6 --epochs 1 -j 1 --out {root}/out -q",
+        1,
+        ("{root}/out already holds a search's results; choose another --out",),
+        setup=searched,
+    ),
+    Fault(
+        "search-every-trial-diverges",
+        "search {data} --lr 1e9,1e10 --epochs 1 -j 1 --out {root}/out -q",
+        1,
+        ("Every trial diverged, so there is no best.yaml", "Search smaller learning rates"),
+        setup=cached,
+        creates=("out", "out/*"),
+    ),
+]
+
+PLOT = [
+    Fault(
+        "plot-a-directory-that-is-no-run",
+        "plot {root}/mine",
+        1,
+        ("{root}/mine", "weights.npz not found", "svmtrain fit"),
+        setup=users_files,
+    ),
+    Fault(
+        "plot-a-missing-directory",
+        "plot {root}/nope",
+        1,
+        ("{root}/nope", "does not exist"),
+    ),
+    Fault(
+        "plot-a-diverged-run",
+        "plot {run}",
+        1,
+        ("--out NEW_DIR",),
+        setup=diverged,
+        issue="14.8",
+    ),
+    Fault(
+        "plot-without-matplotlib",
+        "plot {run}",
+        1,
+        ("pip install 'svmtrain[plot]'",),
+        setup=both(fitted, no_matplotlib),
+    ),
+]
+
+CONFIGS = [
+    Fault(
+        "configs-show-an-unknown-name",
+        "configs show nope",
+        1,
+        ("'nope' is not a shipped config; the shipped configs are", "svmtrain configs list"),
+    ),
+    Fault(
+        "configs-show-out-onto-an-existing-file",
+        "configs show quick --out {file}",
+        1,
+        ("{file} already exists; choose a new file name",),
+        setup=a_file("mine.yaml", "mine\n"),
+    ),
+    Fault(
+        "fit-config-name-misspelt",
+        "fit -c defualt --out {root}/run",
+        1,
+        ("Config file defualt does not exist", "Did you mean 'default'?"),
+    ),
+]
+
+COMMAND_LINE = [
+    Fault("unknown-command", "frobnicate", 2, ("No such command 'frobnicate'",)),
+    Fault("unknown-option", "fit --frobnicate", 2, ("No such option '--frobnicate'",)),
+    Fault("option-without-its-value", "fit --out", 2, ("Option '--out' requires an argument",)),
+    Fault("unknown-data-subcommand", "data fetch", 2, ("No such command 'fetch'",)),
+]
+
+CATALOGUE = (
+    DATA + CONFIG + CONFIGS + FIT + EVALUATE + GRADCHECK + SWEEP + SEARCH + PLOT + COMMAND_LINE
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# The one test
+
+
+def _params(rows: list[Fault]) -> list:
+    params = []
+    for row in rows:
+        marks = [pytest.mark.xfail(strict=True, reason=row.xfail)] if row.xfail else []
+        params.append(pytest.param(row, id=row.id, marks=marks))
+    return params
+
+
+def test_the_catalogue_has_one_row_per_fault_and_the_readme_its_count():
+    ids = [row.id for row in CATALOGUE]
+    assert len(ids) == len(set(ids))
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"runs {len(CATALOGUE)} faults and bad inputs" in readme
+
+
+@pytest.mark.parametrize("row", _params(CATALOGUE))
+def test_fault(row: Fault, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch):
+    scene = Scene(tmp_path, request, monkeypatch)
+    scene.set(root=tmp_path)
+    if row.setup is not None:
+        row.setup(scene)
+    argv = scene.argv(row.cmd)
+    before, existed = _files(tmp_path), set(tmp_path.rglob("*"))
+    if row.process:
+        output, exit_code = _run_process(scene, row, argv)
+    else:
+        output, exit_code = _run_in_process(argv)
+    assert exit_code == row.exit_code, output
+    assert "Traceback" not in output
+    assert "RuntimeWarning" not in output
+    flat = " ".join(output.split())  # a message may be wrapped anywhere
+    for fragment in row.says:
+        assert " ".join(fragment.format(**scene.vars).split()) in flat, output
+    _assert_nothing_lost_or_half_written(tmp_path, before, existed, row)
+
+
+def _run_in_process(argv: list[str]) -> tuple[str, int]:
+    """The CLI's output and exit code; a warning it lets out (which pytest would otherwise
+    catch before it reaches the output) is written into the output, as a user would see it."""
+    with warnings.catch_warnings(record=True) as leaked:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(main, argv)
+    escaped = result.exception if not isinstance(result.exception, SystemExit) else None
+    assert escaped is None, f"{type(escaped).__name__} escaped the CLI: {escaped}"
+    shown = "".join(
+        warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in leaked
+    )
+    return result.output + shown, result.exit_code
+
+
+def _run_process(scene: Scene, row: Fault, argv: list[str]) -> tuple[str, int]:
+    proc = subprocess.Popen(
+        [*SVMTRAIN, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        seen = (row.during(scene, proc) if row.during is not None else None) or ""
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"svmtrain {shlex.join(argv)} did not end within {TIMEOUT} s")
+    return seen + out + err, proc.returncode
+
+
+def _assert_nothing_lost_or_half_written(
+    root: Path, before: dict[str, bytes], existed: set[Path], row: Fault
+) -> None:
+    """Files of ``before`` unchanged (but ``row.changes``); new paths only ``row.creates``,
+    never a temporary."""
+    after = _files(root)
+    for name, data in before.items():
+        if not _matches(name, row.changes):
+            assert after.get(name) == data, f"{name} was changed or removed"
+    new = [p.relative_to(root).as_posix() for p in set(root.rglob("*")) - existed]
+    for name in new:
+        parts = name.split("/")
+        assert not any(p.startswith(".tmp") or p.endswith(".tmp") for p in parts), (
+            f"{name} is a temporary left behind"
+        )
+        if (root / name).is_file() or not any(n.startswith(name + "/") for n in new):
+            assert _matches(name, row.creates), f"{name} appeared"
