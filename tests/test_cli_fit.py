@@ -276,7 +276,7 @@ def test_fit_plot_without_matplotlib_fails_before_training(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("name", ["null", "123", "a #b", "1e5"])
 def test_data_dir_is_taken_as_a_path_whatever_its_name(name):
-    from svmtrain.cli._common import data_dir_override
+    from svmtrain.cli.options import data_dir_override
     from svmtrain.config import load_config
 
     assert load_config(overrides=data_dir_override(name)).data.dir == name

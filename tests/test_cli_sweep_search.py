@@ -247,7 +247,7 @@ def _missing():
 @pytest.mark.parametrize("command", ["sweep-step", "search"])
 def test_plot_is_checked_before_any_work(data, tmp_path, monkeypatch, command):
     """No matplotlib, or no directory for the picture: said before the data are loaded."""
-    from svmtrain.cli import _common as cli_sweep
+    from svmtrain.cli import options as cli_sweep
 
     args = ["--range", "-8:-4"] if command == "sweep-step" else ["--lr", "1e-9,1e-8"]
     args += ["--csv" if command == "sweep-step" else "--out", tmp_path / "out"]

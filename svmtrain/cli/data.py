@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import click
 
-from svmtrain.cli._common import data_dir_option, quiet_option
+from svmtrain.cli.options import data_dir_option, quiet_option
 from svmtrain.data import UnverifiedArchiveWarning, dataset_info, load_cifar10
 from svmtrain.data.source import ENV_DIGEST, ENV_URL, OFFICIAL_URL
 from svmtrain.io.records import format_table

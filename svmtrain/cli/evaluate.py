@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from svmtrain.cli._common import (
+from svmtrain.cli.options import (
     data_dir_option,
     json_option,
     progress_enabled,

@@ -10,7 +10,7 @@ import math
 
 import click
 
-from svmtrain.cli._common import (
+from svmtrain.cli.options import (
     config_option,
     config_overrides,
     data_dir_option,

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from svmtrain.cli._common import (
+from svmtrain.cli.options import (
     check_plot_path,
     config_option,
     config_overrides,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from svmtrain.cli._common import (
+from svmtrain.cli.options import (
     check_plot_path,
     config_option,
     config_overrides,
