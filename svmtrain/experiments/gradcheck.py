@@ -4,8 +4,8 @@
 loaded and preprocessed as the config says by
 :func:`svmtrain.experiments.common.load_splits`, or synthetic pixels from :func:`synthetic_data`),
 the point W and the weights to check. :func:`run_gradcheck` builds it, runs
-:func:`svmtrain.core.gradcheck.check_gradient` on it and returns a :class:`GradcheckRun`, whose
-:meth:`~GradcheckRun.to_dict` and :meth:`~GradcheckRun.report` are exactly what
+:func:`svmtrain.core.gradcheck.check_gradient` on it and returns a :class:`GradCheckRun`, whose
+:meth:`~GradCheckRun.to_dict` and :meth:`~GradCheckRun.report` are exactly what
 ``svmtrain gradcheck --json`` and ``svmtrain gradcheck`` print::
 
     run = run_gradcheck(load_config(), synthetic=True, num_examples=200, checks=None)
@@ -41,7 +41,7 @@ DEFAULT_CHECKS = 10  # weights checked when the caller does not say
 
 
 @dataclass(frozen=True)
-class GradProblem:
+class GradCheckProblem:
     """Where and on what to check a gradient."""
 
     W: np.ndarray  # (C, D) of the requested dtype
@@ -76,7 +76,7 @@ def make_problem(
     seed: int = 0,
     checks: int | None = None,
     progress: bool = True,
-) -> GradProblem:
+) -> GradCheckProblem:
     """The first ``num_examples`` training images of CIFAR-10 (downloaded or cached, and
     preprocessed as ``cfg`` says; ``progress``: show the download's progress bar) or, with
     ``synthetic``, :func:`synthetic_data`; W = weight_scale * N(0, 1) (default
@@ -114,14 +114,14 @@ def make_problem(
     scale = cfg.model.init_scale if weight_scale is None else weight_scale
     W = (scale * weight_rng.standard_normal((NUM_CLASSES, X.shape[1]))).astype(dtype)
     if checks is None:
-        return GradProblem(W, X, y, None)
+        return GradCheckProblem(W, X, y, None)
     if checks > W.size:
         raise ProblemSizeError(
             "checks",
             f"must be at most {W.size:,} (the weights). Got {checks} instead. "
             "Use --all to check every weight.",
         )
-    return GradProblem(W, X, y, spread_sample(coord_rng, W.shape, checks))
+    return GradCheckProblem(W, X, y, spread_sample(coord_rng, W.shape, checks))
 
 
 def spread_sample(rng: np.random.Generator, shape: tuple[int, int], checks: int) -> np.ndarray:
@@ -145,7 +145,7 @@ def _fmt(x: float) -> str:
 
 
 @dataclass(frozen=True)
-class GradcheckRun:
+class GradCheckRun:
     """A gradient check and what it was run on: the result, the settings, the time taken."""
 
     result: GradCheck
@@ -265,7 +265,7 @@ def run_gradcheck(
     reference: bool = False,
     progress: bool = True,
     **hyperparameters: float,
-) -> GradcheckRun:
+) -> GradCheckRun:
     """Check the gradient of a loss as ``svmtrain gradcheck`` does: :func:`make_problem`, then
     :func:`~svmtrain.core.gradcheck.check_gradient`, timed.
 
@@ -274,7 +274,7 @@ def run_gradcheck(
     dtype's (:meth:`~svmtrain.core.losses.Loss.default_step`, ``default_tolerance``).
     ``progress`` shows the download's and (with ``full_loss``) the probes' progress bars.
 
-    Returns a :class:`GradcheckRun`. Raises :class:`~svmtrain.errors.ArgumentError` for a
+    Returns a :class:`GradCheckRun`. Raises :class:`~svmtrain.errors.ArgumentError` for a
     hyperparameter that the loss does not have (e.g. delta for softmax),
     :class:`~svmtrain.errors.ProblemSizeError` for an impossible num_examples or checks,
     :class:`~svmtrain.errors.StepTooSmall` when a given h rounds away on the weights,
@@ -353,4 +353,4 @@ def run_gradcheck(
         "seed": seed,
         "full_loss": full_loss,
     }
-    return GradcheckRun(result, settings, seconds, tol_given=tol is not None)
+    return GradCheckRun(result, settings, seconds, tol_given=tol is not None)
