@@ -4,22 +4,10 @@ import json
 import shutil
 
 import pytest
-from click.testing import CliRunner
+from cli_helpers import assert_clean_failure, run
 
-from svmtrain.cli import main
 from svmtrain.data.cache import PART_NAME
 from svmtrain.data.format import ARCHIVE_NAME
-
-
-def run(*args, env=None):
-    return CliRunner().invoke(main, list(args), env=env)
-
-
-def assert_clean_failure(result, exit_code, *needles):
-    assert result.exit_code == exit_code, result.output
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in result.stderr
 
 
 @pytest.fixture

@@ -13,9 +13,8 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_helpers import assert_clean_failure, run
 
-from svmtrain.cli import main
 from svmtrain.config import load_config
 from svmtrain.core.losses import svm_loss_naive
 from svmtrain.errors import PlotUnavailable
@@ -24,17 +23,6 @@ from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.fit import fit
 from svmtrain.experiments.sweep import gradient
 from svmtrain.io import plots
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_clean_failure(result, exit_code, *needles):
-    assert result.exit_code == exit_code, result.output
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in result.stderr, result.stderr
 
 
 @pytest.fixture

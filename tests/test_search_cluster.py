@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cli_helpers import run
 from conftest import Behaviour, LoopbackServer
 
-from svmtrain.cli import main
 from svmtrain.config import load_config
 from svmtrain.errors import ClusterError
 from svmtrain.experiments import search
@@ -163,10 +162,6 @@ def data_sets(cifar_data_dir, mirror_server):
         f"data.sha256={cifar_data_dir.sha256}",
     ]
     return [a for s in sets for a in ("--set", s)]
-
-
-def run(*args, env=None):
-    return CliRunner().invoke(main, [str(a) for a in args], env=env)
 
 
 def rows_without_seconds(out_dir: Path) -> list[dict]:
