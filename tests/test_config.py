@@ -463,6 +463,14 @@ def test_anchors_and_aliases_are_refused(tmp_path, text, token, line, column):
     )
 
 
+def test_a_merge_key_without_an_alias_is_read(tmp_path):
+    """``<<:`` with an inline mapping needs no alias, so the duplicate-key check must let the
+    merge key through to PyYAML rather than construct it as a plain key."""
+    path = _write(tmp_path, "optim:\n  <<: {momentum: 0.5}\n  learning_rate: 1.0e-3\n")
+    cfg = load_config(path)
+    assert (cfg.optim.momentum, cfg.optim.learning_rate) == (0.5, 1e-3)
+
+
 def test_duplicate_key_says_which(tmp_path):
     path = _write(tmp_path, "optim:\n  learning_rate: 1\n  learning_rate: 2\n")
     with pytest.raises(ConfigError, match="found the key 'learning_rate' twice"):
