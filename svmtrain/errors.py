@@ -4,6 +4,7 @@ Library code raises these with a message that names the thing at fault and how t
 the CLI turns them into one line on stderr and a non-zero exit, with no traceback.
 """
 
+import re
 import signal
 
 
@@ -70,15 +71,20 @@ class ArgumentError(SvmtrainError, ValueError):
     """A value passed to a library function cannot be used.
 
     ``arguments`` names the parameter(s) at fault, as the function calls them, so that the CLI
-    can name its options (``num_examples`` -> ``--num-examples``) in a usage error (exit 2).
+    can name its options (``num_examples`` -> ``--num-examples``) in a usage error (exit 2);
+    none for a bad combination whose message names the options itself. ``reason`` is what is
+    wrong, without the name ("must be at least 1. Got 0 instead."), for the CLI to put after
+    the option; ``str(err)`` names the parameter for a Python caller ("num_examples must be at
+    least 1. Got 0 instead.") unless ``reason`` starts with its name already ("h=1e-20 is ...").
     Also a ValueError, as a bad argument value is one to a Python caller.
     """
 
     exit_code = 2
 
-    def __init__(self, arguments: str | tuple[str, ...], message: str) -> None:
-        super().__init__(message)
+    def __init__(self, arguments: str | tuple[str, ...], reason: str) -> None:
         self.arguments = (arguments,) if isinstance(arguments, str) else tuple(arguments)
+        self.reason = reason
+        super().__init__(_named(self.arguments, reason))
 
     @property
     def argument(self) -> str:
@@ -89,6 +95,14 @@ class ArgumentError(SvmtrainError, ValueError):
 class ProblemSizeError(ArgumentError):
     """A count asked of an experiment (examples, weights to check) is more than there is, or
     below 1."""
+
+
+def _named(arguments: tuple[str, ...], reason: str) -> str:
+    """``reason`` with the parameters' names in front, unless it starts with the first one."""
+    if not arguments or re.match(rf"{re.escape(arguments[0])}\b", reason):
+        return reason
+    names = " and ".join(arguments)
+    return f"{names} {reason}" if reason.startswith("must ") else f"{names}: {reason}"
 
 
 def require_count(argument: str, count: int | None) -> None:

@@ -98,6 +98,9 @@ def test_impossible_sizes_are_refused(options, argument, message):
         make_problem(load_config(), **{"num_examples": 3, "synthetic": True, **options})
     assert caught.value.argument == argument
     assert isinstance(caught.value, ValueError)
+    # A Python caller is told the parameter; the CLI puts the bare reason after the option.
+    assert str(caught.value) == f"{argument} {caught.value.reason}"
+    assert caught.value.reason.startswith(message)
 
 
 def _tiny_config(http_server, tiny_archive, tmp_path):

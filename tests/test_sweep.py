@@ -282,6 +282,7 @@ def test_run_sweep_refuses_a_bad_number_of_examples(num_examples, message):
     with pytest.raises(ProblemSizeError, match=re.escape(message)) as caught:
         sweep.run_sweep(CFG, _splits(), (1e-3,), num_examples=num_examples, progress=False)
     assert caught.value.argument == "num_examples"
+    assert str(caught.value).startswith("num_examples")
 
 
 def test_run_sweep_unknown_method():

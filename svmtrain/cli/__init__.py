@@ -42,7 +42,7 @@ class _Group(click.Group):
             # A bad value of a library argument is a usage error of the option of that name.
             command = self.get_command(ctx, ctx.invoked_subcommand)
             raise click.BadParameter(
-                str(err),
+                err.reason,
                 ctx=click.Context(command, info_name=ctx.invoked_subcommand, parent=ctx),
                 param_hint=["--" + name.replace("_", "-") for name in err.arguments],
             ) from None

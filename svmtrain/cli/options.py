@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from svmtrain.config.shipped import shipped_names
+from svmtrain.errors import ArgumentError
 from svmtrain.io.plots import require_matplotlib
 
 
@@ -51,15 +52,16 @@ def data_dir_override(data_dir: str | None) -> list[str]:
 
 
 def parsed(parse):
-    """A click callback running ``parse`` on the option's text; its ValueError is a usage error."""
+    """A click callback running ``parse`` on the option's text; its ArgumentError is a usage error
+    of this option."""
 
     def callback(ctx: click.Context, param: click.Parameter, value):
         if value is None:
             return None
         try:
             return parse(value)
-        except ValueError as err:
-            raise click.BadParameter(str(err)) from None
+        except ArgumentError as err:
+            raise click.BadParameter(err.reason) from None
 
     return callback
 

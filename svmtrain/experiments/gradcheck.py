@@ -339,7 +339,7 @@ def run_gradcheck(
             if err.arguments != ("W",):
                 raise
             raise ArgumentError(
-                "weight_scale", f"{err} Use a smaller --weight-scale (or model.init_scale)."
+                "weight_scale", f"{err.reason} Use a smaller --weight-scale (or model.init_scale)."
             ) from None
     seconds = time.perf_counter() - started
     settings = {
