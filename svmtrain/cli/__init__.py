@@ -31,19 +31,23 @@ class _UserError(click.ClickException):
 class _Group(click.Group):
     """Turns library errors and Ctrl-C into a message and an exit code, never a traceback.
 
-    A :class:`ProblemSizeError` is a usage error (exit 2) of the option named like its
-    argument (num_examples: --num-examples).
+    An :class:`ArgumentError` is a usage error (exit 2) of the option named like its argument
+    (num_examples: --num-examples), or of the command if it names no argument.
     """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except ArgumentError as err:
-            # A bad value of a library argument is a usage error of the option of that name.
+            # A bad value of a library argument is a usage error of the option of that name;
+            # one naming no argument is a bad combination, and its message names the options.
             command = self.get_command(ctx, ctx.invoked_subcommand)
+            sub = click.Context(command, info_name=ctx.invoked_subcommand, parent=ctx)
+            if not err.arguments:
+                raise click.UsageError(err.reason, ctx=sub) from None
             raise click.BadParameter(
                 err.reason,
-                ctx=click.Context(command, info_name=ctx.invoked_subcommand, parent=ctx),
+                ctx=sub,
                 param_hint=["--" + name.replace("_", "-") for name in err.arguments],
             ) from None
         except SvmtrainError as err:

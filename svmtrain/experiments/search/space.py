@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from svmtrain.config import Config, config_to_dict, key_type, load_config
-from svmtrain.errors import ConfigError
+from svmtrain.errors import ArgumentError, ConfigError
 from svmtrain.experiments.train import plan
 
 LR, REG = "optim.learning_rate", "model.reg"
@@ -53,7 +53,7 @@ def parse_axis(key: str, spec: str, option: str, given: str | None = None) -> Ax
 
     ``option`` (e.g. "--lr" or "--grid") and ``given``, the option's value as written
     [default: spec], name the source in messages. A range is two numbers separated by ':',
-    both > 0, for an int or float key. Raises ValueError on anything else.
+    both > 0, for an int or float key. Raises ArgumentError on anything else.
     """
     kind = _key_type(key, option)
     where = f"{option} {spec if given is None else given!r}"
@@ -61,23 +61,24 @@ def parse_axis(key: str, spec: str, option: str, given: str | None = None) -> Ax
     if bounds is not None:
         low, high = bounds
         if kind not in (int, float):
-            raise ValueError(
-                f"{where}: {key} is not a number, so it cannot be a range; list values."
+            raise ArgumentError(
+                (), f"{where}: {key} is not a number, so it cannot be a range; list values."
             )
         if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
-            raise ValueError(
+            raise ArgumentError(
+                (),
                 f"{where}: a range LOW:HIGH needs finite 0 < LOW < HIGH (it is sampled "
-                "log-uniformly), e.g. 1e-7:1e-5."
+                "log-uniformly), e.g. 1e-7:1e-5.",
             )
         return Axis(key, low=low, high=high)
     values = tuple(v.strip() for v in spec.split(","))
     if any(v == "" for v in values):
-        raise ValueError(
-            f"{where} has an empty value; separate values with commas, e.g. 1e-7,1e-6."
+        raise ArgumentError(
+            (), f"{where} has an empty value; separate values with commas, e.g. 1e-7,1e-6."
         )
     repeated = sorted({v for v in values if values.count(v) > 1})
     if repeated:
-        raise ValueError(f"{where} lists {repeated[0]} twice; list each value once.")
+        raise ArgumentError((), f"{where} lists {repeated[0]} twice; list each value once.")
     return Axis(key, values=values)
 
 
@@ -85,8 +86,8 @@ def parse_grid_option(text: str) -> Axis:
     """``--grid KEY=V1,V2,...`` (or KEY=LOW:HIGH with --random) as an :class:`Axis`."""
     key, sep, spec = text.partition("=")
     if not sep or not key.strip():
-        raise ValueError(
-            f"--grid {text!r}: expected KEY=V1,V2,..., e.g. --grid train.batch_size=128,256."
+        raise ArgumentError(
+            (), f"--grid {text!r}: expected KEY=V1,V2,..., e.g. --grid train.batch_size=128,256."
         )
     return parse_axis(key.strip(), spec, "--grid", given=text)
 
@@ -103,12 +104,12 @@ def _as_range(spec: str) -> tuple[float, float] | None:
 
 
 def _key_type(key: str, option: str) -> type:
-    """The type (int, float, bool, str) of config key "section.key"; ValueError if no such key."""
+    """The type (int, float, bool, str) of config key "section.key"; ArgumentError if none."""
     section, _, name = key.partition(".")
     if section not in _DEFAULTS:
         close = difflib.get_close_matches(section, list(_DEFAULTS), n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"the sections: {', '.join(_DEFAULTS)}."
-        raise ValueError(f"{option}: {key!r} is not a config key (section.key); {hint}")
+        raise ArgumentError((), f"{option}: {key!r} is not a config key (section.key); {hint}")
     if name not in _DEFAULTS[section]:
         close = difflib.get_close_matches(name, list(_DEFAULTS[section]), n=1)
         hint = (
@@ -116,7 +117,7 @@ def _key_type(key: str, option: str) -> type:
             if close
             else f"the keys of {section}: {', '.join(_DEFAULTS[section])}."
         )
-        raise ValueError(f"{option}: {key!r} is not a config key; {hint}")
+        raise ArgumentError((), f"{option}: {key!r} is not a config key; {hint}")
     return key_type(key)
 
 
@@ -125,44 +126,49 @@ def check_axes(
 ) -> None:
     """Reject a search that cannot run: no axes, a key twice, a range in a grid, random
     samples without a range (they would repeat grid points), --epochs or --halving together
-    with a searched train.epochs or train.iterations. Raises ValueError."""
+    with a searched train.epochs or train.iterations. Raises ArgumentError."""
     if not axes:
-        raise ValueError(
+        raise ArgumentError(
+            (),
             "Nothing to search: give --lr, --reg or --grid KEY=V1,V2,..., "
-            "e.g. --lr 1e-7,1e-6 --reg 2.5e4,5e4."
+            "e.g. --lr 1e-7,1e-6 --reg 2.5e4,5e4.",
         )
     keys = [a.key for a in axes]
     for key in keys:
         if keys.count(key) > 1:
-            raise ValueError(f"{key} is searched twice (--lr/--reg/--grid); give it once.")
+            raise ArgumentError((), f"{key} is searched twice (--lr/--reg/--grid); give it once.")
     ranges = [a.key for a in axes if a.is_range]
     if ranges and not random:
-        raise ValueError(
+        raise ArgumentError(
+            (),
             f"{ranges[0]} is given a range LOW:HIGH, which only --random N samples; "
-            "for a grid, list values, e.g. --lr 1e-7,1e-6."
+            "for a grid, list values, e.g. --lr 1e-7,1e-6.",
         )
     if random and not ranges:
         combos = math.prod(len(a.values) for a in axes)
-        raise ValueError(
+        raise ArgumentError(
+            (),
             f"--random samples ranges LOW:HIGH, but every searched key lists its values, so "
             f"samples would repeat the same {combos} combinations. Drop --random to try each "
-            "once, or give a range, e.g. --lr 1e-7:1e-5."
+            "once, or give a range, e.g. --lr 1e-7:1e-5.",
         )
     fixed = [k for k in keys if k.partition(".")[0] in _DATA_SECTIONS]
     if fixed:
-        raise ValueError(
+        raise ArgumentError(
+            (),
             f"{fixed[0]} cannot be searched: the data are loaded and preprocessed once for all "
-            f"trials. Run one search per value instead, e.g. --set {fixed[0]}=..."
+            f"trials. Run one search per value instead, e.g. --set {fixed[0]}=...",
         )
     clash = [k for k in keys if k in _LENGTH_KEYS]
     if clash and epochs is not None:
-        raise ValueError(
-            f"--epochs sets the length of every trial; drop it or stop searching {clash[0]}."
+        raise ArgumentError(
+            (), f"--epochs sets the length of every trial; drop it or stop searching {clash[0]}."
         )
     if clash and halving:
-        raise ValueError(
+        raise ArgumentError(
+            (),
             f"--halving sets the length of every trial in each rung; drop it or stop searching "
-            f"{clash[0]}."
+            f"{clash[0]}.",
         )
 
 
@@ -248,21 +254,23 @@ class Halving:
     def rung_epochs(self, num_trials: int, max_epochs: int | None) -> list[int]:
         """Epochs of each rung: min_epochs * reduction_factor ** k, as many rungs as both the
         trials (one left at most) and ``max_epochs`` (the trials' length) allow. Raises
-        ValueError unless there is room for two rungs."""
+        ArgumentError unless there is room for two rungs."""
         eta, low = self.reduction_factor, self.min_epochs
         if max_epochs is None:
-            raise ValueError(
+            raise ArgumentError(
+                (),
                 "--halving counts epochs, but the config sets train.iterations; give --epochs N "
-                "(the length of the last rung)."
+                "(the length of the last rung).",
             )
         rungs = 1
         while low * eta**rungs <= max_epochs and eta**rungs <= num_trials:
             rungs += 1
         if rungs < 2:
-            raise ValueError(
+            raise ArgumentError(
+                (),
                 f"--halving with --reduction-factor {eta} and --min-epochs {low} needs at least "
                 f"{eta} trials (got {num_trials}) and trials of at least {low * eta} epochs "
-                f"(got {max_epochs}; set --epochs)."
+                f"(got {max_epochs}; set --epochs).",
             )
         return [low * eta**k for k in range(rungs)]
 
