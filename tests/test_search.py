@@ -15,7 +15,7 @@ import pytest
 
 from svmtrain.config import load_config
 from svmtrain.data.preprocess import PIXELS, prepare
-from svmtrain.errors import ConfigError, Interrupted, SvmtrainError
+from svmtrain.errors import ArgumentError, ConfigError, Interrupted, SvmtrainError
 from svmtrain.experiments import fit, search, train
 
 
@@ -508,3 +508,20 @@ def test_successive_halving_does_not_depend_on_jobs(splits, tmp_path):
     one = _halving_search(splits, tmp_path / "1", jobs=1).results
     two = _halving_search(splits, tmp_path / "2", jobs=2).results
     assert _comparable(one) == _comparable(two)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, "Nothing to search"),
+        ({"lr": "1e-7,1e-6", "min_epochs": 2}, "need --halving"),
+        ({"lr": "1e-7", "scheduler": "tcp://127.0.0.1:1", "scheduler_file": "f"}, "not both"),
+    ],
+)
+def test_search_hyperparameters_refuses_a_search_that_cannot_run(options, message, tmp_path):
+    """Before any data are loaded or any directory made: an ArgumentError naming no argument,
+    as the message names the options (a usage error of the whole command in the CLI)."""
+    with pytest.raises(ArgumentError, match=message) as caught:
+        search.search_hyperparameters(out=tmp_path / "out", progress=False, **options)
+    assert caught.value.arguments == ()
+    assert not (tmp_path / "out").exists()

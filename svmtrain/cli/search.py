@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import click
@@ -18,12 +17,9 @@ from svmtrain.cli.options import (
     quiet_option,
     set_option,
 )
-from svmtrain.config import load_config
-from svmtrain.errors import DivergenceError
-from svmtrain.experiments import search as searching
-from svmtrain.experiments.common import load_splits
+from svmtrain.experiments.search import search_hyperparameters
 from svmtrain.io.plots import INSTALL_HINT
-from svmtrain.io.records import format_table, to_json
+from svmtrain.io.records import to_json
 
 
 @click.command(
@@ -161,111 +157,30 @@ def search(
     """
     if scheduler is not None and scheduler_file is not None:
         source = click.get_current_context().get_parameter_source("scheduler")
-        if source is not click.core.ParameterSource.ENVIRONMENT:
-            raise click.UsageError("Give --scheduler or --scheduler-file, not both.")
-        scheduler = None  # the file, given on the command line, beats the environment
-    if not halving and (reduction_factor is not None or min_epochs is not None):
-        raise click.UsageError("--reduction-factor and --min-epochs need --halving.")
-    plan = searching.Halving(reduction_factor or 3, min_epochs or 1) if halving else None
-    try:
-        shortcuts = (("--lr", searching.LR, lr_spec), ("--reg", searching.REG, reg_spec))
-        axes = [
-            searching.parse_axis(key, spec, option)
-            for option, key, spec in shortcuts
-            if spec is not None
-        ]
-        axes += [searching.parse_grid_option(text) for text in grid_specs]
-        searching.check_axes(axes, random=random_count is not None, epochs=epochs, halving=halving)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from None
+        if source is click.core.ParameterSource.ENVIRONMENT:
+            scheduler = None  # the file, given on the command line, beats the environment
     check_plot_path(plot_path)
-    base_overrides = config_overrides(overrides, data_dir)
-    base = load_config(config_path, base_overrides)
-    if random_count is None:
-        settings = searching.grid_settings(axes)
-    else:
-        settings = searching.random_settings(axes, random_count, base.train.seed)
-    trials = searching.make_trials(config_path, base_overrides, settings, epochs)
-    if plan is not None:
-        try:
-            plan.rung_epochs(len(trials), trials[0].config.train.epochs)
-        except ValueError as err:
-            raise click.UsageError(str(err)) from None
-    progress = progress_enabled(quiet)
-    cluster = None
-    if scheduler is not None or scheduler_file is not None:
-        cluster = searching.DaskExecutor(scheduler, scheduler_file)
-    with cluster or contextlib.nullcontext():
-        splits = load_splits(base, progress=progress)
-        searching.check_trials(trials, len(splits.y_train))
-        used = cluster.jobs if cluster is not None else searching.effective_jobs(jobs, len(trials))
-        if cluster is None and used < min(jobs, len(trials)):
-            click.echo(
-                "Note: worker processes need fork (Linux); running the trials one at a time.",
-                err=True,
-            )
-        job = searching.Search(
-            trials=trials,
-            axes=axes,
-            out_dir=searching.new_search_dir(base, out),
-            jobs=used,
-            epochs=epochs,
-            halving=plan,
-        )
-        searching.run_search(job, splits, executor=cluster, progress=progress)
-    document = job.document()
-    if as_json:
-        click.echo(to_json(document))
-    else:
-        click.echo(_search_text(job, document))
+    found = search_hyperparameters(
+        config_path,
+        config_overrides(overrides, data_dir),
+        lr=lr_spec,
+        reg=reg_spec,
+        grid=grid_specs,
+        random=random_count,
+        epochs=epochs,
+        jobs=jobs,
+        scheduler=scheduler,
+        scheduler_file=scheduler_file,
+        halving=halving,
+        reduction_factor=reduction_factor,
+        min_epochs=min_epochs,
+        out=out,
+        progress=progress_enabled(quiet),
+        on_note=lambda note: click.echo(note, err=True),
+    )
+    click.echo(to_json(found.document()) if as_json else found.text())
     if plot_path:
         from svmtrain.io.plots import plot_search
 
-        click.echo(f"wrote {plot_search(document['results'], plot_path)}")
-    if document["best"] is None:
-        raise DivergenceError(
-            f"Every trial diverged, so there is no best.yaml (results in {job.out_dir}). "
-            "Search smaller learning rates."
-        )
-
-
-def _search_text(job: searching.Search, document: dict) -> str:
-    """The ranked table, the best trial, and where the files are."""
-    others = [a.key for a in job.axes if a.key not in (searching.LR, searching.REG)]
-
-    def number(value, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
-
-    rows = [
-        (
-            r["rank"],
-            f"{r['learning_rate']:g}",
-            f"{r['reg']:g}",
-            *(str(r["settings"][k]) for k in others),
-            *([r["rung"]] if job.halving else []),
-            number(r["final_loss"], ".4g"),
-            number(r["train_acc"], ".4f"),
-            number(r["val_acc"], ".4f"),
-            f"{r['seconds']:.1f}",
-            r["status"],
-        )
-        for r in document["results"]
-    ]
-    headers = ["rank", "lr", "reg", *others, *(["rung"] if job.halving else [])]
-    headers += ["final loss", "train acc", "val acc", "seconds", "status"]
-    lines = [format_table(headers, rows), ""]
-    if job.halving is not None:
-        rungs = ", ".join(str(e) for e in document["halving"]["rung_epochs"])
-        lines.append(
-            f"successive halving: rungs of {rungs} epochs; {document['runs']} trial runs, "
-            f"{document['epochs_trained']} epochs in all"
-        )
-    best = document["best"]
-    if best is not None:
-        chosen = ", ".join(f"{k}={v}" for k, v in best["settings"].items())
-        lines.append(f"best: trial {best['trial']} ({chosen}), val accuracy {best['val_acc']:.4f}")
-    out = job.out_dir
-    lines.append(f"results: {out / searching.RESULTS_CSV}, {out / searching.RESULTS_JSON}")
-    if best is not None:
-        lines.append(f"train it fully: svmtrain fit --config {out / searching.BEST_YAML}")
-    return "\n".join(lines)
+        click.echo(f"wrote {plot_search(found.document()['results'], plot_path)}")
+    found.require_best()

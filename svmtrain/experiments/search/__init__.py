@@ -6,6 +6,8 @@ validation accuracy (never test).
 - :mod:`.results`: ranking, the results files and the best trial.
 - :mod:`.cluster`: running the trials on a Dask distributed cluster (imports Dask only when
   used).
+- :mod:`.run`: :func:`search_hyperparameters`, one whole search from ``svmtrain search``'s
+  options to the ranked results.
 
 The names below are the public API; ``from svmtrain.experiments import search`` gives them all.
 """
@@ -24,7 +26,9 @@ from svmtrain.experiments.search.results import (
     new_search_dir,
     rank,
     result_records,
+    search_dir,
 )
+from svmtrain.experiments.search.run import FORK_NOTE, search_hyperparameters
 from svmtrain.experiments.search.runner import (
     BLAS_THREADS,
     Executor,
@@ -58,6 +62,7 @@ __all__ = [
     "BLAS_THREADS",
     "CRASHED",
     "DIVERGED",
+    "FORK_NOTE",
     "LR",
     "OK",
     "REG",
@@ -90,4 +95,6 @@ __all__ = [
     "result_records",
     "run_search",
     "run_trial",
+    "search_dir",
+    "search_hyperparameters",
 ]

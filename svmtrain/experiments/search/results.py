@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from svmtrain.config import Config, save_config
-from svmtrain.errors import SvmtrainError
+from svmtrain.errors import DivergenceError, SvmtrainError
 from svmtrain.experiments.search.space import LR, REG, Axis, Halving, Trial
 from svmtrain.io import runs
-from svmtrain.io.records import write_csv, write_json
+from svmtrain.io.records import format_table, write_csv, write_json
 
 RESULTS_CSV, RESULTS_JSON, BEST_YAML = "results.csv", "results.json", "best.yaml"
 _WRITTEN = (RESULTS_CSV, RESULTS_JSON, BEST_YAML)  # every file a search writes in its directory
@@ -148,6 +148,60 @@ class Search:
             "results": records,
         }
 
+    def text(self) -> str:
+        """What ``svmtrain search`` prints: the ranked table, the successive-halving rungs, the
+        best trial, and where the files are."""
+        document = self.document()
+        others = [a.key for a in self.axes if a.key not in (LR, REG)]
+
+        def number(value, spec: str) -> str:
+            return "-" if value is None else format(value, spec)
+
+        rows = [
+            (
+                r["rank"],
+                f"{r['learning_rate']:g}",
+                f"{r['reg']:g}",
+                *(str(r["settings"][k]) for k in others),
+                *([r["rung"]] if self.halving else []),
+                number(r["final_loss"], ".4g"),
+                number(r["train_acc"], ".4f"),
+                number(r["val_acc"], ".4f"),
+                f"{r['seconds']:.1f}",
+                r["status"],
+            )
+            for r in document["results"]
+        ]
+        headers = ["rank", "lr", "reg", *others, *(["rung"] if self.halving else [])]
+        headers += ["final loss", "train acc", "val acc", "seconds", "status"]
+        lines = [format_table(headers, rows), ""]
+        if self.halving is not None:
+            rungs = ", ".join(str(e) for e in document["halving"]["rung_epochs"])
+            lines.append(
+                f"successive halving: rungs of {rungs} epochs; {document['runs']} trial runs, "
+                f"{document['epochs_trained']} epochs in all"
+            )
+        best = document["best"]
+        if best is not None:
+            chosen = ", ".join(f"{k}={v}" for k, v in best["settings"].items())
+            lines.append(
+                f"best: trial {best['trial']} ({chosen}), val accuracy {best['val_acc']:.4f}"
+            )
+        out = self.out_dir
+        lines.append(f"results: {out / RESULTS_CSV}, {out / RESULTS_JSON}")
+        if best is not None:
+            lines.append(f"train it fully: svmtrain fit --config {out / BEST_YAML}")
+        return "\n".join(lines)
+
+    def require_best(self) -> None:
+        """Raises :class:`~svmtrain.errors.DivergenceError` if no trial succeeded (every one
+        diverged or crashed), so there is no best.yaml."""
+        if not any(r.status == OK for r in self.results):
+            raise DivergenceError(
+                f"Every trial diverged, so there is no best.yaml (results in {self.out_dir}). "
+                "Search smaller learning rates."
+            )
+
     def write(self) -> None:
         """Rewrite results.csv, results.json and best.yaml (once a trial succeeded), atomically."""
         ranked = rank(self.results)
@@ -164,11 +218,11 @@ class Search:
             save_config(best.full_config, self.out_dir / BEST_YAML)
 
 
-def new_search_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
-    """``out``, or ``<output.dir>/<timestamp>-search``, created. Refuses a directory with a
-    search's results, unless that search finished no trial (interrupted at once): it is
+def search_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
+    """``out``, or ``<output.dir>/<timestamp>-search``, not created yet. Refuses a directory
+    with a search's results, unless that search finished no trial (interrupted at once): it is
     overwritten. Refuses any other non-empty directory: search never overwrites files it did
-    not write."""
+    not write. Raises SvmtrainError."""
     path = Path(out) if out is not None else runs.default_dir(cfg, "search")
     if (path / RESULTS_JSON).exists() and _finished_trials(path / RESULTS_JSON) != 0:
         raise SvmtrainError(f"{path} already holds a search's results; choose another --out.")
@@ -178,6 +232,12 @@ def new_search_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
             f"{path} is not empty ({runs.listing(others)}) and holds no search, so search would "
             "overwrite files it did not write. Choose a new or empty directory with --out."
         )
+    return path
+
+
+def new_search_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
+    """:func:`search_dir`, created."""
+    path = search_dir(cfg, out)
     runs.create_run_dir(path)
     return path
 

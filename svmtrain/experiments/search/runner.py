@@ -32,6 +32,7 @@ from svmtrain.errors import DivergenceError, Interrupted, SvmtrainError, WorkerD
 from svmtrain.experiments.search.results import CRASHED, DIVERGED, OK, Search, TrialResult, rank
 from svmtrain.experiments.search.space import Trial, check_trials, for_rung
 from svmtrain.experiments.train import init_state, train
+from svmtrain.io.runs import create_run_dir
 
 # BLAS threads of every trial, whatever --jobs is, so that nothing a trial computes depends on
 # the thread count, which changes how a BLAS splits its sums and so the rounding. train() runs
@@ -244,7 +245,10 @@ def run_search(
     progress: bool = True,
 ) -> Search:
     """Run every trial of ``search`` (rung by rung with successive halving), writing the
-    results after each; returns ``search``.
+    results after each into ``search.out_dir``; returns ``search``.
+
+    First checks that every trial's batch fits the training split (ConfigError naming the
+    trial), and only then creates ``search.out_dir``.
 
     ``executor``: where the trials run, already entered [default: a :class:`LocalPool` of
     ``search.jobs`` workers, entered and left here]. With ``search.halving``, each rung's best
@@ -255,6 +259,7 @@ def run_search(
     are written, and SvmtrainError says which trial and why.
     """
     check_trials(search.trials, len(splits.y_train))
+    create_run_dir(search.out_dir)
     rungs = search.rung_epochs()
     planned = search.planned_runs()
     own = executor is None

@@ -1,0 +1,100 @@
+"""One search from the options ``svmtrain search`` takes to its ranked results."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Sequence
+
+from svmtrain.config import load_config
+from svmtrain.errors import ArgumentError
+from svmtrain.experiments.common import load_splits
+from svmtrain.experiments.search.cluster import DaskExecutor
+from svmtrain.experiments.search.results import Search, search_dir
+from svmtrain.experiments.search.runner import effective_jobs, run_search
+from svmtrain.experiments.search.space import (
+    LR,
+    REG,
+    Halving,
+    check_axes,
+    grid_settings,
+    make_trials,
+    parse_axis,
+    parse_grid_option,
+    random_settings,
+)
+
+FORK_NOTE = "Note: worker processes need fork (Linux); running the trials one at a time."
+
+
+def search_hyperparameters(
+    config_path: str | os.PathLike | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    lr: str | None = None,
+    reg: str | None = None,
+    grid: Sequence[str] = (),
+    random: int | None = None,
+    epochs: int | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    scheduler_file: str | os.PathLike | None = None,
+    halving: bool = False,
+    reduction_factor: int | None = None,
+    min_epochs: int | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+    on_note: Callable[[str], None] | None = None,
+) -> Search:
+    """Train one short run per trial and rank them by validation accuracy, as ``svmtrain
+    search`` does; returns the finished :class:`Search` (``.text()``, ``.document()``,
+    ``.require_best()``), whose files are in its ``out_dir``.
+
+    ``config_path``/``overrides``: the base config, as ``fit --config --set``. ``lr``/``reg``:
+    "V1,V2,..." or, with ``random``, "LOW:HIGH"; ``grid``: "KEY=V1,V2,..." per other key.
+    ``random``: sample this many trials instead of the whole grid. ``epochs``: every trial's
+    length. ``jobs``: local worker processes [default: the CPU count]; ``scheduler`` or
+    ``scheduler_file``: run on a Dask cluster instead. ``halving``: successive halving with
+    ``reduction_factor`` [3] and ``min_epochs`` [1]. ``out``: the results directory [default:
+    <output.dir>/<timestamp>-search]. ``on_note``: called with a note for the user (no fork:
+    the trials run one at a time).
+
+    Raises ArgumentError (naming no argument: the message names the options) for a search that
+    cannot run, before any data are loaded; ConfigError naming the trial with a bad value;
+    ClusterError, Interrupted, SvmtrainError as :func:`run_search` and :class:`DaskExecutor`.
+    """
+    if scheduler is not None and scheduler_file is not None:
+        raise ArgumentError((), "Give --scheduler or --scheduler-file, not both.")
+    if not halving and (reduction_factor is not None or min_epochs is not None):
+        raise ArgumentError((), "--reduction-factor and --min-epochs need --halving.")
+    plan = Halving(reduction_factor or 3, min_epochs or 1) if halving else None
+    shortcuts = (("--lr", LR, lr), ("--reg", REG, reg))
+    axes = [parse_axis(key, spec, option) for option, key, spec in shortcuts if spec is not None]
+    axes += [parse_grid_option(text) for text in grid]
+    check_axes(axes, random=random is not None, epochs=epochs, halving=halving)
+    base = load_config(config_path, overrides)
+    if random is None:
+        settings = grid_settings(axes)
+    else:
+        settings = random_settings(axes, random, base.train.seed)
+    trials = make_trials(config_path, overrides, settings, epochs)
+    if plan is not None:
+        plan.rung_epochs(len(trials), trials[0].config.train.epochs)
+    jobs = jobs if jobs is not None else os.cpu_count() or 1
+    cluster = None
+    if scheduler is not None or scheduler_file is not None:
+        cluster = DaskExecutor(scheduler, scheduler_file)
+    with cluster or contextlib.nullcontext():
+        splits = load_splits(base, progress=progress)
+        used = cluster.jobs if cluster is not None else effective_jobs(jobs, len(trials))
+        if cluster is None and used < min(jobs, len(trials)) and on_note is not None:
+            on_note(FORK_NOTE)
+        job = Search(
+            trials=trials,
+            axes=axes,
+            out_dir=search_dir(base, out),
+            jobs=used,
+            epochs=epochs,
+            halving=plan,
+        )
+        return run_search(job, splits, executor=cluster, progress=progress)
