@@ -4,6 +4,7 @@ Library code raises these with a message that names the thing at fault and how t
 the CLI turns them into one line on stderr and a non-zero exit, with no traceback.
 """
 
+import math
 import re
 import signal
 
@@ -109,6 +110,22 @@ def require_count(argument: str, count: int | None) -> None:
     """Raises :class:`ProblemSizeError` naming ``argument`` unless ``count`` is None or >= 1."""
     if count is not None and count < 1:
         raise ProblemSizeError(argument, f"must be at least 1. Got {count} instead.")
+
+
+def require_finite(
+    argument: str, value: object, *, low: float = 0.0, inclusive: bool = False
+) -> float:
+    """``value`` (a number, or its text as typed on a command line) as a float; raises
+    :class:`ArgumentError` naming ``argument`` unless it is finite and above ``low`` (or equal
+    to it, when ``inclusive``). The message quotes ``value`` as given."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if math.isfinite(number) and (number > low or (inclusive and number == low)):
+        return number
+    op = ">=" if inclusive else ">"
+    raise ArgumentError(argument, f"must be a finite number {op} {low:g}. Got {value!r} instead.")
 
 
 class StepTooSmall(ArgumentError):

@@ -217,6 +217,27 @@ def test_run_gradcheck_takes_the_losses_hyperparameters_by_name():
     assert caught.value.argument == "margin"
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"h": 0.0}, "h must be a finite number > 0. Got 0.0 instead."),
+        ({"tol": -1e-7}, "tol must be a finite number > 0. Got -1e-07 instead."),
+        ({"reg": -1.0}, "reg must be a finite number >= 0. Got -1.0 instead."),
+        ({"reg": float("nan")}, "reg must be a finite number >= 0. Got nan instead."),
+        ({"weight_scale": float("inf")}, "weight_scale must be a finite number > 0. Got inf"),
+        ({"delta": 0.0}, "delta must be a finite number > 0. Got 0.0 instead."),
+        ({"h": "abc"}, "h must be a finite number > 0. Got 'abc' instead."),
+    ],
+)
+def test_run_gradcheck_checks_its_numbers(options, message):
+    """Checked once, in the library: the CLI's --h, --tol, --reg, --delta, --weight-scale
+    show these reasons after the option."""
+    with pytest.raises(ArgumentError) as caught:
+        run_gradcheck(load_config(), synthetic=True, num_examples=3, progress=False, **options)
+    assert str(caught.value).startswith(message)
+    assert caught.value.arguments == tuple(options)
+
+
 def test_size_and_step_errors_are_svmtrain_errors_that_name_the_argument():
     with pytest.raises(ProblemSizeError) as caught:
         require_count("checks", 0)

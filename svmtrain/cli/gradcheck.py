@@ -6,8 +6,6 @@ returns; the verdict, the report and the JSON document are the library's.
 
 from __future__ import annotations
 
-import math
-
 import click
 
 from svmtrain.cli.options import (
@@ -25,29 +23,6 @@ from svmtrain.core.gradcheck import TOLERANCES
 from svmtrain.core.losses import LOSSES
 from svmtrain.experiments.gradcheck import DEFAULT_CHECKS, run_gradcheck
 from svmtrain.io.records import to_json
-
-
-class _FiniteFloat(click.ParamType):
-    """A finite float above ``low`` (or at it, when ``inclusive``): NaN and inf are refused."""
-
-    name = "float"
-
-    def __init__(self, low: float, inclusive: bool) -> None:
-        self.low, self.inclusive = low, inclusive
-
-    def convert(self, value, param, ctx):
-        op = ">=" if self.inclusive else ">"
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        if math.isfinite(number) and (number > self.low or (self.inclusive and number == self.low)):
-            return number
-        self.fail(f"must be a finite number {op} {self.low:g}. Got {value!r} instead.", param, ctx)
-
-
-_POSITIVE = _FiniteFloat(0.0, inclusive=False)
-_NON_NEGATIVE = _FiniteFloat(0.0, inclusive=True)
 
 
 def _short(value: float) -> str:
@@ -96,7 +71,7 @@ _DEFAULT_TOLERANCES = "; ".join(
 @click.option(
     "--h",
     "h",
-    type=_POSITIVE,
+    metavar="FLOAT",
     help=f"Finite-difference step. [default: the loss's: {_DEFAULT_STEPS}]",
 )
 @click.option(
@@ -113,8 +88,8 @@ _DEFAULT_TOLERANCES = "; ".join(
     show_default=True,
     help="The dtype of W and the images, in which the loss is computed.",
 )
-@click.option("--reg", type=_NON_NEGATIVE, help="L2 strength. [default: model.reg]")
-@click.option("--delta", type=_POSITIVE, help="SVM margin. [default: model.delta]")
+@click.option("--reg", metavar="FLOAT", help="L2 strength. [default: model.reg]")
+@click.option("--delta", metavar="FLOAT", help="SVM margin. [default: model.delta]")
 @click.option(
     "--reg-bias/--no-reg-bias",
     default=None,
@@ -122,7 +97,7 @@ _DEFAULT_TOLERANCES = "; ".join(
 )
 @click.option(
     "--weight-scale",
-    type=_POSITIVE,
+    metavar="FLOAT",
     help="W = scale * standard normal, where the gradient is checked. [default: model.init_scale]",
 )
 @click.option(
@@ -134,7 +109,7 @@ _DEFAULT_TOLERANCES = "; ".join(
 )
 @click.option(
     "--tol",
-    type=_POSITIVE,
+    metavar="FLOAT",
     help="Pass when the largest relative error away from kinks and unresolved weights is "
     f"at most this. [default: {_DEFAULT_TOLERANCES}]",
 )

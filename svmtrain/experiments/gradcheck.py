@@ -29,7 +29,13 @@ from svmtrain.core.gradcheck import GradCheck, bands_apply, check_gradient, defa
 from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.data.format import NUM_CLASSES
 from svmtrain.data.preprocess import PIXELS
-from svmtrain.errors import ArgumentError, ProblemSizeError, StepTooSmall, require_count
+from svmtrain.errors import (
+    ArgumentError,
+    ProblemSizeError,
+    StepTooSmall,
+    require_count,
+    require_finite,
+)
 from svmtrain.experiments.common import load_splits, random_streams
 from svmtrain.io.records import format_table
 
@@ -274,7 +280,12 @@ def run_gradcheck(
     dtype's (:meth:`~svmtrain.core.losses.Loss.default_step`, ``default_tolerance``).
     ``progress`` shows the download's and (with ``full_loss``) the probes' progress bars.
 
-    Returns a :class:`GradCheckRun`. Raises :class:`~svmtrain.errors.ArgumentError` for a
+    h, tol, weight_scale and the hyperparameters must be finite numbers > 0, reg a finite
+    number >= 0; each may also be given as text (as a command line gives it), which messages
+    quote as given.
+
+    Returns a :class:`GradCheckRun`. Raises :class:`~svmtrain.errors.ArgumentError` naming the
+    argument for a number out of those bounds, for a
     hyperparameter that the loss does not have (e.g. delta for softmax),
     :class:`~svmtrain.errors.ProblemSizeError` for an impossible num_examples or checks,
     :class:`~svmtrain.errors.StepTooSmall` when a given h rounds away on the weights,
@@ -288,6 +299,12 @@ def run_gradcheck(
         raise ArgumentError(
             unknown[0], f"{unknown[0]!r} is not a hyperparameter of any loss (known: {known})."
         )
+    h, tol, weight_scale = (
+        None if value is None else require_finite(name, value)
+        for name, value in (("h", h), ("tol", tol), ("weight_scale", weight_scale))
+    )
+    reg = None if reg is None else require_finite("reg", reg, inclusive=True)
+    hyperparameters = {name: require_finite(name, v) for name, v in hyperparameters.items()}
     given = {"loss": loss, "reg": reg, "reg_bias": reg_bias, "init_scale": weight_scale}
     given.update(hyperparameters)
     model = dataclasses.replace(cfg.model, **{k: v for k, v in given.items() if v is not None})
