@@ -20,9 +20,23 @@ from svmtrain.cli.options import (
 from svmtrain.config import DTYPES, load_config
 from svmtrain.core.differences import METHODS
 from svmtrain.core.gradcheck import TOLERANCES
-from svmtrain.core.losses import LOSSES
+from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.experiments.gradcheck import DEFAULT_CHECKS, run_gradcheck
 from svmtrain.io.records import to_json
+
+
+def _hyperparameter_options(command):
+    """One option per loss hyperparameter of the registry (--delta for the svm loss's delta),
+    passed to :func:`run_gradcheck` by name only when given. run_gradcheck checks the values."""
+    for name in sorted(HYPERPARAMETERS, reverse=True):
+        owners = " and ".join(n for n, loss in LOSSES.items() if name in loss.hyperparameters)
+        command = click.option(
+            "--" + name.replace("_", "-"),
+            name,
+            metavar="FLOAT",
+            help=f"The {owners} loss's {name}. [default: model.{name}]",
+        )(command)
+    return command
 
 
 def _short(value: float) -> str:
@@ -89,7 +103,7 @@ _DEFAULT_TOLERANCES = "; ".join(
     help="The dtype of W and the images, in which the loss is computed.",
 )
 @click.option("--reg", metavar="FLOAT", help="L2 strength. [default: model.reg]")
-@click.option("--delta", metavar="FLOAT", help="SVM margin. [default: model.delta]")
+@_hyperparameter_options
 @click.option(
     "--reg-bias/--no-reg-bias",
     default=None,
@@ -150,7 +164,6 @@ def gradcheck(
     method,
     dtype,
     reg,
-    delta,
     reg_bias,
     weight_scale,
     seed,
@@ -162,6 +175,7 @@ def gradcheck(
     as_json,
     data_dir,
     quiet,
+    **hyperparameters,
 ):
     """Check the analytic gradient of the loss against finite differences.
 
@@ -212,7 +226,7 @@ def gradcheck(
         full_loss=full_loss,
         reference=reference,
         progress=progress_enabled(quiet),
-        **({} if delta is None else {"delta": delta}),
+        **{name: value for name, value in hyperparameters.items() if value is not None},
     )
     click.echo(to_json(run.to_dict()) if as_json else run.report(rows))
     if not run.result.passed:
