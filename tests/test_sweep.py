@@ -10,7 +10,7 @@ import pytest
 from svmtrain.config import Config, ModelConfig, PreprocessConfig, TrainConfig
 from svmtrain.core.losses import softmax_loss_naive, svm_loss_naive
 from svmtrain.data.preprocess import Splits
-from svmtrain.errors import ArgumentError, ProblemSizeError
+from svmtrain.errors import ArgumentError, DivergenceError, ProblemSizeError
 from svmtrain.experiments import sweep
 
 
@@ -125,6 +125,20 @@ def test_sweep_numbers_match_the_loop_reference():
     assert [r["step"] for r in records] == list(steps)
     assert [r["best"] for r in records] == [k == np.argmin(ref) for k in range(len(steps))]
     assert [r["worse"] for r in records] == list(ref > ref0)
+
+
+def test_the_verdict_and_the_csv_come_from_the_sweep(tmp_path):
+    partly = sweep.Sweep(np.array([1e-3, 1.0]), np.array([4.0, math.inf]), 5.0)
+    partly.require_a_finite_loss()  # one finite loss: no error
+    path = partly.write_csv(tmp_path / "sweep.csv")
+    assert path.read_text().splitlines() == [
+        "step,loss,change,best,worse",
+        "0.001,4.0,-1.0,true,false",
+        "1.0,inf,inf,false,true",
+    ]
+    overflowed = sweep.Sweep(np.array([1.0, 2.0]), np.array([math.inf, math.nan]), 5.0)
+    with pytest.raises(DivergenceError, match=re.escape(sweep.OVERFLOW)):
+        overflowed.require_a_finite_loss()
 
 
 def test_non_finite_losses_are_worse_and_never_best():

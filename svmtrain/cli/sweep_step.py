@@ -17,18 +17,16 @@ from svmtrain.cli.options import (
     set_option,
 )
 from svmtrain.config import load_config
-from svmtrain.errors import DivergenceError
 from svmtrain.experiments.sweep import (
     DEFAULT_RANGE,
     GRADIENTS,
-    OVERFLOW,
     numerical_cost_warning,
     parse_range,
     parse_steps,
     run_sweep,
 )
 from svmtrain.io.plots import INSTALL_HINT
-from svmtrain.io.records import to_json, write_csv
+from svmtrain.io.records import to_json
 
 
 @click.command(
@@ -126,7 +124,7 @@ def sweep_step(
         on_numerical_cost=lambda *cost: click.echo(numerical_cost_warning(*cost), err=True),
     )
     if csv_path:
-        write_csv(csv_path, ["step", "loss", "change", "best", "worse"], result.records())
+        result.write_csv(csv_path)
     click.echo(to_json(result.to_dict()) if as_json else result.text())
     if plot_path:
         from svmtrain.io.plots import plot_sweep
@@ -134,5 +132,4 @@ def sweep_step(
         click.echo(
             f"wrote {plot_sweep(result.steps, result.losses, result.original_loss, plot_path)}"
         )
-    if result.overflowed:
-        raise DivergenceError(OVERFLOW)
+    result.require_a_finite_loss()

@@ -8,18 +8,21 @@ whole experiment, loading the data unless given the splits::
     result = run_sweep(load_config(), num_examples=500)  # loads the data; steps 1e-10..1e-1
     print(result.text())  # what the command prints; result.to_dict() is its --json
 
-Nothing here prints or touches files (a progress bar aside); the text, the warning and the
-JSON document ``svmtrain sweep-step`` prints come from here (:meth:`Sweep.text`,
-:func:`numerical_cost_warning`, :meth:`Sweep.to_dict`), so a Python caller gets the same.
+Nothing here prints (a progress bar aside) or writes files unless asked (:meth:`Sweep.write_csv`);
+the text, the warning, the CSV file, the JSON document and the overflow verdict of ``svmtrain
+sweep-step`` come from here (:meth:`Sweep.text`, :func:`numerical_cost_warning`,
+:meth:`Sweep.to_dict`, :meth:`Sweep.require_a_finite_loss`), so a Python caller gets the same.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -29,12 +32,13 @@ from svmtrain.core.blas import limited_threads
 from svmtrain.core.differences import numerical_partials
 from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.data.preprocess import Splits
-from svmtrain.errors import ArgumentError, ProblemSizeError, require_count
+from svmtrain.errors import ArgumentError, DivergenceError, ProblemSizeError, require_count
 from svmtrain.experiments.common import load_splits
-from svmtrain.io.records import duration, format_table
+from svmtrain.io.records import duration, format_table, write_csv
 
 DEFAULT_RANGE = "-10:-1"  # the step sizes swept when none are given
 FEASIBLE_EXAMPLES = 500  # the -n the cost warning suggests: minutes, not hours, on CIFAR-10
+CSV_COLUMNS = ("step", "loss", "change", "best", "worse")  # of Sweep.records(), in this order
 OVERFLOW = "Every step made the loss overflow; try smaller steps, e.g. --range -14:-8."
 INIT_SCALE = 0.001  # the notes' starting point: W = rand(10, 3073) * 0.001
 GRADIENTS = ("analytic", "numerical")
@@ -279,10 +283,22 @@ class Sweep:
             )
         ]
 
+    def write_csv(self, path: str | os.PathLike) -> Path:
+        """:meth:`records` as a CSV file at ``path`` (``sweep-step --csv``), written
+        atomically; returns its path."""
+        write_csv(path, list(CSV_COLUMNS), self.records())
+        return Path(path)
+
     @property
     def overflowed(self) -> bool:
         """Every step made the loss overflow (inf or NaN): the sweep found nothing."""
         return not np.isfinite(self.losses).any()
+
+    def require_a_finite_loss(self) -> None:
+        """Raises :class:`~svmtrain.errors.DivergenceError` (:data:`OVERFLOW`) if every step
+        made the loss overflow."""
+        if self.overflowed:
+            raise DivergenceError(OVERFLOW)
 
     def to_dict(self) -> dict:
         """The JSON document of ``sweep-step --json``: the settings, the original loss, the best
