@@ -59,10 +59,17 @@ def _one_of(*choices: str) -> _Rule:
     return _Rule(lambda v: v in choices, f"one of {', '.join(choices)}", choices)
 
 
-def _hex_digest(digits: int) -> _Rule:
-    return _Rule(
-        lambda v: re.fullmatch(f"[0-9a-fA-F]{{{digits}}}", v) is not None, f"{digits} hex digits"
-    )
+HEX_DIGITS = {"sha256": 64, "md5": 32}  # the length of each digest, in hex digits
+
+
+def is_hex_digest(value: str, algo: str) -> bool:
+    """Whether ``value`` is a hex digest of the length ``algo`` ('sha256', 'md5') has, in
+    upper or lower case: data.sha256/data.md5 here, the data code's --sha256/--md5 and stamps."""
+    return re.fullmatch(f"[0-9a-fA-F]{{{HEX_DIGITS[algo]}}}", value) is not None
+
+
+def _hex_digest(algo: str) -> _Rule:
+    return _Rule(lambda v: is_hex_digest(v, algo), f"{HEX_DIGITS[algo]} hex digits")
 
 
 def is_http_url(value: str) -> bool:
@@ -82,8 +89,8 @@ _BOOL = _Rule(wording="true or false")
 RULES: dict[str, _Rule] = {
     "data.dir": _NON_EMPTY,
     "data.url": _Rule(is_http_url, "an http:// or https:// URL"),
-    "data.sha256": _hex_digest(64),
-    "data.md5": _hex_digest(32),
+    "data.sha256": _hex_digest("sha256"),
+    "data.md5": _hex_digest("md5"),
     "data.val_size": _POSITIVE_INT,
     "data.num_train": _POSITIVE_INT,
     "data.num_test": _POSITIVE_INT,

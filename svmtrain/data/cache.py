@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from svmtrain.config.rules import is_hex_digest
 from svmtrain.data.archive import parse_archive
 from svmtrain.data.format import (
     ARCHIVE_NAME,
@@ -38,7 +39,7 @@ from svmtrain.data.format import (
     TEST_MEMBER,
     TRAIN_MEMBERS,
 )
-from svmtrain.data.source import ENV_DIR, Source, is_hex
+from svmtrain.data.source import ENV_DIR, Source
 from svmtrain.errors import DataError
 from svmtrain.fileio import atomic_write, fsync_path
 
@@ -176,7 +177,9 @@ def _recorded_stamp(root: Path) -> Stamp | None:
         stamp = Stamp(**json.loads((root / STAMP_NAME).read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    return stamp if is_hex(stamp.sha256, "sha256") else None
+    # Stamps are written in lower case; any other is not ours.
+    valid = is_hex_digest(stamp.sha256, "sha256") and stamp.sha256 == stamp.sha256.lower()
+    return stamp if valid else None
 
 
 def read_stamp(root: Path) -> Stamp | None:

@@ -6,11 +6,10 @@ Each setting is the argument, else its environment variable, else the official v
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from svmtrain.config.rules import is_http_url
+from svmtrain.config.rules import HEX_DIGITS, is_hex_digest, is_http_url
 from svmtrain.errors import ConfigError
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
@@ -20,8 +19,6 @@ OFFICIAL_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
 ENV_URL = "SVMTRAIN_DATA_URL"
 ENV_DIGEST = {"sha256": "SVMTRAIN_DATA_SHA256", "md5": "SVMTRAIN_DATA_MD5"}
 ENV_DIR = "SVMTRAIN_DATA_DIR"
-
-HEX_DIGITS = {"sha256": 64, "md5": 32}
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,7 @@ def resolve_source(
     digests = {"sha256": sha256, "md5": md5}
     for algo, value in digests.items():
         value = (value or os.environ.get(ENV_DIGEST[algo]) or "").strip().lower()
-        if value and not is_hex(value, algo):
+        if value and not is_hex_digest(value, algo):
             raise ConfigError(
                 f"The {algo} digest must be {HEX_DIGITS[algo]} hexadecimal digits. Got "
                 f"{value!r} instead (from --{algo}, the config or {ENV_DIGEST[algo]})."
@@ -63,11 +60,6 @@ def resolve_source(
     if url == OFFICIAL_URL and not any(digests.values()):
         digests = {"sha256": OFFICIAL_SHA256, "md5": OFFICIAL_MD5}
     return Source(url=url, **digests)
-
-
-def is_hex(value: str, algo: str) -> bool:
-    """Whether ``value`` is a lower-case hex digest of the length ``algo`` ('sha256', 'md5') has."""
-    return re.fullmatch(f"[0-9a-f]{{{HEX_DIGITS[algo]}}}", value) is not None
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
