@@ -194,7 +194,7 @@ def gradcheck(
 
     \b
     Reading the largest relative error (CS231n notes; float64, centred differences):
-      <= 1e-7        the gradient is right (a correct SVM gives ~1e-8 or less)
+      <= 1e-7        the gradient is right
       1e-7 .. 1e-4   questionable: fine near kinks, too high for a smooth loss
       1e-4 .. 1e-2   uncomfortable; above 1e-2 the gradient is probably wrong
     The bands read float64 centred differences only: forward differences are clearly less

@@ -98,10 +98,9 @@ def sweep_step(
     the loss explodes. The loss, reg, delta and data come from the config.
 
     With the built-in 'notes' config (mean-subtracted pixels in 0..255, reg 2.5e4) the
-    default range shows all three: on CIFAR-10 the loss is lowest at 1e-5 and explodes above.
-    The notes' figure has no regularisation: --set model.reg=0 (lowest at 1e-6, as in the
-    notes).
-    Standardized pixels without regularisation move the minimum to 1e-3: add --range -8:1.
+    default range shows all three; docs/sweep-step.md has where the loss is lowest on
+    CIFAR-10. The notes' figure has no regularisation: --set model.reg=0. Standardized pixels
+    without regularisation take larger steps: add --range -8:1.
 
     \b
     Examples:

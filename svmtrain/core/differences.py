@@ -137,18 +137,12 @@ def linear_numerical_partials(
     """:func:`numerical_partials` of ``LOSSES[loss](W, X, y, reg, ...)[0]`` at the flat indices
     ``coords`` of W, without one matrix product per probe.
 
-    Why it is the same finite difference: scores = X @ W.T, so setting W[c, d] to w + t moves
-    scores[:, c] by t * X[:, d] and nothing else. Each probe's scores are therefore the cached
-    scores with that one column moved, and each probe's loss is the loss record's own
-    per-example loss (``example_losses``) of those scores, averaged, plus the L2 term.
-    Many probes of one class go through the per-example loss at once, as a (k, N, C) stack.
+    Each probe moves one column of the cached scores X @ W.T; docs/gradcheck.md ("The fast
+    path") says why this is the same finite difference, with less rounding noise.
 
-    The difference of two probes' losses is accumulated as per-example differences (and the L2
-    term as reg * ((w + t)^2 - w^2)), so the terms a probe leaves alone cancel exactly instead
-    of being added and subtracted in a sum of N * C terms; rounding noise is therefore smaller
-    than with two whole loss evaluations, and the two agree to that noise (tested).
-
-    hyperparameters: the loss's own (e.g. delta for svm). Returns (K,) float64.
+    W: (C, D); X: (N, D); y: (N,); coords: (K,) flat indices into W; hyperparameters: the
+    loss's own (e.g. delta for svm). Returns (K,) float64. Raises
+    :class:`~svmtrain.errors.ArgumentError` for an unknown method.
     """
     check_method(method)
     example_losses = LOSSES[loss].example_losses

@@ -116,14 +116,10 @@ def finite_difference_error(
     numerical: (K,) the differences at step h, as
     :func:`~svmtrain.core.differences.loss_partials` returned them for these arguments.
 
-    Truncation. For a piecewise quadratic loss (the record says) it is known: 0 centred,
-    reg * t forward on penalised weights. For a smooth loss it is estimated from a second pass
-    at step 2h (Richardson): a difference of order p (2 centred, 1 forward) is
-    D(h) = f' + c h^p + ..., so D(2h) - D(h) = (2^p - 1) c h^p, and with rounding errors
-    r_h, r_2h bounded by rho_h, rho_2h,
-    |D(h) - f'| <= |D(2h) - D(h)| / q + ((q + 1) rho_h + rho_2h) / q,  q = 2^p - 1,
-    to leading order in h; the first term is doubled to cover the next orders. ``progress(1)``
-    is called per weight of that second pass, and only with ``full_loss``.
+    Truncation is known for a piecewise quadratic loss (the record says) and estimated from a
+    second pass at step 2h (Richardson) for a smooth one; docs/gradcheck.md ("Error estimates")
+    derives the bound. ``progress(1)`` is called per weight of that second pass, and only with
+    ``full_loss``.
 
     Returns an FdError of (K,) float64 arrays. Raises :class:`~svmtrain.errors.ArgumentError`
     for an unknown method.

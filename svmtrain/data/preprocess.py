@@ -140,10 +140,10 @@ class Splits:
 def _pixel_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation per pixel of x: (N, 3072) uint8. Returns two (3072,) float64.
 
-    The sums of the pixels and of their squares are taken in integers: exact, and several times
-    faster than converting to float64 first. Each chunk of _CHUNK rows is summed in uint32 (a
-    square of a byte fits in uint16, and _CHUNK of them in uint32), the chunks two at a time on
-    two threads (numpy's reductions release the GIL); the totals are int64, so nothing can
+    The sums of the pixels and of their squares are taken in integers: exact, and faster than
+    converting to float64 first (docs/benchmarks.md). Each chunk of _CHUNK rows is summed in
+    uint32 (a square of a byte fits in uint16, and _CHUNK of them in uint32), the chunks two at
+    a time on two threads (numpy's reductions release the GIL); the totals are int64, so nothing can
     overflow and the result does not depend on the threads.
     """
 
