@@ -2,12 +2,15 @@
 
 import json
 import shutil
+import sys
+import warnings
 
 import pytest
 from cli_helpers import assert_clean_failure, run
 
 from svmtrain.data.cache import PART_NAME
 from svmtrain.data.format import ARCHIVE_NAME
+from svmtrain.errors import DataError, Notice
 
 
 @pytest.fixture
@@ -151,3 +154,23 @@ def test_info_on_a_copied_cache_on_read_only_media(served, tmp_path, read_only_v
     assert result.exit_code == 0, result.output
     assert archive.sha256 in result.stdout
     assert server.url in result.stdout
+
+
+@pytest.mark.parametrize("command", [["data", "download"], ["gradcheck", "-n", "3"]])
+def test_library_notices_are_plain_lines_on_stderr(monkeypatch, command):
+    """A retried download or a locked data directory (a Notice) reads as the library says it,
+    in every command: no 'Warning:' prefix, no file and line."""
+
+    def load(*args, **kwargs):
+        for _ in range(2):
+            notice = Notice("Downloading http://x/c.tar.gz: timed out; retrying in 2 s.")
+            warnings.warn(notice, stacklevel=2)
+        raise DataError("stop here")
+
+    monkeypatch.setattr("svmtrain.experiments.common.load_cifar10", load)
+    monkeypatch.setattr(sys.modules["svmtrain.cli.data"], "load_cifar10", load)
+    result = run(*command)
+    assert_clean_failure(result, 1, "stop here")
+    line = "Downloading http://x/c.tar.gz: timed out; retrying in 2 s.\n"
+    assert result.stderr.count(line) == 2  # each one, not once per place
+    assert "Warning" not in result.stderr and "Notice" not in result.stderr

@@ -5,6 +5,9 @@ functions and prints. Library errors (:class:`svmtrain.errors.SvmtrainError`) be
 clear line on stderr and a non-zero exit here, at the edge, and nowhere else.
 """
 
+import warnings
+from contextlib import contextmanager
+
 import click
 
 from svmtrain import __version__
@@ -17,7 +20,7 @@ from svmtrain.cli.plot import plot
 from svmtrain.cli.predict import predict_cmd
 from svmtrain.cli.search import search
 from svmtrain.cli.sweep_step import sweep_step
-from svmtrain.errors import ArgumentError, SvmtrainError
+from svmtrain.errors import ArgumentError, Notice, SvmtrainError
 
 
 class _UserError(click.ClickException):
@@ -29,7 +32,8 @@ class _UserError(click.ClickException):
 
 
 class _Group(click.Group):
-    """Turns library errors and Ctrl-C into a message and an exit code, never a traceback.
+    """Turns library errors and Ctrl-C into a message and an exit code, never a traceback, and
+    shows library notices.
 
     An :class:`ArgumentError` is a usage error (exit 2) of the option named like its argument
     (num_examples: --num-examples), or of the command if it names no argument.
@@ -37,7 +41,8 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with _notices_as_lines():
+                return super().invoke(ctx)
         except ArgumentError as err:
             # A bad value of a library argument is a usage error of the option of that name;
             # one naming no argument is a bad combination, and its message names the options.
@@ -60,6 +65,24 @@ class _Group(click.Group):
                 "(e.g. data.num_train, --num-examples) or a machine with more memory.",
                 1,
             ) from None
+
+
+@contextmanager
+def _notices_as_lines():
+    """Shows each library :class:`Notice` (a retried download, a locked data directory) as its
+    message alone, one line on stderr; other warnings as before."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", Notice)
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, Notice):
+                click.echo(str(message), err=True)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
 
 
 @click.group(

@@ -21,8 +21,8 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -40,7 +40,7 @@ from svmtrain.data.format import (
     TRAIN_MEMBERS,
 )
 from svmtrain.data.source import ENV_DIR, Source
-from svmtrain.errors import DataError
+from svmtrain.errors import DataError, Notice
 from svmtrain.fileio import atomic_write, fsync_path
 
 PART_NAME = ARCHIVE_NAME + ".part"
@@ -115,15 +115,15 @@ def locked(root: Path) -> Iterator[None]:
 
 
 def _acquire(fd: int, mode: int, root: Path) -> None:
-    """flock ``fd`` in ``mode``, first saying on stderr whom we wait for if someone holds it.
+    """flock ``fd`` in ``mode``, first saying whom we wait for (a :class:`Notice`) if someone
+    holds it.
     An exclusive holder records its PID in the file, for the next one's message."""
     try:
         fcntl.flock(fd, mode | fcntl.LOCK_NB)
     except BlockingIOError:
-        print(
-            f"Waiting for {_holder(fd)} to finish with the data directory {root} ...",
-            file=sys.stderr,
-            flush=True,
+        warnings.warn(
+            Notice(f"Waiting for {_holder(fd)} to finish with the data directory {root} ..."),
+            stacklevel=2,
         )
         fcntl.flock(fd, mode)
     if mode == fcntl.LOCK_EX:
