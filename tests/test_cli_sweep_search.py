@@ -18,7 +18,7 @@ from cli_helpers import assert_clean_failure, run
 from svmtrain.config import load_config
 from svmtrain.core.losses import svm_loss_naive
 from svmtrain.errors import PlotUnavailable
-from svmtrain.experiments import sweep
+from svmtrain.experiments import search, sweep
 from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.fit import fit
 from svmtrain.experiments.sweep import gradient
@@ -386,6 +386,16 @@ def test_search_json_and_plot(data, tmp_path):
     assert json.loads(text + "}") == json.loads((out / "results.json").read_text())
     assert wrote == f"wrote {png}\n"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_search_without_fork_says_it_runs_the_trials_one_at_a_time(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(search.runner, "can_fork", lambda: False)
+    args = ["search", *data, *SMALL, "--lr", "1e-9,1e-8", "--epochs", 1, "--jobs", 2, "-q"]
+    result = run(*args, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    note = "Note: worker processes need fork (Linux); running the trials one at a time.\n"
+    assert result.stderr == note
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["jobs"] == 1
 
 
 def test_search_random_samples_are_reproducible(data, tmp_path):

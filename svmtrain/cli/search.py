@@ -176,7 +176,6 @@ def search(
         min_epochs=min_epochs,
         out=out,
         progress=progress_enabled(quiet),
-        on_note=lambda note: click.echo(note, err=True),
     )
     click.echo(to_json(found.document()) if as_json else found.text())
     if plot_path:

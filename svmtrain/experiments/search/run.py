@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
 
 from svmtrain.config import load_config
-from svmtrain.errors import ArgumentError
+from svmtrain.errors import ArgumentError, Notice
 from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.search.cluster import DaskExecutor
 from svmtrain.experiments.search.results import Search, search_dir
@@ -44,7 +45,6 @@ def search_hyperparameters(
     min_epochs: int | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = True,
-    on_note: Callable[[str], None] | None = None,
 ) -> Search:
     """Train one short run per trial and rank them by validation accuracy, as ``svmtrain
     search`` does; returns the finished :class:`Search` (``.text()``, ``.document()``,
@@ -56,8 +56,8 @@ def search_hyperparameters(
     length. ``jobs``: local worker processes [default: the CPU count]; ``scheduler`` or
     ``scheduler_file``: run on a Dask cluster instead. ``halving``: successive halving with
     ``reduction_factor`` [3] and ``min_epochs`` [1]. ``out``: the results directory [default:
-    <output.dir>/<timestamp>-search]. ``on_note``: called with a note for the user (no fork:
-    the trials run one at a time).
+    <output.dir>/<timestamp>-search]. Without fork the trials run one at a time, with a
+    :class:`~svmtrain.errors.Notice` saying so.
 
     Raises ArgumentError (naming no argument: the message names the options) for a search that
     cannot run, before any data are loaded; ConfigError naming the trial with a bad value;
@@ -87,8 +87,8 @@ def search_hyperparameters(
     with cluster or contextlib.nullcontext():
         splits = load_splits(base, progress=progress)
         used = cluster.jobs if cluster is not None else effective_jobs(jobs, len(trials))
-        if cluster is None and used < min(jobs, len(trials)) and on_note is not None:
-            on_note(FORK_NOTE)
+        if cluster is None and used < min(jobs, len(trials)):
+            warnings.warn(Notice(FORK_NOTE), stacklevel=2)
         job = Search(
             trials=trials,
             axes=axes,
