@@ -57,6 +57,19 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+def refuse_existing(path: str | os.PathLike, force: bool = False) -> None:
+    """Refuse, before any work, to replace an existing file the user did not ask to replace.
+
+    ``force`` (the user's --force) lets a file be overwritten; a directory never is. Raises
+    SvmtrainError naming the file and the two ways on.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise SvmtrainError(f"{target} is a directory; choose a file name.")
+    if (target.exists() or target.is_symlink()) and not force:
+        raise SvmtrainError(f"{target} already exists; choose a new file name or pass --force.")
+
+
 def _discard(tmp: Path) -> None:
     """Remove a temporary file if it is there; where it cannot be (a read-only file system
     refuses even to look), it was never made, and the error that brought us here is the one."""

@@ -257,6 +257,20 @@ def test_fit_and_evaluate_plot(data_args, tmp_path):
     assert f"wrote {png}" in result.output
 
 
+def test_evaluate_refuses_to_overwrite_a_plot_unless_forced(data_args, tmp_path):
+    out, mine = tmp_path / "run", tmp_path / "p.png"
+    assert _fit(data_args, out).exit_code == 0
+    mine.write_bytes(b"my picture")
+    result = _run("evaluate", "-w", out / runs.WEIGHTS, "--plot", mine, "-q")
+    assert result.exit_code == 1
+    assert f"{mine} already exists; choose a new file name or pass --force" in result.stderr
+    assert result.stdout == ""
+    assert mine.read_bytes() == b"my picture"
+    result = _run("evaluate", "-w", out / runs.WEIGHTS, "--plot", mine, "--force", "-q")
+    assert result.exit_code == 0, result.output
+    assert mine.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
 def test_fit_plot_without_matplotlib_fails_before_training(tmp_path, monkeypatch):
     import builtins
 

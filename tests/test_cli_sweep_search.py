@@ -595,3 +595,31 @@ def test_a_local_search_imports_no_dask(data, tmp_path):
     assert process.returncode == 0, process.stderr
     assert "imported: []" in process.stderr
     assert (tmp_path / "search" / "results.csv").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# A user's files are never overwritten without --force
+
+
+@pytest.mark.parametrize(
+    "command, option, name",
+    [
+        ("sweep-step", "--csv", "mine.csv"),
+        ("sweep-step", "--plot", "mine.png"),
+        ("search", "--plot", "mine.png"),
+    ],
+)
+def test_an_existing_output_file_is_refused_before_any_work(data, tmp_path, command, option, name):
+    mine = tmp_path / name
+    mine.write_bytes(b"the user's own file\n")
+    args = ["--range", "-8:-4"] if command == "sweep-step" else [*SMALL, "--lr", "1e-9"]
+    args += [] if command == "sweep-step" else ["--epochs", 1, "--out", tmp_path / "out"]
+    result = run(command, *data, *args, option, mine, "-q")
+    assert_clean_failure(result, 1, f"{mine} already exists", "--force")
+    assert mine.read_bytes() == b"the user's own file\n"
+    assert not (tmp_path / "data").exists()  # refused before the data were loaded
+    assert not (tmp_path / "out").exists()
+
+    result = run(command, *data, *args, option, mine, "-q", "--force")
+    assert result.exit_code == 0, result.output
+    assert mine.read_bytes() != b"the user's own file\n"

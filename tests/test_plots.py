@@ -235,6 +235,20 @@ def test_cli_plot_prints_the_paths(tmp_path):
     ]
 
 
+def test_cli_plot_replaces_its_own_pictures_and_refuses_the_users(tmp_path):
+    run = make_run(tmp_path / "run")
+    assert CliRunner().invoke(main, ["plot", str(run)]).exit_code == 0
+    again = CliRunner().invoke(main, ["plot", str(run)])
+    assert again.exit_code == 0, again.output  # its own pictures are redrawn
+    (run / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\nthe user's own")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    result = CliRunner().invoke(main, ["plot", str(run)])
+    assert result.exit_code == 1
+    assert f"{run / 'curves.png'} is not a picture svmtrain drew" in result.output
+    assert "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
 def _corrupt(run: Path, name: str, content: str | None) -> None:
     path = run / name
     if content is None:

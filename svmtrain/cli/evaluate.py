@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from svmtrain.cli.options import (
+    check_plot_path,
     data_dir_option,
+    force_option,
     json_option,
     progress_enabled,
     quiet_option,
@@ -34,14 +36,16 @@ from svmtrain.io.records import to_json
     type=click.Path(dir_okay=False),
     help="Also draw the confusion matrix as a PNG to this file (needs svmtrain[plot]).",
 )
+@force_option
 @quiet_option
-def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, quiet):
+def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, force, quiet):
     """Accuracy, per-class accuracy and confusion matrix of saved weights.
 
     The data are preprocessed with the mean image and scale stored in the weights file;
     --split test (the default) scores the test images the run was scored on (its config's
     data.num_test; all 10,000 unless it set fewer).
     """
+    check_plot_path(plot_path, force)
     result = evaluate(
         weights_path,
         split,

@@ -10,6 +10,7 @@ import click
 
 from svmtrain.config.shipped import shipped_names
 from svmtrain.errors import ArgumentError
+from svmtrain.fileio import refuse_existing
 from svmtrain.io.plots import require_matplotlib
 
 
@@ -88,9 +89,23 @@ def plot_option(what: str):
     )
 
 
-def check_plot_path(plot_path: str | None) -> None:
-    """Fail now, not after the work, if --plot cannot be drawn: no matplotlib, or no such
-    directory for the file."""
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite the files named by --csv or --plot if they exist (never done without it).",
+)
+
+
+def check_output_file(path: str | None, force: bool) -> None:
+    """Fail now, not after the work, if ``path`` (an output file option) exists and --force was
+    not given: a user's file is never overwritten without being asked."""
+    if path is not None:
+        refuse_existing(path, force)
+
+
+def check_plot_path(plot_path: str | None, force: bool) -> None:
+    """Fail now, not after the work, if --plot cannot be drawn: no matplotlib, no such
+    directory for the file, or an existing file without --force."""
     if plot_path is None:
         return
     require_matplotlib()
@@ -100,6 +115,7 @@ def check_plot_path(plot_path: str | None) -> None:
             f"the directory {str(folder)!r} does not exist; create it or choose another file.",
             param_hint="--plot",
         )
+    check_output_file(plot_path, force)
 
 
 def config_overrides(overrides: tuple[str, ...], data_dir: str | None) -> list[str]:

@@ -11,6 +11,7 @@ from svmtrain.cli.options import (
     config_option,
     config_overrides,
     data_dir_option,
+    force_option,
     json_option,
     plot_option,
     progress_enabled,
@@ -110,6 +111,7 @@ from svmtrain.io.records import to_json
 )
 @json_option
 @plot_option("validation accuracy over lr x reg")
+@force_option
 @data_dir_option
 @quiet_option
 def search(
@@ -129,6 +131,7 @@ def search(
     out,
     as_json,
     plot_path,
+    force,
     data_dir,
     quiet,
 ):
@@ -159,7 +162,7 @@ def search(
         source = click.get_current_context().get_parameter_source("scheduler")
         if source is click.core.ParameterSource.ENVIRONMENT:
             scheduler = None  # the file, given on the command line, beats the environment
-    check_plot_path(plot_path)
+    check_plot_path(plot_path, force)
     found = search_hyperparameters(
         config_path,
         config_overrides(overrides, data_dir),

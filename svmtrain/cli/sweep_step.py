@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from svmtrain.cli.options import (
+    check_output_file,
     check_plot_path,
     config_option,
     config_overrides,
     data_dir_option,
+    force_option,
     json_option,
     parsed,
     plot_option,
@@ -74,6 +76,7 @@ from svmtrain.io.records import to_json
 )
 @json_option
 @plot_option("loss against step size (log axes)")
+@force_option
 @data_dir_option
 @quiet_option
 def sweep_step(
@@ -87,6 +90,7 @@ def sweep_step(
     csv_path,
     as_json,
     plot_path,
+    force,
     data_dir,
     quiet,
 ):
@@ -110,7 +114,8 @@ def sweep_step(
     """
     if steps is not None and step_range is not None:
         raise click.UsageError("--steps and --range both give the step sizes; use one of them.")
-    check_plot_path(plot_path)
+    check_plot_path(plot_path, force)
+    check_output_file(csv_path, force)
     cfg = load_config(config_path, config_overrides(overrides, data_dir))
     result = run_sweep(
         cfg,

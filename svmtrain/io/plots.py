@@ -28,6 +28,8 @@ from svmtrain.model import LinearModel
 DPI = 100  # every figure is sized in pixels; inches = pixels / DPI
 
 INSTALL_HINT = "pip install 'svmtrain[plot]'"
+_STAMP = "svmtrain"  # the Software text of every PNG svmtrain draws
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def template_images(W: np.ndarray) -> np.ndarray:
@@ -93,9 +95,28 @@ def _save(fig: Any, path: str | os.PathLike) -> Path:
     """Write fig as a PNG at path, atomically; returns the path."""
     path = Path(path)
     with atomic_write(path) as f:
-        # No "Software" stamp (the matplotlib version): bytes change only with the picture.
-        fig.savefig(f, format="png", dpi=DPI, metadata={"Software": None})
+        # "Software" names svmtrain, not matplotlib's version: bytes change only with the
+        # picture, and plot_run can tell its own pictures from a user's files.
+        fig.savefig(f, format="png", dpi=DPI, metadata={"Software": _STAMP})
     return path
+
+
+def drawn_by_svmtrain(path: Path) -> bool:
+    """Whether ``path`` is a PNG whose text chunk says svmtrain drew it (see :func:`_save`)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != _PNG_SIGNATURE:
+                return False
+            while header := f.read(8):
+                length, kind = int.from_bytes(header[:4], "big"), header[4:]
+                if len(header) < 8 or kind in (b"IDAT", b"IEND"):
+                    return False
+                data = f.read(length + 4)[:length]  # the chunk and its CRC
+                if kind == b"tEXt" and data == b"Software\0" + _STAMP.encode():
+                    return True
+    except OSError:
+        return False
+    return False
 
 
 def _finite(values: Iterable[Any]) -> np.ndarray:
@@ -359,7 +380,8 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
 
     Reads weights.npz and metrics.jsonl (required), loss_history.npy and summary.json (if
     present). Writes weights.png and curves.png, and confusion.png when the summary holds a
-    confusion matrix. Every file is checked before anything is drawn.
+    confusion matrix. Every file is checked before anything is drawn, and a picture is only
+    replaced if svmtrain drew it (a user's own weights.png is refused, not overwritten).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -375,6 +397,14 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     metrics = runs.read_metrics(run_dir)
     loss_history = runs.read_loss_history(run_dir)
     confusion = runs.read_test_confusion(run_dir, len(class_names))
+    names = ["weights.png", "curves.png"] + (["confusion.png"] if confusion is not None else [])
+    for name in names:
+        path = run_dir / name
+        if (path.exists() or path.is_symlink()) and not drawn_by_svmtrain(path):
+            raise SvmtrainError(
+                f"{path} is not a picture svmtrain drew, so plot will not overwrite it; "
+                "move it away first."
+            )
     require_matplotlib()
     written = [
         plot_weights(weights.W, class_names, run_dir / "weights.png"),
