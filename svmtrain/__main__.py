@@ -1,5 +1,23 @@
-"""``python -m svmtrain``: the same command line as ``svmtrain``."""
+"""``python -m svmtrain`` and the ``svmtrain`` console script: the command line.
 
-from svmtrain.cli import main
+:func:`run` imports the command line inside its guard, so Ctrl-C while the program is still
+starting (numpy, click and the commands take a moment to import) ends it as Ctrl-C later
+does: "Interrupted.", exit 130, no traceback.
+"""
 
-main(prog_name="svmtrain")
+import sys
+
+
+def run() -> None:
+    """The ``svmtrain`` command: :func:`svmtrain.cli.run`, with Ctrl-C during start-up handled."""
+    try:
+        from svmtrain.cli import run as run_cli
+
+        run_cli()
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    run()

@@ -185,3 +185,48 @@ def test_every_config_option_names_the_shipped_configs(path):
     help_text = " ".join(_run(*path, "--help").output.split())
     for name in (p.stem for p in SHIPPED):
         assert f" {name}," in help_text or f" {name}." in help_text, name
+
+
+# --- the edge: a standard output that cannot be written, Ctrl-C while starting ---------------
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_a_full_standard_output_is_one_line_not_a_traceback(unbuffered):
+    env = {**__import__("os").environ, "PYTHONUNBUFFERED": unbuffered}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "svmtrain", "configs", "show", "quick"],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, env=env,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == "Cannot write to standard output: No space left on device.\n"
+
+
+def test_a_closed_pipe_ends_quietly():
+    """``svmtrain configs show default | head -0``: exit 141 (128 + SIGPIPE), nothing said."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "svmtrain", "configs", "show", "default"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    proc.stdout.close()  # the reader is gone before the first byte is written
+    assert proc.wait(timeout=60) == 141
+    assert proc.stderr.read() == b""
+
+
+def test_ctrl_c_while_starting_up_is_interrupted_without_a_traceback(monkeypatch, capsys):
+    import builtins
+
+    from svmtrain.__main__ import run
+
+    real_import = builtins.__import__
+
+    def interrupted_import(name, *args, **kwargs):
+        if name == "svmtrain.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    with pytest.raises(SystemExit) as stopped:
+        run()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == "Interrupted.\n"

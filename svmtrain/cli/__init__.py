@@ -2,9 +2,14 @@
 
 Each subcommand lives in a module of this package and only parses options, calls library
 functions and prints. Library errors (:class:`svmtrain.errors.SvmtrainError`) become one
-clear line on stderr and a non-zero exit here, at the edge, and nowhere else.
+clear line on stderr and a non-zero exit here, at the edge, and nowhere else; so does a
+standard output that cannot be written (:func:`run`).
 """
 
+import errno
+import io
+import os
+import sys
 import warnings
 from contextlib import contextmanager
 
@@ -102,3 +107,65 @@ def main() -> None:
                                       (svmtrain configs list shows them all)
       svmtrain gradcheck --synthetic  check the analytic gradient
     """
+
+
+class _OutputFailed(Exception):
+    """Writing standard output failed with ``oserror``: not an OSError, so that neither click
+    (which handles EPIPE its own way) nor a library's handler of file errors takes it."""
+
+    def __init__(self, oserror: OSError) -> None:
+        super().__init__(oserror)
+        self.oserror = oserror
+
+
+class _GuardedWriter(io.BufferedWriter):
+    """Standard output's bytes, whose failures are :class:`_OutputFailed`."""
+
+    def write(self, data) -> int:
+        try:
+            return super().write(data)
+        except OSError as err:
+            raise _OutputFailed(err) from None
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as err:
+            raise _OutputFailed(err) from None
+
+
+def _guard_stdout() -> None:
+    """Route sys.stdout through a :class:`_GuardedWriter` on the same file descriptor."""
+    stdout = sys.stdout
+    buffer = getattr(stdout, "buffer", None)
+    raw = getattr(buffer, "raw", buffer)  # unbuffered (python -u): the buffer is the raw file
+    if not isinstance(raw, io.FileIO):
+        return  # not a real file (an embedding, a test's capture): nothing to guard
+    stdout.flush()
+    sys.stdout = io.TextIOWrapper(
+        _GuardedWriter(raw),
+        encoding=stdout.encoding,
+        errors=stdout.errors,
+        line_buffering=stdout.line_buffering,
+        write_through=raw is buffer,
+    )
+
+
+def run() -> None:
+    """The ``svmtrain`` command line, as the console script runs it.
+
+    A standard output that cannot be written (a full disk, ``> /dev/full``) is one line on
+    stderr and exit 1; a closed pipe (``svmtrain ... | head -1``) ends quietly with exit 141
+    (128 + SIGPIPE), as Unix tools do. Either way nothing more is written to it.
+    """
+    _guard_stdout()
+    try:
+        main(prog_name="svmtrain")
+    except _OutputFailed as failed:
+        # Point the descriptor at /dev/null so the flush at exit has nowhere to fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if failed.oserror.errno == errno.EPIPE:
+            sys.exit(128 + 13)
+        reason = failed.oserror.strerror or str(failed.oserror)
+        sys.stderr.write(f"Cannot write to standard output: {reason}.\n")
+        sys.exit(1)
