@@ -146,6 +146,17 @@ def test_fit_into_a_directory_of_the_users_files_touches_nothing(data_args, tmp_
     assert (mine / "config.yaml").read_text() == "# my notes\n"
 
 
+def test_fit_calls_a_users_weights_npz_a_users_file_not_a_diverged_run(data_args, tmp_path):
+    mine = tmp_path / "d"
+    mine.mkdir()
+    (mine / "weights.npz").write_text("hi\n")
+    result = _fit(data_args, mine)
+    assert result.exit_code == 1
+    assert "diverged" not in result.output
+    assert "holds no run" in result.output
+    assert [p.name for p in mine.iterdir()] == ["weights.npz"]
+
+
 def test_divergence_is_one_clear_error(data_args, tmp_path):
     result = _fit(data_args, tmp_path / "div", "--set", "optim.learning_rate=1e9")
     assert result.exit_code == 1

@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,7 +58,7 @@ def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
             f"{run_dir} already holds an unfinished run. Continue it with "
             f"'svmtrain fit --resume {run_dir}' or choose another --out."
         )
-    if (run_dir / WEIGHTS).exists():
+    if _diverged_weights(run_dir / WEIGHTS):
         raise SvmtrainError(
             f"{run_dir} holds the weights of a run that diverged; choose another --out "
             "(or delete that directory)."
@@ -75,6 +76,16 @@ def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
 def listing(names: list[str]) -> str:
     """The first five of ``names`` and how many more, for a message: 'a, b and 3 more'."""
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _diverged_weights(path: Path) -> bool:
+    """Whether ``path`` is the weights file of a run that diverged (it records the epoch); a
+    user's file of that name, or a run's that did not diverge, is not."""
+    try:
+        with zipfile.ZipFile(path) as npz:
+            return "diverged_in_epoch.npy" in npz.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 @contextmanager
