@@ -317,3 +317,18 @@ def test_out_of_memory_is_one_line(monkeypatch):
     result = _run("fit", "-c", QUICK)
     assert result.exit_code == 1
     assert "Out of memory" in result.output
+
+
+def test_a_wrong_data_sha256_names_the_config_key_not_an_option_fit_lacks(
+    archive, http_server, tmp_path
+):
+    with http_server(archive.body) as server:
+        result = _run(
+            "fit", "-c", QUICK, "--set", f"data.dir={tmp_path / 'data'}",
+            "--set", f"data.url={server.url}", "--set", f"data.sha256={'a' * 64}",
+            "--out", tmp_path / "run", "-q",
+        )  # fmt: skip
+    assert result.exit_code == 1
+    assert f"--set data.sha256={archive.sha256}" in result.output
+    assert "--sha256" not in result.output
+    assert not (tmp_path / "run").exists()

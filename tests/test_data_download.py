@@ -394,3 +394,24 @@ def test_a_lock_file_that_cannot_take_the_pid_does_not_stop_the_download(
     monkeypatch.setattr(os, "pwrite", full)  # the PID is only for another process's message
     server = http_server(archive.body)
     assert download(source_for(server, archive), tmp_path, **FAST).read_bytes() == archive.body
+
+
+@pytest.mark.parametrize(
+    "given, env, advice",
+    [
+        ({}, {"SVMTRAIN_DATA_SHA256": "0" * 64}, "SVMTRAIN_DATA_SHA256={got}"),
+        ({"sha256": "0" * 64}, {}, "--sha256 {got}"),
+    ],
+)
+def test_a_digest_mismatch_names_where_the_digest_came_from(
+    http_server, archive, tmp_path, monkeypatch, given, env, advice
+):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    server = http_server(archive.body)
+    with pytest.raises(ChecksumError) as err:
+        load_cifar10(tmp_path, server.url, **given, progress=False)
+    message = str(err.value)
+    assert advice.format(got=archive.sha256) in message
+    other = "--sha256" if env else "SVMTRAIN_DATA_SHA256"
+    assert other not in message

@@ -34,6 +34,7 @@ from svmtrain.data.source import (
     ENV_DIGEST,
     ENV_URL,
     OFFICIAL_SHA256,
+    OPTION_DIGEST,
     Source,
     resolve_data_dir,
     resolve_source,
@@ -83,13 +84,16 @@ def load_cifar10(
     md5: str | None = None,
     *,
     progress: bool = True,
+    given_as: str = OPTION_DIGEST,
 ) -> CIFAR10:
     """The whole dataset, downloaded and parsed on first use, memory-mapped from the cache after.
 
     A warm load reads a small JSON file, stats the archive and maps four ``.npy`` files.
-    Raises ConfigError for a bad url or digest, DataError (or a subclass) for the rest.
+    ``given_as``: how the caller's digests are set, named in a mismatch's advice (see
+    :func:`~svmtrain.data.source.resolve_source`). Raises ConfigError for a bad url or digest,
+    DataError (or a subclass) for the rest.
     """
-    source = resolve_source(url, sha256, md5)
+    source = resolve_source(url, sha256, md5, given_as)
     return _open(resolve_data_dir(data_dir), source, progress=progress)[1]
 
 
@@ -189,6 +193,20 @@ def _ensure_archive(
     return write_stamp(root, digests, source.url)
 
 
+def _digest_advice(source: Source, algo: str, got: str) -> str:
+    """What to do about a download whose ``algo`` digest is ``got``, not the one expected."""
+    fix_url = f"fix the URL (--url, data.url in the config, or {ENV_URL})"
+    how = source.origin.get(algo)
+    if how is None:  # a Source made by hand: where its digest came from is not known
+        how = f"--{{algo}} {{value}} or {ENV_DIGEST[algo]}={{value}}"
+    if not how:  # the official digest: the download is damaged, or the URL serves another file
+        return f"Run the command again, or {fix_url}."
+    return (
+        f"If this archive is the one you want, expect it where the {algo} came from: "
+        f"{how.format(algo=algo, value=got)}; otherwise {fix_url}."
+    )
+
+
 def _verify(source: Source, digests: dict[str, str], part: Path) -> None:
     """Raise ChecksumError (deleting ``part``) unless every expected digest matches; warn when
     there is none to check."""
@@ -199,9 +217,8 @@ def _verify(source: Source, digests: dict[str, str], part: Path) -> None:
             part.unlink()
             raise ChecksumError(
                 f"The download from {source.url} does not match the expected {algo}: "
-                f"expected {want}, got {got}. The download was deleted. If this archive is the "
-                f"one you want, pass --{algo} {got} (or set {ENV_DIGEST[algo]}={got}); "
-                f"otherwise fix the URL (--url or {ENV_URL})."
+                f"expected {want}, got {got}. The download was deleted. "
+                + _digest_advice(source, algo, got)
             )
     if not expected:
         sha = digests["sha256"]

@@ -9,6 +9,7 @@ import numpy as np
 from svmtrain.config import Config
 from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import Splits, prepare
+from svmtrain.data.source import CONFIG_DIGEST
 from svmtrain.errors import DivergenceError
 from svmtrain.model import linear_scores
 
@@ -22,7 +23,9 @@ def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
     config's split sizes do not fit them.
     """
     d = cfg.data
-    dataset = load_cifar10(d.dir, url=d.url, sha256=d.sha256, md5=d.md5, progress=progress)
+    dataset = load_cifar10(
+        d.dir, url=d.url, sha256=d.sha256, md5=d.md5, progress=progress, given_as=CONFIG_DIGEST
+    )
     return prepare(dataset, cfg)
 
 

@@ -11,6 +11,7 @@ from svmtrain.config import config_from_yaml
 from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_report
 from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import split_indices
+from svmtrain.data.source import CONFIG_DIGEST
 from svmtrain.errors import WeightsError
 from svmtrain.io.plots import plot_confusion, require_matplotlib
 from svmtrain.io.records import format_table
@@ -47,7 +48,12 @@ def evaluate(
     cfg = config_from_yaml(weights.config_yaml, f"the config stored in {weights_path}")
     d = cfg.data
     dataset = load_cifar10(
-        data_dir or d.dir, url=d.url, sha256=d.sha256, md5=d.md5, progress=progress
+        data_dir or d.dir,
+        url=d.url,
+        sha256=d.sha256,
+        md5=d.md5,
+        progress=progress,
+        given_as=CONFIG_DIGEST,
     )
     if len(weights.class_names) != len(dataset.class_names):
         raise WeightsError(

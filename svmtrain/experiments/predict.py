@@ -9,6 +9,7 @@ import numpy as np
 
 from svmtrain.config import config_from_yaml
 from svmtrain.data import load_cifar10
+from svmtrain.data.source import CONFIG_DIGEST
 from svmtrain.errors import SvmtrainError, WeightsError
 from svmtrain.io.images import read_image
 from svmtrain.io.records import format_table
@@ -66,7 +67,12 @@ def _test_split(model: LinearModel, weights_path, data_dir, progress):
     cfg = config_from_yaml(model.config_yaml, f"the config stored in {weights_path}")
     d = cfg.data
     dataset = load_cifar10(
-        data_dir or d.dir, url=d.url, sha256=d.sha256, md5=d.md5, progress=progress
+        data_dir or d.dir,
+        url=d.url,
+        sha256=d.sha256,
+        md5=d.md5,
+        progress=progress,
+        given_as=CONFIG_DIGEST,
     )
     if tuple(dataset.class_names) != model.class_names:
         raise WeightsError(
