@@ -332,3 +332,40 @@ def test_a_wrong_data_sha256_names_the_config_key_not_an_option_fit_lacks(
     assert f"--set data.sha256={archive.sha256}" in result.output
     assert "--sha256" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_before_training_started_names_the_run_and_resume_starts_it(
+    data_args, tmp_path, monkeypatch
+):
+    from svmtrain.experiments import fit as fitting
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real_init = fitting.init_state
+    monkeypatch.setattr(fitting, "init_state", interrupted)
+    out = tmp_path / "cut"
+    result = _fit(data_args, out)
+    assert result.exit_code == 130
+    assert f"{out} holds the run's config" in result.output
+    assert f"svmtrain fit --resume {out}" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [runs.LOCK, runs.CONFIG]
+
+    monkeypatch.setattr(fitting, "init_state", real_init)
+    result = _run("fit", "--resume", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert _fit(data_args, tmp_path / "whole").exit_code == 0
+    for name in (runs.WEIGHTS, runs.LOSS_HISTORY):  # as if it had never been interrupted
+        assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+
+
+def test_resume_of_a_finished_run_says_so_and_changes_nothing(data_args, tmp_path):
+    out = tmp_path / "run"
+    first = _fit(data_args, out)
+    assert first.exit_code == 0, first.output
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name != runs.LOCK}
+    result = _run("fit", "--resume", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"The run in {out} had already finished; nothing to resume")
+    assert first.output in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != runs.LOCK} == before

@@ -4,6 +4,7 @@ write the run directory (:mod:`svmtrain.io.runs` describes it)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -45,11 +46,18 @@ class FitResult:
     run_dir: Path
     summary: dict
     pictures: tuple[Path, ...] = ()
+    already_finished: bool = False  # --resume of a run that had finished: nothing was trained
 
     def text(self) -> str:
-        """The line ``svmtrain fit`` prints: accuracies, run length, time, and the run dir."""
+        """The line ``svmtrain fit`` prints: accuracies, run length, time, and the run dir
+        (after a note when the run had already finished)."""
         s = self.summary
-        return (
+        note = (
+            f"The run in {self.run_dir} had already finished; nothing to resume. Its result:\n"
+            if self.already_finished
+            else ""
+        )
+        return note + (
             f"test accuracy {s['test_acc']:.4f}  val accuracy {s['val_acc']:.4f}  "
             f"({s['epochs']} epochs, {s['steps']} steps, {s['wall_seconds']:.1f} s training)  "
             f"-> {self.run_dir}"
@@ -109,6 +117,8 @@ def _fit(
         run_dir = Path(resume)
         if not (run_dir / runs.CONFIG).is_file():
             raise ConfigError(f"{run_dir} is not a run directory: it has no {runs.CONFIG}.")
+        if (run_dir / runs.SUMMARY).exists():
+            return _finished(run_dir)
         cfg = load_config(run_dir / runs.CONFIG)
     else:
         cfg = cfg if cfg is not None else load_config()
@@ -122,13 +132,40 @@ def _fit(
     if resume is None:
         runs.create_run_dir(run_dir)
     with runs.locked(run_dir):
-        if resume is None:
-            _new_run_dir(cfg, run_dir)  # again, now that no other fit can write it
-            runs.write_config(run_dir, cfg)
-            state = init_state(cfg, len(splits.class_names), splits.num_features)
-        else:
-            state = load_checkpoint(run_dir, cfg, splits)
+        try:
+            if resume is None:
+                _new_run_dir(cfg, run_dir)  # again, now that no other fit can write it
+                runs.write_config(run_dir, cfg)
+            if resume is None or _only_config(run_dir):
+                state = init_state(cfg, len(splits.class_names), splits.num_features)
+            else:
+                state = load_checkpoint(run_dir, cfg, splits)
+        except KeyboardInterrupt as stop:
+            error, what = _stop(stop)
+            raise error(
+                f"{what} before training started. {run_dir} holds the run's config; start it "
+                f"with: svmtrain fit --resume {run_dir}"
+            ) from None
         return _train_and_write(cfg, splits, state, run_dir, progress)
+
+
+def _only_config(run_dir: Path) -> bool:
+    """Whether run_dir holds the start of a run and nothing more: its config.yaml (a run stopped
+    before its first checkpoint), which --resume then trains from the start."""
+    return {p.name for p in run_dir.iterdir()} <= {runs.CONFIG, runs.LOCK}
+
+
+def _finished(run_dir: Path) -> FitResult:
+    """The result of the finished run in run_dir, read back, for a --resume with nothing left."""
+    try:
+        summary = json.loads((run_dir / runs.SUMMARY).read_text(encoding="utf-8"))
+        FitResult(run_dir, summary).text()
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SvmtrainError(
+            f"{run_dir / runs.SUMMARY} is not a readable summary, so the run cannot be resumed. "
+            f"{runs.restart_hint(run_dir)}"
+        ) from None
+    return FitResult(run_dir, summary, already_finished=True)
 
 
 def _new_run_dir(cfg: Config, out: str | Path | None) -> Path:
