@@ -369,3 +369,23 @@ def test_resume_of_a_finished_run_says_so_and_changes_nothing(data_args, tmp_pat
     assert result.output.startswith(f"The run in {out} had already finished; nothing to resume")
     assert first.output in result.output
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != runs.LOCK} == before
+
+
+def test_resume_with_another_runs_checkpoint_says_so(data_args, tmp_path, monkeypatch):
+    real_step, calls = pixel_steps.sgd_step, [0]
+
+    def interrupt_in_epoch_two(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] in (12, 24):
+            raise KeyboardInterrupt
+        real_step(*args, **kwargs)
+
+    monkeypatch.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    assert _fit(data_args, mine).exit_code == 130
+    assert _fit(data_args, other, "--set", "model.reg=0.5").exit_code == 130
+    (mine / runs.CHECKPOINT).write_bytes((other / runs.CHECKPOINT).read_bytes())
+    result = _run("fit", "--resume", mine, "-q")
+    assert result.exit_code == 1
+    assert f"{mine / runs.CHECKPOINT} belongs to another run" in result.output
+    assert "was changed" not in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,12 @@ def load_checkpoint(run_dir: Path, cfg: Config, splits: Splits) -> TrainState:
     identity = run_identity(cfg, splits)
     saved = meta.pop("identity", {})
     if saved.get("config") != identity["config"]:
+        if _from_another_run(run_dir, meta.get("metrics")):
+            raise SvmtrainError(
+                f"{path} belongs to another run (a config and epochs other than this "
+                f"directory's), so it cannot continue the run in {run_dir}. Put back the run's "
+                f"own checkpoint, or: {again}"
+            )
         raise SvmtrainError(
             f"{run_dir / runs.CONFIG} was changed after the run started, so the checkpoint "
             f"cannot continue it. {again}"
@@ -105,3 +112,18 @@ def load_checkpoint(run_dir: Path, cfg: Config, splits: Splits) -> TrainState:
         loss_history=arrays["loss_history"].tolist(),
         **{k: meta[k] for k in _SCALARS},
     )
+
+
+def _from_another_run(run_dir: Path, saved_metrics: object) -> bool:
+    """Whether the checkpoint whose epochs are ``saved_metrics`` was not saved by the run in
+    run_dir: its epochs (each with its own wall time) are not those of run_dir/metrics.jsonl,
+    which is written right after every checkpoint (so it may lag one epoch behind, no more).
+    False when metrics.jsonl cannot tell (missing or unreadable)."""
+    try:
+        lines = (run_dir / runs.METRICS).read_text(encoding="utf-8").splitlines()
+        written = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, ValueError):
+        return False
+    if not isinstance(saved_metrics, list):
+        return True
+    return written not in (saved_metrics, saved_metrics[:-1])
