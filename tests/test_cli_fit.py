@@ -108,6 +108,11 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monk
     assert f"continue with: svmtrain fit --resume {out}" in result.output
     assert (out / runs.CHECKPOINT).exists() and not (out / runs.WEIGHTS).exists()
 
+    result = _run("plot", out)  # says how to finish the run, not how to make a new one
+    assert result.exit_code == 1
+    assert f"`svmtrain fit --resume {out}`" in result.output
+    assert "NEW_DIR" not in result.output
+
     monkeypatch.setattr(pixel_steps, "sgd_step", real_step)
     result = _run("fit", "--resume", out, "-q")
     assert result.exit_code == 0, result.output
@@ -173,6 +178,8 @@ def test_divergence_is_one_clear_error(data_args, tmp_path):
     # plot does not suggest fit --out into the directory that fit refuses.
     result = _run("plot", tmp_path / "div")
     assert result.exit_code == 1
+    assert f"The run in {tmp_path / 'div'} diverged in its first epoch" in result.output
+    assert "metrics.jsonl" not in result.output
     assert f"--out {tmp_path / 'div'}" not in result.output
     assert "--out NEW_DIR" in result.output
     assert _fit(data_args, tmp_path / "div").exit_code == 1  # as fit refuses that directory

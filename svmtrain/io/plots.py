@@ -389,6 +389,8 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
             f"Run directory {run_dir} does not exist or is not a directory; "
             f"{runs.new_run_hint(run_dir)}."
         )
+    if (why := runs.unusable_run(run_dir)) is not None:
+        raise SvmtrainError(why)
     for name in (runs.WEIGHTS, runs.METRICS):
         if not (run_dir / name).is_file():
             raise SvmtrainError(runs.run_file_fault(run_dir / name, "not found"))

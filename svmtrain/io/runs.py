@@ -58,7 +58,7 @@ def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
             f"{run_dir} already holds an unfinished run. Continue it with "
             f"'svmtrain fit --resume {run_dir}' or choose another --out."
         )
-    if _diverged_weights(run_dir / WEIGHTS):
+    if diverged_weights(run_dir / WEIGHTS):
         raise SvmtrainError(
             f"{run_dir} holds the weights of a run that diverged; choose another --out "
             "(or delete that directory)."
@@ -78,7 +78,7 @@ def listing(names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def _diverged_weights(path: Path) -> bool:
+def diverged_weights(path: Path) -> bool:
     """Whether ``path`` is the weights file of a run that diverged (it records the epoch); a
     user's file of that name, or a run's that did not diverge, is not."""
     try:
@@ -184,6 +184,23 @@ def new_run_hint(run_dir: Path) -> str:
     empty = not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir()))
     target = run_dir if empty else "NEW_DIR"
     return f"make one with `svmtrain fit -c default --out {target}`"
+
+
+def unusable_run(run_dir: Path) -> str | None:
+    """Why the run in run_dir has no results to read, and what to do, if it is a run that
+    stopped before the end (interrupted, or diverged in its first epoch); None otherwise."""
+    if (run_dir / CHECKPOINT).exists() and not (run_dir / WEIGHTS).exists():
+        return (
+            f"The run in {run_dir} is unfinished (it was stopped); continue it with "
+            f"`svmtrain fit --resume {run_dir}`, then try again."
+        )
+    if diverged_weights(run_dir / WEIGHTS) and not (run_dir / METRICS).exists():
+        return (
+            f"The run in {run_dir} diverged in its first epoch, so it has no results; fit "
+            f"again with a smaller learning rate: `svmtrain fit --config {run_dir / CONFIG} "
+            "--set optim.learning_rate=LR --out NEW_DIR`."
+        )
+    return None
 
 
 def run_file_fault(path: Path, what: str) -> str:
