@@ -20,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -198,8 +199,9 @@ def searched(scene: Scene) -> None:
     assert CliRunner().invoke(main, argv).exit_code == 0
 
 
-def interrupted(scene: Scene) -> None:
-    """An unfinished run in {run}: Ctrl-C in its second epoch (a checkpoint of epoch 1)."""
+def interrupted(scene: Scene, options: str = "") -> None:
+    """An unfinished run in {run}: Ctrl-C in its second epoch (a checkpoint of epoch 1), of
+    fit with ``options`` added."""
     cached(scene)
     run = scene.root / "run"
     scene.set(run=run)
@@ -213,7 +215,8 @@ def interrupted(scene: Scene) -> None:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
-        result = CliRunner().invoke(main, scene.argv("fit -c quick {data} --out {run} -q"))
+        argv = scene.argv("fit -c quick {data} --out {run} -q " + options)
+        result = CliRunner().invoke(main, argv)
     assert result.exit_code == 130, result.output
 
 
@@ -224,6 +227,33 @@ def users_files(scene: Scene) -> None:
     (mine / "config.yaml").write_text("# my notes\n")
     (mine / "metrics.jsonl").write_text("my numbers\n")
     scene.set(mine=mine)
+
+
+def interrupted_before_training(scene: Scene) -> None:
+    """{run}: a fit stopped by Ctrl-C after it wrote config.yaml, before training started."""
+    from svmtrain.experiments import fit as fitting
+
+    cached(scene)
+    scene.set(run=scene.root / "run")
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fitting, "init_state", interrupt)
+        result = CliRunner().invoke(main, scene.argv("fit -c quick {data} --out {run} -q"))
+    assert result.exit_code == 130, result.output
+
+
+def another_runs_checkpoint(scene: Scene) -> None:
+    """{run}: an interrupted run whose checkpoint.npz is another (interrupted) run's."""
+    interrupted(scene)
+    run, other = scene.root / "run", scene.root / "other"
+    run.rename(other)
+    interrupted(scene, "--set model.reg=0.5")
+    (other / runs.CHECKPOINT).write_bytes((run / runs.CHECKPOINT).read_bytes())
+    shutil.rmtree(run)
+    other.rename(run)
 
 
 def a_file(name: str, text: str | bytes) -> Callable[[Scene], None]:
@@ -837,7 +867,7 @@ FIT = [
         "fit-resume-a-finished-run",
         "fit --resume {run} -q",
         0,
-        ("test accuracy", "{run}"),
+        ("The run in {run} had already finished; nothing to resume", "test accuracy"),
         setup=fitted,
     ),
     Fault(
@@ -935,6 +965,29 @@ FIT = [
         ("Out of memory", "--num-examples"),
         setup=out_of_memory,
     ),
+    Fault(
+        "fit-out-onto-the-users-weights-npz",
+        "fit -c quick {data} --out {root}/d -q",
+        1,
+        ("{root}/d is not empty (weights.npz) and holds no run",),
+        setup=both(cached, a_file("d/weights.npz", "hi\n")),
+    ),
+    Fault(
+        "fit-ctrl-c-before-training-started",
+        "fit --resume {run} -q",
+        0,
+        ("test accuracy", "{run}"),
+        setup=interrupted_before_training,
+        creates=RUN,
+        changes=RUN,
+    ),
+    Fault(
+        "fit-resume-with-another-runs-checkpoint",
+        "fit --resume {run} -q",
+        1,
+        ("{run}/checkpoint.npz belongs to another run",),
+        setup=another_runs_checkpoint,
+    ),
 ]
 
 EVALUATE = [
@@ -1011,8 +1064,8 @@ EVALUATE = [
     Fault(
         "evaluate-plot-into-a-missing-directory",
         "evaluate -w {weights} --plot {root}/nope/c.png -q",
-        1,
-        ("{root}/nope/c.png", "does not exist"),
+        2,  # checked before any work, as sweep-step and search check theirs
+        ("--plot", "{root}/nope", "does not exist"),
         setup=fitted,
     ),
     Fault(
@@ -1022,6 +1075,13 @@ EVALUATE = [
         ("Cannot write {ro}/c.png: Read-only file system", "Choose a writable location"),
         setup=both(fitted, read_only("media")),
         issue="14.5",
+    ),
+    Fault(
+        "evaluate-plot-onto-an-existing-file",
+        "evaluate -w {weights} --plot {file} -q",
+        1,
+        ("{file} already exists; choose a new file name or pass --force",),
+        setup=both(fitted, a_file("p.png", "my picture")),
     ),
 ]
 
@@ -1184,6 +1244,20 @@ SWEEP = [
         2,
         ("--plot", "{root}/nope", "does not exist"),
     ),
+    Fault(
+        "sweep-csv-onto-an-existing-file",
+        "sweep-step --steps 1e-6 --csv {file}",
+        1,
+        ("{file} already exists; choose a new file name or pass --force",),
+        setup=a_file("s.csv", "my table"),
+    ),
+    Fault(
+        "sweep-plot-onto-an-existing-file",
+        "sweep-step --steps 1e-6 --plot {file}",
+        1,
+        ("{file} already exists; choose a new file name or pass --force",),
+        setup=a_file("s.png", "my picture"),
+    ),
 ]
 
 SEARCH = [
@@ -1264,6 +1338,13 @@ SEARCH = [
         setup=cached,
         creates=("out", "out/*"),
     ),
+    Fault(
+        "search-plot-onto-an-existing-file",
+        "search --lr 1e-6 --plot {file} --out {root}/out",
+        1,
+        ("{file} already exists; choose a new file name or pass --force",),
+        setup=a_file("g.png", "my picture"),
+    ),
 ]
 
 PLOT = [
@@ -1284,7 +1365,7 @@ PLOT = [
         "plot-a-diverged-run",
         "plot {run}",
         1,
-        ("--out NEW_DIR",),
+        ("The run in {run} diverged in its first epoch", "--out NEW_DIR"),
         setup=diverged,
         issue="14.8",
     ),
@@ -1294,6 +1375,20 @@ PLOT = [
         1,
         ("pip install 'svmtrain[plot]'",),
         setup=both(fitted, no_matplotlib),
+    ),
+    Fault(
+        "plot-over-the-users-own-weights-png",
+        "plot {run}",
+        1,
+        ("{run}/weights.png is not a picture svmtrain drew",),
+        setup=both(fitted, a_file("run/weights.png", b"\x89PNG\r\n\x1a\nmine")),
+    ),
+    Fault(
+        "plot-an-interrupted-run",
+        "plot {run}",
+        1,
+        ("svmtrain fit --resume {run}",),
+        setup=interrupted,
     ),
 ]
 
