@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from svmtrain import __version__
 from svmtrain.cli import main
 from svmtrain.config import load_config
+from svmtrain.config.shipped import shipped_text
 from svmtrain.data.cifar10 import load_cifar10
 
 
@@ -38,6 +39,7 @@ def test_python_m_svmtrain_keeps_exit_codes_and_names_itself():
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 SHIPPED = sorted(CONFIGS_DIR.glob("*.yaml"))
+NAMES = sorted([*(p.stem for p in SHIPPED), "notes"])  # notes: the built-in defaults, no file
 
 
 def _run(*args: str):
@@ -50,11 +52,23 @@ def test_configs_list_names_each_config_with_its_first_line():
     result = _run("configs", "list")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert len(lines) == len(SHIPPED)
-    for line, path in zip(lines, SHIPPED, strict=True):
-        name, summary = line.split(maxsplit=1)
-        first = path.read_text().splitlines()[0]
-        assert (name, f"# {summary}") == (path.stem, first)
+    assert len(lines) == len(SHIPPED) + 1  # and notes, the built-in defaults
+    for line, name in zip(lines, NAMES, strict=True):
+        listed, summary = line.split(maxsplit=1)
+        text = shipped_text(name) if name == "notes" else (CONFIGS_DIR / f"{name}.yaml").read_text()
+        assert (listed, f"# {summary}") == (name, text.splitlines()[0])
+
+
+def test_notes_is_a_config_name_like_the_others(tmp_path, monkeypatch):
+    """The built-in defaults are called 'notes' in --help: show prints them, -c notes runs them."""
+    monkeypatch.chdir(tmp_path)
+    result = _run("configs", "show", "notes")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("# The built-in defaults")
+    (tmp_path / "mine.yaml").write_text(result.output)
+    assert load_config("mine.yaml", ["output.name=notes"]) == load_config() == load_config("notes")
+    assert load_config("notes").output.name == "notes"
+    assert list(tmp_path.iterdir()) == [tmp_path / "mine.yaml"]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
@@ -98,7 +112,7 @@ def test_configs_show_unknown_name_lists_the_shipped_ones(args, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     result = _run("configs", *args)
     assert result.exit_code == 1
-    names = ", ".join(p.stem for p in SHIPPED)
+    names = ", ".join(NAMES)
     assert result.output == (
         f"Error: 'nope' is not a shipped config; the shipped configs are {names} "
         "(svmtrain configs list).\n"
@@ -110,7 +124,7 @@ def test_fit_with_an_unknown_config_name_lists_the_shipped_ones(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     result = _run("fit", "-c", "defualt")
     assert result.exit_code == 1
-    names = ", ".join(p.stem for p in SHIPPED)
+    names = ", ".join(NAMES)
     assert result.output == (
         "Error: Config file defualt does not exist; pass the path of a YAML file or the name of "
         f"a shipped config: {names}. Did you mean 'default'?\n"

@@ -477,11 +477,11 @@ def test_duplicate_key_says_which(tmp_path):
         load_config(path)
 
 
-SHIPPED_NAMES = "cs231n, default, quick, softmax"
+SHIPPED_NAMES = "cs231n, default, notes, quick, softmax"
 
 
 @pytest.mark.parametrize(
-    ("file", "hint"), [("nope.yaml", ""), ("quick.yml", " Did you mean 'quick'?")]
+    ("file", "hint"), [("absent.yaml", ""), ("quick.yml", " Did you mean 'quick'?")]
 )
 def test_missing_file_names_the_path_and_the_shipped_configs(tmp_path, file, hint):
     path = tmp_path / file
@@ -733,7 +733,7 @@ SHIPPED = sorted(CONFIGS_DIR.glob("*.yaml"))
 
 def test_the_four_configs_are_shipped_and_known_by_name():
     assert [p.stem for p in SHIPPED] == ["cs231n", "default", "quick", "softmax"]
-    assert shipped_names() == [p.stem for p in SHIPPED]
+    assert shipped_names() == sorted([*(p.stem for p in SHIPPED), "notes"])
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
