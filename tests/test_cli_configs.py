@@ -244,3 +244,13 @@ def test_ctrl_c_while_starting_up_is_interrupted_without_a_traceback(monkeypatch
         run()
     assert stopped.value.code == 130
     assert capsys.readouterr().err == "Interrupted.\n"
+
+
+def test_a_local_file_named_like_a_shipped_config_wins_with_a_note(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("quick").write_text("optim:\n  learning_rate: 0.5\n")
+    result = CliRunner().invoke(main, ["fit", "-c", "quick", "--set", "train.batch_size=0"])
+    assert result.exit_code == 1  # the file's config was read (and its bad override refused)
+    assert "Note: using the file ./quick, not the shipped config 'quick'" in result.stderr
+    result = CliRunner().invoke(main, ["fit", "-c", "./quick", "--set", "train.batch_size=0"])
+    assert "Note:" not in result.stderr  # a path is a path: nothing to note

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,11 +23,25 @@ def progress_enabled(quiet: bool) -> bool:
 quiet_option = click.option(
     "--quiet", "-q", is_flag=True, help="No progress bars; print only the results."
 )
+
+
+def _note_a_file_named_like_a_shipped_config(ctx, param, value: str | None) -> str | None:
+    """An existing path wins over a shipped config's name; say so, as it may surprise."""
+    if value is not None and value in shipped_names() and os.path.exists(value):
+        click.echo(
+            f"Note: using the file {os.path.join('.', value)}, not the shipped config "
+            f"{value!r} (rename or move the file to use the shipped one).",
+            err=True,
+        )
+    return value
+
+
 config_option = click.option(
     "--config",
     "-c",
     "config_path",
     type=click.Path(dir_okay=False),
+    callback=_note_a_file_named_like_a_shipped_config,
     metavar="FILE|NAME",
     help="A YAML config file, or the name of a shipped config (svmtrain configs list): "
     f"{', '.join(shipped_names())}. Without it, the built-in defaults, named 'notes' "
