@@ -254,3 +254,11 @@ def test_a_local_file_named_like_a_shipped_config_wins_with_a_note(tmp_path, mon
     assert "Note: using the file ./quick, not the shipped config 'quick'" in result.stderr
     result = CliRunner().invoke(main, ["fit", "-c", "./quick", "--set", "train.batch_size=0"])
     assert "Note:" not in result.stderr  # a path is a path: nothing to note
+
+
+def test_an_empty_config_file_is_refused_not_run_as_the_defaults(tmp_path):
+    result = CliRunner().invoke(main, ["fit", "-c", "/dev/null", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert "/dev/null holds no settings" in result.output
+    assert "-c notes" in result.output
+    assert not (tmp_path / "run").exists()

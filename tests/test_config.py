@@ -57,8 +57,6 @@ def _assert_same(got: dict, expected: dict) -> None:
 # --- good files: YAML text -> the keys that differ from the defaults ----------------------------
 
 GOOD_FILES = [
-    ("empty file", "", {}),
-    ("only comments", "# nothing to change\n", {}),
     ("empty section", "optim:\n", {}),
     ("partial section", "optim:\n  momentum: 0.9\n", {"optim.momentum": 0.9}),
     ("sci notation no dot", "optim:\n  learning_rate: 1e-7\n", {"optim.learning_rate": 1e-7}),
@@ -141,7 +139,14 @@ def test_no_path_gives_defaults():
 
 # --- bad files: YAML text -> the exact message ({path} is the file) -------------------------------
 
+NO_SETTINGS = (
+    "{path} holds no settings (it is empty or only comments). Write the settings to change in "
+    "it (svmtrain configs show default prints a full config to start from), or use -c notes for "
+    "the built-in defaults."
+)
 BAD_FILES = [
+    ("empty file", "", NO_SETTINGS),
+    ("only comments", "# nothing to change\n", NO_SETTINGS),
     (
         "top level a list",
         "- optim\n- train\n",
@@ -780,7 +785,7 @@ NAMES = [
     ("empty output section", "exp 1.yaml", "output:\n", [], "exp 1"),
     ("output without name", "a.b.yaml", "output:\n  dir: elsewhere\n", [], "a.b"),
     ("file names the run", "mine.yaml", "output:\n  name: other\n", [], "other"),
-    ("--set names the run", "mine.yaml", "", ["output.name=cli"], "cli"),
+    ("--set names the run", "mine.yaml", "train:\n  epochs: 2\n", ["output.name=cli"], "cli"),
 ]
 
 

@@ -29,8 +29,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     ``path`` is a YAML file or the name of a shipped config ("default", "quick", ...); a file
     that exists wins over a name. None gives the built-in defaults, named "notes". A config
     that does not set output.name takes its file's name without the suffix (or the shipped
-    name). ``overrides`` are "section.key=value" strings; the value is read as YAML, so
-    ``data.num_train=null`` gives None and ``optim.learning_rate=1e-3`` a float.
+    name); a file without settings (empty, or only comments) is refused. ``overrides`` are
+    "section.key=value" strings; the value is read as YAML, so ``data.num_train=null`` gives
+    None and ``optim.learning_rate=1e-3`` a float.
     Raises ConfigError naming the file, key or override at fault.
     """
     raw: dict = {}
@@ -91,8 +92,12 @@ def _read_config(path: str | os.PathLike) -> tuple[dict, str]:
     else:
         text, name = _read_file(where), Path(where).stem
     raw = parse_yaml(text, where)
-    if raw is None:
-        return {}, name  # an empty file: all defaults
+    if raw is None:  # likely a mistake (a truncated file, the wrong one): not silently defaults
+        raise ConfigError(
+            f"{where} holds no settings (it is empty or only comments). Write the settings to "
+            "change in it (svmtrain configs show default prints a full config to start from), "
+            "or use -c notes for the built-in defaults."
+        )
     check_keys(raw, f"{where}: ")
     return raw, name
 
