@@ -28,7 +28,13 @@ from tqdm.auto import tqdm
 from svmtrain.config import Config
 from svmtrain.core.blas import limited_threads
 from svmtrain.data.preprocess import Splits
-from svmtrain.errors import DivergenceError, Interrupted, SvmtrainError, WorkerDied
+from svmtrain.errors import (
+    DivergenceError,
+    Interrupted,
+    SvmtrainError,
+    Terminated,
+    WorkerDied,
+)
 from svmtrain.experiments.search.results import CRASHED, DIVERGED, OK, Search, TrialResult, rank
 from svmtrain.experiments.search.space import Trial, check_trials, for_rung
 from svmtrain.experiments.train import init_state, train
@@ -288,12 +294,16 @@ def run_search(
                     keep = search.halving.survivors(len(batch))
                     best = [r.number for r in rank(finished) if r.status == OK][:keep]
                     batch = [trial for trial in search.trials if trial.number in best]
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         search.interrupted = True
         search.write()
         runs = "trials" if search.halving is None else "trial runs"
-        raise Interrupted(
-            f"Interrupted after {search.runs} of {planned} {runs}; their results are in "
+        # SIGTERM ends as it ends fit: its own word and exit code (143)
+        error, what = (Interrupted, "Interrupted")
+        if _by_sigterm(stop):
+            error, what = (Terminated, "Stopped by SIGTERM")
+        raise error(
+            f"{what} after {search.runs} of {planned} {runs}; their results are in "
             f"{search.out_dir}."
         ) from None
     except WorkerDied as died:
@@ -339,5 +349,17 @@ def _termination_as_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+class _Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised as Ctrl-C is; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _by_sigterm(stop: KeyboardInterrupt) -> bool:
+    return isinstance(stop, _Signalled) and stop.signum == signal.SIGTERM
+
+
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    raise _Signalled(signum)
