@@ -1083,6 +1083,13 @@ EVALUATE = [
         ("{file} already exists; choose a new file name or pass --force",),
         setup=both(fitted, a_file("p.png", "my picture")),
     ),
+    Fault(
+        "evaluate-plot-named-txt",
+        "evaluate -w {weights} --plot {root}/c.txt -q",
+        2,
+        ("--plot", "does not end in .png"),
+        setup=fitted,
+    ),
 ]
 
 GRADCHECK = [
@@ -1257,6 +1264,12 @@ SWEEP = [
         1,
         ("{file} already exists; choose a new file name or pass --force",),
         setup=a_file("s.png", "my picture"),
+    ),
+    Fault(
+        "sweep-plot-named-pdf",
+        "sweep-step --steps 1e-6 --plot {root}/s.pdf",
+        2,
+        ("--plot", "does not end in .png"),
     ),
 ]
 

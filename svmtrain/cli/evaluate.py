@@ -34,7 +34,7 @@ from svmtrain.io.records import to_json
     "--plot",
     "plot_path",
     type=click.Path(dir_okay=False),
-    help="Also draw the confusion matrix as a PNG to this file (needs svmtrain[plot]).",
+    help="Also draw the confusion matrix as a PNG to this .png file (needs svmtrain[plot]).",
 )
 @force_option
 @quiet_option

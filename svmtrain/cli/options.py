@@ -100,7 +100,7 @@ def plot_option(what: str):
         "--plot",
         "plot_path",
         type=click.Path(dir_okay=False),
-        help=f"Also draw {what} as a PNG to FILE.",
+        help=f"Also draw {what} as a PNG to FILE (a name ending in .png).",
     )
 
 
@@ -119,10 +119,16 @@ def check_output_file(path: str | None, force: bool) -> None:
 
 
 def check_plot_path(plot_path: str | None, force: bool) -> None:
-    """Fail now, not after the work, if --plot cannot be drawn: no matplotlib, no such
-    directory for the file, or an existing file without --force."""
+    """Fail now, not after the work, if --plot cannot be drawn: a name not ending in .png (the
+    picture is a PNG whatever the name), no matplotlib, no such directory for the file, or an
+    existing file without --force."""
     if plot_path is None:
         return
+    if Path(plot_path).suffix.lower() != ".png":
+        raise click.BadParameter(
+            f"{plot_path!r} does not end in .png; the picture is a PNG, so name it FILE.png.",
+            param_hint="--plot",
+        )
     require_matplotlib()
     folder = Path(plot_path).parent
     if not folder.is_dir():
