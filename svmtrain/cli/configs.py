@@ -34,11 +34,11 @@ def list_configs() -> None:
     "--out",
     type=click.Path(dir_okay=False),
     help="Write it to this new file instead of printing it (an existing file is never "
-    "overwritten).",
+    "overwritten; - is standard output).",
 )
 def show(name: str, out: str | None) -> None:
     """Print the shipped config NAME (every key, explained), or write it to --out."""
-    if out is None:
+    if out is None or out == "-":
         click.echo(shipped_text(name), nl=False)
         return
     click.echo(f"wrote {copy_shipped(name, out)}")
