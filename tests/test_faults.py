@@ -737,7 +737,7 @@ CONFIG = [
         "config-not-utf8",
         "fit -c {file} --out {root}/run",
         1,
-        ("Cannot read config file {file}", "can't decode byte 0xff"),
+        ("Config file {file} is not UTF-8 text", "byte 24"),
         setup=a_file("bad.yaml", b"optim:\n  momentum: 0.9 \xff\n"),
     ),
     Fault(
@@ -1424,6 +1424,12 @@ CONFIGS = [
         "fit -c defualt --out {root}/run",
         1,
         ("Config file defualt does not exist", "Did you mean 'default'?"),
+    ),
+    Fault(
+        "configs-show-out-dash-is-standard-output",
+        "configs show quick --out -",
+        0,
+        ("# The default SVM on 5,000 training images",),
     ),
 ]
 

@@ -114,9 +114,13 @@ def _read_file(path: str) -> str:
             f"Config file {path} does not exist; pass the path of a YAML file or the name of a "
             f"shipped config: {', '.join(names)}.{hint}"
         ) from None
-    except (OSError, UnicodeDecodeError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        raise ConfigError(f"Cannot read config file {path}: {reason}.") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"Config file {path} is not UTF-8 text (byte {err.start + 1} is not UTF-8): a YAML "
+            "config is a text file; is it the file you meant?"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"Cannot read config file {path}: {err.strerror or err}.") from None
 
 
 def _parse_override(item: str) -> tuple[str, str, Any]:
