@@ -1090,6 +1090,27 @@ EVALUATE = [
         ("--plot", "does not end in .png"),
         setup=fitted,
     ),
+    Fault(
+        "evaluate-a-run-directory",
+        "evaluate -w {run} -q",
+        0,
+        ("accuracy",),
+        setup=fitted,
+    ),
+    Fault(
+        "evaluate-a-checkpoint",
+        "evaluate -w {run}/checkpoint.npz -q",
+        1,
+        ("{run}/checkpoint.npz is a checkpoint", "{run}/weights.npz"),
+        setup=interrupted,
+    ),
+    Fault(
+        "evaluate-an-unfinished-run-directory",
+        "evaluate -w {run} -q",
+        1,
+        ("svmtrain fit --resume {run}",),
+        setup=interrupted,
+    ),
 ]
 
 GRADCHECK = [

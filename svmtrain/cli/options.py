@@ -13,6 +13,7 @@ from svmtrain.config.shipped import shipped_names
 from svmtrain.errors import ArgumentError
 from svmtrain.fileio import refuse_existing
 from svmtrain.io.plots import require_matplotlib
+from svmtrain.io.runs import weights_file
 
 
 def progress_enabled(quiet: bool) -> bool:
@@ -87,8 +88,9 @@ weights_option = click.option(
     "-w",
     "weights_path",
     required=True,
-    type=click.Path(dir_okay=False),
-    help="A weights.npz written by 'svmtrain fit'.",
+    type=click.Path(),
+    callback=lambda ctx, param, value: weights_file(value),
+    help="A weights.npz written by 'svmtrain fit', or the run directory that holds it.",
 )
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the results as JSON instead."

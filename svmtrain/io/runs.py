@@ -203,6 +203,34 @@ def unusable_run(run_dir: Path) -> str | None:
     return None
 
 
+def weights_file(path: str | os.PathLike) -> Path:
+    """The weights file ``path`` names: itself, or RUN_DIR/weights.npz for a run directory.
+
+    Raises SvmtrainError for a run directory without weights (saying why: unfinished,
+    diverged, or no run) and for a checkpoint.npz given as weights (naming the weights file).
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / WEIGHTS).is_file():
+            return path / WEIGHTS
+        raise SvmtrainError(unusable_run(path) or run_file_fault(path / WEIGHTS, "not found"))
+    if _is_checkpoint(path):
+        raise SvmtrainError(
+            f"{path} is a checkpoint (the training state fit --resume continues), not weights; "
+            f"the run's weights are {path.parent / WEIGHTS}."
+        )
+    return path
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint.npz (see :func:`save_checkpoint`): its meta and velocity."""
+    try:
+        with zipfile.ZipFile(path) as npz:
+            return {"meta.npy", "velocity.npy"} <= set(npz.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def run_file_fault(path: Path, what: str) -> str:
     """The message for a run file that is missing or broken: the file, the fault, the fix."""
     return f"{path} {what}; {new_run_hint(path.parent)}."
