@@ -100,6 +100,8 @@ def test_sweep_step_prints_the_notes_lines_a_marked_table_and_writes_csv(data, t
     assert [m[1] for m in printed[1:]] == [f"{s:.1e}" for s in steps]
     assert [float(m[2]) for m in printed[1:]] == pytest.approx(losses, rel=1e-12, abs=1e-6)
 
+    (header,) = [line for line in lines if line.startswith("step size")]
+    assert header.split() == ["step", "size", "new", "loss", "change", "mark"]  # every column
     table = {line.split()[0]: line.split()[1:] for line in lines[11:] if line[:1].isdigit()}
     assert list(table) == [f"{s:.1e}" for s in steps]
     for k, (step, cells) in enumerate(table.items()):

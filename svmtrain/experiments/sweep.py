@@ -326,7 +326,7 @@ class Sweep:
             rows.append(
                 (f"{r['step']:.1e}", f"{r['loss']:.6g}", f"{r['change']:+.4g}", ", ".join(marks))
             )
-        table = format_table(["step size", "new loss", "change", ""], rows)
+        table = format_table(["step size", "new loss", "change", "mark"], rows)
         if self.overflowed:
             return "\n".join([*lines, "", table])
         return "\n".join([*lines, "", table, "", self._verdict()])
