@@ -396,3 +396,9 @@ def test_resume_with_another_runs_checkpoint_says_so(data_args, tmp_path, monkey
     assert result.exit_code == 1
     assert f"{mine / runs.CHECKPOINT} belongs to another run" in result.output
     assert "was changed" not in result.output
+
+
+def test_one_epoch_is_one_epoch(data_args, tmp_path):
+    result = _fit(data_args, tmp_path / "run", "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    assert "(1 epoch, 7 steps, " in result.output  # 250 images in batches of 32

@@ -36,6 +36,7 @@ from svmtrain.experiments.evaluate import classification_metrics
 from svmtrain.experiments.train import TrainState, final_weights, init_state, plan, train
 from svmtrain.io import runs
 from svmtrain.io.plots import plot_run, require_matplotlib
+from svmtrain.io.records import plural
 from svmtrain.model import LinearModel, kept_after_divergence
 
 
@@ -59,7 +60,8 @@ class FitResult:
         )
         return note + (
             f"test accuracy {s['test_acc']:.4f}  val accuracy {s['val_acc']:.4f}  "
-            f"({s['epochs']} epochs, {s['steps']} steps, {s['wall_seconds']:.1f} s training)  "
+            f"({plural(s['epochs'], 'epoch')}, {plural(s['steps'], 'step')}, "
+            f"{s['wall_seconds']:.1f} s training)  "
             f"-> {self.run_dir}"
         )
 

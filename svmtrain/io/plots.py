@@ -23,6 +23,7 @@ from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import PlotUnavailable, SvmtrainError, WeightsError
 from svmtrain.fileio import atomic_write
 from svmtrain.io import runs
+from svmtrain.io.records import plural
 from svmtrain.model import LinearModel
 
 DPI = 100  # every figure is sized in pixels; inches = pixels / DPI
@@ -174,7 +175,7 @@ def plot_curves(
     """
     epoch = _finite(m["epoch"] for m in metrics)
     fig = _figure(1200, 820)
-    fig.suptitle(f"Learning curves ({len(metrics)} epochs)")
+    fig.suptitle(f"Learning curves ({plural(len(metrics), 'epoch')})")
     (ax_step, ax_parts), (ax_acc, ax_lr) = fig.subplots(2, 2)
 
     if loss_history is not None:

@@ -73,6 +73,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
 
 
+def plural(number: int, noun: str) -> str:
+    """``number`` and ``noun``, plural unless it is one: "1 epoch", "3 epochs"."""
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def duration(seconds: float) -> str:
     """``seconds`` rounded for a person: "42 s", "7 min" or "1.5 h"."""
     if seconds < 90:
