@@ -347,14 +347,17 @@ def test_search_ranks_writes_files_and_a_best_yaml_that_fit_runs(data, tmp_path)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
-        "rank", "lr", "reg", "optim.momentum", "final", "loss", "train", "acc", "val", "acc",
-        "seconds", "status",
+        "rank", "trial", "lr", "reg", "optim.momentum", "final", "loss", "train", "acc", "val",
+        "acc", "seconds", "status",
     ]  # fmt: skip
     rows = [line.split() for line in lines[2:10]]
     assert [r[0] for r in rows] == [str(k) for k in range(1, 9)]
-    val = [float(r[6]) for r in rows]
+    assert sorted(int(r[1]) for r in rows) == list(range(1, 9))  # the numbers "best:" names
+    best_trial = next(line for line in lines if line.startswith("best: trial "))
+    assert best_trial.startswith(f"best: trial {rows[0][1]} (")
+    val = [float(r[7]) for r in rows]
     assert val == sorted(val, reverse=True)
-    assert {(r[1], r[2], r[3]) for r in rows} == {
+    assert {(r[2], r[3], r[4]) for r in rows} == {
         (lr, reg, m) for lr in ("1e-09", "1e-07") for reg in ("0", "1000") for m in ("0.0", "0.5")
     }
     document = json.loads((out / "results.json").read_text())
@@ -567,10 +570,10 @@ def test_search_with_successive_halving_shows_the_rungs(data, tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
-        "rank", "lr", "reg", "rung", "final", "loss", "train", "acc", "val", "acc", "seconds",
-        "status",
+        "rank", "trial", "lr", "reg", "rung", "final", "loss", "train", "acc", "val", "acc",
+        "seconds", "status",
     ]  # fmt: skip
-    assert [line.split()[3] for line in lines[2:6]] == ["1", "1", "0", "0"]
+    assert [line.split()[4] for line in lines[2:6]] == ["1", "1", "0", "0"]
     assert "successive halving: rungs of 2, 4 epochs; 6 trial runs, 16 epochs in all" in (
         result.stdout
     )

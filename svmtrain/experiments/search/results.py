@@ -160,6 +160,7 @@ class Search:
         rows = [
             (
                 r["rank"],
+                r["trial"],
                 f"{r['learning_rate']:g}",
                 f"{r['reg']:g}",
                 *(str(r["settings"][k]) for k in others),
@@ -172,7 +173,7 @@ class Search:
             )
             for r in document["results"]
         ]
-        headers = ["rank", "lr", "reg", *others, *(["rung"] if self.halving else [])]
+        headers = ["rank", "trial", "lr", "reg", *others, *(["rung"] if self.halving else [])]
         headers += ["final loss", "train acc", "val acc", "seconds", "status"]
         lines = [format_table(headers, rows), ""]
         if self.halving is not None:
