@@ -629,3 +629,21 @@ def test_an_existing_output_file_is_refused_before_any_work(data, tmp_path, comm
     result = run(command, *data, *args, option, mine, "-q", "--force")
     assert result.exit_code == 0, result.output
     assert mine.read_bytes() != b"the user's own file\n"
+
+
+def test_search_refuses_a_huge_grid_unless_told(data, tmp_path):
+    values = ",".join(f"{k}e-9" for k in range(1, 301))  # 300 x 300 = 90,000 trials
+    result = run("search", *data, "--lr", values, "--reg", values, "--out", tmp_path / "out")
+    assert_clean_failure(result, 2, "90,000 trials, more than 1,000", "--yes")
+    assert not (tmp_path / "data").exists() and not (tmp_path / "out").exists()
+
+
+def test_search_says_how_many_trials_to_a_person_watching(data, tmp_path):
+    from svmtrain.errors import Notice
+    from svmtrain.experiments.search import search_hyperparameters
+
+    overrides = [s for i, s in enumerate([*data, *SMALL]) if i % 2]  # the --set values
+    with pytest.warns(Notice, match="^search: 2 trials$"):
+        search_hyperparameters(
+            None, overrides, lr="1e-9,1e-8", epochs=1, jobs=1, out=tmp_path / "s", progress=True
+        )

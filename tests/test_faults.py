@@ -1379,6 +1379,12 @@ SEARCH = [
         ("{file} already exists; choose a new file name or pass --force",),
         setup=a_file("g.png", "my picture"),
     ),
+    Fault(
+        "search-a-grid-of-90000-trials",
+        "search --lr 1e-9:1e-5 --random 90000 --out {root}/out",
+        2,
+        ("90,000 trials, more than 1,000", "--yes"),
+    ),
 ]
 
 PLOT = [

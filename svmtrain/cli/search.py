@@ -18,7 +18,7 @@ from svmtrain.cli.options import (
     quiet_option,
     set_option,
 )
-from svmtrain.experiments.search import search_hyperparameters
+from svmtrain.experiments.search import MAX_TRIALS, search_hyperparameters
 from svmtrain.io.plots import INSTALL_HINT
 from svmtrain.io.records import to_json
 
@@ -112,6 +112,7 @@ from svmtrain.io.records import to_json
 @json_option
 @plot_option("validation accuracy over lr x reg")
 @force_option
+@click.option("--yes", is_flag=True, help=f"Run a search of more than {MAX_TRIALS:,} trials.")
 @data_dir_option
 @quiet_option
 def search(
@@ -132,6 +133,7 @@ def search(
     as_json,
     plot_path,
     force,
+    yes,
     data_dir,
     quiet,
 ):
@@ -179,6 +181,7 @@ def search(
         min_epochs=min_epochs,
         out=out,
         progress=progress_enabled(quiet),
+        yes=yes,
     )
     click.echo(to_json(found.document()) if as_json else found.text())
     if plot_path:

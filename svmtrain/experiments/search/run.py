@@ -18,12 +18,14 @@ from svmtrain.experiments.search.space import (
     REG,
     Halving,
     check_axes,
+    check_trial_count,
     grid_settings,
     make_trials,
     parse_axis,
     parse_grid_option,
     random_settings,
 )
+from svmtrain.io.records import plural
 
 FORK_NOTE = "Note: worker processes need fork (Linux); running the trials one at a time."
 
@@ -45,6 +47,7 @@ def search_hyperparameters(
     min_epochs: int | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = True,
+    yes: bool = False,
 ) -> Search:
     """Train one short run per trial and rank them by validation accuracy, as ``svmtrain
     search`` does; returns the finished :class:`Search` (``.text()``, ``.document()``,
@@ -56,8 +59,9 @@ def search_hyperparameters(
     length. ``jobs``: local worker processes [default: the CPU count]; ``scheduler`` or
     ``scheduler_file``: run on a Dask cluster instead. ``halving``: successive halving with
     ``reduction_factor`` [3] and ``min_epochs`` [1]. ``out``: the results directory [default:
-    <output.dir>/<timestamp>-search]. Without fork the trials run one at a time, with a
-    :class:`~svmtrain.errors.Notice` saying so.
+    <output.dir>/<timestamp>-search]. ``yes``: run more than MAX_TRIALS trials (else refused);
+    with ``progress`` a :class:`~svmtrain.errors.Notice` says how many. Without fork the
+    trials run one at a time, with a :class:`~svmtrain.errors.Notice` saying so.
 
     Raises ArgumentError (naming no argument: the message names the options) for a search that
     cannot run, before any data are loaded; ConfigError naming the trial with a bad value;
@@ -77,6 +81,9 @@ def search_hyperparameters(
         settings = grid_settings(axes)
     else:
         settings = random_settings(axes, random, base.train.seed)
+    check_trial_count(len(settings), confirmed=yes)
+    if progress:
+        warnings.warn(Notice(f"search: {plural(len(settings), 'trial')}"), stacklevel=2)
     trials = make_trials(config_path, overrides, settings, epochs)
     if plan is not None:
         plan.rung_epochs(len(trials), trials[0].config.train.epochs)

@@ -209,6 +209,20 @@ class Trial:
     rung: int = 0  # successive halving: the rung this run of the trial belongs to
 
 
+MAX_TRIALS = 1000  # more is likely a typo in a grid (90,000 trials): asked to confirm
+
+
+def check_trial_count(count: int, confirmed: bool) -> None:
+    """Refuse a search of more than MAX_TRIALS trials unless ``confirmed`` (--yes): raises
+    ArgumentError (naming no argument) saying how many and how to go on."""
+    if count > MAX_TRIALS and not confirmed:
+        raise ArgumentError(
+            (),
+            f"The search has {count:,} trials, more than {MAX_TRIALS:,}: narrow --lr, --reg or "
+            "--grid, or pass --yes to run them all.",
+        )
+
+
 def make_trials(
     config_path: str | os.PathLike | None,
     overrides: Sequence[str],
