@@ -4,14 +4,32 @@ diverges."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from svmtrain.config import Config
+from svmtrain.config import Config, DataConfig
 from svmtrain.data import load_cifar10
+from svmtrain.data.cache import CIFAR10
 from svmtrain.data.preprocess import Splits, prepare
 from svmtrain.data.source import CONFIG_DIGEST
 from svmtrain.errors import DivergenceError
 from svmtrain.model import linear_scores
+
+
+def load_dataset(
+    data: DataConfig, *, data_dir: str | os.PathLike | None = None, progress: bool = True
+) -> CIFAR10:
+    """The CIFAR-10 a config's data section names, downloaded or from the cache (``data_dir``
+    overrides data.dir); a digest that does not match says to fix data.sha256 or data.md5."""
+    return load_cifar10(
+        data_dir or data.dir,
+        url=data.url,
+        sha256=data.sha256,
+        md5=data.md5,
+        progress=progress,
+        given_as=CONFIG_DIGEST,
+    )
 
 
 def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
@@ -22,10 +40,7 @@ def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
     when the data cannot be fetched or verified, :class:`~svmtrain.errors.ConfigError` when the
     config's split sizes do not fit them.
     """
-    d = cfg.data
-    dataset = load_cifar10(
-        d.dir, url=d.url, sha256=d.sha256, md5=d.md5, progress=progress, given_as=CONFIG_DIGEST
-    )
+    dataset = load_dataset(cfg.data, progress=progress)
     return prepare(dataset, cfg)
 
 

@@ -9,10 +9,9 @@ import numpy as np
 
 from svmtrain.config import config_from_yaml
 from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_report
-from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import split_indices
-from svmtrain.data.source import CONFIG_DIGEST
 from svmtrain.errors import WeightsError
+from svmtrain.experiments.common import load_dataset
 from svmtrain.io.plots import plot_confusion, require_matplotlib
 from svmtrain.io.records import format_table
 from svmtrain.model import LinearModel
@@ -47,14 +46,7 @@ def evaluate(
     weights = LinearModel.load(weights_path)
     cfg = config_from_yaml(weights.config_yaml, f"the config stored in {weights_path}")
     d = cfg.data
-    dataset = load_cifar10(
-        data_dir or d.dir,
-        url=d.url,
-        sha256=d.sha256,
-        md5=d.md5,
-        progress=progress,
-        given_as=CONFIG_DIGEST,
-    )
+    dataset = load_dataset(d, data_dir=data_dir, progress=progress)
     if len(weights.class_names) != len(dataset.class_names):
         raise WeightsError(
             f"{weights_path} has {len(weights.class_names)} classes but the dataset has "

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from svmtrain.config import config_from_yaml
-from svmtrain.data import load_cifar10
-from svmtrain.data.source import CONFIG_DIGEST
 from svmtrain.errors import SvmtrainError, WeightsError
+from svmtrain.experiments.common import load_dataset
 from svmtrain.io.images import read_image
 from svmtrain.io.records import format_table
 from svmtrain.model import LinearModel
@@ -65,15 +64,7 @@ def predict(
 def _test_split(model: LinearModel, weights_path, data_dir, progress):
     """The CIFAR-10 test images and labels of the model's data source."""
     cfg = config_from_yaml(model.config_yaml, f"the config stored in {weights_path}")
-    d = cfg.data
-    dataset = load_cifar10(
-        data_dir or d.dir,
-        url=d.url,
-        sha256=d.sha256,
-        md5=d.md5,
-        progress=progress,
-        given_as=CONFIG_DIGEST,
-    )
+    dataset = load_dataset(cfg.data, data_dir=data_dir, progress=progress)
     if tuple(dataset.class_names) != model.class_names:
         raise WeightsError(
             f"{weights_path} was trained on the classes {', '.join(model.class_names)}, but the "
