@@ -1,0 +1,85 @@
+"""``svmtrain features``: build, list and delete the feature caches beside the data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from svmtrain.cli._common import data_dir_option, format_table
+from svmtrain.data.source import resolve_data_dir
+from svmtrain.features import cache
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _describe(entry: dict) -> tuple[str, str, str, str]:
+    name = Path(entry["path"]).name
+    if not entry["finished"]:
+        state = "building" if entry["building"] else "unfinished (interrupted build)"
+        return name, state, "", _megabytes(entry["bytes"])
+    meta = entry["meta"]
+    settings = " ".join(f"{k}={v}" for k, v in meta["settings"].items())
+    shape = f"{meta['train_images'] + meta['test_images']:,} x {meta['dim']:,}"
+    return name, settings, shape, _megabytes(entry["bytes"])
+
+
+@click.group()
+def features() -> None:
+    """Feature matrices (kmeans, hog_color) cached on disk beside the data.
+
+    A cache is keyed on the archive's digest, the extractor's settings and the training
+    split it learns from, so a run whose config asks for the same features reuses it.
+    """
+
+
+@features.command()
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def info(data_dir: str | None, as_json: bool) -> None:
+    """List the feature caches: what each holds and how big it is on disk."""
+    root = resolve_data_dir(data_dir)
+    entries = cache.list_caches(root)
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    if not entries:
+        click.echo(f"No feature caches in {cache.features_root(root)}.")
+        return
+    rows = [_describe(entry) for entry in entries]
+    total = sum(entry["bytes"] for entry in entries)
+    click.echo(format_table(["cache", "settings", "images x features", "size"], rows))
+    click.echo(f"\n{len(entries)} in {cache.features_root(root)}, {_megabytes(total)} in all.")
+
+
+@features.command()
+@data_dir_option
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
+@click.argument("names", nargs=-1)
+def clear(data_dir: str | None, yes: bool, names: tuple[str, ...]) -> None:
+    """Delete feature caches: the NAMES given (as `svmtrain features info` lists them), or
+    all of them. Asks first unless --yes; a build still running is never deleted."""
+    root = resolve_data_dir(data_dir)
+    entries = [e for e in cache.list_caches(root) if not e.get("building")]
+    if names:
+        known = {Path(e["path"]).name: e for e in entries}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise click.BadParameter(
+                f"no feature cache named {unknown[0]!r} in {cache.features_root(root)}; "
+                "`svmtrain features info` lists them.",
+                param_hint="NAMES",
+            )
+        entries = [known[n] for n in names]
+    if not entries:
+        click.echo(f"No feature caches to delete in {cache.features_root(root)}.")
+        return
+    total = sum(e["bytes"] for e in entries)
+    question = f"Delete {len(entries)} feature cache(s), {_megabytes(total)}?"
+    if not yes and not click.confirm(question, default=False):
+        raise click.Abort()
+    freed = cache.remove_caches([e["path"] for e in entries])
+    click.echo(f"Deleted {len(entries)} feature cache(s), freed {_megabytes(freed)}.")

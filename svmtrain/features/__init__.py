@@ -1,0 +1,34 @@
+"""Feature extractors: fixed maps from raw CIFAR-10 images to the inputs of the linear model.
+
+Each extractor is one module with its tests; this registry names them. ``pixels`` (the raw
+preprocessed pixels, W of 10 x 3073) is not an extractor: it is the absence of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from svmtrain.errors import ConfigError
+from svmtrain.features.base import Extractor
+from svmtrain.features.hog_color import HogColorFeatures
+from svmtrain.features.kmeans import KMeansFeatures
+
+PIXELS = "pixels"
+EXTRACTORS: dict[str, type[Extractor]] = {
+    cls.name: cls for cls in (KMeansFeatures, HogColorFeatures)
+}
+NAMES = (PIXELS, *EXTRACTORS)
+
+
+def make_extractor(name: str, settings: Mapping[str, Any] | None = None) -> Extractor:
+    """A new, unfitted extractor; ConfigError for an unknown name or a bad setting."""
+    if name not in EXTRACTORS:
+        raise ConfigError(
+            f"'features.name' must be one of {', '.join(NAMES)}; {PIXELS} has no extractor. "
+            f"Got {name!r} instead."
+        )
+    return EXTRACTORS[name](settings)
+
+
+__all__ = ["EXTRACTORS", "NAMES", "PIXELS", "Extractor", "make_extractor"]
