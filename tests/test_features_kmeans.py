@@ -9,6 +9,7 @@ from svmtrain.errors import ConfigError, WeightsError
 from svmtrain.features.kmeans import (
     CONTRAST_EPSILON,
     KMeansFeatures,
+    centroid_images,
     extract_patches,
     lloyd,
     nearest_centroid,
@@ -188,3 +189,20 @@ def test_bad_settings_are_refused_by_name(key, value):
 def test_unknown_settings_are_refused():
     with pytest.raises(ConfigError, match="num_centriods"):
         KMeansFeatures({"num_centriods": 4})
+
+
+def test_centroid_images_undo_the_whitening():
+    extractor = _fitted()
+    images = _images(2, 11)
+    patches = extract_patches(images, 6, 1)[::97][:5].astype(np.float64)
+    patches -= patches.mean(axis=1, keepdims=True)
+    patches /= np.sqrt((patches**2).sum(axis=1) / 107 + CONTRAST_EPSILON)[:, None]
+    state = extractor.state
+    white = (patches - state["whitening_mean"]) @ state["whitening"]
+    extractor.state = {**state, "centroids": white.astype(np.float32)}
+    shown = centroid_images(extractor)
+    assert shown.shape == (5, 6, 6, 3) and shown.dtype == np.uint8
+    for picture, patch in zip(shown, patches, strict=True):
+        unit = (patch - patch.min()) / (patch.max() - patch.min())
+        expected = np.rint(255 * unit).reshape(3, 6, 6).transpose(1, 2, 0)
+        assert np.abs(picture.astype(int) - expected).max() <= 1

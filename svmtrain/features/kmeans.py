@@ -249,3 +249,18 @@ class KMeansFeatures(Extractor):
         # the sum of max(0, mu - z) over a region is the sum of mu less the sum of min(z, mu)
         np.subtract(pooling @ mean, pooled, out=pooled)
         return pooled.ravel()
+
+
+def centroid_images(extractor: KMeansFeatures, limit: int | None = None) -> np.ndarray:
+    """The first ``limit`` (default all) centroids as colour patches: un-whitened
+    (c P^-1 + m, back in the space of normalised patches), each stretched to 0..255 by its own
+    minimum and maximum. Returns (n, patch_size, patch_size, 3) uint8 (a constant patch: 0)."""
+    s, state = extractor.settings, extractor.state
+    centroids = state["centroids"][:limit].astype(np.float64)
+    patches = np.linalg.solve(state["whitening"].astype(np.float64), centroids.T).T
+    patches += state["whitening_mean"]
+    low = patches.min(axis=1, keepdims=True)
+    span = patches.max(axis=1, keepdims=True) - low
+    unit = np.divide(patches - low, span, out=np.zeros_like(patches), where=span > 0)
+    images = np.rint(255.0 * unit).astype(np.uint8)
+    return images.reshape(-1, CHANNELS, s.patch_size, s.patch_size).transpose(0, 2, 3, 1)
