@@ -23,6 +23,7 @@ from svmtrain.errors import ConfigError, WeightsError
 
 if TYPE_CHECKING:
     from svmtrain.config import Config
+    from svmtrain.features import Extractor
 
 PIXELS = IMAGE_BYTES  # features before the bias column: one per byte of a CIFAR-10 image
 _CHUNK = 4096  # rows converted at a time, so no float64 copy of a whole split ever exists
@@ -97,14 +98,8 @@ class PixelTransform:
 
 @dataclass(frozen=True)
 class Splits:
-    """The splits training reads, every y (N,) intp, and every X either
-
-    - raw pixels: (N, 3072) uint8 rows as the cache holds them (memory-mapped views of it, not
-      copies), with ``mean`` and ``scale`` applied a batch or a chunk at a time; this is what
-      :func:`prepare` makes; or
-    - a design matrix: (N, D) floats already preprocessed, bias column included (a caller's own
-      features; ``mean`` and ``scale`` then only say how they were made).
-    """
+    """Preprocessed splits. Every X is (N, D + 1) of the configured dtype, D inputs (the 3072
+    pixels, or the features of ``extractor``) and the bias; every y is (N,) intp."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -112,10 +107,11 @@ class Splits:
     y_val: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    mean: np.ndarray  # (3072,) float32, subtracted from every image (zeros when disabled)
-    scale: np.ndarray  # (3072,) float32, divides every centred image (ones when disabled)
+    mean: np.ndarray  # (D,) float32, subtracted from every input (zeros when disabled)
+    scale: np.ndarray  # (D,) float32, divides every centred input (ones when disabled)
     class_names: tuple[str, ...]
     data_sha256: str = ""  # the archive the splits come from (empty for data made in memory)
+    extractor: Extractor | None = None  # what turns images into inputs; None: the pixels
 
     @property
     def pixels(self) -> bool:
@@ -168,6 +164,14 @@ def fit_stats(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean image and per-pixel scale from x_train: (N, 3072) uint8. Returns two (3072,) float32."""
     mean, std = _pixel_moments(x_train)
+    return stats_from_moments(mean, std, subtract_mean=subtract_mean, scaling=scaling)
+
+
+def stats_from_moments(
+    mean: np.ndarray, std: np.ndarray, *, subtract_mean: bool, scaling: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) to apply, from the training split's per-input mean and std (D,) float64:
+    the mean or zeros, and the scale ``scaling`` names. Returns two (D,) float32."""
     if not subtract_mean:
         mean = np.zeros_like(mean)
     return mean.astype(np.float32), SCALINGS[scaling](std).astype(np.float32)
@@ -176,15 +180,19 @@ def fit_stats(
 def transform(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype) -> np.ndarray:
     """(x - mean) / scale with a bias column of ones appended: a design matrix.
 
-    x: (N, 3072) uint8; mean, scale: (3072,). Returns (N, 3073) of ``dtype``, filled chunk by
-    chunk (:meth:`PixelTransform.features`), so the peak extra memory is one
-    chunk, not a float64 copy of x.
+    x: (N, D) uint8 pixels or float32 features; mean, scale: (D,). Returns (N, D + 1) of
+    ``dtype``, filled chunk by chunk so the peak extra memory is one chunk, not a float64 copy
+    of x.
     """
-    out = np.empty((len(x), PIXELS + 1), dtype=np.dtype(dtype))
-    pixels = PixelTransform(mean, scale)
+    dtype = np.dtype(dtype)
+    width = x.shape[1]
+    out = np.empty((len(x), width + 1), dtype=dtype)
+    mean, scale = mean.astype(dtype), scale.astype(dtype)
     for start in range(0, len(x), _CHUNK):
-        pixels.features(x[start : start + _CHUNK], out[start : start + _CHUNK, :PIXELS])
-    out[:, PIXELS] = 1.0
+        block = out[start : start + _CHUNK, :width]
+        np.subtract(x[start : start + _CHUNK], mean, out=block, dtype=dtype)
+        np.divide(block, scale, out=block)
+    out[:, width] = 1.0
     return out
 
 
@@ -208,9 +216,9 @@ def split_indices(n_train: int, val_size: int, num_train: int | None) -> tuple[s
     return slice(0, num_train or available), slice(available, n_train)
 
 
-def prepare(dataset, cfg: Config) -> Splits:
-    """Splits of ``dataset`` (a :class:`~svmtrain.data.cache.CIFAR10`) as ``cfg`` says: raw
-    uint8 pixels (views of its memory maps) and the statistics of the training split."""
+def split_rows(dataset, cfg: Config) -> tuple[slice, slice, slice]:
+    """(train, val, test) rows of ``dataset``: train and val of its training images
+    (:func:`split_indices`), test of its test images (``data.num_test`` of them)."""
     train, val = split_indices(len(dataset.y_train), cfg.data.val_size, cfg.data.num_train)
     n_test = len(dataset.y_test)
     if cfg.data.num_test is not None and cfg.data.num_test > n_test:
@@ -218,24 +226,51 @@ def prepare(dataset, cfg: Config) -> Splits:
             f"data.num_test must be at most {n_test} (the test images). "
             f"Got {cfg.data.num_test} instead."
         )
-    test = slice(0, cfg.data.num_test or n_test)
-    x_train = dataset.x_train[train]
+    return train, val, slice(0, cfg.data.num_test or n_test)
+
+
+def prepare(dataset, cfg: Config) -> Splits:
+    """Splits of ``dataset`` (a :class:`~svmtrain.data.cache.CIFAR10`) as ``cfg`` says."""
+    rows = split_rows(dataset, cfg)
     mean, scale = fit_stats(
-        x_train, subtract_mean=cfg.preprocess.subtract_mean, scaling=cfg.preprocess.scaling
+        dataset.x_train[rows[0]],
+        subtract_mean=cfg.preprocess.subtract_mean,
+        scaling=cfg.preprocess.scaling,
     )
+    return design_splits(dataset, (dataset.x_train, dataset.x_test), rows, mean, scale, cfg)
+
+
+def design_splits(
+    dataset,
+    inputs: tuple[np.ndarray, np.ndarray],
+    rows: tuple[slice, slice, slice],
+    mean: np.ndarray,
+    scale: np.ndarray,
+    cfg: Config,
+    extractor: Extractor | None = None,
+) -> Splits:
+    """The Splits of ``dataset``'s labels with design matrices made from ``inputs``: one row per
+    training image and one per test image (the pixels, or features of them), cut by ``rows``
+    (train, val, test), centred by ``mean`` and divided by ``scale``."""
+    train_inputs, test_inputs = inputs
+    train, val, test = rows
+
+    def design(x: np.ndarray) -> np.ndarray:
+        return transform(x, mean, scale, cfg.preprocess.dtype)
 
     def labels(y: np.ndarray) -> np.ndarray:
         return np.asarray(y, dtype=np.intp)
 
-    return Splits(  # slices of the memory maps: views, nothing is read or copied here
-        X_train=x_train,
+    return Splits(
+        X_train=design(train_inputs[train]),
         y_train=labels(dataset.y_train[train]),
-        X_val=dataset.x_train[val],
+        X_val=design(train_inputs[val]),
         y_val=labels(dataset.y_train[val]),
-        X_test=dataset.x_test[test],
+        X_test=design(test_inputs[test]),
         y_test=labels(dataset.y_test[test]),
         mean=mean,
         scale=scale,
         class_names=tuple(dataset.class_names),
         data_sha256=dataset.sha256,
+        extractor=extractor,
     )
