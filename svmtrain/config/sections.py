@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from svmtrain.features import default_settings
+
 
 @dataclass
 class DataConfig:
@@ -25,6 +27,14 @@ class PreprocessConfig:
     subtract_mean: bool = True  # mean image of the training split, subtracted from every split
     scaling: str = "none"  # none | unit (/255) | standardize (per-pixel std of the training split)
     dtype: str = "float32"  # float32 | float64
+
+
+@dataclass
+class FeaturesConfig:
+    name: str = "pixels"  # pixels | kmeans | hog_color (svmtrain/features/)
+    # Each extractor's settings (its module lists them); a key left out takes its default.
+    kmeans: dict = field(default_factory=lambda: default_settings("kmeans"))
+    hog_color: dict = field(default_factory=lambda: default_settings("hog_color"))
 
 
 @dataclass
@@ -74,6 +84,7 @@ class OutputConfig:
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)

@@ -31,4 +31,9 @@ def make_extractor(name: str, settings: Mapping[str, Any] | None = None) -> Extr
     return EXTRACTORS[name](settings)
 
 
-__all__ = ["EXTRACTORS", "NAMES", "PIXELS", "Extractor", "make_extractor"]
+def default_settings(name: str) -> dict[str, Any]:
+    """The settings extractor ``name`` uses for every key left out."""
+    return make_extractor(name).settings_dict()
+
+
+__all__ = ["EXTRACTORS", "NAMES", "PIXELS", "Extractor", "default_settings", "make_extractor"]

@@ -50,7 +50,7 @@ def int_setting(where: str, value: Any, low: int, high: int | None = None) -> in
     if ok and value >= low and (high is None or value <= high):
         return value
     bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-    raise ConfigError(f"'{where}' must be an int {bound}. Got {value!r} instead.")
+    raise ConfigError(f"{where} must be an int {bound}. Got {value!r} instead.")
 
 
 def positive_setting(where: str, value: Any) -> float:
@@ -58,7 +58,7 @@ def positive_setting(where: str, value: Any) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok and np.isfinite(value) and value > 0:
         return float(value)
-    raise ConfigError(f"'{where}' must be a number > 0. Got {value!r} instead.")
+    raise ConfigError(f"{where} must be a number > 0. Got {value!r} instead.")
 
 
 class Extractor(ABC):
@@ -79,8 +79,8 @@ class Extractor(ABC):
         unknown = sorted(set(settings or {}) - known)
         if unknown:
             raise ConfigError(
-                f"Unknown setting {unknown[0]!r} for features '{self.name}'. "
-                f"Known settings: {', '.join(sorted(known))}."
+                f"{unknown[0]!r} is not a setting of features.{self.name}; "
+                f"valid: {', '.join(sorted(known))}."
             )
         self.settings = self.Settings(**(settings or {}))
         self.state: dict[str, np.ndarray] | None = None
