@@ -7,9 +7,19 @@ from pathlib import Path
 
 import click
 
-from svmtrain.cli._common import data_dir_option, format_table
+from svmtrain.cli._common import (
+    config_option,
+    config_overrides,
+    data_dir_option,
+    format_table,
+    progress_enabled,
+    quiet_option,
+    set_option,
+)
+from svmtrain.config import load_config
 from svmtrain.data.source import resolve_data_dir
 from svmtrain.features import cache
+from svmtrain.features.prepare import build_features
 
 
 def _megabytes(n: int) -> str:
@@ -34,6 +44,33 @@ def features() -> None:
     A cache is keyed on the archive's digest, the extractor's settings and the training
     split it learns from, so a run whose config asks for the same features reuses it.
     """
+
+
+@features.command()
+@config_option
+@set_option
+@data_dir_option
+@quiet_option
+def build(config_path, overrides, data_dir, quiet) -> None:
+    """Compute and cache the features the config's `features` section names.
+
+    Learns the extractor's state from the config's training split, then extracts every
+    training and test image. Nothing to do when the cache is already there; `svmtrain fit`
+    with the same config builds it too, so this is for doing it ahead of time.
+
+    \b
+    Examples:
+      svmtrain features build -c configs/kmeans.yaml
+      svmtrain features build -c configs/kmeans.yaml --set features.kmeans.num_centroids=400
+    """
+    cfg = load_config(config_path, config_overrides(overrides, data_dir))
+    built = build_features(cfg, progress=progress_enabled(quiet), log=click.echo)
+    meta = built.meta
+    rows = meta["train_images"] + meta["test_images"]
+    click.echo(
+        f"features {meta['extractor']}: {rows:,} images x {meta['dim']:,} features "
+        f"({_megabytes(built.train.nbytes + built.test.nbytes)}) in {built.path}"
+    )
 
 
 @features.command()

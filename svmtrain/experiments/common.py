@@ -9,13 +9,15 @@ import numpy as np
 from svmtrain.config import Config
 from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import Splits, prepare
-from svmtrain.errors import DivergenceError
-from svmtrain.model import linear_scores
+from svmtrain.features import PIXELS
+from svmtrain.features.prepare import feature_splits
 
 
 def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
     """CIFAR-10 downloaded (or found in the cache ``cfg.data`` names) and preprocessed as
-    ``cfg`` says: X (N, 3073) of ``cfg.preprocess.dtype`` and y (N,) for train, val and test.
+    ``cfg`` says: X (N, 3073) of ``cfg.preprocess.dtype`` and y (N,) for train, val and test;
+    with ``cfg.features`` other than pixels, X (N, dim + 1) of features from the feature cache
+    (built on first use, with a progress bar when ``progress``).
 
     ``progress``: show the download's progress bar. Raises :class:`~svmtrain.errors.DataError`
     when the data cannot be fetched or verified, :class:`~svmtrain.errors.ConfigError` when the
@@ -23,6 +25,8 @@ def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
     """
     d = cfg.data
     dataset = load_cifar10(d.dir, url=d.url, sha256=d.sha256, md5=d.md5, progress=progress)
+    if cfg.features.name != PIXELS:
+        return feature_splits(dataset, cfg, progress=progress)
     return prepare(dataset, cfg)
 
 

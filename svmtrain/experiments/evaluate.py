@@ -59,6 +59,7 @@ def evaluate(
         x, y = dataset.x_train[rows], dataset.y_train[rows]
     else:  # the test images the run itself was scored on
         x, y = dataset.x_test[: d.num_test], dataset.y_test[: d.num_test]
+    X = weights.design(x, progress=progress)
     y = np.asarray(y, dtype=np.intp)
     metrics = classification_metrics(y, weights.predict(x), weights.class_names)
     if plot_path is not None:

@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from svmtrain.data.format import IMAGE_BYTES
 from svmtrain.errors import ConfigError, WeightsError
-from svmtrain.experiments._blas import limited_threads
 
+# The config validates settings through the extractors, so this module and the extractors' stay
+# below it: what they need from data and experiments is imported where it is used.
 SIDE = 32  # CIFAR-10 images are SIDE x SIDE pixels, 3 colour planes
 
 
@@ -32,6 +32,7 @@ def as_planes(images: np.ndarray) -> np.ndarray:
 
 def check_images(images: np.ndarray) -> None:
     """Raise ValueError unless ``images`` is (N, 3072) uint8."""
+    from svmtrain.data.format import IMAGE_BYTES
     if images.ndim != 2 or images.shape[1] != IMAGE_BYTES or images.dtype != np.uint8:
         raise ValueError(
             f"images must be (N, {IMAGE_BYTES}) uint8 (CIFAR-10 rows as stored). "
@@ -127,6 +128,8 @@ class Extractor(ABC):
         a new array; ``on_chunk(n)`` is called as each chunk of n images is done. Each image's
         features depend only on the image and the state, never on N or the thread count.
         """
+        from svmtrain.experiments._blas import limited_threads
+
         check_images(images)
         if self.state is None:
             raise RuntimeError(f"features '{self.name}': call fit or from_state first")

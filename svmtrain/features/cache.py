@@ -35,7 +35,7 @@ from tqdm import tqdm
 from svmtrain.errors import DataError
 from svmtrain.features import make_extractor
 from svmtrain.features.base import Extractor
-from svmtrain.io.fileio import fsync_path
+from svmtrain.fileio import fsync_path
 
 FEATURES_DIR = "features"
 FORMAT = 1  # bump when the files' layout or an extractor's numbers change
