@@ -14,7 +14,7 @@ from svmtrain.cli import main
 from svmtrain.config import load_config
 from svmtrain.data import load_cifar10
 from svmtrain.errors import ConfigError, WeightsError
-from svmtrain.features import make_extractor
+from svmtrain.features import check_settings, make_extractor
 from svmtrain.io import runs
 
 QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
@@ -191,15 +191,12 @@ def test_features_build_of_pixels_says_there_is_nothing_to_build(data_args):
 
 def test_config_settings_of_extractors(tmp_path):
     cfg = load_config(None, ["features.name=kmeans", "features.kmeans.num_centroids=400"])
-    assert cfg.features.kmeans["num_centroids"] == 400
-    assert cfg.features.kmeans["patch_size"] == 6  # the rest: the extractor's defaults
+    assert cfg.features.kmeans == {"num_centroids": 400}
+    settings = make_extractor("kmeans", cfg.features.kmeans).settings_dict()
+    assert settings["num_centroids"] == 400 and settings["patch_size"] == 6  # the rest: defaults
     path = tmp_path / "c.yaml"
     path.write_text("features:\n  name: hog_color\n  hog_color:\n    cell_size: 4\n")
-    assert load_config(path).features.hog_color == {
-        "cell_size": 4,
-        "orientation_bins": 9,
-        "hue_bins": 10,
-    }
+    assert load_config(path).features.hog_color == {"cell_size": 4}
     for bad, where in [
         (["features.kmeans.num_centroids=0"], "features.kmeans.num_centroids"),
         (["features.kmeans.centroids=4"], "'centroids' is not a setting of features.kmeans"),
@@ -208,7 +205,7 @@ def test_config_settings_of_extractors(tmp_path):
         (["train.epochs.x=1"], "the key must be section.key"),
     ]:
         with pytest.raises(ConfigError, match=where):
-            load_config(None, bad)
+            check_settings(load_config(None, bad).features)
 
 
 def test_a_weights_file_whose_extractor_is_damaged_is_refused(data_args, tmp_path):

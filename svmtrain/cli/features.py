@@ -18,8 +18,8 @@ from svmtrain.cli._common import (
 )
 from svmtrain.config import load_config
 from svmtrain.data.source import resolve_data_dir
+from svmtrain.experiments.common import build_features
 from svmtrain.features import cache
-from svmtrain.features.prepare import build_features
 
 
 def _megabytes(n: int) -> str:

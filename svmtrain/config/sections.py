@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from svmtrain.features import default_settings
-
 
 @dataclass
 class DataConfig:
@@ -32,9 +30,10 @@ class PreprocessConfig:
 @dataclass
 class FeaturesConfig:
     name: str = "pixels"  # pixels | kmeans | hog_color (svmtrain/features/)
-    # Each extractor's settings (its module lists them); a key left out takes its default.
-    kmeans: dict = field(default_factory=lambda: default_settings("kmeans"))
-    hog_color: dict = field(default_factory=lambda: default_settings("hog_color"))
+    # Each extractor's settings: a key left out takes the extractor's default. The extractor
+    # checks them (svmtrain.features.check_settings), before any work that uses the config.
+    kmeans: dict = field(default_factory=dict)
+    hog_color: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,6 @@ from svmtrain.errors import ConfigError, WeightsError
 
 if TYPE_CHECKING:
     from svmtrain.config import Config
-    from svmtrain.features import Extractor
 
 PIXELS = IMAGE_BYTES  # features before the bias column: one per byte of a CIFAR-10 image
 _CHUNK = 4096  # rows converted at a time, so no float64 copy of a whole split ever exists
@@ -111,7 +110,8 @@ class Splits:
     scale: np.ndarray  # (D,) float32, divides every centred input (ones when disabled)
     class_names: tuple[str, ...]
     data_sha256: str = ""  # the archive the splits come from (empty for data made in memory)
-    extractor: Extractor | None = None  # what turns images into inputs; None: the pixels
+    # What turns images into inputs (a svmtrain.features.Extractor, a layer above); None: pixels
+    extractor: Any = None
 
     @property
     def pixels(self) -> bool:
@@ -247,7 +247,7 @@ def design_splits(
     mean: np.ndarray,
     scale: np.ndarray,
     cfg: Config,
-    extractor: Extractor | None = None,
+    extractor: Any = None,
 ) -> Splits:
     """The Splits of ``dataset``'s labels with design matrices made from ``inputs``: one row per
     training image and one per test image (the pixels, or features of them), cut by ``rows``

@@ -12,6 +12,8 @@ from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_report
 from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import split_indices
 from svmtrain.errors import WeightsError
+from svmtrain.experiments._blas import limited_threads
+from svmtrain.io import runs
 from svmtrain.io.plots import plot_confusion, require_matplotlib
 from svmtrain.io.records import format_table
 from svmtrain.model import LinearModel
@@ -59,7 +61,8 @@ def evaluate(
         x, y = dataset.x_train[rows], dataset.y_train[rows]
     else:  # the test images the run itself was scored on
         x, y = dataset.x_test[: d.num_test], dataset.y_test[: d.num_test]
-    X = weights.design(x, progress=progress)
+    with limited_threads(1):  # a feature extractor's threads make the products
+        X = weights.design(x, progress=progress)
     y = np.asarray(y, dtype=np.intp)
     metrics = classification_metrics(y, weights.predict(x), weights.class_names)
     if plot_path is not None:

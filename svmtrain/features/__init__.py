@@ -6,6 +6,7 @@ preprocessed pixels, W of 10 x 3073) is not an extractor: it is the absence of o
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,11 +25,21 @@ NAMES = (PIXELS, *EXTRACTORS)
 def make_extractor(name: str, settings: Mapping[str, Any] | None = None) -> Extractor:
     """A new, unfitted extractor; ConfigError for an unknown name or a bad setting."""
     if name not in EXTRACTORS:
+        close = difflib.get_close_matches(str(name), NAMES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
         raise ConfigError(
-            f"'features.name' must be one of {', '.join(NAMES)}; {PIXELS} has no extractor. "
-            f"Got {name!r} instead."
+            f"features.name must be one of {', '.join(NAMES)}. Got {name!r} instead{hint}"
         )
     return EXTRACTORS[name](settings)
+
+
+def check_settings(features) -> None:
+    """Check a config's ``features`` section (a FeaturesConfig): its name, and every
+    extractor's settings, used or not. Raises ConfigError naming the key at fault."""
+    if features.name != PIXELS:
+        make_extractor(features.name)
+    for name in EXTRACTORS:
+        make_extractor(name, getattr(features, name))
 
 
 def default_settings(name: str) -> dict[str, Any]:
@@ -36,4 +47,12 @@ def default_settings(name: str) -> dict[str, Any]:
     return make_extractor(name).settings_dict()
 
 
-__all__ = ["EXTRACTORS", "NAMES", "PIXELS", "Extractor", "default_settings", "make_extractor"]
+__all__ = [
+    "EXTRACTORS",
+    "NAMES",
+    "PIXELS",
+    "Extractor",
+    "check_settings",
+    "default_settings",
+    "make_extractor",
+]

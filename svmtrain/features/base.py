@@ -18,10 +18,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from svmtrain.data.format import IMAGE_BYTES
 from svmtrain.errors import ConfigError, WeightsError
 
-# The config validates settings through the extractors, so this module and the extractors' stay
-# below it: what they need from data and experiments is imported where it is used.
 SIDE = 32  # CIFAR-10 images are SIDE x SIDE pixels, 3 colour planes
 
 
@@ -32,7 +31,6 @@ def as_planes(images: np.ndarray) -> np.ndarray:
 
 def check_images(images: np.ndarray) -> None:
     """Raise ValueError unless ``images`` is (N, 3072) uint8."""
-    from svmtrain.data.format import IMAGE_BYTES
     if images.ndim != 2 or images.shape[1] != IMAGE_BYTES or images.dtype != np.uint8:
         raise ValueError(
             f"images must be (N, {IMAGE_BYTES}) uint8 (CIFAR-10 rows as stored). "
@@ -123,13 +121,13 @@ class Extractor(ABC):
         """Features of ``images`` (N, 3072) uint8: (N, dim) float32.
 
         The work goes in chunks of ``chunk_images`` images over ``workers`` threads (default:
-        the cores available) with one BLAS thread each, so extra memory is a few chunks'
-        worth whatever N is. ``out`` (N, dim), e.g. a memory map, receives the rows instead of
-        a new array; ``on_chunk(n)`` is called as each chunk of n images is done. Each image's
-        features depend only on the image and the state, never on N or the thread count.
+        the cores available), so extra memory is a few chunks' worth whatever N is. The threads
+        make the products: run this with one BLAS thread (the jobs do, with
+        :func:`svmtrain.experiments._blas.limited_threads`). ``out`` (N, dim), e.g. a memory
+        map, receives the rows instead of a new array; ``on_chunk(n)`` is called as each chunk
+        of n images is done. Each image's features depend only on the image and the state,
+        never on N or the thread count.
         """
-        from svmtrain.experiments._blas import limited_threads
-
         check_images(images)
         if self.state is None:
             raise RuntimeError(f"features '{self.name}': call fit or from_state first")
@@ -143,17 +141,16 @@ class Extractor(ABC):
             return stop - start
 
         workers = workers or worker_count()
-        with limited_threads(1):
-            if workers == 1:
-                done: Iterator[int] = map(work, starts)
-                for n in done:
+        if workers == 1:
+            done: Iterator[int] = map(work, starts)
+            for n in done:
+                if on_chunk:
+                    on_chunk(n)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                for n in pool.map(work, starts):
                     if on_chunk:
                         on_chunk(n)
-            else:
-                with ThreadPoolExecutor(workers) as pool:
-                    for n in pool.map(work, starts):
-                        if on_chunk:
-                            on_chunk(n)
         return out
 
     @property

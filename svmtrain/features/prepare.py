@@ -5,28 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from svmtrain.config import Config
-from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import Splits, design_splits, split_rows, stats_from_moments
 from svmtrain.data.source import resolve_data_dir
-from svmtrain.errors import ConfigError
-from svmtrain.features import EXTRACTORS, PIXELS
 from svmtrain.features.cache import FeatureCache, load_or_build
-
-
-def build_features(
-    cfg: Config, *, progress: bool = True, log: Callable[[str], None] | None = None
-) -> FeatureCache:
-    """The feature cache ``cfg.features`` names, built first if need be: what ``svmtrain
-    features build`` does. The data come from ``cfg.data`` (downloaded on first use).
-    Raises ConfigError when ``cfg.features.name`` is pixels (nothing to build)."""
-    if cfg.features.name == PIXELS:
-        raise ConfigError(
-            "features.name is pixels, which need no feature cache; set features.name to one "
-            f"of {', '.join(EXTRACTORS)} (e.g. --set features.name=kmeans)."
-        )
-    d = cfg.data
-    dataset = load_cifar10(d.dir, url=d.url, sha256=d.sha256, md5=d.md5, progress=progress)
-    return cached_features(dataset, cfg, progress=progress, log=log)
 
 
 def cached_features(
