@@ -469,7 +469,7 @@ def test_duplicate_key_says_which(tmp_path):
         load_config(path)
 
 
-SHIPPED_NAMES = "cs231n, default, quick, softmax"
+SHIPPED_NAMES = "cs231n, default, hog, kmeans, quick, softmax"
 
 
 @pytest.mark.parametrize(
@@ -723,8 +723,8 @@ def test_save_into_missing_directory(tmp_path):
 SHIPPED = sorted(CONFIGS_DIR.glob("*.yaml"))
 
 
-def test_the_four_configs_are_shipped_and_known_by_name():
-    assert [p.stem for p in SHIPPED] == ["cs231n", "default", "quick", "softmax"]
+def test_the_six_configs_are_shipped_and_known_by_name():
+    assert [p.stem for p in SHIPPED] == ["cs231n", "default", "hog", "kmeans", "quick", "softmax"]
     assert shipped_names() == [p.stem for p in SHIPPED]
 
 

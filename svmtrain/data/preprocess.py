@@ -11,7 +11,7 @@ a few rows (:meth:`Splits.design`), has D = 3072 + 1 columns: the pixels, then a
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import mmap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -182,7 +182,7 @@ def transform(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype) -> np.n
 
     x: (N, D) uint8 pixels or float32 features; mean, scale: (D,). Returns (N, D + 1) of
     ``dtype``, filled chunk by chunk so the peak extra memory is one chunk, not a float64 copy
-    of x.
+    of x (nor, when x is memory-mapped, x itself).
     """
     dtype = np.dtype(dtype)
     width = x.shape[1]
@@ -192,8 +192,17 @@ def transform(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype) -> np.n
         block = out[start : start + _CHUNK, :width]
         np.subtract(x[start : start + _CHUNK], mean, out=block, dtype=dtype)
         np.divide(block, scale, out=block)
+        _release(x)
     out[:, width] = 1.0
     return out
+
+
+def _release(x: np.ndarray) -> None:
+    """Let go of the pages of a memory-mapped x already read, so that reading a large cached
+    matrix does not also keep it in this process's memory (the OS keeps it in its cache)."""
+    mapping = getattr(x, "_mmap", None)
+    if isinstance(x, np.memmap) and mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def split_indices(n_train: int, val_size: int, num_train: int | None) -> tuple[slice, slice]:
