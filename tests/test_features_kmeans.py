@@ -206,3 +206,14 @@ def test_centroid_images_undo_the_whitening():
         unit = (patch - patch.min()) / (patch.max() - patch.min())
         expected = np.rint(255 * unit).reshape(3, 6, 6).transpose(1, 2, 0)
         assert np.abs(picture.astype(int) - expected).max() <= 1
+
+
+def test_nearest_centroid_over_many_chunks_against_float64_distances():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((20_000, 5)).astype(np.float32)  # more rows than one chunk
+    c = rng.standard_normal((9, 5)).astype(np.float32)
+    d2 = ((x[:, None, :].astype(np.float64) - c[None].astype(np.float64)) ** 2).sum(axis=2)
+    nearest = np.sort(d2, axis=1)
+    clear = nearest[:, 1] - nearest[:, 0] > 1e-4  # no near-tie that float32 may resolve otherwise
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(nearest_centroid(x, c)[clear], d2.argmin(axis=1)[clear])

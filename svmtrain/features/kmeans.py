@@ -20,6 +20,7 @@ just three passes: clamp-and-square-root, mean, minimum.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,7 @@ from svmtrain.features.base import (
     as_planes,
     int_setting,
     positive_setting,
+    worker_count,
 )
 
 CHANNELS = 3
@@ -114,14 +116,20 @@ def zca(patches: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
 def nearest_centroid(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Index of each row's nearest centroid (squared Euclidean), ties to the lowest index.
 
-    x: (n, d) float32, centroids (k, d) float32. Returns (n,) intp; memory bounded by chunks.
+    x: (n, d) float32, centroids (k, d) float32. Returns (n,) intp. Chunks of rows go to a
+    thread per core (memory bounded by a chunk per thread); the chunks are the same whatever
+    the thread count, so are the labels.
     """
     half_norms = 0.5 * np.einsum("ij,ij->i", centroids, centroids)
     labels = np.empty(len(x), dtype=np.intp)
-    for start in range(0, len(x), _ASSIGN_ROWS):
+
+    def assign(start: int) -> None:
         scores = x[start : start + _ASSIGN_ROWS] @ centroids.T
         scores -= half_norms
         labels[start : start + _ASSIGN_ROWS] = scores.argmax(axis=1)
+
+    with ThreadPoolExecutor(worker_count()) as pool:
+        list(pool.map(assign, range(0, len(x), _ASSIGN_ROWS)))
     return labels
 
 
