@@ -86,6 +86,12 @@ def test_fit_on_kmeans_features_then_evaluate_with_the_weights_alone(archive, da
         X = (features - npz["mean"]) / npz["scale"]
         scores = np.hstack([X, np.ones((len(X), 1))]) @ npz["W"].astype(np.float64).T
     assert report["accuracy"] == pytest.approx(np.mean(scores.argmax(axis=1) == archive.y_test))
+    # Without the feature cache, the features are computed from the images: the same report.
+    data_dir = next(a.split("=", 1)[1] for a in data_args if a.startswith("data.dir="))
+    cleared = _run("features", "clear", "--yes", "--data-dir", data_dir)
+    assert cleared.exit_code == 0 and "Deleted 1" in cleared.output
+    again = json.loads(_run("evaluate", "--weights", out / runs.WEIGHTS, "--json", "-q").output)
+    assert again == report
 
 
 def test_fit_is_bit_identical_with_the_same_seed_and_reuses_the_cache(data_args, tmp_path):

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from svmtrain.config import Config
 from svmtrain.data.preprocess import Splits, design_splits, split_rows, stats_from_moments
 from svmtrain.data.source import resolve_data_dir
-from svmtrain.features.cache import FeatureCache, load_or_build
+from svmtrain.errors import DataError
+from svmtrain.features.base import Extractor
+from svmtrain.features.cache import (
+    FeatureCache,
+    cache_key,
+    features_root,
+    load_or_build,
+    open_cache,
+)
 
 
 def cached_features(
@@ -26,6 +36,25 @@ def cached_features(
         progress=progress,
         log=log,
     )
+
+
+def matching_cache(
+    dataset, cfg: Config, extractor: Extractor, data_dir: str | None = None
+) -> FeatureCache | None:
+    """The finished feature cache of ``dataset`` in ``data_dir`` (None: ``cfg.data.dir``)
+    whose state is exactly ``extractor``'s (as a weights file carries it), under ``cfg``'s
+    training split; None when there is none. Never builds anything."""
+    train, _, _ = split_rows(dataset, cfg)
+    dirname, _ = cache_key(dataset.sha256, extractor.name, extractor.settings_dict(), train)
+    path = features_root(resolve_data_dir(data_dir or cfg.data.dir)) / dirname
+    try:
+        cached = open_cache(path)
+    except DataError:
+        return None
+    same = all(
+        np.array_equal(cached.extractor.state[key], value) for key, value in extractor.state.items()
+    )
+    return cached if same else None
 
 
 def feature_splits(

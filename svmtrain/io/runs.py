@@ -177,6 +177,11 @@ class Weights:
                 leave=False,
             ) as bar:
                 inputs = self.extractor.transform(images, on_chunk=bar.update)
+        return self.scaled(inputs)
+
+    def scaled(self, inputs: np.ndarray) -> np.ndarray:
+        """The rows W scores for ``inputs`` (N, D) already made (pixels, or features from the
+        feature cache): centred, scaled, with the bias column. Returns (N, D + 1)."""
         return transform(inputs, self.mean, self.scale, self.W.dtype)
 
     def divergence_note(self) -> str | None:
