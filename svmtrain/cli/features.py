@@ -11,7 +11,6 @@ from svmtrain.cli._common import (
     config_option,
     config_overrides,
     data_dir_option,
-    format_table,
     progress_enabled,
     quiet_option,
     set_option,
@@ -20,6 +19,7 @@ from svmtrain.config import load_config
 from svmtrain.data.source import resolve_data_dir
 from svmtrain.experiments.common import build_features
 from svmtrain.features import cache
+from svmtrain.io.records import format_table
 
 
 def _megabytes(n: int) -> str:
@@ -39,7 +39,7 @@ def _describe(entry: dict) -> tuple[str, str, str, str]:
 
 @click.group()
 def features() -> None:
-    """Feature matrices (kmeans, hog_color) cached on disk beside the data.
+    """Build, list and delete cached kmeans and hog_color features.
 
     A cache is keyed on the archive's digest, the extractor's settings and the training
     split it learns from, so a run whose config asks for the same features reuses it.
@@ -52,7 +52,7 @@ def features() -> None:
 @data_dir_option
 @quiet_option
 def build(config_path, overrides, data_dir, quiet) -> None:
-    """Compute and cache the features the config's `features` section names.
+    """Compute and cache the features a config's features section names.
 
     Learns the extractor's state from the config's training split, then extracts every
     training and test image. Nothing to do when the cache is already there; `svmtrain fit`
@@ -97,8 +97,10 @@ def info(data_dir: str | None, as_json: bool) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
 @click.argument("names", nargs=-1)
 def clear(data_dir: str | None, yes: bool, names: tuple[str, ...]) -> None:
-    """Delete feature caches: the NAMES given (as `svmtrain features info` lists them), or
-    all of them. Asks first unless --yes; a build still running is never deleted."""
+    """Delete the feature caches NAMES, or all of them.
+
+    NAMES as `svmtrain features info` lists them. Asks first unless --yes; a build still
+    running is never deleted."""
     root = resolve_data_dir(data_dir)
     entries = [e for e in cache.list_caches(root) if not e.get("building")]
     if names:
