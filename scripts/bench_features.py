@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from svmtrain.experiments._blas import limited_threads
+from svmtrain.core.blas import limited_threads
 from svmtrain.features.base import worker_count
 from svmtrain.features.hog_color import HogColorFeatures
 from svmtrain.features.kmeans import KMeansFeatures

@@ -16,6 +16,7 @@ from svmtrain.data import load_cifar10
 from svmtrain.errors import ConfigError, WeightsError
 from svmtrain.features import check_settings, make_extractor
 from svmtrain.io import runs
+from svmtrain.model import LinearModel
 
 QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
 KMEANS = [
@@ -69,24 +70,32 @@ def test_fit_on_kmeans_features_then_evaluate_with_the_weights_alone(archive, da
     fitted = _run("fit", "-c", QUICK, *data_args, *_sets(KMEANS), "--out", out, "-q")
     assert fitted.exit_code == 0, fitted.output
     summary = json.loads((out / runs.SUMMARY).read_text())
-    weights = runs.load_weights(out / runs.WEIGHTS)
+    weights = LinearModel.load(out / runs.WEIGHTS)
     assert weights.W.shape == (10, 4 * 6 + 1)
-    assert weights.extractor.name == "kmeans"
+    assert weights.transform.extractor.name == "kmeans"
 
     report = json.loads(_run("evaluate", "--weights", out / runs.WEIGHTS, "--json", "-q").output)
     assert report["accuracy"] == summary["test_acc"]
     # An independent reference: the extractor rebuilt from the file's arrays by hand, its
     # features of the archive's own test images, the stored scaling and W, in float64.
     with np.load(out / runs.WEIGHTS) as npz:
-        settings = json.loads(str(npz["features"]))["settings"]
-        state = {k[len("features_state_") :]: npz[k] for k in npz.files if k.startswith("feat")}
-        state.pop("", None)
+        assert str(npz["transform"]) == "features"
+        settings = json.loads(str(npz["features.extractor"]))["settings"]
+        prefix = "features.state."
+        state = {k[len(prefix) :]: npz[k] for k in npz.files if k.startswith(prefix)}
         extractor = type(make_extractor("kmeans", settings)).from_state(settings, state)
         features = extractor.transform(archive.x_test).astype(np.float64)
-        X = (features - npz["mean"]) / npz["scale"]
+        X = (features - npz["features.mean"]) / npz["features.scale"]
         scores = np.hstack([X, np.ones((len(X), 1))]) @ npz["W"].astype(np.float64).T
     assert report["accuracy"] == pytest.approx(np.mean(scores.argmax(axis=1) == archive.y_test))
-    # Without the feature cache, the features are computed from the images: the same report.
+    predicted = _run("predict", "-w", out / runs.WEIGHTS, "-i", 0, "-i", 7, "--json", "-q")
+    assert predicted.exit_code == 0, predicted.output
+    rows = json.loads(predicted.output)
+    classes = [row["class"] for row in rows]
+    names = LinearModel.load(out / runs.WEIGHTS).class_names
+    assert classes == [names[scores[0].argmax()], names[scores[7].argmax()]]
+    np.testing.assert_allclose(list(rows[1]["scores"].values()), scores[7], rtol=1e-4, atol=1e-5)
+    # Evaluate needs the weights alone: without the feature cache, the same report.
     data_dir = next(a.split("=", 1)[1] for a in data_args if a.startswith("data.dir="))
     cleared = _run("features", "clear", "--yes", "--data-dir", data_dir)
     assert cleared.exit_code == 0 and "Deleted 1" in cleared.output
@@ -111,7 +120,7 @@ def test_fit_on_hog_color_features_and_plot(data_args, tmp_path):
     hog = ["features.name=hog_color", "preprocess.scaling=standardize"]
     fitted = _run("fit", "-c", QUICK, *data_args, *_sets(hog), "--out", out, "-q", "--plot")
     assert fitted.exit_code == 0, fitted.output
-    assert runs.load_weights(out / runs.WEIGHTS).W.shape == (10, 16 * 9 + 10 + 1)
+    assert LinearModel.load(out / runs.WEIGHTS).W.shape == (10, 16 * 9 + 10 + 1)
     assert (out / "curves.png").is_file() and not (out / "weights.png").exists()
 
 
@@ -219,9 +228,9 @@ def test_a_weights_file_whose_extractor_is_damaged_is_refused(data_args, tmp_pat
     assert _run("fit", "-c", QUICK, *data_args, *_sets(KMEANS), "--out", out, "-q").exit_code == 0
     with np.load(out / runs.WEIGHTS) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    arrays["features_state_centroids"] = arrays["features_state_centroids"][:3]
+    arrays["features.state.centroids"] = arrays["features.state.centroids"][:3]
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(WeightsError, match="centroids"):
-        runs.load_weights(tmp_path / "bad.npz")
+        LinearModel.load(tmp_path / "bad.npz")
     result = _run("evaluate", "--weights", tmp_path / "bad.npz", "-q")
     assert result.exit_code == 1 and "feature extractor" in result.output

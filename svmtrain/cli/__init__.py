@@ -61,7 +61,18 @@ class _Group(click.Group):
 
 @click.group(
     cls=_Group,
-    commands=[data, features, fit, evaluate_cmd, gradcheck, sweep_step, search, plot, configs],
+    commands=[
+        data,
+        features,
+        fit,
+        evaluate_cmd,
+        predict_cmd,
+        gradcheck,
+        sweep_step,
+        search,
+        plot,
+        configs,
+    ],
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, "-V", "--version", prog_name="svmtrain")

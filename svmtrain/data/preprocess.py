@@ -12,8 +12,9 @@ a few rows (:meth:`Splits.design`), has D = 3072 + 1 columns: the pixels, then a
 from __future__ import annotations
 
 import mmap
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -97,8 +98,14 @@ class PixelTransform:
 
 @dataclass(frozen=True)
 class Splits:
-    """Preprocessed splits. Every X is (N, D + 1) of the configured dtype, D inputs (the 3072
-    pixels, or the features of ``extractor``) and the bias; every y is (N,) intp."""
+    """The splits training reads, every y (N,) intp, and every X either
+
+    - raw pixels: (N, 3072) uint8 rows as the cache holds them (memory-mapped views of it, not
+      copies), with ``mean`` and ``scale`` applied a batch or a chunk at a time; this is what
+      :func:`prepare` makes; or
+    - a design matrix: (N, D) floats already preprocessed, bias column included (a caller's own
+      features; ``mean`` and ``scale`` then only say how they were made).
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -106,12 +113,13 @@ class Splits:
     y_val: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    mean: np.ndarray  # (D,) float32, subtracted from every input (zeros when disabled)
-    scale: np.ndarray  # (D,) float32, divides every centred input (ones when disabled)
+    mean: np.ndarray  # (3072,) float32, subtracted from every image (zeros when disabled)
+    scale: np.ndarray  # (3072,) float32, divides every centred image (ones when disabled)
     class_names: tuple[str, ...]
     data_sha256: str = ""  # the archive the splits come from (empty for data made in memory)
-    # What turns images into inputs (a svmtrain.features.Extractor, a layer above); None: pixels
-    extractor: Any = None
+    # The model's transform when X are design matrices of features (a layer above: a
+    # svmtrain.features.FeatureTransform); None: pixels, whose transform is mean and scale.
+    feature_transform: Any = None
 
     @property
     def pixels(self) -> bool:
@@ -119,7 +127,10 @@ class Splits:
         return self.X_train.dtype == np.uint8
 
     @property
-    def transform(self) -> PixelTransform:
+    def transform(self):
+        """The model's input transform: the features' when there are, else the pixels'."""
+        if self.feature_transform is not None:
+            return self.feature_transform
         return PixelTransform(self.mean, self.scale)
 
     @property
@@ -159,14 +170,6 @@ def _pixel_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(var)
 
 
-def fit_stats(
-    x_train: np.ndarray, *, subtract_mean: bool = True, scaling: str = "none"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean image and per-pixel scale from x_train: (N, 3072) uint8. Returns two (3072,) float32."""
-    mean, std = _pixel_moments(x_train)
-    return stats_from_moments(mean, std, subtract_mean=subtract_mean, scaling=scaling)
-
-
 def stats_from_moments(
     mean: np.ndarray, std: np.ndarray, *, subtract_mean: bool, scaling: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -177,21 +180,27 @@ def stats_from_moments(
     return mean.astype(np.float32), SCALINGS[scaling](std).astype(np.float32)
 
 
+def fit_stats(
+    x_train: np.ndarray, *, subtract_mean: bool = True, scaling: str = "none"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean image and per-pixel scale from x_train: (N, 3072) uint8. Returns two (3072,) float32."""
+    mean, std = _pixel_moments(x_train)
+    return stats_from_moments(mean, std, subtract_mean=subtract_mean, scaling=scaling)
+
+
 def transform(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype) -> np.ndarray:
     """(x - mean) / scale with a bias column of ones appended: a design matrix.
 
     x: (N, D) uint8 pixels or float32 features; mean, scale: (D,). Returns (N, D + 1) of
-    ``dtype``, filled chunk by chunk so the peak extra memory is one chunk, not a float64 copy
-    of x (nor, when x is memory-mapped, x itself).
+    ``dtype``, filled chunk by chunk (the affine map of :meth:`PixelTransform.features`, which
+    takes any width), so the peak extra memory is one chunk, not a float64 copy of x (nor, when
+    x is memory-mapped, x itself).
     """
-    dtype = np.dtype(dtype)
     width = x.shape[1]
-    out = np.empty((len(x), width + 1), dtype=dtype)
-    mean, scale = mean.astype(dtype), scale.astype(dtype)
+    out = np.empty((len(x), width + 1), dtype=np.dtype(dtype))
+    affine = PixelTransform(mean, scale)
     for start in range(0, len(x), _CHUNK):
-        block = out[start : start + _CHUNK, :width]
-        np.subtract(x[start : start + _CHUNK], mean, out=block, dtype=dtype)
-        np.divide(block, scale, out=block)
+        affine.features(x[start : start + _CHUNK], out[start : start + _CHUNK, :width])
         _release(x)
     out[:, width] = 1.0
     return out
@@ -239,47 +248,26 @@ def split_rows(dataset, cfg: Config) -> tuple[slice, slice, slice]:
 
 
 def prepare(dataset, cfg: Config) -> Splits:
-    """Splits of ``dataset`` (a :class:`~svmtrain.data.cache.CIFAR10`) as ``cfg`` says."""
-    rows = split_rows(dataset, cfg)
+    """Splits of ``dataset`` (a :class:`~svmtrain.data.cache.CIFAR10`) as ``cfg`` says: raw
+    uint8 pixels (views of its memory maps) and the statistics of the training split."""
+    train, val, test = split_rows(dataset, cfg)
+    x_train = dataset.x_train[train]
     mean, scale = fit_stats(
-        dataset.x_train[rows[0]],
-        subtract_mean=cfg.preprocess.subtract_mean,
-        scaling=cfg.preprocess.scaling,
+        x_train, subtract_mean=cfg.preprocess.subtract_mean, scaling=cfg.preprocess.scaling
     )
-    return design_splits(dataset, (dataset.x_train, dataset.x_test), rows, mean, scale, cfg)
-
-
-def design_splits(
-    dataset,
-    inputs: tuple[np.ndarray, np.ndarray],
-    rows: tuple[slice, slice, slice],
-    mean: np.ndarray,
-    scale: np.ndarray,
-    cfg: Config,
-    extractor: Any = None,
-) -> Splits:
-    """The Splits of ``dataset``'s labels with design matrices made from ``inputs``: one row per
-    training image and one per test image (the pixels, or features of them), cut by ``rows``
-    (train, val, test), centred by ``mean`` and divided by ``scale``."""
-    train_inputs, test_inputs = inputs
-    train, val, test = rows
-
-    def design(x: np.ndarray) -> np.ndarray:
-        return transform(x, mean, scale, cfg.preprocess.dtype)
 
     def labels(y: np.ndarray) -> np.ndarray:
         return np.asarray(y, dtype=np.intp)
 
-    return Splits(
-        X_train=design(train_inputs[train]),
+    return Splits(  # slices of the memory maps: views, nothing is read or copied here
+        X_train=x_train,
         y_train=labels(dataset.y_train[train]),
-        X_val=design(train_inputs[val]),
+        X_val=dataset.x_train[val],
         y_val=labels(dataset.y_train[val]),
-        X_test=design(test_inputs[test]),
+        X_test=dataset.x_test[test],
         y_test=labels(dataset.y_test[test]),
         mean=mean,
         scale=scale,
         class_names=tuple(dataset.class_names),
         data_sha256=dataset.sha256,
-        extractor=extractor,
     )

@@ -9,13 +9,14 @@ from collections.abc import Callable
 import numpy as np
 
 from svmtrain.config import Config
+from svmtrain.core.blas import limited_threads
 from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import Splits, prepare
-from svmtrain.errors import ConfigError
-from svmtrain.experiments._blas import limited_threads
+from svmtrain.errors import ConfigError, DivergenceError
 from svmtrain.features import EXTRACTORS, PIXELS, check_settings
 from svmtrain.features.cache import FeatureCache
 from svmtrain.features.prepare import cached_features, feature_splits
+from svmtrain.model import linear_scores
 
 
 def load_splits(cfg: Config, *, progress: bool = True) -> Splits:

@@ -12,9 +12,6 @@ from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_report
 from svmtrain.data import load_cifar10
 from svmtrain.data.preprocess import split_indices
 from svmtrain.errors import WeightsError
-from svmtrain.experiments._blas import limited_threads
-from svmtrain.features.prepare import matching_cache
-from svmtrain.io import runs
 from svmtrain.io.plots import plot_confusion, require_matplotlib
 from svmtrain.io.records import format_table
 from svmtrain.model import LinearModel
@@ -61,15 +58,7 @@ def evaluate(
         _, rows = split_indices(len(dataset.y_train), d.val_size, d.num_train)
         x, y = dataset.x_train[rows], dataset.y_train[rows]
     else:  # the test images the run itself was scored on
-        rows = slice(0, d.num_test)
-        x, y = dataset.x_test[rows], dataset.y_test[rows]
-    extractor = weights.extractor
-    cached = None if extractor is None else matching_cache(dataset, cfg, extractor, data_dir)
-    if cached is not None:  # the very features, computed when the model was trained
-        X = weights.scaled((cached.train if split == "val" else cached.test)[rows])
-    else:
-        with limited_threads(1):  # a feature extractor's threads make the products
-            X = weights.design(x, progress=progress)
+        x, y = dataset.x_test[: d.num_test], dataset.y_test[: d.num_test]
     y = np.asarray(y, dtype=np.intp)
     metrics = classification_metrics(y, weights.predict(x), weights.class_names)
     if plot_path is not None:

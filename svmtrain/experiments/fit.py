@@ -231,7 +231,6 @@ def _save_weights(
         loss=cfg.model.loss,
         config_yaml=config_to_yaml(cfg),
         diverged_in_epoch=diverged_in_epoch,
-        extractor=splits.extractor,
     )
     model.save(run_dir / runs.WEIGHTS)
 

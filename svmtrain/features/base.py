@@ -123,7 +123,7 @@ class Extractor(ABC):
         The work goes in chunks of ``chunk_images`` images over ``workers`` threads (default:
         the cores available), so extra memory is a few chunks' worth whatever N is. The threads
         make the products: run this with one BLAS thread (the jobs do, with
-        :func:`svmtrain.experiments._blas.limited_threads`). ``out`` (N, dim), e.g. a memory
+        :func:`svmtrain.core.blas.limited_threads`). ``out`` (N, dim), e.g. a memory
         map, receives the rows instead of a new array; ``on_chunk(n)`` is called as each chunk
         of n images is done. Each image's features depend only on the image and the state,
         never on N or the thread count.

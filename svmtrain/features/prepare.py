@@ -7,17 +7,10 @@ from collections.abc import Callable
 import numpy as np
 
 from svmtrain.config import Config
-from svmtrain.data.preprocess import Splits, design_splits, split_rows, stats_from_moments
+from svmtrain.data.preprocess import Splits, split_rows, stats_from_moments, transform
 from svmtrain.data.source import resolve_data_dir
-from svmtrain.errors import DataError
-from svmtrain.features.base import Extractor
-from svmtrain.features.cache import (
-    FeatureCache,
-    cache_key,
-    features_root,
-    load_or_build,
-    open_cache,
-)
+from svmtrain.features.cache import FeatureCache, load_or_build
+from svmtrain.features.transform import FeatureTransform
 
 
 def cached_features(
@@ -38,30 +31,12 @@ def cached_features(
     )
 
 
-def matching_cache(
-    dataset, cfg: Config, extractor: Extractor, data_dir: str | None = None
-) -> FeatureCache | None:
-    """The finished feature cache of ``dataset`` in ``data_dir`` (None: ``cfg.data.dir``)
-    whose state is exactly ``extractor``'s (as a weights file carries it), under ``cfg``'s
-    training split; None when there is none. Never builds anything."""
-    train, _, _ = split_rows(dataset, cfg)
-    dirname, _ = cache_key(dataset.sha256, extractor.name, extractor.settings_dict(), train)
-    path = features_root(resolve_data_dir(data_dir or cfg.data.dir)) / dirname
-    try:
-        cached = open_cache(path)
-    except DataError:
-        return None
-    same = all(
-        np.array_equal(cached.extractor.state[key], value) for key, value in extractor.state.items()
-    )
-    return cached if same else None
-
-
 def feature_splits(
     dataset, cfg: Config, *, progress: bool = True, log: Callable[[str], None] | None = None
 ) -> Splits:
-    """Splits whose X are the features ``cfg.features`` names (N, dim + 1), centred and scaled
-    by the training split's moments as ``cfg.preprocess`` says, with their extractor."""
+    """Splits whose X are design matrices (N, dim + 1) of the features ``cfg.features`` names,
+    centred and scaled by the training split's moments as ``cfg.preprocess`` says, with the
+    :class:`FeatureTransform` a model of them keeps."""
     cached = cached_features(dataset, cfg, progress=progress, log=log)
     mean, scale = stats_from_moments(
         cached.mean,
@@ -69,6 +44,24 @@ def feature_splits(
         subtract_mean=cfg.preprocess.subtract_mean,
         scaling=cfg.preprocess.scaling,
     )
-    rows = split_rows(dataset, cfg)
-    inputs = (cached.train, cached.test)
-    return design_splits(dataset, inputs, rows, mean, scale, cfg, extractor=cached.extractor)
+    train, val, test = split_rows(dataset, cfg)
+
+    def design(x: np.ndarray) -> np.ndarray:
+        return transform(x, mean, scale, cfg.preprocess.dtype)
+
+    def labels(y: np.ndarray) -> np.ndarray:
+        return np.asarray(y, dtype=np.intp)
+
+    return Splits(
+        X_train=design(cached.train[train]),
+        y_train=labels(dataset.y_train[train]),
+        X_val=design(cached.train[val]),
+        y_val=labels(dataset.y_train[val]),
+        X_test=design(cached.test[test]),
+        y_test=labels(dataset.y_test[test]),
+        mean=mean,
+        scale=scale,
+        class_names=tuple(dataset.class_names),
+        data_sha256=dataset.sha256,
+        feature_transform=FeatureTransform(cached.extractor, mean, scale),
+    )

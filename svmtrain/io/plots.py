@@ -403,7 +403,7 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     loss_history = runs.read_loss_history(run_dir)
     confusion = runs.read_test_confusion(run_dir, len(class_names))
     require_matplotlib()
-    extractor = weights.extractor
+    extractor = getattr(weights.transform, "extractor", None)
     written = []
     if extractor is None:  # W's rows are pictures only when they weigh pixels
         written.append(plot_weights(weights.W, class_names, run_dir / "weights.png"))

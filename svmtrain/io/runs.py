@@ -4,8 +4,7 @@ RUN_DIR/
     config.yaml        the resolved config; ``svmtrain fit --config RUN_DIR/config.yaml`` replays it
     metrics.jsonl      one JSON object per epoch
     loss_history.npy   (S,) float64, the minibatch loss of every step
-    weights.npz        W, mean, scale, class_names, config (and a feature extractor's name,
-                       settings and state): all that ``evaluate`` needs
+    weights.npz        the fitted model (svmtrain.model.LinearModel), all that predictions need
     summary.json       final accuracies, confusion matrix, wall time
     checkpoint.npz     the full training state at the last finished epoch (for --resume)
     .lock              locked by the one ``fit`` writing the directory; holds its PID
@@ -23,13 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from svmtrain.config import Config, save_config
-from svmtrain.data.preprocess import PIXELS, transform
-from svmtrain.errors import ConfigError, SvmtrainError, WeightsError
-from svmtrain.features import EXTRACTORS, Extractor
-from svmtrain.fileio import atomic_write
+from svmtrain.errors import SvmtrainError
+from svmtrain.fileio import atomic_write, read_npz
 from svmtrain.io.records import write_json
 
 CONFIG = "config.yaml"
@@ -39,8 +35,6 @@ WEIGHTS = "weights.npz"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.npz"
 LOCK = ".lock"
-FEATURES = "features"  # weights.npz: JSON {"name", "settings"} of the feature extractor
-FEATURE_STATE = "features_state_"  # weights.npz: prefix of the extractor's state arrays
 # The numbers every line of metrics.jsonl holds (plus "seconds").
 METRIC_KEYS = ("epoch", "step", "loss", "data_loss", "reg_loss", "train_acc", "val_acc", "lr")
 
@@ -144,167 +138,6 @@ def write_metrics(run_dir: Path, metrics: list[dict], loss_history: np.ndarray) 
 def write_summary(run_dir: Path, summary: dict) -> None:
     """summary.json, strict JSON (see :func:`svmtrain.io.records.write_json`)."""
     write_json(run_dir / SUMMARY, summary)
-
-
-@dataclass(frozen=True)
-class Weights:
-    """A trained model: W (C, D + 1), mean and scale (D,), class names, and its config (YAML).
-    D is 3072 pixels, or the features of ``extractor`` (fitted) when there is one.
-
-    ``diverged_in_epoch`` is set when training diverged in that epoch (1-based): W is then the
-    last good weights, those after the epoch before it (the untrained initial W for epoch 1).
-    """
-
-    W: np.ndarray
-    mean: np.ndarray
-    scale: np.ndarray
-    class_names: tuple[str, ...]
-    config_yaml: str
-    diverged_in_epoch: int | None = None
-    extractor: Extractor | None = None
-
-    def design(self, images: np.ndarray, *, progress: bool = False) -> np.ndarray:
-        """The rows W scores for raw ``images`` (N, 3072) uint8: their pixels, or features
-        (computed in bounded-memory chunks, with a progress bar when ``progress``), centred,
-        scaled and with the bias column. Returns (N, D + 1) of W's dtype."""
-        inputs = images
-        if self.extractor is not None:
-            with tqdm(
-                total=len(images),
-                unit="img",
-                desc=f"features {self.extractor.name}",
-                disable=not progress,
-                leave=False,
-            ) as bar:
-                inputs = self.extractor.transform(images, on_chunk=bar.update)
-        return self.scaled(inputs)
-
-    def scaled(self, inputs: np.ndarray) -> np.ndarray:
-        """The rows W scores for ``inputs`` (N, D) already made (pixels, or features from the
-        feature cache): centred, scaled, with the bias column. Returns (N, D + 1)."""
-        return transform(inputs, self.mean, self.scale, self.W.dtype)
-
-    def divergence_note(self) -> str | None:
-        """What these weights are when their run diverged, in a sentence; None otherwise."""
-        if self.diverged_in_epoch is None:
-            return None
-        return (
-            f"These weights come from a run that diverged in epoch {self.diverged_in_epoch}: "
-            f"{kept_after_divergence(self.diverged_in_epoch)}."
-        )
-
-
-def kept_after_divergence(epoch: int) -> str:
-    """Which weights a run that diverged in ``epoch`` (1-based) keeps, as a phrase."""
-    if epoch == 1:
-        return "the untrained initial weights (no epoch finished)"
-    return f"the weights after epoch {epoch - 1}, the last good one"
-
-
-def save_weights(path: Path, weights: Weights) -> None:
-    """``weights`` as one .npz at ``path``, atomically (no pickled objects)."""
-    extra = {}
-    if weights.diverged_in_epoch is not None:
-        extra["diverged_in_epoch"] = np.array(weights.diverged_in_epoch, dtype=np.int64)
-    if weights.extractor is not None:
-        e = weights.extractor
-        extra[FEATURES] = np.array(json.dumps({"name": e.name, "settings": e.settings_dict()}))
-        extra |= {FEATURE_STATE + key: value for key, value in e.state.items()}
-    with atomic_write(path) as f:
-        np.savez(
-            f,
-            W=weights.W,
-            mean=weights.mean,
-            scale=weights.scale,
-            class_names=np.array(weights.class_names),
-            config=np.array(weights.config_yaml),
-            **extra,
-        )
-
-
-def _read_npz(path: Path, what: str, error: type[SvmtrainError], hint: str) -> dict:
-    """Every array of the .npz at ``path``; any fault is one ``error`` naming the file.
-
-    Never unpickles: an npz holding Python objects is refused, not loaded.
-    """
-    if not path.is_file():
-        raise error(f"No {what} at {path}. {hint}")
-    if not zipfile.is_zipfile(path):
-        raise error(f"{path} is not a {what} (not an .npz archive). {hint}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise error(f"{path} is not a readable {what} ({err}). {hint}") from None
-
-
-def load_weights(path: str | Path) -> Weights:
-    """Read and check a weights.npz; every problem is one WeightsError that names the file."""
-    path = Path(path)
-    hint = "Pass the weights.npz that 'svmtrain fit' wrote in its run directory."
-    arrays = _read_npz(path, "weights file", WeightsError, hint)
-    missing = [k for k in ("W", "mean", "scale", "class_names", "config") if k not in arrays]
-    if missing:
-        raise WeightsError(f"{path} lacks {', '.join(missing)}. {hint}")
-    W, names = arrays["W"], arrays["class_names"]
-    if names.ndim != 1 or names.dtype.kind != "U" or len(names) < 2:
-        raise WeightsError(f"{path}: class_names must list two or more class names. {hint}")
-    extractor = _read_extractor(path, arrays, hint)
-    width = PIXELS if extractor is None else extractor.dim
-    inputs = "pixels" if extractor is None else f"{extractor.name} features"
-    if W.ndim != 2 or W.shape[1] != width + 1:
-        raise WeightsError(
-            f"{path}: W has shape {W.shape}, expected (classes, {width + 1}): one row per "
-            f"class, {width} {inputs} plus the bias. {hint}"
-        )
-    if W.shape[0] != len(names):
-        raise WeightsError(
-            f"{path}: W has {W.shape[0]} rows but class_names lists {len(names)} classes. {hint}"
-        )
-    if W.dtype not in (np.float32, np.float64) or not np.all(np.isfinite(W)):
-        raise WeightsError(f"{path}: W must hold finite float32 or float64 numbers. {hint}")
-    for key in ("mean", "scale"):
-        a = arrays[key]
-        if a.shape != (width,) or a.dtype.kind != "f" or not np.all(np.isfinite(a)):
-            raise WeightsError(
-                f"{path}: {key} must be {width} finite floats; got {a.dtype} of shape "
-                f"{a.shape}. {hint}"
-            )
-    if not np.all(arrays["scale"] > 0):
-        raise WeightsError(f"{path}: scale must be positive (it divides every pixel). {hint}")
-    diverged = arrays.get("diverged_in_epoch")
-    if diverged is not None and (
-        diverged.shape != () or diverged.dtype.kind not in "iu" or diverged < 1
-    ):
-        raise WeightsError(f"{path}: diverged_in_epoch must be one int >= 1. {hint}")
-    return Weights(
-        W=W,
-        mean=arrays["mean"],
-        scale=arrays["scale"],
-        class_names=tuple(str(n) for n in names),
-        config_yaml=str(arrays["config"]),
-        diverged_in_epoch=None if diverged is None else int(diverged),
-        extractor=extractor,
-    )
-
-
-def _read_extractor(path: Path, arrays: dict, hint: str) -> Extractor | None:
-    """The fitted feature extractor a weights file carries; None for a model of pixels."""
-    if FEATURES not in arrays:
-        return None
-    try:
-        described = json.loads(str(arrays[FEATURES]))
-        name, settings = described["name"], described["settings"]
-        state = {
-            key.removeprefix(FEATURE_STATE): value
-            for key, value in arrays.items()
-            if key.startswith(FEATURE_STATE)
-        }
-        return EXTRACTORS[name].from_state(settings, state)
-    except (ValueError, KeyError, TypeError, ConfigError, WeightsError) as err:
-        raise WeightsError(
-            f"{path}: its feature extractor cannot be read ({err}). {hint}"
-        ) from None
 
 
 def restart_hint(run_dir: Path) -> str:
