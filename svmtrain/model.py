@@ -37,6 +37,7 @@ from svmtrain.config.yamltext import parse_yaml
 from svmtrain.core.blas import limited_threads
 from svmtrain.data.preprocess import PIXELS, PixelTransform
 from svmtrain.errors import ImageError, WeightsError
+from svmtrain.features.transform import FeatureTransform
 from svmtrain.fileio import atomic_write, read_npz
 
 SIDE, CHANNELS = 32, 3
@@ -65,6 +66,7 @@ class Transform(Protocol):
 
 TRANSFORMS: dict[str, Callable[[dict[str, np.ndarray], str, str], Transform]] = {
     PixelTransform.kind: PixelTransform.from_arrays,
+    FeatureTransform.kind: FeatureTransform.from_arrays,  # any extractor of svmtrain.features
 }
 
 

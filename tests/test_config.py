@@ -28,7 +28,7 @@ from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.errors import ConfigError, SvmtrainError
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
-SECTIONS = "data, preprocess, model, optim, schedule, train, output"
+SECTIONS = "data, preprocess, features, model, optim, schedule, train, output"
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -482,7 +482,7 @@ def test_duplicate_key_says_which(tmp_path):
         load_config(path)
 
 
-SHIPPED_NAMES = "cs231n, default, notes, quick, softmax"
+SHIPPED_NAMES = "cs231n, default, hog, kmeans, notes, quick, softmax"
 
 
 @pytest.mark.parametrize(
@@ -736,8 +736,8 @@ def test_save_into_missing_directory(tmp_path):
 SHIPPED = sorted(CONFIGS_DIR.glob("*.yaml"))
 
 
-def test_the_four_configs_are_shipped_and_known_by_name():
-    assert [p.stem for p in SHIPPED] == ["cs231n", "default", "quick", "softmax"]
+def test_the_six_configs_are_shipped_and_known_by_name():
+    assert [p.stem for p in SHIPPED] == ["cs231n", "default", "hog", "kmeans", "quick", "softmax"]
     assert shipped_names() == sorted([*(p.stem for p in SHIPPED), "notes"])
 
 

@@ -73,6 +73,8 @@ def test_the_wheel_in_a_fresh_venv_trains_the_quick_config(tmp_path, tiny_archiv
     assert [line.split()[0] for line in listed.stdout.splitlines()] == [
         "cs231n",
         "default",
+        "hog",
+        "kmeans",
         "notes",
         "quick",
         "softmax",

@@ -19,6 +19,7 @@ from svmtrain import __version__
 from svmtrain.cli.configs import configs
 from svmtrain.cli.data import data
 from svmtrain.cli.evaluate import evaluate_cmd
+from svmtrain.cli.features import features
 from svmtrain.cli.fit import fit
 from svmtrain.cli.gradcheck import gradcheck
 from svmtrain.cli.plot import plot
@@ -92,7 +93,18 @@ def _notices_as_lines():
 
 @click.group(
     cls=_Group,
-    commands=[data, fit, evaluate_cmd, predict_cmd, gradcheck, sweep_step, search, plot, configs],
+    commands=[
+        data,
+        features,
+        fit,
+        evaluate_cmd,
+        predict_cmd,
+        gradcheck,
+        sweep_step,
+        search,
+        plot,
+        configs,
+    ],
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, "-V", "--version", prog_name="svmtrain")

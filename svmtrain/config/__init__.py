@@ -21,6 +21,7 @@ from svmtrain.config.rules import DTYPES, key_type, validate
 from svmtrain.config.sections import (
     Config,
     DataConfig,
+    FeaturesConfig,
     ModelConfig,
     OptimConfig,
     OutputConfig,
@@ -34,6 +35,7 @@ __all__ = [
     "DTYPES",
     "Config",
     "DataConfig",
+    "FeaturesConfig",
     "ModelConfig",
     "OptimConfig",
     "OutputConfig",

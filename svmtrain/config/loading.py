@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from svmtrain import __version__
-from svmtrain.config.rules import SECTIONS, check_key, check_keys, validate
+from svmtrain.config.rules import KEY_TYPES, SECTIONS, check_key, check_keys, validate
 from svmtrain.config.sections import Config
 from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.config.yamltext import dump_yaml, parse_yaml
@@ -41,10 +41,15 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
         if "name" not in output:
             raw["output"] = {**output, "name": name}
     for item in overrides:
-        section, key, value = _parse_override(item)
+        section, key, setting, value = _parse_override(item)
         if raw.get(section) is None:
             raw[section] = {}
-        raw[section][key] = value
+        if setting is None:
+            raw[section][key] = value
+        else:  # one setting of a mapping, e.g. features.kmeans.num_centroids
+            if not isinstance(raw[section].get(key), dict):
+                raw[section][key] = {}
+            raw[section][key][setting] = value
     return config_from_dict(raw)
 
 
@@ -123,18 +128,24 @@ def _read_file(path: str) -> str:
         raise ConfigError(f"Cannot read config file {path}: {err.strerror or err}.") from None
 
 
-def _parse_override(item: str) -> tuple[str, str, Any]:
-    """Split an override "section.key=value" into section, key and the value read as YAML."""
+def _parse_override(item: str) -> tuple[str, str, str | None, Any]:
+    """Split an override "section.key=value" into section, key, None and the value read as
+    YAML; "section.key.setting=value" (a key that is a mapping, e.g. features.kmeans) gives
+    the setting's name third."""
     path, sep, text = item.partition("=")
     if not sep:
         raise ConfigError(
             f"--set {item!r}: expected section.key=value, e.g. --set optim.learning_rate=1e-3."
         )
-    section, dot, key = path.strip().partition(".")
-    if not dot or "." in key:
-        raise ConfigError(
-            f"--set {item!r}: the key must be section.key, e.g. train.epochs. Got {path!r}."
-        )
+    parts = path.strip().split(".")
+    malformed = ConfigError(
+        f"--set {item!r}: the key must be section.key, e.g. train.epochs. Got {path!r}."
+    )
+    if len(parts) not in (2, 3) or "" in parts:  # three: a setting of a mapping key
+        raise malformed
+    section, key, setting = (*parts, None)[:3]
     where = f"--set {item!r}: "
     check_key(section, key, where)
-    return section, key, parse_yaml(text, f"--set {item!r}")
+    if setting is not None and KEY_TYPES[f"{section}.{key}"][0] is not dict:
+        raise malformed
+    return section, key, setting, parse_yaml(text, f"--set {item!r}")

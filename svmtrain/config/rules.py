@@ -97,6 +97,10 @@ RULES: dict[str, _Rule] = {
     "preprocess.subtract_mean": _BOOL,
     "preprocess.scaling": _one_of(*SCALINGS),
     "preprocess.dtype": _one_of(*DTYPES),
+    # The names and settings of feature extractors are theirs to check (features sit above).
+    "features.name": _NON_EMPTY,
+    "features.kmeans": _Rule(wording="{type} of its settings"),
+    "features.hog_color": _Rule(wording="{type} of its settings"),
     "model.loss": _one_of(*LOSSES),
     "model.delta": _compare(">", 0),
     "model.reg": _compare(">=", 0),
@@ -194,7 +198,7 @@ KEY_TYPES: dict[str, tuple[type, bool]] = {
     for section, cls in SECTIONS.items()
     for name, hint in get_type_hints(cls).items()
 }
-_TYPE_WORDS = {int: "an int", float: "a float", bool: "a bool", str: "a string"}
+_TYPE_WORDS = {int: "an int", float: "a float", bool: "a bool", str: "a string", dict: "a mapping"}
 
 
 def key_type(key: str) -> type:

@@ -28,6 +28,15 @@ class PreprocessConfig:
 
 
 @dataclass
+class FeaturesConfig:
+    name: str = "pixels"  # pixels | kmeans | hog_color (svmtrain/features/)
+    # Each extractor's settings: a key left out takes the extractor's default. The extractor
+    # checks them (svmtrain.features.check_settings), before any work that uses the config.
+    kmeans: dict = field(default_factory=dict)
+    hog_color: dict = field(default_factory=dict)
+
+
+@dataclass
 class ModelConfig:
     loss: str = "svm"  # svm | softmax
     delta: float = 1.0  # SVM margin
@@ -74,6 +83,7 @@ class OutputConfig:
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)

@@ -11,9 +11,10 @@ a few rows (:meth:`Splits.design`), has D = 3072 + 1 columns: the pixels, then a
 
 from __future__ import annotations
 
+import mmap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -116,6 +117,9 @@ class Splits:
     scale: np.ndarray  # (3072,) float32, divides every centred image (ones when disabled)
     class_names: tuple[str, ...]
     data_sha256: str = ""  # the archive the splits come from (empty for data made in memory)
+    # The model's transform when X are design matrices of features (a layer above: a
+    # svmtrain.features.FeatureTransform); None: pixels, whose transform is mean and scale.
+    feature_transform: Any = None
 
     @property
     def pixels(self) -> bool:
@@ -123,7 +127,10 @@ class Splits:
         return self.X_train.dtype == np.uint8
 
     @property
-    def transform(self) -> PixelTransform:
+    def transform(self):
+        """The model's input transform: the features' when there are, else the pixels'."""
+        if self.feature_transform is not None:
+            return self.feature_transform
         return PixelTransform(self.mean, self.scale)
 
     @property
@@ -163,29 +170,48 @@ def _pixel_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(var)
 
 
-def fit_stats(
-    x_train: np.ndarray, *, subtract_mean: bool = True, scaling: str = "none"
+def stats_from_moments(
+    mean: np.ndarray, std: np.ndarray, *, subtract_mean: bool, scaling: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean image and per-pixel scale from x_train: (N, 3072) uint8. Returns two (3072,) float32."""
-    mean, std = _pixel_moments(x_train)
+    """(mean, scale) to apply, from the training split's per-input mean and std (D,) float64:
+    the mean or zeros, and the scale ``scaling`` names. Returns two (D,) float32."""
     if not subtract_mean:
         mean = np.zeros_like(mean)
     return mean.astype(np.float32), SCALINGS[scaling](std).astype(np.float32)
 
 
+def fit_stats(
+    x_train: np.ndarray, *, subtract_mean: bool = True, scaling: str = "none"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean image and per-pixel scale from x_train: (N, 3072) uint8. Returns two (3072,) float32."""
+    mean, std = _pixel_moments(x_train)
+    return stats_from_moments(mean, std, subtract_mean=subtract_mean, scaling=scaling)
+
+
 def transform(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype) -> np.ndarray:
     """(x - mean) / scale with a bias column of ones appended: a design matrix.
 
-    x: (N, 3072) uint8; mean, scale: (3072,). Returns (N, 3073) of ``dtype``, filled chunk by
-    chunk (:meth:`PixelTransform.features`), so the peak extra memory is one
-    chunk, not a float64 copy of x.
+    x: (N, D) uint8 pixels or float32 features; mean, scale: (D,). Returns (N, D + 1) of
+    ``dtype``, filled chunk by chunk (the affine map of :meth:`PixelTransform.features`, which
+    takes any width), so the peak extra memory is one chunk, not a float64 copy of x (nor, when
+    x is memory-mapped, x itself).
     """
-    out = np.empty((len(x), PIXELS + 1), dtype=np.dtype(dtype))
-    pixels = PixelTransform(mean, scale)
+    width = x.shape[1]
+    out = np.empty((len(x), width + 1), dtype=np.dtype(dtype))
+    affine = PixelTransform(mean, scale)
     for start in range(0, len(x), _CHUNK):
-        pixels.features(x[start : start + _CHUNK], out[start : start + _CHUNK, :PIXELS])
-    out[:, PIXELS] = 1.0
+        affine.features(x[start : start + _CHUNK], out[start : start + _CHUNK, :width])
+        _release(x)
+    out[:, width] = 1.0
     return out
+
+
+def _release(x: np.ndarray) -> None:
+    """Let go of the pages of a memory-mapped x already read, so that reading a large cached
+    matrix does not also keep it in this process's memory (the OS keeps it in its cache)."""
+    mapping = getattr(x, "_mmap", None)
+    if isinstance(x, np.memmap) and mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def split_indices(n_train: int, val_size: int, num_train: int | None) -> tuple[slice, slice]:
@@ -208,9 +234,9 @@ def split_indices(n_train: int, val_size: int, num_train: int | None) -> tuple[s
     return slice(0, num_train or available), slice(available, n_train)
 
 
-def prepare(dataset, cfg: Config) -> Splits:
-    """Splits of ``dataset`` (a :class:`~svmtrain.data.cache.CIFAR10`) as ``cfg`` says: raw
-    uint8 pixels (views of its memory maps) and the statistics of the training split."""
+def split_rows(dataset, cfg: Config) -> tuple[slice, slice, slice]:
+    """(train, val, test) rows of ``dataset``: train and val of its training images
+    (:func:`split_indices`), test of its test images (``data.num_test`` of them)."""
     train, val = split_indices(len(dataset.y_train), cfg.data.val_size, cfg.data.num_train)
     n_test = len(dataset.y_test)
     if cfg.data.num_test is not None and cfg.data.num_test > n_test:
@@ -218,7 +244,13 @@ def prepare(dataset, cfg: Config) -> Splits:
             f"data.num_test must be at most {n_test} (the test images). "
             f"Got {cfg.data.num_test} instead."
         )
-    test = slice(0, cfg.data.num_test or n_test)
+    return train, val, slice(0, cfg.data.num_test or n_test)
+
+
+def prepare(dataset, cfg: Config) -> Splits:
+    """Splits of ``dataset`` (a :class:`~svmtrain.data.cache.CIFAR10`) as ``cfg`` says: raw
+    uint8 pixels (views of its memory maps) and the statistics of the training split."""
+    train, val, test = split_rows(dataset, cfg)
     x_train = dataset.x_train[train]
     mean, scale = fit_stats(
         x_train, subtract_mean=cfg.preprocess.subtract_mean, scaling=cfg.preprocess.scaling

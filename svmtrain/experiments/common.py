@@ -5,15 +5,20 @@ diverges."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 
 from svmtrain.config import Config, DataConfig
+from svmtrain.core.blas import limited_threads
 from svmtrain.data import load_cifar10
 from svmtrain.data.cache import CIFAR10
 from svmtrain.data.preprocess import Splits, prepare
 from svmtrain.data.source import CONFIG_DIGEST
-from svmtrain.errors import DivergenceError
+from svmtrain.errors import ConfigError, DivergenceError
+from svmtrain.features import EXTRACTORS, PIXELS, check_settings
+from svmtrain.features.cache import FeatureCache
+from svmtrain.features.prepare import cached_features, feature_splits
 from svmtrain.model import linear_scores
 
 
@@ -34,14 +39,38 @@ def load_dataset(
 
 def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
     """CIFAR-10 downloaded (or found in the cache ``cfg.data`` names) and preprocessed as
-    ``cfg`` says: X (N, 3073) of ``cfg.preprocess.dtype`` and y (N,) for train, val and test.
+    ``cfg`` says: X (N, 3073) of ``cfg.preprocess.dtype`` and y (N,) for train, val and test;
+    with ``cfg.features`` other than pixels, X (N, dim + 1) of features from the feature cache
+    (built on first use, with a progress bar when ``progress``).
 
     ``progress``: show the download's progress bar. Raises :class:`~svmtrain.errors.DataError`
     when the data cannot be fetched or verified, :class:`~svmtrain.errors.ConfigError` when the
     config's split sizes do not fit them.
     """
+    check_settings(cfg.features)
     dataset = load_dataset(cfg.data, progress=progress)
+    if cfg.features.name != PIXELS:
+        with limited_threads(1):  # the extractor's threads make the products, one core each
+            return feature_splits(dataset, cfg, progress=progress)
     return prepare(dataset, cfg)
+
+
+def build_features(
+    cfg: Config, *, progress: bool = True, log: Callable[[str], None] | None = None
+) -> FeatureCache:
+    """The feature cache ``cfg.features`` names, built first if need be: what ``svmtrain
+    features build`` does. The data come from ``cfg.data`` (downloaded on first use).
+    Raises ConfigError when ``cfg.features.name`` is pixels (nothing to build)."""
+    check_settings(cfg.features)
+    if cfg.features.name == PIXELS:
+        raise ConfigError(
+            "features.name is pixels, which need no feature cache; set features.name to one "
+            f"of {', '.join(EXTRACTORS)} (e.g. --set features.name=kmeans)."
+        )
+    d = cfg.data
+    dataset = load_cifar10(d.dir, url=d.url, sha256=d.sha256, md5=d.md5, progress=progress)
+    with limited_threads(1):
+        return cached_features(dataset, cfg, progress=progress, log=log)
 
 
 def random_streams(seed: int, count: int) -> tuple[np.random.Generator, ...]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import PlotUnavailable, SvmtrainError, WeightsError
+from svmtrain.features.kmeans import centroid_images
 from svmtrain.fileio import atomic_write
 from svmtrain.io import runs
 from svmtrain.io.records import plural
@@ -160,6 +161,31 @@ def plot_weights(W: np.ndarray, class_names: Sequence[str], path: str | os.PathL
         ax.imshow(image, interpolation="nearest")
         ax.set_title(str(name))
         ax.axis("off")
+    return _save(fig, path)
+
+
+def plot_centroids(patches: np.ndarray, path: str | os.PathLike, limit: int = 400) -> Path:
+    """The first ``limit`` k-means centroids as a grid of colour patches, 20 per row.
+
+    patches: (K, p, p, 3) uint8, as :func:`svmtrain.features.kmeans.centroid_images` gives.
+    Size: 40 px per patch plus a title.
+    """
+    shown = patches[:limit]
+    cols = min(len(shown), 20)
+    rows = math.ceil(len(shown) / cols)
+    p = shown.shape[1]
+    grid = np.full((rows * (p + 1) - 1, cols * (p + 1) - 1, 3), 255, dtype=np.uint8)
+    for i, patch in enumerate(shown):
+        r, c = divmod(i, cols)
+        grid[r * (p + 1) : r * (p + 1) + p, c * (p + 1) : c * (p + 1) + p] = patch
+    fig = _figure(40 * cols, 60 + 40 * rows)
+    fig.suptitle(
+        f"The first {len(shown)} of {len(patches)} k-means centroids, un-whitened, "
+        "each stretched to 0-255"
+    )
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(grid, interpolation="nearest")
+    ax.axis("off")
     return _save(fig, path)
 
 
@@ -380,9 +406,10 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     """Draw a finished run's pictures into its directory; returns the paths written.
 
     Reads weights.npz and metrics.jsonl (required), loss_history.npy and summary.json (if
-    present). Writes weights.png and curves.png, and confusion.png when the summary holds a
-    confusion matrix. Every file is checked before anything is drawn, and a picture is only
-    replaced if svmtrain drew it (a user's own weights.png is refused, not overwritten).
+    present). Writes weights.png (a model of pixels) or centroids.png (of kmeans features),
+    curves.png, and confusion.png when the summary holds a confusion matrix. Every file is
+    checked before anything is drawn, and a picture is only replaced if svmtrain drew it (a
+    user's own weights.png is refused, not overwritten).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -400,7 +427,10 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     metrics = runs.read_metrics(run_dir)
     loss_history = runs.read_loss_history(run_dir)
     confusion = runs.read_test_confusion(run_dir, len(class_names))
-    names = ["weights.png", "curves.png"] + (["confusion.png"] if confusion is not None else [])
+    extractor = getattr(weights.transform, "extractor", None)
+    picture = None if extractor is None else extractor.name
+    first = {None: ["weights.png"], "kmeans": ["centroids.png"]}.get(picture, [])
+    names = [*first, "curves.png"] + (["confusion.png"] if confusion is not None else [])
     for name in names:
         path = run_dir / name
         if (path.exists() or path.is_symlink()) and not drawn_by_svmtrain(path):
@@ -409,10 +439,12 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
                 "move it away first."
             )
     require_matplotlib()
-    written = [
-        plot_weights(weights.W, class_names, run_dir / "weights.png"),
-        plot_curves(metrics, loss_history, run_dir / "curves.png"),
-    ]
+    written = []
+    if extractor is None:  # W's rows are pictures only when they weigh pixels
+        written.append(plot_weights(weights.W, class_names, run_dir / "weights.png"))
+    elif extractor.name == "kmeans":
+        written.append(plot_centroids(centroid_images(extractor), run_dir / "centroids.png"))
+    written.append(plot_curves(metrics, loss_history, run_dir / "curves.png"))
     if confusion is not None:
         written.append(plot_confusion(confusion, class_names, run_dir / "confusion.png"))
     return written

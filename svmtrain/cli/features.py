@@ -1,0 +1,124 @@
+"""``svmtrain features``: build, list and delete the feature caches beside the data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from svmtrain.cli._common import (
+    config_option,
+    config_overrides,
+    data_dir_option,
+    progress_enabled,
+    quiet_option,
+    set_option,
+)
+from svmtrain.config import load_config
+from svmtrain.data.source import resolve_data_dir
+from svmtrain.experiments.common import build_features
+from svmtrain.features import cache
+from svmtrain.io.records import format_table
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _describe(entry: dict) -> tuple[str, str, str, str]:
+    name = Path(entry["path"]).name
+    if not entry["finished"]:
+        state = "building" if entry["building"] else "unfinished (interrupted build)"
+        return name, state, "", _megabytes(entry["bytes"])
+    meta = entry["meta"]
+    settings = " ".join(f"{k}={v}" for k, v in meta["settings"].items())
+    shape = f"{meta['train_images'] + meta['test_images']:,} x {meta['dim']:,}"
+    return name, settings, shape, _megabytes(entry["bytes"])
+
+
+@click.group()
+def features() -> None:
+    """Build, list and delete cached kmeans and hog_color features.
+
+    A cache is keyed on the archive's digest, the extractor's settings and the training
+    split it learns from, so a run whose config asks for the same features reuses it.
+    """
+
+
+@features.command()
+@config_option
+@set_option
+@data_dir_option
+@quiet_option
+def build(config_path, overrides, data_dir, quiet) -> None:
+    """Compute and cache the features a config's features section names.
+
+    Learns the extractor's state from the config's training split, then extracts every
+    training and test image. Nothing to do when the cache is already there; `svmtrain fit`
+    with the same config builds it too, so this is for doing it ahead of time.
+
+    \b
+    Examples:
+      svmtrain features build -c configs/kmeans.yaml
+      svmtrain features build -c configs/kmeans.yaml --set features.kmeans.num_centroids=400
+    """
+    cfg = load_config(config_path, config_overrides(overrides, data_dir))
+    built = build_features(cfg, progress=progress_enabled(quiet), log=click.echo)
+    meta = built.meta
+    rows = meta["train_images"] + meta["test_images"]
+    click.echo(
+        f"features {meta['extractor']}: {rows:,} images x {meta['dim']:,} features "
+        f"({_megabytes(built.train.nbytes + built.test.nbytes)}) in {built.path}"
+    )
+
+
+@features.command()
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def info(data_dir: str | None, as_json: bool) -> None:
+    """List the feature caches: what each holds and how big it is on disk."""
+    root = resolve_data_dir(data_dir)
+    entries = cache.list_caches(root)
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    if not entries:
+        click.echo(f"No feature caches in {cache.features_root(root)}.")
+        return
+    rows = [_describe(entry) for entry in entries]
+    total = sum(entry["bytes"] for entry in entries)
+    click.echo(format_table(["cache", "settings", "images x features", "size"], rows))
+    click.echo(f"\n{len(entries)} in {cache.features_root(root)}, {_megabytes(total)} in all.")
+
+
+@features.command()
+@data_dir_option
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
+@click.argument("names", nargs=-1)
+def clear(data_dir: str | None, yes: bool, names: tuple[str, ...]) -> None:
+    """Delete the feature caches NAMES, or all of them.
+
+    NAMES as `svmtrain features info` lists them. Asks first unless --yes; a build still
+    running is never deleted."""
+    root = resolve_data_dir(data_dir)
+    entries = [e for e in cache.list_caches(root) if not e.get("building")]
+    if names:
+        known = {Path(e["path"]).name: e for e in entries}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise click.BadParameter(
+                f"no feature cache named {unknown[0]!r} in {cache.features_root(root)}; "
+                "`svmtrain features info` lists them.",
+                param_hint="NAMES",
+            )
+        entries = [known[n] for n in names]
+    if not entries:
+        click.echo(f"No feature caches to delete in {cache.features_root(root)}.")
+        return
+    total = sum(e["bytes"] for e in entries)
+    question = f"Delete {len(entries)} feature cache(s), {_megabytes(total)}?"
+    if not yes and not click.confirm(question, default=False):
+        raise click.Abort()
+    freed = cache.remove_caches([e["path"] for e in entries])
+    click.echo(f"Deleted {len(entries)} feature cache(s), freed {_megabytes(freed)}.")

@@ -1,0 +1,58 @@
+"""Feature extractors: fixed maps from raw CIFAR-10 images to the inputs of the linear model.
+
+Each extractor is one module with its tests; this registry names them. ``pixels`` (the raw
+preprocessed pixels, W of 10 x 3073) is not an extractor: it is the absence of one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from svmtrain.errors import ConfigError
+from svmtrain.features.base import Extractor
+from svmtrain.features.hog_color import HogColorFeatures
+from svmtrain.features.kmeans import KMeansFeatures
+
+PIXELS = "pixels"
+EXTRACTORS: dict[str, type[Extractor]] = {
+    cls.name: cls for cls in (KMeansFeatures, HogColorFeatures)
+}
+NAMES = (PIXELS, *EXTRACTORS)
+
+
+def make_extractor(name: str, settings: Mapping[str, Any] | None = None) -> Extractor:
+    """A new, unfitted extractor; ConfigError for an unknown name or a bad setting."""
+    if name not in EXTRACTORS:
+        close = difflib.get_close_matches(str(name), NAMES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        raise ConfigError(
+            f"features.name must be one of {', '.join(NAMES)}. Got {name!r} instead{hint}"
+        )
+    return EXTRACTORS[name](settings)
+
+
+def check_settings(features) -> None:
+    """Check a config's ``features`` section (a FeaturesConfig): its name, and every
+    extractor's settings, used or not. Raises ConfigError naming the key at fault."""
+    if features.name != PIXELS:
+        make_extractor(features.name)
+    for name in EXTRACTORS:
+        make_extractor(name, getattr(features, name))
+
+
+def default_settings(name: str) -> dict[str, Any]:
+    """The settings extractor ``name`` uses for every key left out."""
+    return make_extractor(name).settings_dict()
+
+
+__all__ = [
+    "EXTRACTORS",
+    "NAMES",
+    "PIXELS",
+    "Extractor",
+    "check_settings",
+    "default_settings",
+    "make_extractor",
+]

@@ -1,0 +1,67 @@
+"""Design matrices of features: the cached features of every image, scaled as the config says."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from svmtrain.config import Config
+from svmtrain.data.preprocess import Splits, split_rows, stats_from_moments, transform
+from svmtrain.data.source import resolve_data_dir
+from svmtrain.features.cache import FeatureCache, load_or_build
+from svmtrain.features.transform import FeatureTransform
+
+
+def cached_features(
+    dataset, cfg: Config, *, progress: bool = True, log: Callable[[str], None] | None = None
+) -> FeatureCache:
+    """The feature cache ``cfg.features`` names for ``dataset``, built first if need be, its
+    state learned from the config's training split only."""
+    train, _, _ = split_rows(dataset, cfg)
+    name = cfg.features.name
+    return load_or_build(
+        dataset,
+        name,
+        getattr(cfg.features, name),
+        train,
+        resolve_data_dir(cfg.data.dir),
+        progress=progress,
+        log=log,
+    )
+
+
+def feature_splits(
+    dataset, cfg: Config, *, progress: bool = True, log: Callable[[str], None] | None = None
+) -> Splits:
+    """Splits whose X are design matrices (N, dim + 1) of the features ``cfg.features`` names,
+    centred and scaled by the training split's moments as ``cfg.preprocess`` says, with the
+    :class:`FeatureTransform` a model of them keeps."""
+    cached = cached_features(dataset, cfg, progress=progress, log=log)
+    mean, scale = stats_from_moments(
+        cached.mean,
+        cached.std,
+        subtract_mean=cfg.preprocess.subtract_mean,
+        scaling=cfg.preprocess.scaling,
+    )
+    train, val, test = split_rows(dataset, cfg)
+
+    def design(x: np.ndarray) -> np.ndarray:
+        return transform(x, mean, scale, cfg.preprocess.dtype)
+
+    def labels(y: np.ndarray) -> np.ndarray:
+        return np.asarray(y, dtype=np.intp)
+
+    return Splits(
+        X_train=design(cached.train[train]),
+        y_train=labels(dataset.y_train[train]),
+        X_val=design(cached.train[val]),
+        y_val=labels(dataset.y_train[val]),
+        X_test=design(cached.test[test]),
+        y_test=labels(dataset.y_test[test]),
+        mean=mean,
+        scale=scale,
+        class_names=tuple(dataset.class_names),
+        data_sha256=dataset.sha256,
+        feature_transform=FeatureTransform(cached.extractor, mean, scale),
+    )
