@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from svmtrain.cli._common import (
+from svmtrain.cli.options import (
     config_option,
     config_overrides,
     data_dir_option,
