@@ -62,6 +62,12 @@ class ClusterError(SvmtrainError):
     """The Dask scheduler cannot be reached, has no workers, or a worker cannot run svmtrain."""
 
 
+class SigTerm(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread was (see ``svmtrain.experiments.common.
+    sigterm_as_interrupt``), so that every Ctrl-C path handles it; such a path raises
+    :class:`Terminated` where it would raise :class:`Interrupted`."""
+
+
 class Terminated(Interrupted):
     """SIGTERM stopped the run; as :class:`Interrupted`, with the exit code of a SIGTERM."""
 

@@ -627,8 +627,7 @@ DATA = [
         during=signal_once_downloading(signal.SIGTERM),
         creates=CACHE,
         process=True,
-        xfail="SIGTERM during a download ends the process without a word (killed by the signal); "
-        "Ctrl-C says what is kept and that the next run resumes it",
+        issue="14.11",
     ),
     Fault(
         "download-waiting-for-another-process",

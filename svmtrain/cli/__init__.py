@@ -26,7 +26,8 @@ from svmtrain.cli.plot import plot
 from svmtrain.cli.predict import predict_cmd
 from svmtrain.cli.search import search
 from svmtrain.cli.sweep_step import sweep_step
-from svmtrain.errors import ArgumentError, Notice, SvmtrainError
+from svmtrain.errors import ArgumentError, Notice, SigTerm, SvmtrainError, Terminated
+from svmtrain.experiments.common import sigterm_as_interrupt
 
 
 class _UserError(click.ClickException):
@@ -47,7 +48,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            with _notices_as_lines():
+            with _notices_as_lines(), sigterm_as_interrupt():
                 return super().invoke(ctx)
         except ArgumentError as err:
             # A bad value of a library argument is a usage error of the option of that name;
@@ -63,6 +64,8 @@ class _Group(click.Group):
             ) from None
         except SvmtrainError as err:
             raise _UserError(str(err), err.exit_code) from None
+        except SigTerm:
+            raise _UserError("Stopped by SIGTERM.", Terminated.exit_code) from None
         except KeyboardInterrupt:
             raise _UserError("Interrupted.", 130) from None
         except MemoryError:

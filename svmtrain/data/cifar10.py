@@ -39,7 +39,7 @@ from svmtrain.data.source import (
     resolve_data_dir,
     resolve_source,
 )
-from svmtrain.errors import ChecksumError, Interrupted
+from svmtrain.errors import ChecksumError, Interrupted, SigTerm, Terminated
 from svmtrain.fileio import fsync_path
 
 
@@ -178,7 +178,7 @@ def _ensure_archive(
             stall=stall,
         )
         digests = hash_file(part)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         size = part.stat().st_size if part.exists() else 0
         kept = (
             f"The partial download ({size:,} bytes) is kept in {part}; run the same command "
@@ -186,6 +186,8 @@ def _ensure_archive(
             if size
             else "Nothing was downloaded yet; run the same command again to start over."
         )
+        if isinstance(stop, SigTerm):
+            raise Terminated(f"Download stopped by SIGTERM. {kept}") from None
         raise Interrupted(f"Download interrupted. {kept}") from None
     _verify(source, digests, part)
     os.replace(part, root / ARCHIVE_NAME)

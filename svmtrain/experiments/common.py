@@ -5,7 +5,10 @@ diverges."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -15,7 +18,7 @@ from svmtrain.data import load_cifar10
 from svmtrain.data.cache import CIFAR10
 from svmtrain.data.preprocess import Splits, prepare
 from svmtrain.data.source import CONFIG_DIGEST
-from svmtrain.errors import ConfigError, DivergenceError
+from svmtrain.errors import ConfigError, DivergenceError, SigTerm
 from svmtrain.features import EXTRACTORS, PIXELS, check_settings
 from svmtrain.features.cache import FeatureCache
 from svmtrain.features.prepare import cached_features, feature_splits
@@ -102,3 +105,22 @@ def divergence_error(
         f"(this epoch {lr:g}). Try a smaller learning rate, e.g. "
         f"--set optim.learning_rate={base / 10:g}."
     )
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`~svmtrain.errors.SigTerm` (a KeyboardInterrupt)
+    in the main thread, so it stops work as Ctrl-C does; the previous handler is restored after.
+    Elsewhere than the main thread (where no handler can be set) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise SigTerm
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +18,7 @@ from svmtrain.errors import (
     ConfigError,
     DivergenceError,
     Interrupted,
+    SigTerm,
     SvmtrainError,
     Terminated,
 )
@@ -31,7 +28,7 @@ from svmtrain.experiments.checkpoints import (
     run_identity,
     save_checkpoint,
 )
-from svmtrain.experiments.common import load_splits, predict_rows
+from svmtrain.experiments.common import load_splits, predict_rows, sigterm_as_interrupt
 from svmtrain.experiments.evaluate import classification_metrics
 from svmtrain.experiments.train import TrainState, final_weights, init_state, plan, train
 from svmtrain.io import runs
@@ -94,10 +91,10 @@ def fit(
     """
     if plot:
         require_matplotlib()  # say so now, not after the training
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         try:
             result = _fit(cfg, out, resume, data_dir, progress, splits)
-        except _SigTerm:
+        except SigTerm:
             raise Terminated(
                 "Stopped by SIGTERM before training started; there is nothing to resume."
             ) from None
@@ -225,33 +222,11 @@ def _train_and_write(
     return FitResult(run_dir=run_dir, summary=summary)
 
 
-class _SigTerm(KeyboardInterrupt):
-    """SIGTERM, raised where the main thread was, so that it is handled like Ctrl-C."""
-
-
 def _stop(stop: KeyboardInterrupt) -> tuple[type[SvmtrainError], str]:
     """The error to raise for a Ctrl-C or SIGTERM, and the word that says which it was."""
-    if isinstance(stop, _SigTerm):
+    if isinstance(stop, SigTerm):
         return Terminated, "Stopped by SIGTERM"
     return Interrupted, "Interrupted"
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`_SigTerm` (in the main thread only: signal
-    handlers can be set nowhere else); the previous handler is restored after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise _SigTerm
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _save_weights(
