@@ -368,11 +368,21 @@ class TinyRunData(NamedTuple):
     args: list[str]  # --set options for a command on it: 250 train, 50 val, 2 epochs of 32
 
 
-@pytest.fixture
-def tiny_run_data(tiny_archive, http_server, tmp_path) -> TinyRunData:
-    """A tiny archive in a data cache at tmp_path/data, and the options that train on it."""
-    archive = tiny_archive(train_counts=(60,) * 5, test_count=50)
-    data_dir = tmp_path / "data"
+def cached_tiny_run_data(
+    tiny_archive,
+    http_server,
+    data_dir: Path,
+    *,
+    per_batch: int,
+    test_count: int,
+    val_size: int,
+    batch_size: int,
+) -> TinyRunData:
+    """A tiny archive (``per_batch`` images in each of the five training batches and
+    ``test_count`` test images) in a data cache at ``data_dir``, and --set options that train
+    on it: the last ``val_size`` training images for validation (and as many for the training
+    accuracy), batches of ``batch_size``, 2 epochs."""
+    archive = tiny_archive(train_counts=(per_batch,) * 5, test_count=test_count)
     with http_server(archive.body) as server:
         load_cifar10(data_dir, url=server.url, sha256=archive.sha256, progress=False)
         url = server.url
@@ -380,13 +390,27 @@ def tiny_run_data(tiny_archive, http_server, tmp_path) -> TinyRunData:
         f"data.dir={data_dir}",
         f"data.url={url}",
         f"data.sha256={archive.sha256}",
-        "data.val_size=50",
+        f"data.val_size={val_size}",
         "data.num_train=null",
-        "train.batch_size=32",
+        f"train.batch_size={batch_size}",
         "train.epochs=2",
-        "train.train_acc_samples=50",
+        f"train.train_acc_samples={val_size}",
     ]
     return TinyRunData(archive, data_dir, url, [a for s in settings for a in ("--set", s)])
+
+
+@pytest.fixture
+def tiny_run_data(tiny_archive, http_server, tmp_path) -> TinyRunData:
+    """A tiny archive in a data cache at tmp_path/data, and the options that train on it."""
+    return cached_tiny_run_data(
+        tiny_archive,
+        http_server,
+        tmp_path / "data",
+        per_batch=60,
+        test_count=50,
+        val_size=50,
+        batch_size=32,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

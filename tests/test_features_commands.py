@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import cached_tiny_run_data
 
 from svmtrain.cli import main
 from svmtrain.config import load_config
-from svmtrain.data import load_cifar10
 from svmtrain.errors import ConfigError, WeightsError
 from svmtrain.features import check_settings, make_extractor
 from svmtrain.io import runs
@@ -32,27 +32,26 @@ KMEANS = [
 
 
 @pytest.fixture
-def archive(tiny_archive):
-    return tiny_archive(train_counts=(20,) * 5, test_count=30)
+def run_data(tiny_archive, http_server, tmp_path):
+    return cached_tiny_run_data(
+        tiny_archive,
+        http_server,
+        tmp_path / "data",
+        per_batch=20,
+        test_count=30,
+        val_size=20,
+        batch_size=16,
+    )
 
 
 @pytest.fixture
-def data_args(archive, http_server, tmp_path):
-    data_dir = tmp_path / "data"
-    with http_server(archive.body) as server:
-        load_cifar10(data_dir, url=server.url, sha256=archive.sha256, progress=False)
-        url = server.url
-    settings = [
-        f"data.dir={data_dir}",
-        f"data.url={url}",
-        f"data.sha256={archive.sha256}",
-        "data.val_size=20",
-        "data.num_train=null",
-        "train.batch_size=16",
-        "train.epochs=2",
-        "train.train_acc_samples=20",
-    ]
-    return [arg for s in settings for arg in ("--set", s)]
+def archive(run_data):
+    return run_data.archive
+
+
+@pytest.fixture
+def data_args(run_data):
+    return run_data.args
 
 
 def _run(*args):
