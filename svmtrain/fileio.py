@@ -27,6 +27,8 @@ _ADVICE = {
     errno.EDQUOT: "Free some space, or choose a location on another disk.",
     errno.ENOENT: "Its directory does not exist: create it or choose another location.",
     errno.ENOTDIR: "A part of that path is a file, not a directory: choose another location.",
+    errno.ENAMETOOLONG: "A name in that path is longer than the file system allows (255 "
+    "bytes): choose a shorter one.",
 }
 
 
@@ -75,6 +77,13 @@ def _discard(tmp: Path) -> None:
     refuses even to look), it was never made, and the error that brought us here is the one."""
     with contextlib.suppress(OSError):
         tmp.unlink(missing_ok=True)
+
+
+def os_error_message(err: OSError) -> str:
+    """One line for a file-system error that no caller turned into its own message: the file,
+    what went wrong, and the way on."""
+    where = f" {err.filename}" if err.filename is not None else ""
+    return f"Cannot use{where}: {err.strerror or err}. {_advice(err)}"
 
 
 def _advice(err: OSError) -> str:
