@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from svmtrain import __version__
-from svmtrain.config import Config, config_to_yaml, load_config
+from svmtrain.config import Config, config_file_text, config_to_yaml, load_config
 from svmtrain.core.metrics import accuracy
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import (
@@ -23,7 +23,6 @@ from svmtrain.errors import (
     Terminated,
 )
 from svmtrain.experiments.checkpoints import (
-    config_digest,
     load_checkpoint,
     run_identity,
     save_checkpoint,
@@ -169,18 +168,20 @@ def _finished(run_dir: Path) -> FitResult:
 
 
 def _new_run_dir(cfg: Config, out: str | Path | None) -> Path:
-    """:func:`runs.run_dir_for`, and a config.yaml already there must be of this same config."""
+    """:func:`runs.run_dir_for`, and a config.yaml already there must be the very file fit
+    writes for this config (the start of this run), not a file of the user's, however alike."""
     run_dir = runs.run_dir_for(cfg, out)
     path = run_dir / runs.CONFIG
     if path.exists():
         try:
-            same = config_digest(load_config(path)) == config_digest(cfg)
-        except ConfigError:
+            same = path.read_text(encoding="utf-8") == config_file_text(cfg)
+        except (OSError, UnicodeDecodeError):
             same = False
         if not same:
             raise SvmtrainError(
-                f"{run_dir} holds {runs.CONFIG} of another config (or a file of yours); fit "
-                "would overwrite it. Choose a new or empty directory with --out."
+                f"{path} is not the config.yaml fit writes for this config (a file of yours, or "
+                "another run's config); fit would overwrite it. Choose a new or empty directory "
+                "with --out."
             )
     return run_dir
 
