@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import zipfile
 from collections.abc import Iterator
@@ -118,3 +119,24 @@ def read_npz(path: Path, what: str, error: type[SvmtrainError], hint: str) -> di
             return {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise error(f"{path} is not a readable {what} ({err}). {hint}") from None
+
+
+def read_json(path: Path, what: str, error: type[SvmtrainError], hint: str, limit: int) -> dict:
+    """The JSON object in the file ``path``, read only if it is at most ``limit`` bytes; any
+    fault (missing, too large, not UTF-8, not JSON, nested too deep, not an object) is one
+    ``error`` naming the file, then ``hint``."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as err:
+        raise error(f"{path} cannot be read ({err.strerror or err}). {hint}".strip()) from None
+    if len(data) > limit:
+        raise error(f"{path} is larger than a {what} can be ({limit:,} bytes). {hint}".strip())
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise error(f"{path} is not a readable {what} ({reason}). {hint}".strip()) from None
+    if not isinstance(value, dict):
+        raise error(f"{path} is not a {what} (not a JSON object). {hint}".strip())
+    return value

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -113,25 +111,42 @@ def test_an_interrupted_build_leaves_nothing_that_looks_finished(tmp_path, monke
     assert _build(dataset, tmp_path).train.shape == (40, 16)
 
 
+def _abandoned(tmp_path, dirname: str, tag: str):
+    """A build's temporary directory, stamped, whose process died (its stamp's lock is free)."""
+    leftover = tmp_path / cache.FEATURES_DIR / f".{dirname}.{tag}.tmp"
+    leftover.mkdir(parents=True)
+    (leftover / cache.STAMP).write_text("1\n")
+    (leftover / "train.npy").write_bytes(b"half")
+    return leftover
+
+
 def test_a_killed_build_is_listed_as_unfinished_then_swept(tmp_path):
+    """Judged by its lock, not its PID: a leftover named with this very PID (a PID reused, as
+    in a container) is abandoned all the same, and the next build sweeps it."""
     dataset = _dataset()
     dirname, _ = cache.cache_key(
         dataset.sha256, "kmeans", make_extractor("kmeans", KMEANS).settings_dict(), TRAIN
     )
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    leftover = tmp_path / cache.FEATURES_DIR / f".{dirname}.{int(dead.stdout)}.tmp"
-    leftover.mkdir(parents=True)
-    (leftover / "train.npy").write_bytes(b"half")
+    leftover = _abandoned(tmp_path, dirname, str(os.getpid()))
     (listed,) = cache.list_caches(tmp_path)
     assert not listed["finished"] and not listed["building"]
     _build(dataset, tmp_path)
     assert not leftover.exists()
     assert [e["finished"] for e in cache.list_caches(tmp_path)] == [True]
+
+
+def test_a_folder_svmtrain_did_not_make_is_no_cache(tmp_path):
+    """A user's folders under features/ (named like a build's or not) are neither listed nor
+    deleted, and a build beside them leaves them as they were."""
+    mine = [tmp_path / cache.FEATURES_DIR / name for name in ("mine", ".kmeans-0123.77.tmp")]
+    for folder in mine:
+        folder.mkdir(parents=True)
+        (folder / "notes.txt").write_text("mine\n")
+    assert cache.list_caches(tmp_path) == []
+    with pytest.raises(DataError, match="not made by svmtrain"):
+        cache.remove_caches([str(mine[0])])
+    _build(_dataset(), tmp_path)
+    assert all((folder / "notes.txt").read_text() == "mine\n" for folder in mine)
 
 
 def test_a_damaged_cache_is_rebuilt(tmp_path):
@@ -165,7 +180,12 @@ def test_cli_info_and_clear(tmp_path):
 
 
 def test_a_running_build_is_not_cleared(tmp_path):
-    running = tmp_path / cache.FEATURES_DIR / f".kmeans-0123.{os.getpid()}.tmp"
+    """A build holds its stamp's lock while it runs: listed as building, never deleted."""
+    running = tmp_path / cache.FEATURES_DIR / ".kmeans-0123.x1y2.tmp"
     running.mkdir(parents=True)
-    result = CliRunner().invoke(main, ["features", "clear", "-y", "--data-dir", str(tmp_path)])
-    assert result.exit_code == 0 and running.is_dir()
+    with cache._stamped(running):
+        (listed,) = cache.list_caches(tmp_path)
+        assert listed["building"]
+        result = CliRunner().invoke(main, ["features", "clear", "-y", "--data-dir", str(tmp_path)])
+        assert result.exit_code == 0 and running.is_dir()
+    assert not cache.list_caches(tmp_path)[0]["building"]
