@@ -41,7 +41,7 @@ from svmtrain.data.format import (
 )
 from svmtrain.data.source import ENV_DIR, Source
 from svmtrain.errors import DataError, Notice
-from svmtrain.fileio import atomic_write, fsync_path
+from svmtrain.fileio import atomic_write, fsync_path, read_json
 
 PART_NAME = ARCHIVE_NAME + ".part"
 STAMP_NAME = ARCHIVE_NAME + ".json"
@@ -50,6 +50,7 @@ PARSED_DIR = "parsed"
 
 _ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 _ROWS_PER_WRITE = 4096  # images copied out of the records per write: 12 MB at a time
+_JSON_BYTES = 1 << 20  # the stamp and a description are a few hundred bytes; more is not ours
 
 
 @dataclass(frozen=True, eq=False)  # eq on arrays is ambiguous; identity is the honest equality
@@ -174,11 +175,15 @@ def _stat_key(path: Path) -> list[int]:
 def _recorded_stamp(root: Path) -> Stamp | None:
     """The stamp file's contents, whatever archive is in place now; None if absent or bad."""
     try:
-        stamp = Stamp(**json.loads((root / STAMP_NAME).read_text()))
-    except (OSError, ValueError, TypeError):
+        stamp = Stamp(**read_json(root / STAMP_NAME, "stamp", DataError, "", _JSON_BYTES))
+    except (DataError, TypeError):
         return None
     # Stamps are written in lower case; any other is not ours.
-    valid = is_hex_digest(stamp.sha256, "sha256") and stamp.sha256 == stamp.sha256.lower()
+    valid = (
+        isinstance(stamp.sha256, str)
+        and is_hex_digest(stamp.sha256, "sha256")
+        and stamp.sha256 == stamp.sha256.lower()
+    )
     return stamp if valid else None
 
 
@@ -304,7 +309,13 @@ def load_parsed(root: Path, stamp: Stamp) -> CIFAR10:
     """Memory-map the parsed cache of ``stamp``'s archive; OSError or ValueError if it is
     missing or not what we wrote."""
     directory = root / PARSED_DIR / stamp.sha256
-    meta = json.loads((directory / "meta.json").read_text())
+    try:
+        meta = read_json(directory / "meta.json", "description", DataError, "", _JSON_BYTES)
+    except DataError as err:
+        raise ValueError(str(err)) from None
+    names = meta.get("class_names")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"parsed cache {directory} has no class names")
     arrays = {
         name: np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False)
         for name in _ARRAYS

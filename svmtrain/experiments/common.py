@@ -97,13 +97,22 @@ def divergence_error(
     cfg: Config, state, i: int, loss: float, initial: float, lr: float
 ) -> DivergenceError:
     """The error for a loss that diverged at step ``i`` of the epoch after ``state`` (a
-    TrainState): where, the loss against the first one, and a smaller learning rate to try."""
-    base = cfg.optim.learning_rate
+    TrainState): where, the loss against the first one, and what to change: a smaller learning
+    rate, and model.reg too when the weight decay's own step (lr x reg times W) overshoots."""
+    base, reg = cfg.optim.learning_rate, cfg.model.reg
+    decay = lr * reg
+    also = (
+        f" Or a smaller model.reg (e.g. --set model.reg={0.1 / lr:.3g}): with model.reg="
+        f"{reg:g} the weight decay alone moves W by {decay:.3g} times itself each step, and "
+        "from about 2 that diverges whatever the data."
+        if decay >= 1
+        else ""
+    )
     return DivergenceError(
         f"Training diverged at epoch {state.epoch + 1}, step {state.step + i + 1}: loss "
         f"{loss:.4g} (it started at {initial:.4g}) with optim.learning_rate={base:g} "
         f"(this epoch {lr:g}). Try a smaller learning rate, e.g. "
-        f"--set optim.learning_rate={base / 10:g}."
+        f"--set optim.learning_rate={min(base / 10, 0.1 / reg if reg else base):g}.{also}"
     )
 
 

@@ -31,6 +31,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ import numpy as np
 from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
-from svmtrain.errors import ConfigError, DataError, SvmtrainError
+from svmtrain.errors import ConfigError, DataError, Notice, SvmtrainError
 from svmtrain.features import make_extractor
 from svmtrain.features.base import Extractor
 from svmtrain.fileio import fsync_path, read_json, read_npz
@@ -114,14 +115,15 @@ def load_or_build(
     """The cached features of ``dataset`` (a CIFAR10), built first if not cached.
 
     The extractor learns from ``dataset.x_train[train]`` only, with
-    ``np.random.default_rng(settings' seed, else 0)``. ``log`` receives one line per stage.
-    Raises ConfigError for bad settings, DataError if the cache cannot be written or read.
+    ``np.random.default_rng(settings' seed, else 0)``. ``log`` receives one line per stage; a
+    damaged cache built again is a :class:`~svmtrain.errors.Notice` warning. Raises
+    ConfigError for bad or degenerate settings, DataError if the cache cannot be written or
+    read, or a directory svmtrain did not make is in its place.
     """
     extractor = make_extractor(name, settings)
     dirname, identity = cache_key(dataset.sha256, name, extractor.settings_dict(), train)
     root = features_root(data_dir)
     final = root / dirname
-    say = log or (lambda _line: None)
     if final.is_dir():
         try:
             return open_cache(final, identity)
@@ -131,7 +133,10 @@ def load_or_build(
                     f"{final} is in the way of a feature cache, and svmtrain did not make it; "
                     "move it elsewhere (or choose another --data-dir)."
                 ) from None
-            say(f"The feature cache {final} is damaged ({damaged.why}); building it again.")
+            warnings.warn(
+                Notice(f"The feature cache {final} is damaged ({damaged.why}); building it again."),
+                stacklevel=2,
+            )
             _remove(final)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -186,7 +191,8 @@ def _build(
     _check_room(tmp, extractor, total)
     seed = int(getattr(extractor.settings, "seed", 0))
     started = time.perf_counter()
-    extractor.fit(dataset.x_train[train], np.random.default_rng(seed))
+    with np.errstate(all="ignore"):  # degenerate settings give NaN: refused just below
+        extractor.fit(dataset.x_train[train], np.random.default_rng(seed))
     fit_seconds = time.perf_counter() - started
     _check_state(extractor)
     say(
