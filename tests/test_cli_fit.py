@@ -119,23 +119,35 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monk
     assert json.loads((out / runs.SUMMARY).read_text())["epochs"] == 2
 
 
-def test_sigterm_exits_143_saying_what_was_kept(data_args, tmp_path, monkeypatch):
-    """Issue 14 #11: SIGTERM during fit printed nothing."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_exits_128_plus_it_saying_what_was_kept(data_args, tmp_path, monkeypatch, sig):
+    """Issue 14 #11: SIGTERM during fit printed nothing; issue 19 #27: SIGHUP (a closed
+    terminal) killed it silently. Both stop as Ctrl-C does, with their own exit code; and a
+    resume clears what a fit killed outright left of its atomic writes, nothing else."""
     real_step, calls = pixel_steps.sgd_step, [0]
 
-    def sigterm_in_epoch_two(*args, **kwargs):
+    def signal_in_epoch_two(*args, **kwargs):
         calls[0] += 1
         if calls[0] == 12:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
         real_step(*args, **kwargs)
 
-    monkeypatch.setattr(pixel_steps, "sgd_step", sigterm_in_epoch_two)
+    monkeypatch.setattr(pixel_steps, "sgd_step", signal_in_epoch_two)
     out = tmp_path / "cut"
     result = _fit(data_args, out)
-    assert result.exit_code == 143
-    assert "SIGTERM after epoch 1" in result.output
+    assert result.exit_code == 128 + sig
+    assert f"{sig.name} after epoch 1" in result.output
     assert f"continue with: svmtrain fit --resume {out}" in result.output
     assert (out / runs.CHECKPOINT).exists() and not (out / runs.WEIGHTS).exists()
+    assert not list(out.glob(".*.tmp"))
+
+    monkeypatch.setattr(pixel_steps, "sgd_step", real_step)
+    killed, mine = out / f".{runs.CHECKPOINT}.4242.tmp", out / ".notes.1.tmp"
+    killed.write_bytes(b"half a checkpoint")
+    mine.write_text("mine\n")
+    result = _run("fit", "--resume", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert not killed.exists() and mine.read_text() == "mine\n"
 
 
 def test_fit_into_a_directory_of_the_users_files_touches_nothing(data_args, tmp_path):

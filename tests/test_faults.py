@@ -559,6 +559,16 @@ def _data_file(scene: Scene, pattern: str) -> Path:
     return path
 
 
+def _parsed_again_beside_a_users_folder(scene: Scene) -> None:
+    """The data cache's parsed arrays removed (so they are parsed again), and a folder of the
+    user's in their place's parent, data/parsed/mine."""
+    parsed = scene.root / "data" / "parsed"
+    for built in parsed.iterdir():
+        shutil.rmtree(built)
+    (parsed / "mine").mkdir()
+    (parsed / "mine" / "notes.txt").write_text("mine\n")
+
+
 def _edit_json(path: Path, **values) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **values}))
 
@@ -853,6 +863,15 @@ DATA = [
         creates=RUN,
         changes=CACHE,
         issue="19.16",
+    ),
+    Fault(
+        "parse-spares-the-users-folder-in-parsed",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256} -q",
+        0,
+        ("CIFAR-10 is ready",),
+        setup=lambda s: (cached(s), _parsed_again_beside_a_users_folder(s)),
+        creates=CACHE,
+        issue="19.1",
     ),
     Fault(
         "download-into-read-only-media",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from click.testing import CliRunner
 
 from svmtrain.cli import main
 from svmtrain.data.cache import CIFAR10
-from svmtrain.errors import DataError
+from svmtrain.errors import DataError, Notice
 from svmtrain.features import cache, make_extractor
 
 KMEANS = {"num_centroids": 4, "stride": 4, "kmeans_iterations": 2, "patches_sampled": 200}
@@ -156,7 +158,9 @@ def test_a_damaged_cache_is_rebuilt(tmp_path):
     (built.path / "test.npy").write_bytes(b"\x93NUMPY broken")
     with pytest.raises(DataError, match="damaged"):
         cache.open_cache(built.path)
-    np.testing.assert_array_equal(_build(dataset, tmp_path).train, expected)
+    with pytest.warns(Notice, match=f"{built.path} is damaged .*; building it again"):
+        rebuilt = _build(dataset, tmp_path)
+    np.testing.assert_array_equal(rebuilt.train, expected)
 
 
 def test_cli_info_and_clear(tmp_path):
@@ -189,3 +193,38 @@ def test_a_running_build_is_not_cleared(tmp_path):
         result = CliRunner().invoke(main, ["features", "clear", "-y", "--data-dir", str(tmp_path)])
         assert result.exit_code == 0 and running.is_dir()
     assert not cache.list_caches(tmp_path)[0]["building"]
+
+
+def test_a_disk_that_fills_during_extraction_is_an_error_not_sigbus(tmp_path, small_tmpfs):
+    """Issue 19 #3: writing features into a memory map on a full disk was SIGBUS (exit 135,
+    no message, the temporary directory left). With the disk's room misreported, so that the
+    check before any work passes, the blocks are claimed before mapping: one DataError. In a
+    child process, as a regression would kill the process."""
+    full = small_tmpfs(320 * 1024)  # room for the learned state, not the features
+    driver = (
+        "import shutil, sys\n"
+        "import numpy as np\n"
+        "from svmtrain.data.cache import CIFAR10\n"
+        "from svmtrain.errors import DataError, Notice\n"
+        "from svmtrain.features import cache\n"
+        "plenty = shutil._ntuple_diskusage(1 << 40, 0, 1 << 40)\n"
+        "cache.shutil.disk_usage = lambda path: plenty\n"
+        "rng = np.random.default_rng(0)\n"
+        "images = rng.integers(0, 256, (400, 3072), dtype=np.uint8)\n"
+        "data = CIFAR10(images, images[:, 0], images[:40], images[:40, 0], tuple('abcdefghij'),"
+        " None, 'ab' * 32)\n"
+        "settings = {'num_centroids': 64, 'stride': 4, 'kmeans_iterations': 1,"
+        " 'patches_sampled': 200}\n"
+        "try:\n"
+        "    cache.load_or_build(data, 'kmeans', settings, slice(0, 300), sys.argv[1],"
+        " progress=False)\n"
+        "except DataError as err:\n"
+        "    print(err)\n"
+        "    sys.exit(1)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", driver, str(full)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stderr
+    assert "No space left on device" in done.stdout and "--data-dir" in done.stdout
+    assert [p.name for p in (full / cache.FEATURES_DIR).iterdir()] == []

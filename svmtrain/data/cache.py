@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -50,6 +51,8 @@ PARSED_DIR = "parsed"
 
 _ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 _ROWS_PER_WRITE = 4096  # images copied out of the records per write: 12 MB at a time
+# what build_parsed makes in parsed/: a digest's directory, or its mkdtemp(prefix=".tmp-")
+_PARSED_NAME = re.compile(r"[0-9a-f]{64}|\.tmp-[A-Za-z0-9_]{8}")
 _JSON_BYTES = 1 << 20  # the stamp and a description are a few hundred bytes; more is not ours
 
 
@@ -243,8 +246,9 @@ def hash_file(path: Path) -> dict[str, str]:
 
 def build_parsed(root: Path, stamp: Stamp) -> None:
     """Parse the archive into ``parsed/<sha256>/`` (built in a temporary directory, renamed into
-    place whole), after removing everything else in ``parsed/`` (caches of other archives,
-    leftovers of a build that crashed). Call with the lock held.
+    place whole), after removing what else svmtrain put in ``parsed/`` (caches of other
+    archives, leftovers of a build that crashed; a folder of the user's stays). Call with the
+    lock held.
 
     Raises ArchiveError for a damaged archive, DataError when the disk is full (nothing
     half-written is left), OSError for other failures to write."""
@@ -252,7 +256,8 @@ def build_parsed(root: Path, stamp: Stamp) -> None:
     parsed = root / PARSED_DIR
     parsed.mkdir(exist_ok=True)
     for stale in parsed.iterdir():
-        shutil.rmtree(stale, ignore_errors=True)
+        if _PARSED_NAME.fullmatch(stale.name) and stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
     target = parsed / stamp.sha256
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parsed))
     try:
