@@ -112,7 +112,7 @@ def divergence_error(
         f"Training diverged at epoch {state.epoch + 1}, step {state.step + i + 1}: loss "
         f"{loss:.4g} (it started at {initial:.4g}) with optim.learning_rate={base:g} "
         f"(this epoch {lr:g}). Try a smaller learning rate, e.g. "
-        f"--set optim.learning_rate={min(base / 10, 0.1 / reg if reg else base):g}.{also}"
+        f"--set optim.learning_rate={base / 10:g}.{also}"
     )
 
 
