@@ -228,3 +228,17 @@ def test_a_disk_that_fills_during_extraction_is_an_error_not_sigbus(tmp_path, sm
     assert done.returncode == 1, done.stderr
     assert "No space left on device" in done.stdout and "--data-dir" in done.stdout
     assert [p.name for p in (full / cache.FEATURES_DIR).iterdir()] == []
+
+
+def test_a_cache_built_before_stamps_is_known_by_its_name_and_meta(tmp_path):
+    """A finished cache without the stamp (built by svmtrain before it stamped them) is
+    still svmtrain's, as its name is the digest of what its meta.json says it holds: listed
+    and cleared. Renamed, it is a folder like any other."""
+    built = _build(_dataset(), tmp_path)
+    (built.path / cache.STAMP).unlink()
+    assert [e["path"] for e in cache.list_caches(tmp_path)] == [str(built.path)]
+    renamed = built.path.with_name("kmeans-" + "0" * 16)
+    built.path.rename(renamed)
+    assert cache.list_caches(tmp_path) == []
+    renamed.rename(built.path)
+    assert cache.remove_caches([str(built.path)]) > 0 and not built.path.exists()

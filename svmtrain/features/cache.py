@@ -299,10 +299,11 @@ def _check_features(
 
 
 def all_finite(rows: np.ndarray) -> bool:
-    """Whether every value of ``rows`` (N, dim), e.g. a memory map, is finite, read a few
-    rows at a time."""
+    """Whether every value of ``rows`` (N, dim) float32, e.g. a memory map, is finite, read a
+    few rows at a time. Exact: a float64 sum of finite float32 values cannot overflow, and a
+    NaN or an inf anywhere makes the sum NaN or inf."""
     return all(
-        np.isfinite(rows[start : start + _MOMENT_ROWS]).all()
+        np.isfinite(rows[start : start + _MOMENT_ROWS].sum(dtype=np.float64))
         for start in range(0, len(rows), _MOMENT_ROWS)
     )
 
