@@ -242,3 +242,8 @@ def test_a_cache_built_before_stamps_is_known_by_its_name_and_meta(tmp_path):
     assert cache.list_caches(tmp_path) == []
     renamed.rename(built.path)
     assert cache.remove_caches([str(built.path)]) > 0 and not built.path.exists()
+
+
+def test_a_cache_is_readable_by_others_as_the_data_cache_is(tmp_path):
+    built = _build(_dataset(), tmp_path)
+    assert built.path.stat().st_mode & 0o777 == 0o755

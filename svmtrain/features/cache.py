@@ -137,11 +137,13 @@ def load_or_build(
                 Notice(f"The feature cache {final} is damaged ({damaged.why}); building it again."),
                 stacklevel=2,
             )
-            _remove(final)
     try:
+        if final.is_dir():  # damaged, and ours (else refused above)
+            _remove(final)
         root.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(root, dirname)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dirname}.", suffix=_TMP_SUFFIX, dir=root))
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from others
     except OSError as err:
         raise _unwritable(root, err) from None
     try:
