@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from svmtrain.cli import main
+from svmtrain.errors import SigTerm
 from svmtrain.experiments import pixel_steps
+from svmtrain.experiments.common import sigterm_as_interrupt
 from svmtrain.io import runs
 
 QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
@@ -414,3 +417,21 @@ def test_one_epoch_is_one_epoch(data_args, tmp_path):
     result = _fit(data_args, tmp_path / "run", "--set", "train.epochs=1")
     assert result.exit_code == 0, result.output
     assert "(1 epoch, 7 steps, " in result.output  # 250 images in batches of 32
+
+
+def test_a_signal_during_the_clean_up_after_a_stop_is_ignored():
+    """SIGTERM stops the work; a SIGHUP right after (the terminal closing too) must not cut
+    the clean-up short, in nested blocks (the CLI's edge around fit's); after the outermost
+    block the handlers are what they were."""
+    original = signal.getsignal(signal.SIGHUP)
+    with sigterm_as_interrupt():
+        try:
+            with sigterm_as_interrupt():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises here
+            raise AssertionError("SIGTERM did not stop the block")
+        except SigTerm as stop:
+            assert stop.signum == signal.SIGTERM
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.05)  # time for a handler to run: there is none to
+    assert signal.getsignal(signal.SIGHUP) is original

@@ -124,20 +124,25 @@ def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise :class:`~svmtrain.errors.SigTerm` (a
     KeyboardInterrupt) in the main thread, so they stop work as Ctrl-C does: a checkpoint is
     saved, temporaries are removed. Once one has come, more of them are ignored until the block
-    ends, so the clean-up is not cut short. The previous handlers are restored after.
-    Elsewhere than the main thread (where no handler can be set) it does nothing."""
+    (the outermost, when blocks nest) ends, so the clean-up is not cut short. The previous
+    handlers are restored after. Elsewhere than the main thread (where no handler can be set)
+    it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def handler(signum: int, frame: object) -> None:
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-        raise SigTerm(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
         for sig, old in previous.items():
+            if old is _stop and signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # stopping: the enclosing block ignores more of them too, to its end
             signal.signal(sig, old)
+
+
+def _stop(signum: int, frame: object) -> None:
+    """The handler of :func:`sigterm_as_interrupt`."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise SigTerm(signum)
