@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from svmtrain.core.differences import check_method, loss_partials, probe_kinks, probed_columns
-from svmtrain.core.fd_error import finite_difference_error
+from svmtrain.core.fd_error import finite_difference_error, probe_passes, truncation_known
 from svmtrain.core.losses import LOSSES, LossFn
 from svmtrain.errors import ArgumentError, StepTooLarge
 
@@ -153,7 +153,7 @@ class GradCheck:
     def truncation_advice(self) -> str:
         """What the truncation error of the unresolved weights is, and what lowers it."""
         by_truncation = self.by_truncation
-        if self.method == "forward" and LOSSES[self.loss].piecewise_quadratic:
+        if self.method == "forward" and truncation_known(self.loss, self.method):
             # Between kinks the forward difference is off by exactly reg * t, the penalty's part.
             size = f"about h*reg = {self.h * self.reg:.2g}"
         else:
@@ -372,7 +372,9 @@ def check_gradient(
     with np.errstate(over="ignore", invalid="ignore"):
         numerical = loss_partials(loss, W, X, y, coords, **probe)
         fd = finite_difference_error(loss, W, X, y, coords, numerical, **probe)
-        kink = probe_kinks(loss, W, X, y, coords, h=h, **hyperparameters)
+        # Every probe (the second pass's at 2h too) must stay clear of kinks.
+        reach = h * probe_passes(loss, method)
+        kink = probe_kinks(loss, W, X, y, coords, h=reach, **hyperparameters)
     if not (np.isfinite(numerical).all() and np.isfinite(fd.total).all()):
         raise StepTooLarge(h, W.dtype.name)
     rel = relative_error(analytic, numerical)

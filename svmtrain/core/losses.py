@@ -284,8 +284,9 @@ class Loss:
     kink_gaps: (scores (N, C), y (N,), **hyperparameters) -> (N, C): how far each score may
         move before an example's loss crosses a kink (where its derivative jumps); None for a
         loss without kinks.
-    piecewise_quadratic: between kinks a polynomial of degree <= 2 in each weight (with the L2
-        term), so the truncation error of a finite difference is known without a second probe.
+    piecewise_degree: the degree of each example's loss as a polynomial in the scores between
+        kinks (svm 1: piecewise linear), or None for a loss that is no piecewise polynomial
+        (softmax): what the finite-difference error model needs (svmtrain.core.fd_error).
     default_steps: the finite-difference step h for a gradient check, by dtype name
         ("float64", "float32"); docs/gradcheck.md says how they were chosen.
     """
@@ -297,7 +298,7 @@ class Loss:
     score_gradient: Callable[..., tuple[float, np.ndarray]]
     hyperparameters: tuple[str, ...]
     kink_gaps: Callable[..., np.ndarray] | None
-    piecewise_quadratic: bool
+    piecewise_degree: int | None
     default_steps: Mapping[str, float]
 
     def __call__(
@@ -330,7 +331,7 @@ LOSSES: dict[str, Loss] = {
         score_gradient=svm_score_gradient,
         hyperparameters=("delta",),
         kink_gaps=svm_kink_gaps,
-        piecewise_quadratic=True,
+        piecewise_degree=1,
         default_steps=MappingProxyType({"float64": 1e-5, "float32": 1e-5}),
     ),
     "softmax": Loss(
@@ -341,7 +342,7 @@ LOSSES: dict[str, Loss] = {
         score_gradient=softmax_score_gradient,
         hyperparameters=(),
         kink_gaps=None,
-        piecewise_quadratic=False,
+        piecewise_degree=None,
         default_steps=MappingProxyType({"float64": 1e-6, "float32": 1e-5}),
     ),
 }

@@ -325,7 +325,7 @@ def run_gradcheck(
     W, coords = problem.W, problem.coords
     started = time.perf_counter()
     with tqdm(
-        total=(W.size if coords is None else len(coords)) * probe_passes(model.loss),
+        total=(W.size if coords is None else len(coords)) * probe_passes(model.loss, method),
         disable=not (progress and full_loss),
         unit="weight",
         desc="probing",
