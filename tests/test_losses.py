@@ -38,35 +38,9 @@ SVM_X = np.array([[1.0, 2.0, 1.0], [2.0, -1.0, 1.0]])
 SVM_Y = np.array([0, 2])
 SVM_DATA_GRAD = np.array([[0.0, -2.5, -0.5], [0.5, 1.0, 0.5], [-0.5, 1.5, 0.0]])
 
-SVM_CASES = {
-    # reg, reg_bias, delta -> loss, dW. reg * sum(W^2): sum is 7.25, or 0.75 without the bias.
-    "no reg": (0.0, True, 1.0, 2.5, SVM_DATA_GRAD),
-    "reg": (0.1, True, 1.0, 2.5 + 0.725, SVM_DATA_GRAD + 0.2 * SVM_W),
-    "reg, bias free": (
-        0.1,
-        False,
-        1.0,
-        2.5 + 0.075,
-        SVM_DATA_GRAD + 0.2 * np.hstack([SVM_W[:, :2], np.zeros((3, 1))]),
-    ),
-    # delta 2: margins 3.0, 3.5 | 1.5, 0.5 -> (6.5 + 2.0) / 2; now example 1 violates twice.
-    "delta 2": (
-        0.0,
-        True,
-        2.0,
-        4.25,
-        np.array([[0.0, -2.5, -0.5], [1.5, 0.5, 1.0], [-1.5, 2.0, -0.5]]),
-    ),
-}
 
-
-@pytest.mark.parametrize("impl", [svm_loss, svm_loss_naive], ids=["vectorised", "loop"])
-@pytest.mark.parametrize("case", SVM_CASES.values(), ids=SVM_CASES.keys())
-def test_svm_hand_computed(impl, case):
-    reg, reg_bias, delta, loss, dW = case
-    got_loss, got_dW = impl(SVM_W, SVM_X, SVM_Y, reg, delta=delta, reg_bias=reg_bias)
-    assert got_loss == pytest.approx(loss, abs=1e-14)
-    np.testing.assert_allclose(got_dW, dW, atol=1e-14)
+def _svm_case(reg, reg_bias, delta, loss, dW):
+    return (SVM_W, SVM_X, SVM_Y, reg, reg_bias, {"delta": delta}, loss, dW)
 
 
 # Hand-computed softmax case: C = 3, D = 3, N = 2, W zero but for W[2, 0] = ln 2.
@@ -81,12 +55,46 @@ SOFTMAX_GRAD = np.array(
     [[1 / 8, -1 / 3, -5 / 24], [1 / 8, 1 / 6, 7 / 24], [-1 / 4, 1 / 6, -1 / 12]]
 )
 
+# loss name -> case name -> (W, X, y, reg, reg_bias, hyperparameters, loss, dW), every number
+# worked out by hand above. Each registered loss must have some (a test says so).
+HAND_CASES = {
+    "svm": {
+        # reg * sum(W^2): sum is 7.25, or 0.75 without the bias.
+        "no reg": _svm_case(0.0, True, 1.0, 2.5, SVM_DATA_GRAD),
+        "reg": _svm_case(0.1, True, 1.0, 2.5 + 0.725, SVM_DATA_GRAD + 0.2 * SVM_W),
+        "reg, bias free": _svm_case(
+            0.1,
+            False,
+            1.0,
+            2.5 + 0.075,
+            SVM_DATA_GRAD + 0.2 * np.hstack([SVM_W[:, :2], np.zeros((3, 1))]),
+        ),
+        # delta 2: margins 3.0, 3.5 | 1.5, 0.5 -> (6.5 + 2.0) / 2; now example 1 violates twice.
+        "delta 2": _svm_case(
+            0.0,
+            True,
+            2.0,
+            4.25,
+            np.array([[0.0, -2.5, -0.5], [1.5, 0.5, 1.0], [-1.5, 2.0, -0.5]]),
+        ),
+    },
+    "softmax": {
+        "no reg": (SOFTMAX_W, SOFTMAX_X, SOFTMAX_Y, 0.0, True, {}, SOFTMAX_LOSS, SOFTMAX_GRAD),
+    },
+}
 
-@pytest.mark.parametrize("impl", [softmax_loss, softmax_loss_naive], ids=["vectorised", "loop"])
-def test_softmax_hand_computed(impl):
-    loss, dW = impl(SOFTMAX_W, SOFTMAX_X, SOFTMAX_Y)
-    assert loss == pytest.approx(SOFTMAX_LOSS, abs=1e-14)
-    np.testing.assert_allclose(dW, SOFTMAX_GRAD, atol=1e-14)
+
+@pytest.mark.parametrize("version", ["vectorised", "naive"])
+@pytest.mark.parametrize(
+    ("name", "case"),
+    [(name, case) for name, cases in HAND_CASES.items() for case in cases],
+)
+def test_hand_computed(name, case, version):
+    W, X, y, reg, reg_bias, options, loss, dW = HAND_CASES[name][case]
+    impl = getattr(LOSSES[name], version)
+    got_loss, got_dW = impl(W, X, y, reg, reg_bias=reg_bias, **options)
+    assert got_loss == pytest.approx(loss, abs=1e-14)
+    np.testing.assert_allclose(got_dW, dW, atol=1e-14)
 
 
 def test_softmax_is_stable_for_huge_scores():
@@ -197,11 +205,11 @@ def test_softmax_has_no_margin_option():
             impl(W, X, y, 0.1, delta=1.0)
 
 
-def test_the_registry_holds_the_two_losses():
-    assert set(LOSSES) == {"svm", "softmax"}
-    assert LOSSES["svm"].vectorised is svm_loss and LOSSES["svm"].naive is svm_loss_naive
-    assert LOSSES["softmax"].vectorised is softmax_loss
-    assert LOSSES["softmax"].naive is softmax_loss_naive
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_every_loss_has_hand_computed_cases(name):
+    """A new loss comes with its own hand-computed numbers (HAND_CASES), not only the
+    registry-driven comparisons with its loop reference."""
+    assert HAND_CASES.get(name), f"add hand-computed cases of the {name} loss to HAND_CASES"
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
@@ -268,35 +276,46 @@ def test_default_steps_cover_both_dtypes(name):
         assert 0 < record.default_step(dtype) < 1e-2
 
 
+def _difference(values: list[float]) -> float:
+    """The finite difference of order len(values) - 1 of equally spaced values."""
+    order = len(values) - 1
+    return sum((-1) ** (order - k) * math.comb(order, k) * v for k, v in enumerate(values))
+
+
 @pytest.mark.parametrize("name", LOSS_NAMES)
-def test_kink_gaps_are_where_the_example_loss_bends(name):
-    """Moving one score by less than its gap leaves the example loss linear in that score (a
-    centred second difference of 0 for a piecewise linear loss, or smooth curvature); moving it
-    past a gap of 0 bends it. A loss without kinks has a second difference that shrinks with
-    the step like h^2 everywhere."""
+def test_kink_gaps_are_where_the_example_loss_changes_piece(name):
+    """A loss that is a polynomial of degree d between kinks (the record's piecewise_degree)
+    has a difference of order d + 1 of 0 (to rounding) where a score moves less than its gap,
+    and not where the score sits on a kink (gap 0). A smooth loss has no kinks: its second
+    difference shrinks with the step like h^2 everywhere."""
     record = LOSSES[name]
     W, X, y = _problem(seed=8)
     scores = X @ W.T
     h = 1e-4
 
-    def second_difference(i: int, c: int, step: float) -> float:
-        moved = [scores.copy() for _ in range(3)]
-        for k, t in enumerate((-step, 0.0, step)):
-            moved[k][i, c] += t
-        values = [float(record.example_losses(m, y)[i]) for m in moved]
-        return values[0] - 2 * values[1] + values[2]
+    def difference(i: int, c: int, order: int) -> float:
+        """The difference of order ``order`` of example i's loss along score (i, c), over
+        ``order + 1`` points h apart centred on the score."""
+        values = []
+        for k in range(order + 1):
+            moved = scores.copy()
+            moved[i, c] += (k - order / 2) * h
+            values.append(float(record.example_losses(moved, y)[i]))
+        return _difference(values)
 
+    assert record.has_kinks == (record.piecewise_degree is not None)
     if not record.has_kinks:
         for i, c in [(0, 0), (3, 2), (7, 9)]:
-            assert abs(second_difference(i, c, h)) < 1e-6
+            assert abs(difference(i, c, 2)) < 1e-6
         return
+    order = record.piecewise_degree + 1
     gaps = record.kink_gaps(scores, y)
     assert gaps.shape == scores.shape and np.all(gaps >= 0)
     far = np.argwhere(gaps > 10 * h)[:20]
     for i, c in far:
-        assert abs(second_difference(i, c, h)) < 1e-12 * (1 + abs(scores[i]).sum())
+        assert abs(difference(i, c, order)) < 1e-12 * (1 + abs(scores[i]).sum()) ** order
     # Move scores by their gap, one way or the other: that puts them on a kink (gap 0), where
-    # a small step bends the loss.
+    # the next piece starts and the difference is of the size h^d.
     for i, c in far[:5]:
         start = scores[i, c]
         for sign in (1.0, -1.0):
@@ -305,7 +324,7 @@ def test_kink_gaps_are_where_the_example_loss_bends(name):
                 break
         else:
             pytest.fail(f"no kink at a distance of the gap of score ({i}, {c})")
-        assert abs(second_difference(i, c, h)) > h / 2
+        assert abs(difference(i, c, order)) > h**record.piecewise_degree / 4
         scores[i, c] = start
 
 

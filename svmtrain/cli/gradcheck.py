@@ -20,7 +20,7 @@ from svmtrain.cli.options import (
 from svmtrain.config import DTYPES, load_config
 from svmtrain.core.differences import METHODS
 from svmtrain.core.gradcheck import TOLERANCES
-from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
+from svmtrain.core.losses import HYPERPARAMETERS, LOSSES, whose
 from svmtrain.experiments.gradcheck import DEFAULT_CHECKS, run_gradcheck
 from svmtrain.io.records import to_json
 
@@ -29,12 +29,11 @@ def _hyperparameter_options(command):
     """One option per loss hyperparameter of the registry (--delta for the svm loss's delta),
     passed to :func:`run_gradcheck` by name only when given. run_gradcheck checks the values."""
     for name in sorted(HYPERPARAMETERS, reverse=True):
-        owners = " and ".join(n for n, loss in LOSSES.items() if name in loss.hyperparameters)
         command = click.option(
             "--" + name.replace("_", "-"),
             name,
             metavar="FLOAT",
-            help=f"The {owners} loss's {name}. [default: model.{name}]",
+            help=f"{whose(name).capitalize()} {name}. [default: model.{name}]",
         )(command)
     return command
 
@@ -182,8 +181,8 @@ def gradcheck(
     W is drawn at random and the loss is taken over --num-examples images. Each checked weight
     gets its relative error |a - n| / (|a| + |n|) and the estimated error of its finite
     difference (fd error: truncation + rounding). Two kinds of weight are flagged, counted and
-    left out of the verdict: "kink", whose probe moves an SVM margin across 0 (a kink of the
-    hinge); and "unresolved", whose relative error is above --tol while |a - n| is within the
+    left out of the verdict: "kink", whose probe moves a margin across 0 (a kink of the
+    hinge losses); and "unresolved", whose relative error is above --tol while |a - n| is within the
     fd error: finite differences at this h cannot confirm it to the tolerance (the report says
     whether truncation or rounding is in the way, and what to change). Exit status 0 on pass,
     1 on fail.

@@ -130,9 +130,9 @@ def finite_difference_error(
 
     Truncation is known where :func:`truncation_known` says, and estimated from a second pass
     at step 2h (Richardson) otherwise: exactly for a loss of degree <= p + 1 between kinks (p:
-    the method's order, 2 centred, 1 forward; e.g. forward differences of the squared hinge),
-    with a safety factor for a smooth one; docs/gradcheck.md ("Error estimates") derives it. ``progress(1)`` is called per weight of that second pass, and only with
-    ``full_loss``.
+    the method's order, 2 centred, 1 forward: e.g. forward differences of a piecewise quadratic
+    loss), with a safety factor for a smooth one; docs/gradcheck.md ("Error estimates") derives
+    it. ``progress(1)`` is called per weight of that second pass, and only with ``full_loss``.
 
     Returns an FdError of (K,) float64 arrays. Raises :class:`~svmtrain.errors.ArgumentError`
     for an unknown method.

@@ -353,6 +353,18 @@ HYPERPARAMETERS: frozenset[str] = frozenset(
 )
 
 
+def owners(hyperparameter: str) -> tuple[str, ...]:
+    """The names of the losses that take ``hyperparameter`` (e.g. delta), in registry order."""
+    return tuple(name for name, loss in LOSSES.items() if hyperparameter in loss.hyperparameters)
+
+
+def whose(hyperparameter: str) -> str:
+    """Whose ``hyperparameter`` is, for messages: "the svm loss's", "the svm and squared_hinge
+    losses'"."""
+    names = owners(hyperparameter)
+    return f"the {' and '.join(names)} " + ("loss's" if len(names) == 1 else "losses'")
+
+
 def predict(W: np.ndarray, X: np.ndarray) -> np.ndarray:
     """(N,) intp: the class with the highest score for each row of X (N, D), W (C, D)."""
     return np.argmax(X @ W.T, axis=1)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from svmtrain.config import Config
 from svmtrain.core.fd_error import probe_passes
 from svmtrain.core.gradcheck import GradCheck, bands_apply, check_gradient, default_tolerance
-from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
+from svmtrain.core.losses import HYPERPARAMETERS, LOSSES, whose
 from svmtrain.data.format import NUM_CLASSES
 from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import (
@@ -310,8 +310,7 @@ def run_gradcheck(
     model = dataclasses.replace(cfg.model, **{k: v for k, v in given.items() if v is not None})
     record = LOSSES[model.loss]
     for name in sorted(set(hyperparameters) - set(record.hyperparameters)):
-        owners = " and ".join(n for n, other in LOSSES.items() if name in other.hyperparameters)
-        raise ArgumentError(name, f"the {model.loss} loss has no {name} (the {owners} loss's).")
+        raise ArgumentError(name, f"the {model.loss} loss has no {name} ({whose(name)}).")
     problem = make_problem(
         cfg,
         num_examples=num_examples,
