@@ -20,8 +20,6 @@ from svmtrain.core.losses import (
     softmax_loss,
     softmax_loss_naive,
     svm_kink_gaps,
-    svm_loss,
-    svm_loss_naive,
 )
 
 LOSS_NAMES = list(LOSSES)
@@ -42,6 +40,14 @@ SVM_DATA_GRAD = np.array([[0.0, -2.5, -0.5], [0.5, 1.0, 0.5], [-0.5, 1.5, 0.0]])
 def _svm_case(reg, reg_bias, delta, loss, dW):
     return (SVM_W, SVM_X, SVM_Y, reg, reg_bias, {"delta": delta}, loss, dW)
 
+
+# The squared hinge on the SVM case: sum of squared active margins, each margin m adding 2 m x
+# to its class's row and taking it from the correct row.
+#   delta 1: (2.0^2 + 2.5^2 + 0.5^2) / 2 = 5.25;
+#            dW rows: (-9 x0 + x1) / 2, 4 x0 / 2, (5 x0 - x1) / 2
+#   delta 2: margins 3.0, 3.5 | 1.5, 0.5: (9 + 12.25 + 2.25 + 0.25) / 2 = 11.875;
+#            dW rows: (-13 x0 + 3 x1) / 2, (6 x0 + x1) / 2, (7 x0 - 4 x1) / 2
+SQUARED_HINGE_DATA_GRAD = np.array([[-3.5, -9.5, -4.0], [2.0, 4.0, 2.0], [1.5, 5.5, 2.0]])
 
 # Hand-computed softmax case: C = 3, D = 3, N = 2, W zero but for W[2, 0] = ln 2.
 #   example 0: x = (1, 0, 1), y = 2: scores (0, 0, ln 2), p = (1/4, 1/4, 1/2), loss ln 2
@@ -78,6 +84,23 @@ HAND_CASES = {
             np.array([[0.0, -2.5, -0.5], [1.5, 0.5, 1.0], [-1.5, 2.0, -0.5]]),
         ),
     },
+    "squared_hinge": {
+        "no reg": _svm_case(0.0, True, 1.0, 5.25, SQUARED_HINGE_DATA_GRAD),
+        "reg, bias free": _svm_case(
+            0.1,
+            False,
+            1.0,
+            5.25 + 0.075,
+            SQUARED_HINGE_DATA_GRAD + 0.2 * np.hstack([SVM_W[:, :2], np.zeros((3, 1))]),
+        ),
+        "delta 2": _svm_case(
+            0.0,
+            True,
+            2.0,
+            11.875,
+            np.array([[-3.5, -14.5, -5.0], [4.0, 5.5, 3.5], [-0.5, 9.0, 1.5]]),
+        ),
+    },
     "softmax": {
         "no reg": (SOFTMAX_W, SOFTMAX_X, SOFTMAX_Y, 0.0, True, {}, SOFTMAX_LOSS, SOFTMAX_GRAD),
     },
@@ -106,14 +129,28 @@ def test_softmax_is_stable_for_huge_scores():
     np.testing.assert_allclose(dW, SOFTMAX_GRAD, atol=1e-12)
 
 
-def test_svm_subgradient_is_zero_at_a_margin_of_exactly_zero():
-    # scores (1, 0), y = 0, delta 1: the margin of class 1 is exactly 0, counted as inactive.
+@pytest.mark.parametrize("name", ["svm", "squared_hinge"])
+def test_hinge_gradient_is_zero_at_a_margin_of_exactly_zero(name):
+    # scores (1, 0), y = 0, delta 1: the margin of class 1 is exactly 0, counted as inactive
+    # (svm: the subgradient taken; squared hinge: its gradient, 2 * 0, from both sides).
     W = np.array([[1.0, 0.0], [0.0, 0.0]])
     X = np.array([[1.0, 1.0]])
-    for impl in (svm_loss, svm_loss_naive):
+    for impl in (LOSSES[name].vectorised, LOSSES[name].naive):
         loss, dW = impl(W, X, np.array([0]))
         assert loss == 0.0
         assert not dW.any()
+
+
+def test_squared_hinge_is_the_hinge_squared_margin_by_margin():
+    W, X, y = _problem(seed=11)
+    scores = X @ W.T
+    rows = np.arange(len(y))
+    margins = scores - scores[rows, y][:, None] + 1.5
+    margins[rows, y] = 0
+    expected = (np.maximum(margins, 0) ** 2).sum(axis=1)
+    got = LOSSES["squared_hinge"].example_losses(scores, y, delta=1.5)
+    np.testing.assert_allclose(got, expected, rtol=1e-13)
+    assert np.all(got <= LOSSES["svm"].example_losses(scores, y, delta=1.5) ** 2 + 1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,3 +395,44 @@ def test_no_penalty_means_no_penalty_even_when_sum_w_squared_overflows(name, ver
     assert loss == pytest.approx(exact_loss, rel=1e-5)
     np.testing.assert_allclose(dW, exact_dW, rtol=1e-3, atol=1e-4 * np.abs(exact_dW).max())
     assert reg_loss(W, 0.0) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Against torch autograd, where torch is installed (not a dependency: pip install torch)
+
+
+def _torch_references():
+    """loss name -> (scores tensor (N, C), y tensor (N,), delta) -> summed data loss, written
+    with torch's own losses: MultiMarginLoss averages over the C classes (the correct one adds
+    0), so it is scaled back by C."""
+    F = pytest.importorskip("torch").nn.functional
+
+    def margin(p):
+        return lambda s, y, delta: (
+            s.shape[1] * F.multi_margin_loss(s, y, p=p, margin=delta, reduction="sum")
+        )
+
+    return {
+        "svm": margin(1),
+        "squared_hinge": margin(2),
+        "softmax": lambda s, y, delta: F.cross_entropy(s, y, reduction="sum"),
+    }
+
+
+@pytest.mark.parametrize("reg_bias", [True, False])
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_loss_and_gradient_match_torch_autograd(name, reg_bias):
+    references = _torch_references()
+    torch = pytest.importorskip("torch")
+    assert name in references, f"add a torch reference of the {name} loss"
+    W, X, y = _problem(seed=12)
+    options = {"delta": 1.5} if "delta" in LOSSES[name].hyperparameters else {}
+    loss, dW = LOSSES[name](W, X, y, 0.3, reg_bias=reg_bias, **options)
+    Wt = torch.tensor(W, requires_grad=True)
+    scores = torch.tensor(X) @ Wt.T
+    penalised = Wt if reg_bias else Wt[:, :-1]
+    data = references[name](scores, torch.tensor(y), options.get("delta", 1.0)) / len(y)
+    total = data + 0.3 * (penalised**2).sum()
+    total.backward()
+    assert loss == pytest.approx(total.item(), rel=1e-13)
+    np.testing.assert_allclose(dW, Wt.grad.numpy(), rtol=1e-11, atol=1e-13 * np.abs(dW).max())

@@ -69,6 +69,17 @@ def svm_example_losses(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0)
     return np.einsum("...j->...", _svm_hinge(scores, y, delta))
 
 
+def squared_hinge_example_losses(
+    scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
+) -> np.ndarray:
+    """Squared (L2-SVM) hinge loss of each example: sum_{j != y_i} max(0, s_j - s_{y_i} + delta)^2.
+
+    scores: (..., N, C); y: (N,). Returns (..., N) of scores' dtype.
+    """
+    hinge = _svm_hinge(scores, y, delta)
+    return np.einsum("...j,...j->...", hinge, hinge)
+
+
 def softmax_example_losses(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Cross-entropy of each example: -log softmax(s_i)[y_i].
 
@@ -78,7 +89,8 @@ def softmax_example_losses(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def svm_kink_gaps(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.ndarray:
-    """How far each score may move, either way, before a hinge of its example crosses its kink.
+    """How far each score may move, either way, before a hinge of its example crosses its kink
+    (a margin of 0, where the hinge's slope jumps, and the squared hinge's curvature).
 
     Moving s_ij (j != y_i) moves the margin s_ij - s_{y_i} + delta alone; moving s_{y_i} moves
     every margin of example i. So the gap is |margin_ij| for j != y_i, and the smallest
@@ -163,6 +175,42 @@ def svm_loss(
     return with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
 
 
+def squared_hinge_score_gradient(
+    scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
+) -> tuple[float, np.ndarray]:
+    """The mean squared-hinge data loss of ``scores`` (N, C) with labels y (N,), and its
+    gradient with respect to the scores, (N, C) of scores' dtype (see :func:`svm_score_gradient`):
+    each active margin m adds 2 m x_i to its class's row and takes it from the correct row."""
+    n = scores.shape[0]
+    hinge = _svm_hinge(scores, y, delta)
+    data_loss = float(np.vdot(hinge, hinge)) / n
+    coef = 2 * hinge
+    rows = np.arange(n)
+    coef[rows, y] = -coef.sum(axis=1)
+    coef /= n
+    return data_loss, coef
+
+
+def squared_hinge_loss(
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    reg: float = 0.0,
+    *,
+    delta: float = 1.0,
+    reg_bias: bool = True,
+) -> tuple[float, np.ndarray]:
+    """Squared hinge (L2-SVM, Weston-Watkins) loss and gradient, vectorised.
+
+    W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C); delta: the margin.
+    Returns (loss, dW (C, D) of W's dtype). Differentiable everywhere: at a margin of 0 the
+    gradient is 0 from both sides.
+    """
+    X = np.asarray(X, dtype=W.dtype)
+    data_loss, coef = squared_hinge_score_gradient(X @ W.T, y, delta=delta)
+    return with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
+
+
 def softmax_score_gradient(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """The mean cross-entropy of ``scores`` (N, C) with labels y (N,), and its gradient with
     respect to the scores, (N, C) of scores' dtype (see :func:`svm_score_gradient`)."""
@@ -237,6 +285,30 @@ def svm_loss_naive(
     return _reg_naive(loss, dW, W, reg, reg_bias)
 
 
+def squared_hinge_loss_naive(
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    reg: float = 0.0,
+    *,
+    delta: float = 1.0,
+    reg_bias: bool = True,
+) -> tuple[float, np.ndarray]:
+    """:func:`squared_hinge_loss` with explicit loops over examples and classes (the reference)."""
+    num_classes, n = W.shape[0], X.shape[0]
+    loss, dW = 0.0, np.zeros_like(W)
+    for i in range(n):
+        x = X[i].astype(W.dtype)
+        scores = [W[j] @ x for j in range(num_classes)]
+        for j in range(num_classes):
+            margin = scores[j] - scores[y[i]] + delta
+            if j != y[i] and margin > 0:
+                loss += float(margin) ** 2 / n
+                dW[j] += 2 * margin * x / n
+                dW[y[i]] -= 2 * margin * x / n
+    return _reg_naive(loss, dW, W, reg, reg_bias)
+
+
 def softmax_loss_naive(
     W: np.ndarray,
     X: np.ndarray,
@@ -280,13 +352,14 @@ class Loss:
         gradient (N, C) with respect to the scores): the vectorised loss without the products,
         for callers that compute scores their own way (training on uint8 pixels).
     hyperparameters: the names of its own keyword options besides reg and reg_bias, each a
-        ``model.<name>`` key of the config (svm: delta; softmax: none).
+        ``model.<name>`` key of the config (svm, squared_hinge: delta; softmax: none).
     kink_gaps: (scores (N, C), y (N,), **hyperparameters) -> (N, C): how far each score may
-        move before an example's loss crosses a kink (where its derivative jumps); None for a
-        loss without kinks.
+        move before an example's loss crosses a kink (where it changes from one polynomial
+        piece to the next: svm's slope jumps, squared_hinge's curvature); None for a smooth loss.
     piecewise_degree: the degree of each example's loss as a polynomial in the scores between
-        kinks (svm 1: piecewise linear), or None for a loss that is no piecewise polynomial
-        (softmax): what the finite-difference error model needs (svmtrain.core.fd_error).
+        kinks (svm 1: piecewise linear; squared_hinge 2), or None for a loss that is no
+        piecewise polynomial (softmax): what the finite-difference error model needs
+        (svmtrain.core.fd_error).
     default_steps: the finite-difference step h for a gradient check, by dtype name
         ("float64", "float32"); docs/gradcheck.md says how they were chosen.
     """
@@ -344,6 +417,17 @@ LOSSES: dict[str, Loss] = {
         kink_gaps=None,
         piecewise_degree=None,
         default_steps=MappingProxyType({"float64": 1e-6, "float32": 1e-5}),
+    ),
+    "squared_hinge": Loss(
+        name="squared_hinge",
+        vectorised=squared_hinge_loss,
+        naive=squared_hinge_loss_naive,
+        example_losses=squared_hinge_example_losses,
+        score_gradient=squared_hinge_score_gradient,
+        hyperparameters=("delta",),
+        kink_gaps=svm_kink_gaps,
+        piecewise_degree=2,
+        default_steps=MappingProxyType({"float64": 1e-5, "float32": 1e-5}),
     ),
 }
 
