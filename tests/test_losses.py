@@ -436,3 +436,18 @@ def test_loss_and_gradient_match_torch_autograd(name, reg_bias):
     total.backward()
     assert loss == pytest.approx(total.item(), rel=1e-13)
     np.testing.assert_allclose(dW, Wt.grad.numpy(), rtol=1e-11, atol=1e-13 * np.abs(dW).max())
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_the_loop_reference_is_as_overflow_safe_as_the_vectorised_loss(name):
+    """Scores in the thousands (W = N(0, 1) on pixel-scale data): softmax probabilities
+    underflow to 0, which the loop once turned into log(0) = inf (issue 19 #13)."""
+    W, X, y = _problem(seed=13)
+    W = np.random.default_rng(13).standard_normal(W.shape)
+    assert np.abs(X @ W.T).max() > 1000  # precondition: exp(-score gaps) underflows
+    loss, dW = LOSSES[name](W, X, y, 0.1)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow is harmless
+        ref_loss, ref_dW = LOSSES[name].naive(W, X, y, 0.1)
+    assert math.isfinite(loss) and math.isfinite(ref_loss)
+    assert ref_loss == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(ref_dW, dW, rtol=1e-10, atol=1e-12 * np.abs(dW).max())

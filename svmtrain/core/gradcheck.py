@@ -211,7 +211,12 @@ class GradCheck:
                 f"the largest relative error away from kinks and unresolved weights, "
                 f"{self.max_rel_error:.1e} at W[{c}, {d}], is above the tolerance {self.tol:g}"
             )
-        if self.reference is not None and self.reference_max_rel_error > self.reference_tol:
+        if self.reference is not None and not math.isfinite(self.reference_loss):
+            reasons.append(
+                f"the loop reference's loss is {self.reference_loss} (the vectorised loss "
+                f"{self.loss_value!r}): one of the two implementations overflows"
+            )
+        elif self.reference is not None and self.reference_max_rel_error > self.reference_tol:
             reasons.append(
                 f"the vectorised loss or gradient differs from the loop reference by a relative "
                 f"error of {self.reference_max_rel_error:.1e} (tolerance {self.reference_tol:g})"
@@ -384,11 +389,17 @@ def check_gradient(
     passed = bool(judged.size) and max_rel <= tol
     extra = {}
     if reference:
-        ref_loss, ref_dW = record.naive(W, X, y, **options)
+        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite result FAILs below
+            ref_loss, ref_dW = record.naive(W, X, y, **options)
         ref = ref_dW[idx].astype(np.float64)
-        ref_rel = relative_error(analytic, ref)
         ref_tol = reference_tolerance(W.dtype)
-        worst = max(float(ref_rel.max()), float(relative_error(value, ref_loss)))
+        # A reference that is not finite agrees with nothing: its error is inf, never NaN.
+        finite = math.isfinite(ref_loss) and bool(np.isfinite(ref).all())
+        with np.errstate(invalid="ignore"):
+            ref_rel = relative_error(analytic, ref)
+        worst = math.inf
+        if finite:
+            worst = max(float(ref_rel.max()), float(relative_error(value, ref_loss)))
         passed = passed and worst <= ref_tol
         extra = {
             "reference": ref,

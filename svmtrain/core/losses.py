@@ -26,6 +26,7 @@ new hyperparameter also needs its ``model.<name>`` key (default and rule) in the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -323,10 +324,11 @@ def softmax_loss_naive(
     for i in range(n):
         x = X[i].astype(W.dtype)
         scores = [float(W[j] @ x) for j in range(num_classes)]
-        top = max(scores)
-        exps = [np.exp(s - top) for s in scores]
+        top = max(scores)  # shifted by the max, as the vectorised loss, so exp never overflows
+        exps = [math.exp(s - top) for s in scores]
         total = sum(exps)
-        loss -= np.log(exps[y[i]] / total) / n
+        # -log p_y = log(total) - (s_y - top): never log(0), even where p_y underflows to 0.
+        loss += (math.log(total) - (scores[y[i]] - top)) / n
         for j in range(num_classes):
             dW[j] += (exps[j] / total - (j == y[i])) * x / n
     return _reg_naive(float(loss), dW, W, reg, reg_bias)
