@@ -307,10 +307,12 @@ def test_record_reads_its_options_from_settings(name):
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
-def test_default_steps_cover_both_dtypes(name):
+def test_default_steps_cover_both_dtypes_and_methods(name):
     record = LOSSES[name]
     for dtype in ("float64", "float32", np.float64, np.dtype("float32")):
-        assert 0 < record.default_step(dtype) < 1e-2
+        for method in ("centered", "forward"):
+            assert 0 < record.default_step(dtype, method) < 1e-2
+        assert record.default_step(dtype) == record.default_step(dtype, "centered")
 
 
 def _difference(values: list[float]) -> float:

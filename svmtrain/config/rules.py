@@ -19,7 +19,7 @@ from typing import Any, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 from svmtrain.config.sections import Config, ModelConfig
-from svmtrain.core.losses import HYPERPARAMETERS, LOSSES, owners, whose
+from svmtrain.core.losses import DTYPES, HYPERPARAMETERS, LOSSES, owners, whose
 from svmtrain.core.optim import SCHEDULES
 from svmtrain.core.scaling import SCALINGS
 from svmtrain.errors import ConfigError
@@ -78,9 +78,6 @@ def is_http_url(value: str) -> bool:
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
-
-# The dtypes W and the design matrices may have: preprocess.dtype, gradcheck --dtype.
-DTYPES = ("float32", "float64")
 
 _POSITIVE_INT = _compare(">=", 1)
 _NON_EMPTY = _Rule(lambda v: v != "", "a non-empty string")

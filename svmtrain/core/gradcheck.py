@@ -28,6 +28,11 @@ from svmtrain.core.fd_error import finite_difference_error, probe_passes, trunca
 from svmtrain.core.losses import LOSSES, LossFn
 from svmtrain.errors import ArgumentError, StepTooLarge
 
+# The exit status of ``svmtrain gradcheck`` by GradCheck.status. 2 is taken by bad arguments
+# (click's usage errors), so an inconclusive check, which is neither a pass nor a failure of
+# the code, gets 3 (as monitoring plugins' UNKNOWN).
+EXIT_STATUS = {"pass": 0, "fail": 1, "inconclusive": 3}
+
 TINY = np.finfo(np.float64).tiny  # the floor of |a| + |n|, so that 0 vs 0 is an error of 0
 
 # Default tolerance on the largest relative error away from kinks, by (dtype, method);
@@ -35,8 +40,8 @@ TINY = np.finfo(np.float64).tiny  # the floor of |a| + |n|, so that 0 vs 0 is an
 TOLERANCES: dict[tuple[str, str], float] = {
     ("float64", "centered"): 1e-7,
     ("float64", "forward"): 1e-4,
-    ("float32", "centered"): 1e-1,
-    ("float32", "forward"): 1e-1,
+    ("float32", "centered"): 3e-3,
+    ("float32", "forward"): 1e-2,
 }
 
 
@@ -73,7 +78,9 @@ def _band(max_rel: float, dtype: Any, method: str) -> str:
     if not bands_apply(dtype, method):
         why = []
         if np.dtype(dtype) != np.float64:
-            why.append(f"{np.dtype(dtype).name} rounding alone gives relative errors near 1e-2")
+            why.append(
+                f"{np.dtype(dtype).name} rounding alone gives relative errors of 1e-3 and more"
+            )
         if method != "centered":
             why.append("forward differences add an O(h) truncation error")
         return (
@@ -189,10 +196,22 @@ class GradCheck:
             f"{'; '.join(causes)}: {self.where(self.unresolved)}"
         )
 
+    @property
+    def status(self) -> str:
+        """ "pass", "fail", or "inconclusive": no weight could be judged (every one at a kink
+        or unresolved) and the loop reference, if asked for, agrees; that says nothing about
+        the gradient, right or wrong. The CLI's exit status follows (EXIT_STATUS)."""
+        if self.passed:
+            return "pass"
+        reference_failed = self.reference is not None and not (
+            self.reference_max_rel_error <= self.reference_tol
+        )
+        return "inconclusive" if math.isnan(self.max_rel_error) and not reference_failed else "fail"
+
     def verdict(self) -> str:
-        """'PASS: ...' or 'FAIL: ...', one paragraph: why, and what to change when nothing
-        could be judged."""
-        if math.isnan(self.max_rel_error):
+        """'PASS: ...', 'FAIL: ...' or 'INCONCLUSIVE: ...', one paragraph: why, and what to
+        change when nothing could be judged."""
+        if self.status == "inconclusive":
             advice = []
             if self.by_truncation.any():
                 sentence = self.truncation_advice()
@@ -200,12 +219,15 @@ class GradCheck:
             if (self.kink | (self.unresolved & ~self.by_truncation)).any():
                 advice.append("Check more weights (--checks), another --seed or another --h.")
             return (
-                "FAIL: every checked weight is at a kink or unresolved, so nothing could be "
-                "judged. " + " ".join(advice)
+                "INCONCLUSIVE: every checked weight is at a kink or unresolved, so nothing "
+                "could be judged; this is no verdict on the gradient, right or wrong. "
+                + " ".join(advice)
             )
         reasons = []
         set_aside = self.kink | self.unresolved
-        if self.max_rel_error > self.tol:
+        if math.isnan(self.max_rel_error):
+            reasons.append("no weight could be judged (every one at a kink or unresolved)")
+        elif self.max_rel_error > self.tol:
             c, d = self.coords[np.nanargmax(np.where(set_aside, np.nan, self.rel_error))]
             reasons.append(
                 f"the largest relative error away from kinks and unresolved weights, "
@@ -241,8 +263,9 @@ class GradCheck:
         notes = []
         if self.dtype == "float32":
             notes.append(
-                "float32: relative errors near 1e-2 are expected from rounding alone, so this "
-                "check proves little; use --dtype float64 to check the maths."
+                "float32: rounding alone gives relative errors of 1e-3 and more, so this check "
+                "catches a gradient wrong by about 1% (centred) or 10% (forward) but not less; "
+                "use --dtype float64 to check the maths."
             )
         if self.method == "forward":
             penalty = self.h * self.reg
@@ -278,8 +301,8 @@ class GradCheck:
         return weights
 
     def to_dict(self) -> dict:
-        """The check as a JSON-ready document (floats may be NaN): passed, verdict, band, loss,
-        reg, dtype, method, h, tol, loss_value, checked, num_kinks, num_unresolved,
+        """The check as a JSON-ready document (floats may be NaN): passed, status, verdict,
+        band, loss, reg, dtype, method, h, tol, loss_value, checked, num_kinks, num_unresolved,
         max_rel_error, median_rel_error, reference (None, or loss, max_rel_error, tol), notes
         and weights (:meth:`weight_records`)."""
         reference = None
@@ -291,6 +314,7 @@ class GradCheck:
             }
         return {
             "passed": self.passed,
+            "status": self.status,
             "verdict": self.verdict(),
             "band": self.band,
             "loss": self.loss,
@@ -357,7 +381,7 @@ def check_gradient(
     """
     check_method(method)
     record = LOSSES[loss]
-    h = record.default_step(W.dtype) if h is None else h
+    h = record.default_step(W.dtype, method) if h is None else h
     tol = default_tolerance(W.dtype, method) if tol is None else tol
     coords = np.arange(W.size) if coords is None else np.asarray(coords, dtype=np.intp)
     probed_columns(W, coords, h, method)  # a step that rounds away or overflows, first

@@ -34,6 +34,9 @@ from typing import Any
 
 import numpy as np
 
+# The dtypes W may have, in which every loss computes (preprocess.dtype, gradcheck --dtype).
+DTYPES = ("float32", "float64")
+
 # ---------------------------------------------------------------------------------------------
 # Per-example losses as functions of the scores. The vectorised losses are built on these, and
 # svmtrain.core.differences uses them to evaluate many probes of W at once from cached scores.
@@ -362,8 +365,9 @@ class Loss:
         kinks (svm 1: piecewise linear; squared_hinge 2), or None for a loss that is no
         piecewise polynomial (softmax): what the finite-difference error model needs
         (svmtrain.core.fd_error).
-    default_steps: the finite-difference step h for a gradient check, by dtype name
-        ("float64", "float32"); docs/gradcheck.md says how they were chosen.
+    default_steps: the finite-difference step h for a gradient check, by (dtype name,
+        method): ("float64" | "float32", "centered" | "forward"); docs/gradcheck.md says how
+        they were chosen.
     """
 
     name: str
@@ -374,7 +378,7 @@ class Loss:
     hyperparameters: tuple[str, ...]
     kink_gaps: Callable[..., np.ndarray] | None
     piecewise_degree: int | None
-    default_steps: Mapping[str, float]
+    default_steps: Mapping[tuple[str, str], float]
 
     def __call__(
         self, W: np.ndarray, X: np.ndarray, y: np.ndarray, reg: float = 0.0, **options: Any
@@ -392,9 +396,20 @@ class Loss:
         the keyword options to pass it besides reg and reg_bias."""
         return {name: getattr(settings, name) for name in self.hyperparameters}
 
-    def default_step(self, dtype: Any) -> float:
-        """The finite-difference step h for checking this loss's gradient in ``dtype``."""
-        return self.default_steps[np.dtype(dtype).name]
+    def default_step(self, dtype: Any, method: str = "centered") -> float:
+        """The finite-difference step h for checking this loss's gradient in ``dtype`` with
+        ``method`` ("centered" or "forward")."""
+        return self.default_steps[(np.dtype(dtype).name, method)]
+
+
+def _steps(
+    centered: tuple[float, float], forward: tuple[float, float]
+) -> Mapping[tuple[str, str], float]:
+    """Default steps by (dtype, method), from (float64, float32) pairs per method."""
+    pairs = {"centered": centered, "forward": forward}
+    return MappingProxyType(
+        {(d, m): pair[d == "float32"] for m, pair in pairs.items() for d in ("float64", "float32")}
+    )
 
 
 LOSSES: dict[str, Loss] = {
@@ -407,7 +422,7 @@ LOSSES: dict[str, Loss] = {
         hyperparameters=("delta",),
         kink_gaps=svm_kink_gaps,
         piecewise_degree=1,
-        default_steps=MappingProxyType({"float64": 1e-5, "float32": 1e-5}),
+        default_steps=_steps(centered=(1e-5, 1e-5), forward=(1e-9, 1e-5)),
     ),
     "softmax": Loss(
         name="softmax",
@@ -418,7 +433,7 @@ LOSSES: dict[str, Loss] = {
         hyperparameters=(),
         kink_gaps=None,
         piecewise_degree=None,
-        default_steps=MappingProxyType({"float64": 1e-6, "float32": 1e-5}),
+        default_steps=_steps(centered=(1e-6, 1e-5), forward=(1e-9, 1e-5)),
     ),
     "squared_hinge": Loss(
         name="squared_hinge",
@@ -429,7 +444,7 @@ LOSSES: dict[str, Loss] = {
         hyperparameters=("delta",),
         kink_gaps=svm_kink_gaps,
         piecewise_degree=2,
-        default_steps=MappingProxyType({"float64": 1e-5, "float32": 1e-5}),
+        default_steps=_steps(centered=(1e-5, 1e-5), forward=(1e-9, 1e-5)),
     ),
 }
 

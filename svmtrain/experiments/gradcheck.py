@@ -165,7 +165,7 @@ class GradCheckRun:
         """The JSON document of ``svmtrain gradcheck --json``: the check's own document
         (:meth:`GradCheck.to_dict`) with the settings and seconds after its verdict and band."""
         check = self.result.to_dict()
-        head = {key: check.pop(key) for key in ("passed", "verdict", "band")}
+        head = {key: check.pop(key) for key in ("passed", "status", "verdict", "band")}
         return {**head, **self.settings, "seconds": self.seconds, **check}
 
     def _table(self, rows: int) -> str:
