@@ -1207,6 +1207,20 @@ GRADCHECK = [
         issue="14.10",
     ),
     Fault(
+        "gradcheck-forward-with-the-built-in-defaults",
+        "gradcheck --synthetic --method forward",
+        0,
+        ("forward differences with h=1e-09", "PASS"),
+        issue="20",
+    ),
+    Fault(
+        "gradcheck-nothing-can-be-judged",
+        "gradcheck --synthetic --tol 1e-300",
+        3,
+        ("INCONCLUSIVE: every checked weight is at a kink or unresolved", "no verdict"),
+        issue="20",
+    ),
+    Fault(
         "gradcheck-softmax-reference-where-a-probability-underflows",
         "gradcheck --synthetic --loss softmax --reference --weight-scale 1",
         0,
