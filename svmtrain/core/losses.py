@@ -142,22 +142,48 @@ def with_reg(
 # Vectorised losses
 
 
-def svm_score_gradient(
-    scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
+def _hinge_score_gradient(
+    scores: np.ndarray, y: np.ndarray, delta: float, *, squared: bool
 ) -> tuple[float, np.ndarray]:
-    """The mean multiclass SVM data loss of ``scores`` (N, C) with labels y (N,), and its
+    """The mean (squared) hinge data loss of ``scores`` (N, C) with labels y (N,), and its
     gradient with respect to the scores, (N, C) of scores' dtype: the coefficients with which
-    the examples' features make dW (dW = coef.T @ X). At a margin of exactly 0 the
-    subgradient taken is 0."""
+    the examples' features make dW (dW = coef.T @ X). Each active margin m adds its slope (1,
+    or 2 m squared) times x_i to its class's row and takes it from the correct row; at a margin
+    of exactly 0 the slope taken is 0."""
     n = scores.shape[0]
     hinge = _svm_hinge(scores, y, delta)
-    data_loss = float(hinge.sum()) / n
-    # Each violated margin adds x_i to its class's row and takes x_i from the correct row.
-    coef = (hinge > 0).astype(scores.dtype)
+    if squared:
+        data_loss, coef = float(np.vdot(hinge, hinge)) / n, 2 * hinge
+    else:
+        data_loss, coef = float(hinge.sum()) / n, (hinge > 0).astype(scores.dtype)
     rows = np.arange(n)
     coef[rows, y] = -coef.sum(axis=1)
     coef /= n
     return data_loss, coef
+
+
+def _linear(
+    score_gradient: Callable[..., tuple[float, np.ndarray]],
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    reg: float,
+    reg_bias: bool,
+    **hyperparameters: float,
+) -> tuple[float, np.ndarray]:
+    """(loss, dW (C, D) of W's dtype) of a linear model W (C, D) on X (N, D), cast to W's
+    dtype, from the loss's ``score_gradient`` of the scores X @ W.T, plus the L2 term."""
+    X = np.asarray(X, dtype=W.dtype)
+    data_loss, coef = score_gradient(X @ W.T, y, **hyperparameters)
+    return with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
+
+
+def svm_score_gradient(
+    scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
+) -> tuple[float, np.ndarray]:
+    """The mean multiclass SVM data loss of ``scores`` (N, C) with labels y (N,), and its
+    gradient with respect to the scores, (N, C) (:func:`_hinge_score_gradient`)."""
+    return _hinge_score_gradient(scores, y, delta, squared=False)
 
 
 def svm_loss(
@@ -174,25 +200,15 @@ def svm_loss(
     W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C); delta: the margin.
     Returns (loss, dW (C, D) of W's dtype). At a margin of exactly 0 the subgradient taken is 0.
     """
-    X = np.asarray(X, dtype=W.dtype)
-    data_loss, coef = svm_score_gradient(X @ W.T, y, delta=delta)
-    return with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
+    return _linear(svm_score_gradient, W, X, y, reg, reg_bias, delta=delta)
 
 
 def squared_hinge_score_gradient(
     scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
 ) -> tuple[float, np.ndarray]:
     """The mean squared-hinge data loss of ``scores`` (N, C) with labels y (N,), and its
-    gradient with respect to the scores, (N, C) of scores' dtype (see :func:`svm_score_gradient`):
-    each active margin m adds 2 m x_i to its class's row and takes it from the correct row."""
-    n = scores.shape[0]
-    hinge = _svm_hinge(scores, y, delta)
-    data_loss = float(np.vdot(hinge, hinge)) / n
-    coef = 2 * hinge
-    rows = np.arange(n)
-    coef[rows, y] = -coef.sum(axis=1)
-    coef /= n
-    return data_loss, coef
+    gradient with respect to the scores, (N, C) (:func:`_hinge_score_gradient`)."""
+    return _hinge_score_gradient(scores, y, delta, squared=True)
 
 
 def squared_hinge_loss(
@@ -210,9 +226,7 @@ def squared_hinge_loss(
     Returns (loss, dW (C, D) of W's dtype). Differentiable everywhere: at a margin of 0 the
     gradient is 0 from both sides.
     """
-    X = np.asarray(X, dtype=W.dtype)
-    data_loss, coef = squared_hinge_score_gradient(X @ W.T, y, delta=delta)
-    return with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
+    return _linear(squared_hinge_score_gradient, W, X, y, reg, reg_bias, delta=delta)
 
 
 def softmax_score_gradient(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -241,9 +255,7 @@ def softmax_loss(
     W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C).
     Returns (loss, dW (C, D) of W's dtype).
     """
-    X = np.asarray(X, dtype=W.dtype)
-    data_loss, coef = softmax_score_gradient(X @ W.T, y)
-    return with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
+    return _linear(softmax_score_gradient, W, X, y, reg, reg_bias)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,16 +275,17 @@ def _reg_naive(
     return loss, dW
 
 
-def svm_loss_naive(
+def _hinge_loss_naive(
     W: np.ndarray,
     X: np.ndarray,
     y: np.ndarray,
-    reg: float = 0.0,
+    reg: float,
+    delta: float,
+    reg_bias: bool,
     *,
-    delta: float = 1.0,
-    reg_bias: bool = True,
+    squared: bool,
 ) -> tuple[float, np.ndarray]:
-    """:func:`svm_loss` with explicit loops over examples and classes (the reference)."""
+    """The (squared) hinge loss and gradient, one example and one margin at a time."""
     num_classes, n = W.shape[0], X.shape[0]
     loss, dW = 0.0, np.zeros_like(W)
     for i in range(n):
@@ -283,10 +296,24 @@ def svm_loss_naive(
                 continue
             margin = scores[j] - scores[y[i]] + delta
             if margin > 0:
-                loss += float(margin) / n
-                dW[j] += x / n
-                dW[y[i]] -= x / n
+                loss += (float(margin) ** 2 if squared else float(margin)) / n
+                slope = 2 * margin if squared else 1
+                dW[j] += slope * x / n
+                dW[y[i]] -= slope * x / n
     return _reg_naive(loss, dW, W, reg, reg_bias)
+
+
+def svm_loss_naive(
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    reg: float = 0.0,
+    *,
+    delta: float = 1.0,
+    reg_bias: bool = True,
+) -> tuple[float, np.ndarray]:
+    """:func:`svm_loss` with explicit loops over examples and classes (the reference)."""
+    return _hinge_loss_naive(W, X, y, reg, delta, reg_bias, squared=False)
 
 
 def squared_hinge_loss_naive(
@@ -299,18 +326,7 @@ def squared_hinge_loss_naive(
     reg_bias: bool = True,
 ) -> tuple[float, np.ndarray]:
     """:func:`squared_hinge_loss` with explicit loops over examples and classes (the reference)."""
-    num_classes, n = W.shape[0], X.shape[0]
-    loss, dW = 0.0, np.zeros_like(W)
-    for i in range(n):
-        x = X[i].astype(W.dtype)
-        scores = [W[j] @ x for j in range(num_classes)]
-        for j in range(num_classes):
-            margin = scores[j] - scores[y[i]] + delta
-            if j != y[i] and margin > 0:
-                loss += float(margin) ** 2 / n
-                dW[j] += 2 * margin * x / n
-                dW[y[i]] -= 2 * margin * x / n
-    return _reg_naive(loss, dW, W, reg, reg_bias)
+    return _hinge_loss_naive(W, X, y, reg, delta, reg_bias, squared=True)
 
 
 def softmax_loss_naive(
