@@ -19,11 +19,12 @@ from svmtrain.config import (
     TrainConfig,
     config_from_dict,
     config_to_dict,
+    keys,
     load_config,
     save_config,
     validate,
 )
-from svmtrain.config.rules import KEY_TYPES, RULES
+from svmtrain.config.rules import KEYS
 from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.errors import ConfigError, SvmtrainError
 
@@ -646,14 +647,36 @@ def test_validate_rejects_programmatic_bad_value():
         validate(Config(train=TrainConfig(batch_size=True)))
 
 
-def test_every_key_has_exactly_one_rule():
-    keys = {
-        f"{section.name}.{f.name}"
-        for section in dataclasses.fields(Config)
-        for f in dataclasses.fields(getattr(Config(), section.name))
-    }
-    assert set(RULES) == keys
-    assert set(KEY_TYPES) == keys
+def _declared(cls, prefix=""):
+    """Every key declared under ``cls`` as "section.key", read from the dataclasses alone."""
+    found = {}
+    for f in dataclasses.fields(cls):
+        kind = keys.keys_of(cls)[f.name][0]
+        found |= (
+            _declared(kind, f"{prefix}{f.name}.")
+            if keys.is_settings(kind)
+            else {f"{prefix}{f.name}": f}
+        )
+    return found
+
+
+def test_every_key_has_a_rule_and_a_doc_and_the_rules_name_only_real_keys():
+    declared = _declared(Config)
+    assert set(KEYS) == set(declared)  # no key without a rule, no rule without a key
+    assert "features.kmeans.num_centroids" in KEYS and "train.seed" in KEYS
+    for path, f in declared.items():
+        assert isinstance(f.metadata["rule"], keys.Rule), path
+        assert f.metadata["doc"] and "\n" not in f.metadata["doc"], path
+        assert KEYS[path][2] is f.metadata["rule"]
+
+
+def test_a_key_declared_without_a_rule_cannot_be_defined():
+    with pytest.raises(TypeError, match=r"Broken.plain is not declared with key\(\)"):
+
+        @keys.settings
+        class Broken:
+            ok: int = keys.key(1, keys.Rule(), "fine")
+            plain: int = 2
 
 
 def test_defaults_are_valid():

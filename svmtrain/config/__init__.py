@@ -1,7 +1,8 @@
 """The run configuration: typed sections with defaults, validated, read from and written to YAML.
 
-    sections.py  the dataclasses: every key, its type and its default (the built-in "notes")
-    rules.py     what each key accepts; validate()
+    keys.py      the vocabulary keys are declared in (key(), rules), and check_settings()
+    sections.py  the dataclasses: every key, its type, default, rule and doc (the "notes")
+    rules.py     validate(): every key, then the rules between keys
     yamltext.py  YAML in and out
     loading.py   load_config (a file and --set overrides), save_config, dict and YAML forms
     shipped.py   the configs shipped inside the package, by name ("default", "quick", ...)
@@ -17,11 +18,14 @@ from svmtrain.config.loading import (
     load_config,
     save_config,
 )
-from svmtrain.config.rules import DTYPES, key_type, validate
+from svmtrain.config.rules import key_type, validate
 from svmtrain.config.sections import (
+    DTYPES,
     Config,
     DataConfig,
     FeaturesConfig,
+    HogColorSettings,
+    KMeansSettings,
     ModelConfig,
     OptimConfig,
     OutputConfig,
@@ -36,6 +40,8 @@ __all__ = [
     "Config",
     "DataConfig",
     "FeaturesConfig",
+    "HogColorSettings",
+    "KMeansSettings",
     "ModelConfig",
     "OptimConfig",
     "OutputConfig",

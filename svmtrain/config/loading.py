@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from svmtrain import __version__
-from svmtrain.config.rules import KEY_TYPES, SECTIONS, check_key, check_keys, validate
+from svmtrain.config.keys import check_name, check_names, check_settings, is_settings, keys_of
+from svmtrain.config.rules import SECTIONS, check_key, validate
 from svmtrain.config.sections import Config
 from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.config.yamltext import dump_yaml, parse_yaml
@@ -55,9 +56,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
 
 def config_from_dict(d: Mapping) -> Config:
     """Build and validate a Config from ``{section: {key: value}}``; missing keys keep defaults."""
-    check_keys(d, "")
-    sections = {name: cls(**(d.get(name) or {})) for name, cls in SECTIONS.items()}
-    return validate(Config(**sections))
+    return validate(check_settings(Config, d))
 
 
 def config_to_dict(cfg: Config) -> dict:
@@ -73,7 +72,7 @@ def config_to_yaml(cfg: Config) -> str:
 def config_from_yaml(text: str, where: str) -> Config:
     """The Config in YAML ``text`` (e.g. stored in a weights file); ``where`` names it in errors."""
     raw = parse_yaml(text, where) or {}
-    check_keys(raw, f"{where}: ")
+    check_names(Config, raw, where=f"{where}: ")
     return config_from_dict(raw)
 
 
@@ -103,7 +102,7 @@ def _read_config(path: str | os.PathLike) -> tuple[dict, str]:
             "change in it (svmtrain configs show default prints a full config to start from), "
             "or use -c notes for the built-in defaults."
         )
-    check_keys(raw, f"{where}: ")
+    check_names(Config, raw, where=f"{where}: ")
     return raw, name
 
 
@@ -146,6 +145,9 @@ def _parse_override(item: str) -> tuple[str, str, str | None, Any]:
     section, key, setting = (*parts, None)[:3]
     where = f"--set {item!r}: "
     check_key(section, key, where)
-    if setting is not None and KEY_TYPES[f"{section}.{key}"][0] is not dict:
+    kind = keys_of(SECTIONS[section])[key][0]
+    if setting is not None and not is_settings(kind):
         raise malformed
+    if setting is not None:
+        check_name(setting, keys_of(kind), f"a key of {section}.{key}", where)
     return section, key, setting, parse_yaml(text, f"--set {item!r}")
