@@ -33,7 +33,7 @@ from svmtrain.config.sections import (
     ScheduleConfig,
     TrainConfig,
 )
-from svmtrain.config.shipped import copy_shipped, shipped_names, shipped_text
+from svmtrain.config.shipped import shipped_names, shipped_text
 
 __all__ = [
     "DTYPES",
@@ -52,7 +52,6 @@ __all__ = [
     "config_from_yaml",
     "config_to_dict",
     "config_to_yaml",
-    "copy_shipped",
     "key_type",
     "load_config",
     "save_config",

@@ -19,7 +19,7 @@ from svmtrain.config.keys import check_name, check_names, check_settings, is_set
 from svmtrain.config.rules import SECTIONS, check_key, validate
 from svmtrain.config.sections import Config
 from svmtrain.config.shipped import shipped_names, shipped_text
-from svmtrain.config.yamltext import dump_yaml, parse_yaml
+from svmtrain.config.yamltext import dump_yaml, explained_yaml, parse_yaml
 from svmtrain.errors import ConfigError
 from svmtrain.fileio import atomic_write
 
@@ -38,9 +38,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     raw: dict = {}
     if path is not None:
         raw, name = _read_config(path)
-        output = raw.get("output") or {}
-        if "name" not in output:
-            raw["output"] = {**output, "name": name}
+        raw["output"] = {"name": name, **(raw.get("output") or {})}
     for item in overrides:
         section, key, setting, value = _parse_override(item)
         if raw.get(section) is None:
@@ -77,8 +75,9 @@ def config_from_yaml(text: str, where: str) -> Config:
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    """Write ``cfg`` as commented YAML, atomically; :func:`load_config` reads back an equal one."""
-    text = config_to_yaml(cfg)
+    """Write ``cfg`` as YAML with every key explained, atomically; :func:`load_config` reads
+    back an equal one."""
+    text = explained_yaml(validate(cfg))
     header = (
         f"# Resolved svmtrain {__version__} config: every key, with defaults filled in.\n"
         "# Pass it to --config to run again with exactly these settings.\n"
@@ -92,9 +91,12 @@ def _read_config(path: str | os.PathLike) -> tuple[dict, str]:
     no such file exists, and the config's name (the file's stem, or the shipped name)."""
     where = os.fspath(path)
     if not os.path.exists(where) and where in shipped_names():
-        text, name = shipped_text(where), where
-    else:
-        text, name = _read_file(where), Path(where).stem
+        return _sections(shipped_text(where), where), where
+    return _sections(_read_file(where), where), Path(where).stem
+
+
+def _sections(text: str, where: str) -> dict:
+    """The sections in config ``text`` (from ``where``), their names checked."""
     raw = parse_yaml(text, where)
     if raw is None:  # likely a mistake (a truncated file, the wrong one): not silently defaults
         raise ConfigError(
@@ -103,7 +105,15 @@ def _read_config(path: str | os.PathLike) -> tuple[dict, str]:
             "or use -c notes for the built-in defaults."
         )
     check_names(Config, raw, where=f"{where}: ")
-    return raw, name
+    return raw
+
+
+def shipped_config(name: str) -> Config:
+    """The shipped config ``name`` resolved (a file of that name in the working directory
+    aside); ConfigError listing the names if there is none."""
+    raw = _sections(shipped_text(name), name)
+    raw["output"] = {"name": name, **(raw.get("output") or {})}
+    return config_from_dict(raw)
 
 
 def _read_file(path: str) -> str:

@@ -66,9 +66,9 @@ class PreprocessConfig:
     scaling: str = key(
         "none",
         one_of(*SCALINGS),
-        "none | unit (divide by 255) | standardize (per-pixel std of training)",
+        "unit: / 255; standardize: / per-pixel std of training",
     )
-    dtype: str = key("float32", one_of(*DTYPES), "float32 | float64")
+    dtype: str = key("float32", one_of(*DTYPES), "of the design matrices and W")
 
 
 @settings
@@ -128,20 +128,25 @@ class FeaturesConfig:
     name: str = key(
         "pixels",
         NON_EMPTY,
-        "pixels (W is 10 x 3073) | kmeans | hog_color: what the linear model sees",
+        "pixels (W is 10 x 3073), or the name of a feature extractor: kmeans, hog_color",
     )
     kmeans: KMeansSettings = section(
         KMeansSettings,
-        "Coates, Lee & Ng (2011): whitened patches, k-means, triangle activation, pooling",
+        "k-means features (Coates, Lee & Ng 2011), if features.name is kmeans",
     )
     hog_color: HogColorSettings = section(
-        HogColorSettings, "CS231n assignment 1: HOG of the grey image and a hue histogram"
+        HogColorSettings,
+        "HOG and hue histogram (CS231n assignment 1), if features.name is hog_color",
     )
 
 
 @settings
 class ModelConfig:
-    loss: str = key("svm", one_of(*LOSSES), "svm (multiclass hinge) | softmax (cross-entropy)")
+    loss: str = key(
+        "svm",
+        one_of(*LOSSES),
+        "svm: multiclass hinge; softmax: cross-entropy",
+    )
     delta: float = key(1.0, compare(">", 0), "SVM margin (unused by softmax)")
     reg: float = key(2.5e4, compare(">=", 0), "L2 strength: loss += reg * sum(W * W)")
     reg_bias: bool = key(True, BOOL, "whether the bias column is regularised too")
@@ -157,7 +162,7 @@ class OptimConfig:
 
 @settings
 class ScheduleConfig:
-    name: str = key("constant", one_of(*SCHEDULES), "constant | step | exponential | cosine")
+    name: str = key("constant", one_of(*SCHEDULES), "the learning rate over the epochs")
     step_epochs: int = key(
         10, POSITIVE_INT, "step: multiply the learning rate by gamma every step_epochs epochs"
     )
@@ -175,7 +180,7 @@ class TrainConfig:
     sampling: str = key(
         "shuffle",
         one_of("shuffle", "replacement"),
-        "shuffle (a permutation each epoch) | replacement",
+        "a permutation each epoch, or batches drawn at random",
     )
     seed: int = key(0, compare(">=", 0), "seeds init, shuffling and the train-accuracy sample")
     early_stopping: bool = key(
@@ -198,7 +203,7 @@ class OutputConfig:
     name: str = key(
         "notes",
         Rule(lambda v: v != "" and "/" not in v, "a non-empty string without '/'"),
-        "the run's name in its directory name; a config file that sets none takes its file's name",
+        "the run's name (a config file that sets none: its file's name)",
     )
 
 
@@ -206,7 +211,7 @@ class OutputConfig:
 class Config:
     data: DataConfig = section(DataConfig, "the CIFAR-10 archive and the splits")
     preprocess: PreprocessConfig = section(PreprocessConfig, "what is done to the pixels")
-    features: FeaturesConfig = section(FeaturesConfig, "what the linear model sees")
+    features: FeaturesConfig = section(FeaturesConfig, "the inputs of the linear model")
     model: ModelConfig = section(ModelConfig, "the loss and its regularisation")
     optim: OptimConfig = section(OptimConfig, "the optimiser")
     schedule: ScheduleConfig = section(ScheduleConfig, "the learning-rate schedule")

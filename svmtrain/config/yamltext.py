@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from svmtrain.config.keys import is_settings, keys_of
 from svmtrain.errors import ConfigError
 
 
@@ -92,3 +93,28 @@ def dump_yaml(data: Any) -> str:
     """``data`` (plain values) as YAML text, in the order given, that :func:`parse_yaml` reads
     back as equal."""
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False)
+
+
+def explained_yaml(settings: Any, indent: str = "") -> str:
+    """The settings dataclass ``settings`` (e.g. a Config) as YAML, every key on a line of its
+    own with what it means beside it (the doc it is declared with, after the choices if it
+    has a list of them), nested settings indented
+    below their key, a blank line between top-level sections. :func:`parse_yaml` reads it back
+    as the same values."""
+    lines: list[tuple[str, str | None]] = []  # (YAML, its comment)
+    for name, (kind, _, f) in keys_of(type(settings)).items():
+        value = getattr(settings, name)
+        if is_settings(kind):
+            lines.append((f"{indent}{name}:", f.metadata["doc"]))
+            lines.append((explained_yaml(value, indent + "  ").rstrip("\n"), None))
+            if not indent:
+                lines.append(("", None))
+        else:
+            choices = f.metadata["rule"].choices
+            doc = f"{' | '.join(choices)}: {f.metadata['doc']}" if choices else f.metadata["doc"]
+            lines.append((indent + dump_yaml({name: value}).rstrip("\n"), doc))
+    width = max(len(text) for text, doc in lines if doc is not None)
+    text = "\n".join(
+        line if doc is None else f"{line.ljust(width)}  # {doc}" for line, doc in lines
+    )
+    return text.rstrip("\n") + "\n"
