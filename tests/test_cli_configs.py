@@ -276,8 +276,14 @@ def test_a_local_file_named_like_a_shipped_config_wins_with_a_note(tmp_path, mon
 
 
 def test_an_empty_config_file_is_refused_not_run_as_the_defaults(tmp_path):
-    result = CliRunner().invoke(main, ["fit", "-c", "/dev/null", "--out", str(tmp_path / "run")])
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    result = CliRunner().invoke(main, ["fit", "-c", str(empty), "--out", str(tmp_path / "run")])
     assert result.exit_code == 1
-    assert "/dev/null holds no settings" in result.output
+    assert f"{empty} holds no settings" in result.output
     assert "-c notes" in result.output
     assert not (tmp_path / "run").exists()
+    # /dev/null reads as empty too, but a device is no config file (/dev/zero never ends)
+    result = CliRunner().invoke(main, ["fit", "-c", "/dev/null", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert "Config file /dev/null is not a regular file (it is a device)" in result.output

@@ -24,6 +24,7 @@ from svmtrain.config import (
     save_config,
     validate,
 )
+from svmtrain.config.loading import MAX_CONFIG_BYTES
 from svmtrain.config.rules import KEYS
 from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.errors import ConfigError, SvmtrainError
@@ -500,8 +501,29 @@ def test_missing_file_names_the_path_and_the_shipped_configs(tmp_path, file, hin
 
 
 def test_directory_is_not_a_file(tmp_path):
-    with pytest.raises(ConfigError, match=f"^Cannot read config file {tmp_path}: "):
+    with pytest.raises(ConfigError) as caught:
         load_config(tmp_path)
+    assert str(caught.value).startswith(
+        f"Config file {tmp_path} is not a regular file (it is a directory); pass the path of a "
+        "YAML file or the name of a shipped config"
+    )
+
+
+def test_a_config_of_at_most_the_bound_is_read_and_one_byte_more_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    text = "train:\n  epochs: 2\n"
+    path.write_text(text + "#" * (MAX_CONFIG_BYTES - len(text) - 1) + "\n")
+    assert load_config(path).train.epochs == 2
+    path.write_text(text + "#" * (MAX_CONFIG_BYTES - len(text)) + "\n")
+    with pytest.raises(ConfigError, match=r"is 1\.0 MB; a config is a few KB"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("depth", [1, 30])
+def test_values_nested_within_the_bound_are_read(depth):
+    nested = "[" * depth + "1" + "]" * depth
+    with pytest.raises(ConfigError, match=r"^train\.seed must be an int >= 0\. Got \["):
+        load_config(None, [f"train.seed={nested}"])
 
 
 def test_not_utf8(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,10 +117,37 @@ def shipped_config(name: str) -> Config:
     return config_from_dict(raw)
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few KB; more is not one (or not the file meant)
+_NOT_REGULAR = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
+
+
 def _read_file(path: str) -> str:
+    """The text of config file ``path``: a regular file of at most MAX_CONFIG_BYTES, UTF-8.
+
+    A pipe or a device is refused before it is opened (reading one may never end)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _NOT_REGULAR.get(stat.S_IFMT(info.st_mode), "not a file")
+            raise ConfigError(
+                f"Config file {path} is not a regular file (it is {kind}); pass the path of a "
+                "YAML file or the name of a shipped config (svmtrain configs list)."
+            )
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            size = max(info.st_size, len(data))
+            raise ConfigError(
+                f"Config file {path} is {size / 1e6:.1f} MB; a config is a few KB (at most "
+                f"{MAX_CONFIG_BYTES / 1e6:.0f} MB is read): is it the file you meant?"
+            )
+        return data.decode("utf-8")
     except FileNotFoundError:
         names = shipped_names()
         close = difflib.get_close_matches(Path(path).stem, names, n=1)
@@ -141,23 +169,24 @@ def _parse_override(item: str) -> tuple[str, str, str | None, Any]:
     """Split an override "section.key=value" into section, key, None and the value read as
     YAML; "section.key.setting=value" (a key that is a mapping, e.g. features.kmeans) gives
     the setting's name third."""
+    shown = repr(item if len(item) <= 80 else item[:60] + "...")  # a value may be huge
     path, sep, text = item.partition("=")
     if not sep:
         raise ConfigError(
-            f"--set {item!r}: expected section.key=value, e.g. --set optim.learning_rate=1e-3."
+            f"--set {shown}: expected section.key=value, e.g. --set optim.learning_rate=1e-3."
         )
     parts = path.strip().split(".")
     malformed = ConfigError(
-        f"--set {item!r}: the key must be section.key, e.g. train.epochs. Got {path!r}."
+        f"--set {shown}: the key must be section.key, e.g. train.epochs. Got {path!r}."
     )
     if len(parts) not in (2, 3) or "" in parts:  # three: a setting of a mapping key
         raise malformed
     section, key, setting = (*parts, None)[:3]
-    where = f"--set {item!r}: "
+    where = f"--set {shown}: "
     check_key(section, key, where)
     kind = keys_of(SECTIONS[section])[key][0]
     if setting is not None and not is_settings(kind):
         raise malformed
     if setting is not None:
         check_name(setting, keys_of(kind), f"a key of {section}.{key}", where)
-    return section, key, setting, parse_yaml(text, f"--set {item!r}")
+    return section, key, setting, parse_yaml(text, f"--set {shown}")

@@ -41,7 +41,7 @@ from svmtrain.data.format import (
 )
 from svmtrain.data.source import ENV_DIR, Source
 from svmtrain.errors import DataError, Notice
-from svmtrain.fileio import atomic_write, fsync_path
+from svmtrain.fileio import atomic_write, fsync_path, loads_json
 
 PART_NAME = ARCHIVE_NAME + ".part"
 STAMP_NAME = ARCHIVE_NAME + ".json"
@@ -174,7 +174,7 @@ def _stat_key(path: Path) -> list[int]:
 def _recorded_stamp(root: Path) -> Stamp | None:
     """The stamp file's contents, whatever archive is in place now; None if absent or bad."""
     try:
-        stamp = Stamp(**json.loads((root / STAMP_NAME).read_text()))
+        stamp = Stamp(**loads_json((root / STAMP_NAME).read_text()))
     except (OSError, ValueError, TypeError):
         return None
     # Stamps are written in lower case; any other is not ours.
@@ -304,7 +304,7 @@ def load_parsed(root: Path, stamp: Stamp) -> CIFAR10:
     """Memory-map the parsed cache of ``stamp``'s archive; OSError or ValueError if it is
     missing or not what we wrote."""
     directory = root / PARSED_DIR / stamp.sha256
-    meta = json.loads((directory / "meta.json").read_text())
+    meta = loads_json((directory / "meta.json").read_text())
     arrays = {
         name: np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False)
         for name in _ARRAYS

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from svmtrain.errors import DataError
 from svmtrain.features import make_extractor
 from svmtrain.features.base import Extractor
-from svmtrain.fileio import fsync_path
+from svmtrain.fileio import fsync_path, loads_json
 
 FEATURES_DIR = "features"
 FORMAT = 1  # bump when the files' layout or an extractor's numbers change
@@ -203,7 +203,7 @@ def feature_moments(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def open_cache(path: Path) -> FeatureCache:
     """A finished cache directory, memory-mapped; DataError if any part is missing or damaged."""
     try:
-        meta = json.loads((path / "meta.json").read_text())
+        meta = loads_json((path / "meta.json").read_text())
         with np.load(path / "state.npz", allow_pickle=False) as state:
             extractor = type(make_extractor(meta["extractor"], meta["settings"])).from_state(
                 meta["settings"], dict(state)
@@ -243,7 +243,7 @@ def list_caches(data_dir: Path) -> list[dict]:
             continue
         entry = {"path": str(path), "bytes": _size(path), "finished": _is_finished(path)}
         if entry["finished"]:
-            entry["meta"] = json.loads((path / "meta.json").read_text())
+            entry["meta"] = loads_json((path / "meta.json").read_text())
         else:
             entry["building"] = _owner_alive(path)
         found.append(entry)
