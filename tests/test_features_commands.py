@@ -14,7 +14,7 @@ from conftest import cached_tiny_run_data
 from svmtrain.cli import main
 from svmtrain.config import HogColorSettings, KMeansSettings, load_config
 from svmtrain.errors import ConfigError, WeightsError
-from svmtrain.features import check_settings, make_extractor
+from svmtrain.features import check_feature_name, make_extractor
 from svmtrain.io import runs
 from svmtrain.model import LinearModel
 
@@ -237,7 +237,7 @@ def test_config_settings_of_extractors(tmp_path):
             load_config(None, bad)
         assert str(caught.value).startswith(message)
     with pytest.raises(ConfigError, match=r"features\.name must be one of pixels, kmeans, hog"):
-        check_settings(load_config(None, ["features.name=sift"]).features)
+        check_feature_name(load_config(None, ["features.name=sift"]).features)
 
 
 def test_a_weights_file_whose_extractor_is_damaged_is_refused(data_args, tmp_path):

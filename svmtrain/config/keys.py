@@ -81,7 +81,6 @@ def is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-ANY = Rule()
 POSITIVE_INT = compare(">=", 1)
 NON_EMPTY = Rule(lambda v: v != "", "a non-empty string")
 BOOL = Rule(wording="true or false")

@@ -29,45 +29,27 @@ from svmtrain.core.scaling import SCALINGS
 SIDE = 32  # CIFAR-10 images are SIDE x SIDE pixels, 3 colour planes
 DTYPES = ("float32", "float64")  # of W and the design matrices: preprocess.dtype, gradcheck
 _SIDE_INT = between(1, SIDE, "[]")
+URL = Rule(is_http_url, "an http:// or https:// URL")
+RUN_NAME = Rule(lambda v: v != "" and "/" not in v, "a non-empty string without '/'")
+SAMPLINGS = one_of("shuffle", "replacement")
+SHA256 = hex_digest("sha256")
 
 
 @settings
 class DataConfig:
-    dir: str | None = key(
-        None, NON_EMPTY, "dataset cache; null: $SVMTRAIN_DATA_DIR, else $XDG_CACHE_HOME/svmtrain"
-    )
-    url: str | None = key(
-        None,
-        Rule(is_http_url, "an http:// or https:// URL"),
-        "archive URL; null: $SVMTRAIN_DATA_URL, else the official CIFAR-10 binary",
-    )
-    sha256: str | None = key(
-        None,
-        hex_digest("sha256"),
-        "expected archive digest; null: $SVMTRAIN_DATA_SHA256, else the official one",
-    )
+    dir: str | None = key(None, NON_EMPTY, "null: $SVMTRAIN_DATA_DIR or $XDG_CACHE_HOME/svmtrain")
+    url: str | None = key(None, URL, "archive URL; null: $SVMTRAIN_DATA_URL, else the official one")
+    sha256: str | None = key(None, SHA256, "null: $SVMTRAIN_DATA_SHA256, else the official one")
     md5: str | None = key(None, hex_digest("md5"), "optional extra check; null: $SVMTRAIN_DATA_MD5")
-    val_size: int = key(
-        1000, POSITIVE_INT, "validation images, carved from the end of the training set"
-    )
-    num_train: int | None = key(
-        None, POSITIVE_INT, "training images to use; null: all that remain after validation"
-    )
-    num_test: int | None = key(
-        None, POSITIVE_INT, "test images to evaluate; null: the whole test batch"
-    )
+    val_size: int = key(1000, POSITIVE_INT, "validation images, from the end of the training set")
+    num_train: int | None = key(None, POSITIVE_INT, "training images; null: all but validation")
+    num_test: int | None = key(None, POSITIVE_INT, "test images; null: the whole test batch")
 
 
 @settings
 class PreprocessConfig:
-    subtract_mean: bool = key(
-        True, BOOL, "subtract the training split's mean image from every split"
-    )
-    scaling: str = key(
-        "none",
-        one_of(*SCALINGS),
-        "unit: / 255; standardize: / per-pixel std of training",
-    )
+    subtract_mean: bool = key(True, BOOL, "subtract the training split's mean image everywhere")
+    scaling: str = key("none", one_of(*SCALINGS), "unit: / 255; standardize: / per-pixel std")
     dtype: str = key("float32", one_of(*DTYPES), "of the design matrices and W")
 
 
@@ -79,9 +61,7 @@ class KMeansSettings:
     whitening_epsilon: float = key(0.1, compare(">", 0), "ZCA whitening: added to every eigenvalue")
     pooling_grid: int = key(2, POSITIVE_INT, "pooling regions per side (2: the paper's quadrants)")
     kmeans_iterations: int = key(20, POSITIVE_INT, "rounds of Lloyd's k-means")
-    patches_sampled: int = key(
-        200_000, POSITIVE_INT, "training patches the whitening and k-means learn from"
-    )
+    patches_sampled: int = key(200_000, POSITIVE_INT, "patches the whitening and k-means learn")
     seed: int = key(0, compare(">=", 0), "seeds the patch sample and the initial centroids")
 
     @property
@@ -116,20 +96,14 @@ class KMeansSettings:
 @settings
 class HogColorSettings:
     cell_size: int = key(8, between(2, SIDE, "[]"), "HOG cells of cell_size x cell_size pixels")
-    orientation_bins: int = key(
-        9, POSITIVE_INT, "unsigned gradient orientations, 180 / 9 = 20 degrees each"
-    )
+    orientation_bins: int = key(9, POSITIVE_INT, "unsigned orientations (9: 20 degrees each)")
     hue_bins: int = key(10, POSITIVE_INT, "bins of the hue histogram")
 
 
 @settings
 class FeaturesConfig:
     # The name is the extractors' to check (svmtrain.features, which sits above the config).
-    name: str = key(
-        "pixels",
-        NON_EMPTY,
-        "pixels (W is 10 x 3073), or the name of a feature extractor: kmeans, hog_color",
-    )
+    name: str = key("pixels", NON_EMPTY, "pixels (W: 10 x 3073) or an extractor: kmeans, hog_color")
     kmeans: KMeansSettings = section(
         KMeansSettings,
         "k-means features (Coates, Lee & Ng 2011), if features.name is kmeans",
@@ -142,11 +116,7 @@ class FeaturesConfig:
 
 @settings
 class ModelConfig:
-    loss: str = key(
-        "svm",
-        one_of(*LOSSES),
-        "svm: multiclass hinge; softmax: cross-entropy",
-    )
+    loss: str = key("svm", one_of(*LOSSES), "svm: multiclass hinge; softmax: cross-entropy")
     delta: float = key(1.0, compare(">", 0), "SVM margin (unused by softmax)")
     reg: float = key(2.5e4, compare(">=", 0), "L2 strength: loss += reg * sum(W * W)")
     reg_bias: bool = key(True, BOOL, "whether the bias column is regularised too")
@@ -163,48 +133,28 @@ class OptimConfig:
 @settings
 class ScheduleConfig:
     name: str = key("constant", one_of(*SCHEDULES), "the learning rate over the epochs")
-    step_epochs: int = key(
-        10, POSITIVE_INT, "step: multiply the learning rate by gamma every step_epochs epochs"
-    )
+    step_epochs: int = key(10, POSITIVE_INT, "step: times gamma every step_epochs epochs")
     gamma: float = key(0.5, between(0, 1, "(]"), "step and exponential: the decay factor")
-    min_lr: float = key(0.0, compare(">=", 0), "cosine: the floor the learning rate decays towards")
+    min_lr: float = key(0.0, compare(">=", 0), "cosine: the floor it decays towards")
 
 
 @settings
 class TrainConfig:
     batch_size: int = key(256, POSITIVE_INT, "images per SGD step")
-    epochs: int | None = key(
-        10, POSITIVE_INT, "passes over the training set (set this or iterations, not both)"
-    )
+    epochs: int | None = key(10, POSITIVE_INT, "passes over the training set (or iterations)")
     iterations: int | None = key(None, POSITIVE_INT, "SGD steps instead of epochs")
-    sampling: str = key(
-        "shuffle",
-        one_of("shuffle", "replacement"),
-        "a permutation each epoch, or batches drawn at random",
-    )
+    sampling: str = key("shuffle", SAMPLINGS, "a permutation each epoch, or random batches")
     seed: int = key(0, compare(">=", 0), "seeds init, shuffling and the train-accuracy sample")
-    early_stopping: bool = key(
-        False, BOOL, "stop when val accuracy has not improved for `patience` epochs"
-    )
-    patience: int = key(
-        3, POSITIVE_INT, "epochs without improvement before stopping (keeps the best weights)"
-    )
-    train_acc_samples: int = key(
-        1000, POSITIVE_INT, "size of the fixed training sample used for train accuracy"
-    )
-    divergence_factor: float = key(
-        100.0, compare(">", 1), "diverged when loss > factor * initial loss (or NaN/inf)"
-    )
+    early_stopping: bool = key(False, BOOL, "stop when val accuracy stalls for patience epochs")
+    patience: int = key(3, POSITIVE_INT, "epochs without improvement before stopping (keeps best)")
+    train_acc_samples: int = key(1000, POSITIVE_INT, "the fixed training sample of train accuracy")
+    divergence_factor: float = key(100.0, compare(">", 1), "diverged: loss > factor * initial")
 
 
 @settings
 class OutputConfig:
     dir: str = key("runs", NON_EMPTY, "runs go to <dir>/<timestamp>-<name> unless --out is given")
-    name: str = key(
-        "notes",
-        Rule(lambda v: v != "" and "/" not in v, "a non-empty string without '/'"),
-        "the run's name (a config file that sets none: its file's name)",
-    )
+    name: str = key("notes", RUN_NAME, "the run's name; a config file that sets none: its file's")
 
 
 @settings

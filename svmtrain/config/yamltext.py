@@ -137,7 +137,7 @@ def explained_yaml(settings: Any, indent: str = "") -> str:
                 lines.append(("", None))
         else:
             choices = f.metadata["rule"].choices
-            doc = f"{' | '.join(choices)}: {f.metadata['doc']}" if choices else f.metadata["doc"]
+            doc = f"{' | '.join(choices)} ({f.metadata['doc']})" if choices else f.metadata["doc"]
             lines.append((indent + dump_yaml({name: value}).rstrip("\n"), doc))
     width = max(len(text) for text, doc in lines if doc is not None)
     text = "\n".join(

@@ -33,7 +33,7 @@ def make_extractor(name: str, settings: Any = None) -> Extractor:
     return EXTRACTORS[name](settings)
 
 
-def check_settings(features) -> None:
+def check_feature_name(features) -> None:
     """Check the name in a config's ``features`` section (a FeaturesConfig; the config checked
     the extractors' settings). Raises ConfigError for a name no extractor has."""
     if features.name != PIXELS:
@@ -45,6 +45,6 @@ __all__ = [
     "NAMES",
     "PIXELS",
     "Extractor",
-    "check_settings",
+    "check_feature_name",
     "make_extractor",
 ]
