@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from svmtrain.cli import main
+from svmtrain.config import load_config
 from svmtrain.data.cache import CIFAR10
 from svmtrain.errors import DataError
 from svmtrain.features import cache, make_extractor
@@ -169,3 +170,16 @@ def test_a_running_build_is_not_cleared(tmp_path):
     running.mkdir(parents=True)
     result = CliRunner().invoke(main, ["features", "clear", "-y", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0 and running.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("name", "directory"),
+    [("kmeans", "kmeans-917dd5f532ef4d88"), ("hog", "hog_color-15c417a74618b7cb")],
+)
+def test_the_shipped_feature_configs_keep_their_cache_directories(name, directory):
+    """The names the code gave before extractor settings became typed config sections (commit
+    1cdcf73): a cache built then is found now."""
+    cfg = load_config(name)
+    settings = make_extractor(cfg.features.name, getattr(cfg.features, cfg.features.name))
+    key = cache.cache_key("0" * 64, cfg.features.name, settings.settings_dict(), slice(0, 29000))
+    assert key[0] == directory
