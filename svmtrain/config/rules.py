@@ -15,7 +15,7 @@ from svmtrain.config.keys import (
     keys_of,
 )
 from svmtrain.config.sections import Config, ModelConfig
-from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
+from svmtrain.core.losses import HYPERPARAMETERS, LOSSES, owners, whose
 from svmtrain.errors import ConfigError
 
 
@@ -30,11 +30,9 @@ def _foreign_hyperparameter(model: ModelConfig) -> str | None:
 
 def _foreign_hyperparameter_message(model: ModelConfig) -> str:
     name = _foreign_hyperparameter(model)
-    owners = [loss for loss, record in LOSSES.items() if name in record.hyperparameters]
     return (
         f"model.{name} is {getattr(model, name)}, but the {model.loss} loss has no {name} "
-        f"(the {' and '.join(owners)} loss's); remove model.{name} or set model.loss to "
-        f"{' or '.join(owners)}."
+        f"({whose(name)}); remove model.{name} or set model.loss to {' or '.join(owners(name))}."
     )
 
 

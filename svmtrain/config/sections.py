@@ -22,12 +22,11 @@ from svmtrain.config.keys import (
     section,
     settings,
 )
-from svmtrain.core.losses import LOSSES
+from svmtrain.core.losses import DTYPES, LOSSES
 from svmtrain.core.optim import SCHEDULES
 from svmtrain.core.scaling import SCALINGS
 
 SIDE = 32  # CIFAR-10 images are SIDE x SIDE pixels, 3 colour planes
-DTYPES = ("float32", "float64")  # of W and the design matrices: preprocess.dtype, gradcheck
 _SIDE_INT = between(1, SIDE, "[]")
 URL = Rule(is_http_url, "an http:// or https:// URL")
 RUN_NAME = Rule(lambda v: v != "" and "/" not in v, "a non-empty string without '/'")
@@ -116,8 +115,8 @@ class FeaturesConfig:
 
 @settings
 class ModelConfig:
-    loss: str = key("svm", one_of(*LOSSES), "svm: multiclass hinge; softmax: cross-entropy")
-    delta: float = key(1.0, compare(">", 0), "SVM margin (unused by softmax)")
+    loss: str = key("svm", one_of(*LOSSES), "the data loss; the model minimises it plus L2")
+    delta: float = key(1.0, compare(">", 0), "the margin of the hinge losses (not softmax's)")
     reg: float = key(2.5e4, compare(">=", 0), "L2 strength: loss += reg * sum(W * W)")
     reg_bias: bool = key(True, BOOL, "whether the bias column is regularised too")
     init_scale: float = key(1e-4, compare(">", 0), "W starts as init_scale * standard normal")
