@@ -167,7 +167,7 @@ BAD_FILES = [
     (
         "unknown key, no close match",
         "optim:\n  zzz: 1\n",
-        "{path}: 'zzz' is not a key of optim; valid: learning_rate, momentum, nesterov.",
+        "{path}: 'zzz' is not a key of optim; valid: name, learning_rate, momentum, nesterov.",
     ),
     (
         "unknown section, close match",
@@ -182,8 +182,8 @@ BAD_FILES = [
     (
         "section not a mapping",
         "optim: 0.1\n",
-        "{path}: optim must be a mapping of its keys (learning_rate, momentum, nesterov) to values."
-        " Got a float instead.",
+        "{path}: optim must be a mapping of its keys (name, learning_rate, momentum, nesterov) "
+        "to values. Got a float instead.",
     ),
     (
         "bool for int",

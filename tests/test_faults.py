@@ -40,7 +40,7 @@ from svmtrain.core.losses import LOSSES
 from svmtrain.data.cache import PART_NAME
 from svmtrain.data.format import ARCHIVE_NAME
 from svmtrain.data.preprocess import PIXELS, PixelTransform
-from svmtrain.experiments import pixel_steps
+from svmtrain.experiments import train
 from svmtrain.io import runs
 from svmtrain.model import LinearModel
 
@@ -205,16 +205,14 @@ def interrupted(scene: Scene, options: str = "") -> None:
     cached(scene)
     run = scene.root / "run"
     scene.set(run=run)
-    real_step, calls = pixel_steps.sgd_step, [0]
+    calls = [0]
 
-    def interrupt_in_epoch_two(*args, **kwargs):
+    def interrupt_in_epoch_two(state, updates):
         calls[0] += 1
         if calls[0] == 12:
             raise KeyboardInterrupt
-        real_step(*args, **kwargs)
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
+    with train.step_hook(interrupt_in_epoch_two):
         argv = scene.argv("fit -c quick {data} --out {run} -q " + options)
         result = CliRunner().invoke(main, argv)
     assert result.exit_code == 130, result.output
@@ -749,7 +747,7 @@ CONFIG = [
         "set-unknown-key",
         "fit --set optim.lr=1 --out {root}/run",
         1,
-        ("--set 'optim.lr=1': 'lr' is not a key of optim; valid: learning_rate",),
+        ("--set 'optim.lr=1': 'lr' is not a key of optim; valid: name, learning_rate",),
     ),
     Fault(
         "set-without-equals",

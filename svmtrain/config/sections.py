@@ -47,6 +47,7 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "sgd"  # sgd | lbfgs (svmtrain/core/optimizers/); the others' keys keep defaults
     learning_rate: float = 1e-7
     momentum: float = 0.0  # 0 is plain SGD
     nesterov: bool = False
