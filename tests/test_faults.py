@@ -254,6 +254,18 @@ def another_runs_checkpoint(scene: Scene) -> None:
     other.rename(run)
 
 
+def damaged_checkpoint(**meta: object) -> Callable[[Scene], None]:
+    """Setup: {run} an interrupted run whose checkpoint.npz has the scalars ``meta`` instead."""
+
+    def damage(scene: Scene) -> None:
+        interrupted(scene)
+        path = scene.root / "run" / runs.CHECKPOINT
+        arrays, saved = runs.load_checkpoint(path)
+        runs.save_checkpoint(path, arrays, {**saved, **meta})
+
+    return damage
+
+
 def a_file(name: str, text: str | bytes) -> Callable[[Scene], None]:
     """Setup: {file} is root/name holding text."""
 
@@ -984,6 +996,83 @@ FIT = [
         1,
         ("{run}/checkpoint.npz belongs to another run",),
         setup=another_runs_checkpoint,
+    ),
+    Fault(
+        "fit-resume-checkpoint-epoch-negative",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has epoch = -5, not a whole number >= 0",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"epoch": -5}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-epoch-huge",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has epoch 1000000000000000000000000000000, step",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"epoch": 1000000000000000000000000000000}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-step-fraction",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has step = 1.5, not a whole number >= 0",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"step": 1.5}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-epoch-a-string",
+        "fit --resume {run} -q",
+        1,
+        (
+            '{run}/checkpoint.npz is damaged: it has epoch = "3", not a whole number >= 0',
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"epoch": "3"}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-metrics-not-a-list",
+        "fit --resume {run} -q",
+        1,
+        (
+            '{run}/checkpoint.npz is damaged: it has metrics = {{"epoch": 1}}, not a list',
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"metrics": {"epoch": 1}}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-seconds-negative",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has seconds = -1.0, not a finite number >= 0",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"seconds": -1.0}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-stopped-early-a-number",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has stopped_early = 1, not true or false",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"stopped_early": 1}),
+        issue="19.26",
     ),
 ]
 
