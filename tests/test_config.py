@@ -28,7 +28,7 @@ from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.errors import ConfigError, SvmtrainError
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
-SECTIONS = "data, preprocess, features, model, optim, schedule, train, output"
+SECTIONS = "data, preprocess, features, model, optim, schedule, lbfgs, train, output"
 
 
 def _write(tmp_path: Path, text: str) -> Path:

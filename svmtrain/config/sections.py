@@ -62,6 +62,15 @@ class ScheduleConfig:
 
 
 @dataclass
+class LbfgsConfig:
+    history: int = 10  # (s, y) pairs kept for the inverse-Hessian estimate
+    iterations: int = 100  # at most this many iterations (each a line search on the whole split)
+    grad_tol: float = 1e-6  # converged when max |gradient| <= grad_tol
+    loss_tol: float = 1e-9  # converged when the loss falls by at most loss_tol * max(|loss|, 1)
+    max_evaluations: int = 20  # loss evaluations one line search may take
+
+
+@dataclass
 class TrainConfig:
     batch_size: int = 256
     epochs: int | None = 10  # exactly one of epochs and iterations is set
@@ -88,5 +97,6 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    lbfgs: LbfgsConfig = field(default_factory=LbfgsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
