@@ -2,6 +2,7 @@
 scipy.optimize's L-BFGS-B on the same problem, and a run through fit (resume, Ctrl-C,
 metrics), on small synthetic data."""
 
+import itertools
 import json
 
 import numpy as np
@@ -75,10 +76,10 @@ def test_it_reaches_scipys_minimum(problem, loss, rel):
     )
     cfg = _cfg(f"model.loss={loss}", "lbfgs.iterations=500", "lbfgs.loss_tol=1e-15")
     W = W0.copy()
-    state, rounds = _minimise(cfg, objective, W)
+    _, rounds = _minimise(cfg, objective, W)
     assert rounds[-1]["loss"] == pytest.approx(ref.fun, rel=rel)
     losses = [r["loss"] for r in rounds]
-    assert all(b <= a for a, b in zip(losses, losses[1:]))  # a line search never goes up
+    assert all(b <= a for a, b in itertools.pairwise(losses))  # a line search never goes up
     if loss == "softmax":  # smooth and strongly convex: the same point
         np.testing.assert_allclose(W, ref.x.reshape(W.shape), rtol=1e-3, atol=1e-4)
 
@@ -103,7 +104,7 @@ def test_a_non_finite_loss_is_a_step_too_far():
             (t, float("nan"), float("nan"), None) if t > 2 else (t, (t - 1) ** 2, 2 * (t - 1), None)
         )
 
-    (t, f, slope, _), _ = strong_wolfe(phi, 1.0, -2.0, 100.0, 30)
+    (t, f, _, _), _ = strong_wolfe(phi, 1.0, -2.0, 100.0, 30)
     assert 0 < t <= 2 and f < 1.0
 
 

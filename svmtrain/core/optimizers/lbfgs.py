@@ -55,7 +55,7 @@ def strong_wolfe(
         _, f, slope, _ = point
         if not (math.isfinite(f) and math.isfinite(slope)):
             hi = (t, math.inf, math.nan, None)
-        elif f > f0 + C1 * t * slope0 or f >= lo[1] and lo[0] > 0:
+        elif f > f0 + C1 * t * slope0 or (f >= lo[1] and lo[0] > 0):
             hi = point
         elif abs(slope) <= -C2 * slope0:
             return point, evaluations
@@ -148,7 +148,9 @@ class LBFGS(Optimizer):
             loss, G = objective.full(x + t * d)
             return t, loss, float(np.vdot(G, d)), G
 
-        point, used = strong_wolfe(phi, f0, slope, t0, s.max_evaluations) if slope < 0 else (None, 0)
+        point, used = (
+            (None, 0) if slope >= 0 else strong_wolfe(phi, f0, slope, t0, s.max_evaluations)
+        )
         evaluations += used
         if point is None:  # no decrease along the direction: as converged as it gets
             state["converged"][...] = True
