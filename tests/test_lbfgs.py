@@ -203,6 +203,7 @@ def test_choosing_lbfgs_on_an_sgd_config_resets_its_sgd_keys_with_a_note():
         ["optim.momentum=0.9", "optim.name=lbfgs", "train.batch_size=64"],
     ],
 )
+@pytest.mark.filterwarnings("ignore:optim.name=lbfgs")  # the second resets optim.momentum
 def test_an_sgd_key_set_alongside_lbfgs_is_refused(overrides):
     with pytest.raises(ConfigError, match=r"means nothing to optim.name=lbfgs .*remove"):
         load_config(None, overrides)

@@ -198,19 +198,30 @@ class Objective:
 
     def full(self, W: np.ndarray, *, gradient: bool = True) -> tuple[float, np.ndarray | None]:
         """(loss, dW (C, D) of W's dtype, or None without ``gradient``) over every row,
-        accumulated chunk by chunk in float64 (a chunk converts at most CHUNK_BYTES of floats)."""
+        accumulated chunk by chunk in float64 (a chunk converts at most CHUNK_BYTES of floats).
+        The chunks run two at a time on LANES threads, one BLAS thread each, and are summed in
+        order: the bits depend neither on the load nor on the BLAS's thread count."""
         size = max(1, CHUNK_BYTES // (self.num_features * W.dtype.itemsize))
-        total, dW = 0.0, np.zeros(W.shape) if gradient else None
-        for start in range(0, self.n, size):
+
+        def part(start: int) -> tuple[float, np.ndarray | None]:
             rows = slice(start, min(start + size, self.n))
             A = self.rows.chunk(rows, W.dtype)
             data_loss, coef = self.loss.score_gradient(
                 self.rows.scores(A, W), self.y[rows], **self.loss_options
             )
             share = (rows.stop - rows.start) / self.n
-            total += data_loss * share
-            if gradient:
-                dW += self.rows.gradient(A, coef * coef.dtype.type(share), W)
+            G = self.rows.gradient(A, coef * coef.dtype.type(share), W) if gradient else None
+            return data_loss * share, G
+
+        total, dW = 0.0, np.zeros(W.shape) if gradient else None
+        with (
+            ThreadPoolExecutor(LANES, thread_name_prefix="svmtrain-chunk") as pool,
+            limited_threads(1),
+        ):
+            for loss, G in pool.map(part, range(0, self.n, size)):
+                total += loss
+                if gradient:
+                    dW += G
         if not gradient:
             return total + reg_loss(W, self.reg, self.reg_bias), None
         loss, dW = with_reg(total, dW, W.astype(np.float64), self.reg, self.reg_bias)
