@@ -145,9 +145,7 @@ class LbfgsConfig:
     history: int = key(10, POSITIVE_INT, "(s, y) pairs kept for the inverse-Hessian estimate")
     iterations: int = key(100, POSITIVE_INT, "at most this many iterations, each a line search")
     grad_tol: float = key(1e-6, compare(">=", 0), "converged when max |gradient| <= grad_tol")
-    loss_tol: float = key(
-        1e-9, compare(">=", 0), "converged when the loss falls by <= this, relative"
-    )
+    loss_tol: float = key(1e-9, compare(">=", 0), "converged when the loss falls by <= this share")
     max_evaluations: int = key(20, POSITIVE_INT, "loss evaluations one line search may take")
 
 
