@@ -15,6 +15,7 @@ from svmtrain.config.loading import (
     config_to_dict,
     config_to_yaml,
     load_config,
+    override_config,
     save_config,
 )
 from svmtrain.config.rules import DTYPES, key_type, validate
@@ -49,6 +50,7 @@ __all__ = [
     "copy_shipped",
     "key_type",
     "load_config",
+    "override_config",
     "save_config",
     "shipped_names",
     "shipped_text",
