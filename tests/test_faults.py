@@ -1293,6 +1293,75 @@ SWEEP = [
     ),
 ]
 
+LANDSCAPE = [
+    Fault(
+        "landscape-span-zero",
+        "landscape --span 0",
+        2,
+        ("Invalid value for '--span'", "0.0 is not in the range 0<x<=1000000"),
+    ),
+    Fault(
+        "landscape-grid-too-fine",
+        "landscape --grid 5000",
+        2,
+        ("Invalid value for '--grid'", "5000 is not in the range 3<=x<=501"),
+    ),
+    Fault(
+        "landscape-config-and-weights",
+        "landscape -c quick -w {root}/w.npz",
+        2,
+        ("--config and --weights both give the config", "change it with --set"),
+    ),
+    Fault(
+        "landscape-more-examples-than-the-training-split",
+        "landscape {data} -n 251 -q",
+        2,
+        ("'--num-examples'", "the training split has 250 images"),
+        setup=cached,
+    ),
+    Fault(
+        "landscape-pickled-weights",
+        "landscape -w {weights} -q",
+        1,
+        ("{weights} is not a readable weights file", "allow_pickle=False"),
+        setup=pickled_weights,
+    ),
+    Fault(
+        "landscape-an-unfinished-run-directory",
+        "landscape -w {run} -q",
+        1,
+        ("svmtrain fit --resume {run}",),
+        setup=interrupted,
+    ),
+    Fault(
+        "landscape-csv-onto-an-existing-file",
+        "landscape --csv {file}",
+        1,
+        ("{file} already exists; choose a new file name or pass --force",),
+        setup=a_file("l.csv", "my table"),
+    ),
+    Fault(
+        "landscape-plot-onto-an-existing-file",
+        "landscape --plot {file}",
+        1,
+        ("{file} already exists; choose a new file name or pass --force",),
+        setup=a_file("l.png", "my picture"),
+    ),
+    Fault(
+        "landscape-plot-named-pdf",
+        "landscape --plot {root}/l.pdf",
+        2,
+        ("--plot", "does not end in .png"),
+    ),
+    Fault(
+        "landscape-csv-into-proc",
+        "landscape {data} -n 5 --grid 3 --points 3 --csv /proc/svmtrain-landscape.csv -q",
+        1,
+        ("Cannot write /proc/svmtrain-landscape.csv", "No new file can be created in /proc"),
+        setup=cached,
+    ),
+]
+
 SEARCH = [
     Fault(
         "search-nothing-to-search",
@@ -1467,7 +1536,17 @@ COMMAND_LINE = [
 ]
 
 CATALOGUE = (
-    DATA + CONFIG + CONFIGS + FIT + EVALUATE + GRADCHECK + SWEEP + SEARCH + PLOT + COMMAND_LINE
+    DATA
+    + CONFIG
+    + CONFIGS
+    + FIT
+    + EVALUATE
+    + GRADCHECK
+    + SWEEP
+    + LANDSCAPE
+    + SEARCH
+    + PLOT
+    + COMMAND_LINE
 )
 
 
