@@ -1334,6 +1334,13 @@ LANDSCAPE = [
         setup=interrupted,
     ),
     Fault(
+        "landscape-around-the-weights-of-a-diverged-run",
+        "landscape -w {weights} -n 5 --grid 3 --points 3 -q",
+        0,
+        ("Warning: These weights come from a run that diverged in epoch 1",),
+        setup=diverged,
+    ),
+    Fault(
         "landscape-csv-onto-an-existing-file",
         "landscape --csv {file}",
         1,

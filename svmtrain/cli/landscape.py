@@ -142,6 +142,8 @@ def landscape(
         seed=seed,
         progress=progress_enabled(quiet),
     )
+    if result.warning:
+        click.echo(f"Warning: {result.warning}", err=True)
     if csv_path:
         result.write_csv(csv_path)
     click.echo(to_json(result.to_dict()) if as_json else result.text())

@@ -116,7 +116,8 @@ class Landscape:
     lines: examples -> (P,) the loss at W + a W1; planes: examples -> (G, G) the loss at
     W + grid[i] W1 + grid[j] W2 (row i, column j); at_w: examples -> the loss at W; W (C, D)
     and directions (2, C, D): W, W1 and W2 in float64; settings: what it ran with (loss, reg,
-    hyperparameters, reg_bias, start, seed, examples, span).
+    hyperparameters, reg_bias, start, seed, examples, span); warning: what the weights are when
+    their run diverged, else None.
     """
 
     W: np.ndarray
@@ -127,6 +128,7 @@ class Landscape:
     planes: dict[int, np.ndarray]
     at_w: dict[int, float]
     settings: dict = field(default_factory=dict)
+    warning: str | None = None
 
     def records(self) -> list[dict]:
         """One dict per point (the keys of CSV_COLUMNS): the line's (b = 0), then the plane's."""
@@ -318,4 +320,5 @@ def run_landscape(
         "examples": counts,
         "span": span,
     }
-    return Landscape(W, directions, a, g, lines, planes, at_w, settings)
+    warning = None if model is None else model.divergence_note()
+    return Landscape(W, directions, a, g, lines, planes, at_w, settings, warning)
