@@ -11,6 +11,7 @@ from cli_helpers import assert_clean_failure, run
 
 from svmtrain.config import load_config
 from svmtrain.core.losses import LOSSES
+from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ProblemSizeError
 from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.landscape import landscape_config, run_landscape, slice_losses
@@ -188,3 +189,18 @@ def test_landscape_around_trained_weights_uses_their_config(tiny_run_data, tmp_p
 )
 def test_landscape_rejects_bad_options_before_loading_data(args, needles):
     assert_clean_failure(run("landscape", *args), 2, *needles)
+
+
+def test_design_matrices_of_features_are_sliced_as_they_are(cfg):
+    # Splits of a caller's own features (design matrices, bias column included), not pixels.
+    rng = np.random.default_rng(1)
+    X = np.hstack([rng.standard_normal((60, 7)), np.ones((60, 1))]).astype(np.float32)
+    y = rng.integers(0, 3, 60)
+    ones = np.ones(7, np.float32)
+    splits = Splits(X, y, X[:5], y[:5], X[:5], y[:5], 0 * ones, ones, ("a", "b", "c"))
+    result = run_landscape(cfg, splits=splits, num_examples=60, points=5, grid=3, progress=False)
+    assert result.W.shape == (3, 8)
+    loss = LOSSES["svm"]
+    for a, value in zip(result.a, result.lines[60], strict=True):
+        W = result.W + a * result.directions[0]
+        assert value == pytest.approx(loss(W, X.astype(np.float64), y, 0.0)[0], rel=1e-12)

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from svmtrain.config import Config, config_from_yaml, load_config, override_config
 from svmtrain.core.losses import HYPERPARAMETERS, LOSSES, Loss
-from svmtrain.data.preprocess import split_rows
+from svmtrain.data.preprocess import Splits, split_rows
 from svmtrain.errors import WeightsError, require_count
 from svmtrain.experiments.common import (
     load_dataset,
@@ -217,11 +217,13 @@ def landscape_config(
     )
 
 
-def _training_scores(cfg: Config, weights: LinearModel | None, progress: bool):
+def _training_scores(
+    cfg: Config, weights: LinearModel | None, splits: Splits | None, progress: bool
+):
     """(y, score, shape) of the training split ``cfg`` names: y (N,) its labels, score(V, n)
     the scores (n, C) of V (C, D) float64 on its first n images (through the weights' stored
-    transform when given, else the config's preprocessing: pixels, or its feature cache), and
-    shape (C, D) the shape of its W."""
+    transform when given, else the config's preprocessing: pixels, or its feature cache; or
+    those of ``splits`` when given), and shape (C, D) the shape of its W."""
     if weights is not None:
         dataset = load_dataset(cfg.data, progress=progress)
         if len(weights.class_names) != len(dataset.class_names):
@@ -233,7 +235,8 @@ def _training_scores(cfg: Config, weights: LinearModel | None, progress: bool):
         rows = dataset.x_train[train]
         y = np.asarray(dataset.y_train[train], dtype=np.intp)
         return y, lambda V, n: linear_scores(V, weights.transform, rows[:n]), weights.W.shape
-    splits = load_splits(cfg, progress=progress)
+    if splits is None:
+        splits = load_splits(cfg, progress=progress)
     rows, shape = splits.X_train, (len(splits.class_names), splits.num_features)
     if splits.pixels:
         return splits.y_train, lambda V, n: linear_scores(V, splits.transform, rows[:n]), shape
@@ -244,6 +247,7 @@ def run_landscape(
     cfg: Config,
     weights: str | os.PathLike | None = None,
     *,
+    splits: Splits | None = None,
     num_examples: int | None = None,
     span: float = DEFAULT_SPAN,
     points: int = DEFAULT_POINTS,
@@ -259,15 +263,16 @@ def run_landscape(
     ``model.init_scale`` * standard normal. The loss, reg, reg_bias and the loss's
     hyperparameters come from cfg.model; everything is computed in float64. The directions
     (:func:`scores_and_directions`) and the random W are drawn from ``seed``
-    (None: cfg.train.seed). ``points`` coefficients along the line and ``grid`` along each side
-    of the plane, evenly from -span to span.
+    (None: cfg.train.seed). Without weights, ``splits`` gives the training images (None:
+    CIFAR-10 loaded and preprocessed as ``cfg`` says). ``points`` coefficients along the line
+    and ``grid`` along each side of the plane, evenly from -span to span.
     Raises :class:`~svmtrain.errors.ProblemSizeError` when ``num_examples`` is below 1 or more
     than the training images, :class:`~svmtrain.errors.WeightsError` when the weights do not
     fit the data.
     """
     require_count("num_examples", num_examples)
     model = None if weights is None else LinearModel.load(weights)
-    y, scores, shape = _training_scores(cfg, model, progress)
+    y, scores, shape = _training_scores(cfg, model, splits, progress)
     available = len(y)
     require_examples(num_examples, available)
     n = num_examples or min(DEFAULT_EXAMPLES, available)
