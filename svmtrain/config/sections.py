@@ -71,6 +71,18 @@ class LbfgsConfig:
 
 
 @dataclass
+class RandomSearchConfig:  # optim.name random_search: the notes' Strategy 1
+    tries: int = 1000  # random W drawn, each scored by its loss on the whole training split
+    scale: float = 1e-4  # each W is scale * standard normal (the notes' 0.0001)
+
+
+@dataclass
+class RandomLocalSearchConfig:  # optim.name random_local_search: the notes' Strategy 2
+    tries: int = 1000  # perturbations of W tried, each scored on the whole training split
+    step: float = 1e-4  # each perturbation is step * standard normal (the notes' 0.0001)
+
+
+@dataclass
 class TrainConfig:
     batch_size: int = 256
     epochs: int | None = 10  # exactly one of epochs and iterations is set
@@ -98,5 +110,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     lbfgs: LbfgsConfig = field(default_factory=LbfgsConfig)
+    random_search: RandomSearchConfig = field(default_factory=RandomSearchConfig)
+    random_local_search: RandomLocalSearchConfig = field(default_factory=RandomLocalSearchConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

@@ -139,10 +139,15 @@ class Landscape:
                 for a, v in zip(self.a, self.lines[n], strict=True)
             ]
             rows += [
-                {"examples": n, "slice": "plane", "a": float(self.grid[i]),
-                 "b": float(self.grid[j]), "loss": float(v)}
+                {
+                    "examples": n,
+                    "slice": "plane",
+                    "a": float(self.grid[i]),
+                    "b": float(self.grid[j]),
+                    "loss": float(v),
+                }
                 for (i, j), v in np.ndenumerate(self.planes[n])
-            ]  # fmt: skip
+            ]
         return rows
 
     def write_csv(self, path: str | os.PathLike) -> Path:
@@ -183,11 +188,13 @@ class Landscape:
             line, plane = self.lines[n], self.planes[n]
             i = int(np.nanargmin(line))
             j, k = np.unravel_index(np.nanargmin(plane), plane.shape)
-            rows.append((n, "line", len(line), f"{self.at_w[n]:.6g}", f"{line[i]:.6g}",
-                         f"a={self.a[i]:+.3g}", f"{np.nanmax(line):.6g}"))  # fmt: skip
-            rows.append((n, "plane", f"{len(self.grid)}x{len(self.grid)}", f"{self.at_w[n]:.6g}",
-                         f"{plane[j, k]:.6g}", f"a={self.grid[j]:+.3g}, b={self.grid[k]:+.3g}",
-                         f"{np.nanmax(plane):.6g}"))  # fmt: skip
+            lowest = (f"a={self.a[i]:+.3g}", f"a={self.grid[j]:+.3g}, b={self.grid[k]:+.3g}")
+            side = len(self.grid)
+            for kind, size, values, at in zip(
+                ("line", "plane"), (len(line), f"{side}x{side}"), (line, plane), lowest, strict=True
+            ):
+                low, high = np.nanmin(values), np.nanmax(values)
+                rows.append((n, kind, size, f"{self.at_w[n]:.6g}", f"{low:.6g}", at, f"{high:.6g}"))
         hyper = "".join(f", {name} {s[name]:g}" for name in LOSSES[s["loss"]].hyperparameters)
         head = (
             f"The {s['loss']} loss (reg {s['reg']:g}{hyper}) around {s['start']}, along random "
