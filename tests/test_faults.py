@@ -685,6 +685,27 @@ DATA = [
 
 CONFIG = [
     Fault(
+        "config-random-search-without-tries",
+        "fit --set optim.name=random_search --set random_search.tries=0 --out {root}/run",
+        1,
+        ("random_search.tries must be an int >= 1. Got 0 instead.",),
+    ),
+    Fault(
+        "config-local-search-step-without-its-optimiser",
+        "fit --set random_local_search.step=1e-3 --out {root}/run",
+        1,
+        (
+            "random_local_search.step is 0.001, but it means nothing to optim.name=sgd",
+            "set optim.name=random_local_search",
+        ),
+    ),
+    Fault(
+        "config-random-search-with-a-learning-rate",
+        "fit --set optim.name=random_search --set optim.learning_rate=1e-3 --out {root}/run",
+        1,
+        ("optim.learning_rate is 0.001, but it means nothing to optim.name=random_search",),
+    ),
+    Fault(
         "config-typo-in-a-key",
         "fit -c {file} --out {root}/run",
         1,

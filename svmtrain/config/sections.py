@@ -47,7 +47,7 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # sgd | lbfgs (svmtrain/core/optimizers/); the others' keys keep defaults
+    name: str = "sgd"  # sgd | lbfgs | random_search | random_local_search (core/optimizers/)
     learning_rate: float = 1e-7
     momentum: float = 0.0  # 0 is plain SGD
     nesterov: bool = False
