@@ -190,6 +190,10 @@ def plot_centroids(patches: np.ndarray, path: str | os.PathLike, limit: int = 40
     return _save(fig, path)
 
 
+# The optimiser's own field in the curves' fourth panel: SGD's, L-BFGS's, the random searches'.
+_OWN_PANEL = (("lr", "Learning rate"), ("step_length", "Step length"), ("accepted", "Tries kept"))
+
+
 def plot_curves(
     metrics: Sequence[dict], loss_history: np.ndarray | None, path: str | os.PathLike
 ) -> Path:
@@ -198,7 +202,8 @@ def plot_curves(
     metrics: one dict per epoch with the keys of ``runs.METRIC_KEYS`` (as in metrics.jsonl).
     loss_history: (S,) float, the minibatch loss of every step, or None to show epochs only.
     Panels: loss per step with each epoch's mean; data and regularisation loss per epoch;
-    train and val accuracy per epoch; learning rate per epoch.
+    train and val accuracy per epoch; the learning rate per epoch (L-BFGS: the step length; a
+    random search: the tries it kept).
     """
     epoch = _finite(m["epoch"] for m in metrics)
     fig = _figure(1200, 820)
@@ -225,7 +230,7 @@ def plot_curves(
     ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
     ax_acc.legend()
 
-    key, title = ("lr", "Learning rate") if "lr" in metrics[0] else ("step_length", "Step length")
+    key, title = next((kt for kt in _OWN_PANEL if kt[0] in metrics[0]), _OWN_PANEL[0])
     lr = _finite(m.get(key) for m in metrics)
     ax_lr.plot(epoch, lr, "o-", color="C2")
     _log_scale(ax_lr, "y", lr)
