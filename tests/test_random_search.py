@@ -27,20 +27,16 @@ def _ten_tries_a_round(monkeypatch):
     monkeypatch.setattr(random_search, "TRIES_PER_ROUND", 10)
 
 
-def _design(rng, templates, n):
-    y = rng.integers(0, len(templates), n)
-    X = (templates[y] + rng.standard_normal((n, PIXELS))).astype(np.float32)
-    return np.hstack([X, np.ones((n, 1), np.float32)]), y.astype(np.intp)
-
-
 @pytest.fixture(scope="module")
 def splits():
-    """Ten noisy class templates as design matrices: 200 training images."""
+    """Ten noisy class templates as design matrices: 200 training images, 100 + 100 more."""
     rng = np.random.default_rng(0)
-    templates = 0.5 * rng.standard_normal((10, PIXELS))
-    (Xtr, ytr), (Xv, yv), (Xt, yt) = (_design(rng, templates, n) for n in (200, 100, 100))
+    y = rng.integers(0, 10, 400)
+    noisy = 0.5 * rng.standard_normal((10, PIXELS))[y] + rng.standard_normal((400, PIXELS))
+    X = np.hstack([noisy, np.ones((400, 1))]).astype(np.float32)
     zeros, ones = np.zeros(PIXELS, np.float32), np.ones(PIXELS, np.float32)
-    return Splits(Xtr, ytr, Xv, yv, Xt, yt, zeros, ones, tuple("abcdefghij"))
+    parts = [(X[a:b], y[a:b]) for a, b in ((0, 200), (200, 300), (300, 400))]
+    return Splits(*[v for part in parts for v in part], zeros, ones, tuple("abcdefghij"))
 
 
 def _cfg(name, *extra):
