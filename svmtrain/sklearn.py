@@ -36,10 +36,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from svmtrain.config import Config, config_from_dict
 from svmtrain.data.preprocess import Splits
-
 from svmtrain.errors import ConfigError, ImageError
-from svmtrain.features import EXTRACTORS, Extractor
 from svmtrain.experiments.train import final_weights, init_state, train
+from svmtrain.features import EXTRACTORS, Extractor
 from svmtrain.model import image_rows
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +215,7 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def decision_function(self, X):
-        """Scores (n_samples, C) of X; for two classes, (n_samples,): the second's less the first's."""
+        """Scores (n_samples, C) of X; for two classes (n_samples,), the second less the first."""
         scores = self._scores(X)
         return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
 
