@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from svmtrain.cli import main
-from svmtrain.experiments import pixel_steps
+from svmtrain.experiments import train
 from svmtrain.io import runs
 
 QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
@@ -92,18 +92,17 @@ def test_resume_refuses_a_new_config(tmp_path):
     assert "--resume takes the run's own config.yaml" in result.output
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monkeypatch):
-    real_step, calls = pixel_steps.sgd_step, [0]
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path):
+    calls = [0]
 
-    def interrupt_in_epoch_two(*args, **kwargs):
+    def interrupt_in_epoch_two(state, updates):
         calls[0] += 1
         if calls[0] == 12:
             raise KeyboardInterrupt
-        real_step(*args, **kwargs)
 
-    monkeypatch.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
     out = tmp_path / "cut"
-    result = _fit(data_args, out)
+    with train.step_hook(interrupt_in_epoch_two):
+        result = _fit(data_args, out)
     assert result.exit_code == 130
     assert f"continue with: svmtrain fit --resume {out}" in result.output
     assert (out / runs.CHECKPOINT).exists() and not (out / runs.WEIGHTS).exists()
@@ -113,25 +112,23 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monk
     assert f"`svmtrain fit --resume {out}`" in result.output
     assert "NEW_DIR" not in result.output
 
-    monkeypatch.setattr(pixel_steps, "sgd_step", real_step)
     result = _run("fit", "--resume", out, "-q")
     assert result.exit_code == 0, result.output
     assert json.loads((out / runs.SUMMARY).read_text())["epochs"] == 2
 
 
-def test_sigterm_exits_143_saying_what_was_kept(data_args, tmp_path, monkeypatch):
+def test_sigterm_exits_143_saying_what_was_kept(data_args, tmp_path):
     """Issue 14 #11: SIGTERM during fit printed nothing."""
-    real_step, calls = pixel_steps.sgd_step, [0]
+    calls = [0]
 
-    def sigterm_in_epoch_two(*args, **kwargs):
+    def sigterm_in_epoch_two(state, updates):
         calls[0] += 1
         if calls[0] == 12:
             os.kill(os.getpid(), signal.SIGTERM)
-        real_step(*args, **kwargs)
 
-    monkeypatch.setattr(pixel_steps, "sgd_step", sigterm_in_epoch_two)
     out = tmp_path / "cut"
-    result = _fit(data_args, out)
+    with train.step_hook(sigterm_in_epoch_two):
+        result = _fit(data_args, out)
     assert result.exit_code == 143
     assert "SIGTERM after epoch 1" in result.output
     assert f"continue with: svmtrain fit --resume {out}" in result.output
@@ -378,19 +375,18 @@ def test_resume_of_a_finished_run_says_so_and_changes_nothing(data_args, tmp_pat
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != runs.LOCK} == before
 
 
-def test_resume_with_another_runs_checkpoint_says_so(data_args, tmp_path, monkeypatch):
-    real_step, calls = pixel_steps.sgd_step, [0]
+def test_resume_with_another_runs_checkpoint_says_so(data_args, tmp_path):
+    calls = [0]
 
-    def interrupt_in_epoch_two(*args, **kwargs):
+    def interrupt_in_epoch_two(state, updates):
         calls[0] += 1
         if calls[0] in (12, 24):
             raise KeyboardInterrupt
-        real_step(*args, **kwargs)
 
-    monkeypatch.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
     mine, other = tmp_path / "mine", tmp_path / "other"
-    assert _fit(data_args, mine).exit_code == 130
-    assert _fit(data_args, other, "--set", "model.reg=0.5").exit_code == 130
+    with train.step_hook(interrupt_in_epoch_two):
+        assert _fit(data_args, mine).exit_code == 130
+        assert _fit(data_args, other, "--set", "model.reg=0.5").exit_code == 130
     (mine / runs.CHECKPOINT).write_bytes((other / runs.CHECKPOINT).read_bytes())
     result = _run("fit", "--resume", mine, "-q")
     assert result.exit_code == 1

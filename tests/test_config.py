@@ -27,12 +27,12 @@ from svmtrain.config import (
 from svmtrain.config.rules import KEY_TYPES, RULES
 from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.core.losses import LOSSES, owners, whose
-from svmtrain.core.optim import SCHEDULES
+from svmtrain.core.optimizers.sgd import SCHEDULES
 from svmtrain.core.scaling import SCALINGS
 from svmtrain.errors import ConfigError, SvmtrainError
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
-SECTIONS = "data, preprocess, features, model, optim, schedule, train, output"
+SECTIONS = "data, preprocess, features, model, optim, schedule, lbfgs, train, output"
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -171,7 +171,7 @@ BAD_FILES = [
     (
         "unknown key, no close match",
         "optim:\n  zzz: 1\n",
-        "{path}: 'zzz' is not a key of optim; valid: learning_rate, momentum, nesterov.",
+        "{path}: 'zzz' is not a key of optim; valid: name, learning_rate, momentum, nesterov.",
     ),
     (
         "unknown section, close match",
@@ -186,8 +186,8 @@ BAD_FILES = [
     (
         "section not a mapping",
         "optim: 0.1\n",
-        "{path}: optim must be a mapping of its keys (learning_rate, momentum, nesterov) to values."
-        " Got a float instead.",
+        "{path}: optim must be a mapping of its keys (name, learning_rate, momentum, nesterov) "
+        "to values. Got a float instead.",
     ),
     (
         "bool for int",

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 from svmtrain.config.sections import Config, ModelConfig
 from svmtrain.core.losses import DTYPES, HYPERPARAMETERS, LOSSES, owners, whose
-from svmtrain.core.optim import SCHEDULES
+from svmtrain.core.optimizers import OPTIMIZERS, OWN_KEYS
+from svmtrain.core.optimizers.sgd import SCHEDULES
 from svmtrain.core.scaling import SCALINGS
 from svmtrain.errors import ConfigError
 
@@ -103,6 +104,7 @@ RULES: dict[str, _Rule] = {
     "model.reg": _compare(">=", 0),
     "model.reg_bias": _BOOL,
     "model.init_scale": _compare(">", 0),
+    "optim.name": _one_of(*OPTIMIZERS),
     "optim.learning_rate": _compare(">", 0),
     "optim.momentum": _between(0, 1, "[)"),
     "optim.nesterov": _BOOL,
@@ -110,6 +112,11 @@ RULES: dict[str, _Rule] = {
     "schedule.step_epochs": _POSITIVE_INT,
     "schedule.gamma": _between(0, 1, "(]"),
     "schedule.min_lr": _compare(">=", 0),
+    "lbfgs.history": _POSITIVE_INT,
+    "lbfgs.iterations": _POSITIVE_INT,
+    "lbfgs.grad_tol": _compare(">=", 0),
+    "lbfgs.loss_tol": _compare(">=", 0),
+    "lbfgs.max_evaluations": _POSITIVE_INT,
     "train.batch_size": _POSITIVE_INT,
     "train.epochs": _POSITIVE_INT,
     "train.iterations": _POSITIVE_INT,
@@ -141,8 +148,47 @@ def _foreign_hyperparameter_message(model: ModelConfig) -> str:
     )
 
 
+def optimizer_keys(name: str) -> list[str]:
+    """The "section.key" names only the optimiser ``name`` reads."""
+    return [
+        full
+        for key in OWN_KEYS[name]
+        for full in ([key] if "." in key else [f"{key}.{f}" for f in _fields(key)])
+    ]
+
+
+def _value(cfg: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def _foreign_optimizer_key(cfg: Config) -> tuple[str, str] | None:
+    """(key, owner): a key of another optimiser than optim.name's set away from its default."""
+    defaults = Config()
+    return next(
+        (
+            (key, owner)
+            for owner in OPTIMIZERS
+            if owner != cfg.optim.name
+            for key in optimizer_keys(owner)
+            if _value(cfg, key) != _value(defaults, key)
+        ),
+        None,
+    )
+
+
+def _foreign_optimizer_message(cfg: Config) -> str:
+    key, owner = _foreign_optimizer_key(cfg)
+    return (
+        f"{key} is {_show(_value(cfg, key))}, but it means nothing to optim.name="
+        f"{cfg.optim.name} (it is a setting of {owner}); remove {key}, or set "
+        f"optim.name={owner}."
+    )
+
+
 # Rules that tie keys together: (is it broken?, the message saying how to fix it).
 _CROSS_RULES: tuple[tuple[Callable[[Config], bool], Callable[[Config], str]], ...] = (
+    (lambda c: _foreign_optimizer_key(c) is not None, _foreign_optimizer_message),
     (
         lambda c: _foreign_hyperparameter(c.model) is not None,
         lambda c: _foreign_hyperparameter_message(c.model),

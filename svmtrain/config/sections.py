@@ -47,6 +47,7 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "sgd"  # sgd | lbfgs (svmtrain/core/optimizers/); the others' keys keep defaults
     learning_rate: float = 1e-7
     momentum: float = 0.0  # 0 is plain SGD
     nesterov: bool = False
@@ -58,6 +59,15 @@ class ScheduleConfig:
     step_epochs: int = 10  # step: multiply by gamma every step_epochs epochs
     gamma: float = 0.5  # step and exponential: the decay factor
     min_lr: float = 0.0  # cosine: the floor the learning rate decays towards
+
+
+@dataclass
+class LbfgsConfig:
+    history: int = 10  # (s, y) pairs kept for the inverse-Hessian estimate
+    iterations: int = 100  # at most this many iterations (each a line search on the whole split)
+    grad_tol: float = 1e-6  # converged when max |gradient| <= grad_tol
+    loss_tol: float = 1e-9  # converged when the loss falls by at most loss_tol * max(|loss|, 1)
+    max_evaluations: int = 20  # loss evaluations one line search may take
 
 
 @dataclass
@@ -87,5 +97,6 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    lbfgs: LbfgsConfig = field(default_factory=LbfgsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

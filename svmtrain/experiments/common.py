@@ -1,6 +1,5 @@
 """What every experiment starts from: the preprocessed splits, seeded random streams, the
-predictions of weights on a split, and the error both training steppers raise when the loss
-diverges."""
+predictions of weights on a split, and SIGTERM as Ctrl-C."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from svmtrain.data import load_cifar10
 from svmtrain.data.cache import CIFAR10
 from svmtrain.data.preprocess import Splits, prepare
 from svmtrain.data.source import CONFIG_DIGEST
-from svmtrain.errors import ConfigError, DivergenceError, SigTerm
+from svmtrain.errors import ConfigError, SigTerm
 from svmtrain.features import EXTRACTORS, PIXELS, check_settings
 from svmtrain.features.cache import FeatureCache
 from svmtrain.features.prepare import cached_features, feature_splits
@@ -91,20 +90,6 @@ def predict_rows(splits: Splits, W: np.ndarray, X: np.ndarray) -> np.ndarray:
     if splits.pixels:
         return np.argmax(linear_scores(W, splits.transform, X), axis=1)
     return np.argmax(X @ W.T, axis=1)
-
-
-def divergence_error(
-    cfg: Config, state, i: int, loss: float, initial: float, lr: float
-) -> DivergenceError:
-    """The error for a loss that diverged at step ``i`` of the epoch after ``state`` (a
-    TrainState): where, the loss against the first one, and a smaller learning rate to try."""
-    base = cfg.optim.learning_rate
-    return DivergenceError(
-        f"Training diverged at epoch {state.epoch + 1}, step {state.step + i + 1}: loss "
-        f"{loss:.4g} (it started at {initial:.4g}) with optim.learning_rate={base:g} "
-        f"(this epoch {lr:g}). Try a smaller learning rate, e.g. "
-        f"--set optim.learning_rate={base / 10:g}."
-    )
 
 
 @contextmanager
