@@ -166,10 +166,21 @@ class SGD(Optimizer):
         return {**{k: float(v) for k, v in fields.items()}, "lr": lr}, losses
 
     def _diverged(self, done: Progress, i: int, loss: float, initial: float, lr: float):
-        base = self.cfg.optim.learning_rate
+        """The error for a loss that diverged at step i of the round after ``done``: where, the
+        loss against the first one, and what to change: a smaller learning rate, and model.reg
+        too when the weight decay's own step (lr x reg times W) overshoots."""
+        base, reg = self.cfg.optim.learning_rate, self.cfg.model.reg
+        decay = lr * reg
+        also = (
+            f" Or a smaller model.reg (e.g. --set model.reg={0.1 / lr:.3g}): with model.reg="
+            f"{reg:g} the weight decay alone moves W by {decay:.3g} times itself each step, and "
+            "from about 2 that diverges whatever the data."
+            if decay >= 1
+            else ""
+        )
         return DivergenceError(
             f"Training diverged at epoch {done.round + 1}, step {done.step + i + 1}: loss "
             f"{loss:.4g} (it started at {initial:.4g}) with optim.learning_rate={base:g} "
             f"(this epoch {lr:g}). Try a smaller learning rate, e.g. "
-            f"--set optim.learning_rate={base / 10:g}."
+            f"--set optim.learning_rate={base / 10:g}.{also}"
         )
