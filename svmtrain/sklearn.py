@@ -35,8 +35,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from svmtrain.config import Config, config_from_dict
+from svmtrain.config.rules import OPTIMIZERS, optimizer_keys
 from svmtrain.data.preprocess import Splits
-from svmtrain.errors import ConfigError, ImageError
+from svmtrain.errors import ConfigError, DivergenceError, ImageError
 from svmtrain.experiments.train import final_weights, init_state, train
 from svmtrain.features import EXTRACTORS, Extractor
 from svmtrain.model import image_rows
@@ -144,6 +145,11 @@ _KEYS = {
     "schedule": "schedule.name",
     "epochs": "train.epochs",
     "batch_size": "train.batch_size",
+    "optimizer": "optim.name",
+    "max_iter": "lbfgs.iterations",
+    "tol": "lbfgs.grad_tol",
+    "loss_tol": "lbfgs.loss_tol",
+    "history": "lbfgs.history",
     "dtype": "preprocess.dtype",
 }
 
@@ -176,6 +182,11 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         schedule="cosine",
         epochs=10,
         batch_size=256,
+        optimizer="sgd",
+        max_iter=100,
+        tol=1e-6,
+        loss_tol=1e-9,
+        history=10,
         dtype=None,
         random_state=None,
     ):
@@ -190,6 +201,11 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         self.schedule = schedule
         self.epochs = epochs
         self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.max_iter = max_iter
+        self.tol = tol
+        self.loss_tol = loss_tol
+        self.history = history
         self.dtype = dtype
         self.random_state = random_state
 
@@ -208,7 +224,10 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
                 f"one class, {self.classes_[0]!r}."
             )
         cfg = self._config(X)
-        W, curve = _train(cfg, X, labels.astype(np.intp), len(self.classes_))
+        try:
+            W, curve = _train(cfg, X, labels.astype(np.intp), len(self.classes_))
+        except DivergenceError as err:
+            raise ValueError(f"{type(self).__name__}: {_param_words(str(err))}") from None
         self.W_ = W
         self.loss_curve_ = curve
         self.n_iter_ = len(curve)
@@ -259,28 +278,46 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         return X.astype(W.dtype, copy=False) @ W[:, :-1].T + W[:, -1]
 
     def _config(self, X: np.ndarray) -> Config:
-        """The config of this estimator's parameters for data X, checked by the config's rules."""
-        params = self.get_params()
+        """The config of this estimator's parameters for data X, checked by the config's rules.
+
+        The keys of an optimiser other than ``optimizer`` are left out while they keep this
+        class's defaults; changed, the config's rule refuses them (they would mean nothing).
+        """
+        params, defaults = self.get_params(), _defaults(type(self))
         params["dtype"] = params["dtype"] or ("float32" if X.dtype == np.float32 else "float64")
-        raw: dict[str, dict[str, Any]] = {}
+        foreign = {
+            key
+            for owner in OPTIMIZERS
+            if owner != params["optimizer"]
+            for key in optimizer_keys(owner)
+        }
+        raw: dict[str, dict[str, Any]] = {"train": {"seed": _seed(self.random_state)}}
         for name, key in _KEYS.items():
+            if key in foreign and params[name] == defaults[name]:
+                continue
             section, _, field = key.partition(".")
             raw.setdefault(section, {})[field] = params[name]
-        raw["train"]["seed"] = _seed(self.random_state)
-        raw["train"]["batch_size"] = min(params["batch_size"], len(X))  # small data: one batch
+        if "batch_size" in raw["train"]:  # small data: one batch of all of it
+            raw["train"]["batch_size"] = min(raw["train"]["batch_size"], len(X))
         raw["train"]["train_acc_samples"] = min(1000, len(X))
         try:
             return config_from_dict(raw)
         except ConfigError as err:
-            message = str(err)
-            for name, key in _KEYS.items():
-                message = re.sub(rf"\b{re.escape(key)}\b", name, message)
-            raise ValueError(f"{type(self).__name__}: {message}") from None
+            raise ValueError(f"{type(self).__name__}: {_param_words(str(err))}") from None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         return tags
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """The default of each parameter of ``cls.__init__``."""
+    return {
+        name: p.default
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def _seed(random_state) -> int:
@@ -314,3 +351,10 @@ def _train(cfg: Config, X: np.ndarray, y: np.ndarray, num_classes: int):
     with np.errstate(all="ignore"):
         train(cfg, splits, state, progress=False)
     return final_weights(cfg, state), np.array([m["loss"] for m in state.metrics])
+
+
+def _param_words(message: str) -> str:
+    """A config message worded for the estimator: parameter names instead of config keys."""
+    for name, key in _KEYS.items():
+        message = re.sub(rf"(--set )?\b{re.escape(key)}\b", name, message)
+    return message

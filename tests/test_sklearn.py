@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from svmtrain.core.losses import LOSSES  # noqa: E402
+from svmtrain.core.optimizers import OPTIMIZERS  # noqa: E402
 from svmtrain.features import EXTRACTORS  # noqa: E402
 from svmtrain.sklearn import TRANSFORMERS, LinearClassifier  # noqa: E402
 
@@ -76,7 +77,10 @@ def _expected_failures(estimator) -> dict[str, str]:
     return {} if isinstance(estimator, LinearClassifier) else IMAGE_ONLY
 
 
-CLASSIFIERS = [LinearClassifier(loss=name, random_state=0) for name in LOSSES]
+CLASSIFIERS = [
+    *(LinearClassifier(loss=name, random_state=0) for name in LOSSES),
+    *(LinearClassifier(optimizer=name, random_state=0) for name in OPTIMIZERS if name != "sgd"),
+]
 TRANSFORMER_INSTANCES = [TRANSFORMERS[name](**SMALL.get(name, {})) for name in EXTRACTORS]
 
 
@@ -172,14 +176,49 @@ def _blobs(n=300, classes=3, features=5, seed=0):
     return (centres[y] + rng.normal(size=(n, features))).astype(np.float64), y
 
 
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 @pytest.mark.parametrize("loss", list(LOSSES))
-def test_same_random_state_is_bit_identical(loss):
+def test_same_random_state_is_bit_identical(loss, optimizer):
     X, y = _blobs()
-    a = LinearClassifier(loss=loss, random_state=3).fit(X, y)
-    b = LinearClassifier(loss=loss, random_state=3).fit(X, y)
+    a = LinearClassifier(loss=loss, optimizer=optimizer, random_state=3).fit(X, y)
+    b = LinearClassifier(loss=loss, optimizer=optimizer, random_state=3).fit(X, y)
     np.testing.assert_array_equal(a.W_, b.W_)
     np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
-    assert a.score(X, y) > 0.9
+    assert a.n_iter_ == len(a.loss_curve_) >= 1
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_lbfgs_needs_no_tuning_on_small_data(loss):
+    X, y = _blobs()
+    clf = LinearClassifier(loss=loss, optimizer="lbfgs", random_state=0).fit(X, y)
+    assert clf.score(X, y) > 0.95
+
+
+def test_softmax_lbfgs_reaches_logistic_regressions_minimum():
+    """An independent reference: scikit-learn's multinomial LogisticRegression minimises
+    C * sum(cross-entropy) + ||coef||^2 / 2 with the intercept free, which is our mean
+    cross-entropy + reg * ||W||^2 with reg = 1 / (2 C N) and reg_bias False."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _blobs(n=200, classes=3, features=4, seed=1)
+    X = X / 4
+    C = 0.5
+    ref = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(X, y)
+    ours = LinearClassifier(
+        loss="softmax",
+        optimizer="lbfgs",
+        reg=1 / (2 * C * len(X)),
+        reg_bias=False,
+        tol=1e-9,
+        loss_tol=0.0,
+        max_iter=1000,
+        random_state=0,
+    ).fit(X, y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-5, atol=1e-6)
+    # Softmax does not change when every class's intercept moves alike: compare them centred.
+    centred = ours.intercept_ - ours.intercept_.mean()
+    np.testing.assert_allclose(centred, ref.intercept_ - ref.intercept_.mean(), atol=1e-5)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-6)
 
 
 def test_string_labels_and_binary_decision():
