@@ -73,8 +73,16 @@ IMAGE_ONLY = {
 }
 
 
+# The notes' Strategy 1 keeps the best of random W (about 15% on CIFAR-10): by design it is far
+# from trained, below the 0.83 accuracy this check asks on its blobs.
+RANDOM_W = {"check_classifiers_train": "random_search keeps the best of random W (the notes' "
+            "Strategy 1): below the check's accuracy bar by design"}  # fmt: skip
+
+
 def _expected_failures(estimator) -> dict[str, str]:
-    return {} if isinstance(estimator, LinearClassifier) else IMAGE_ONLY
+    if not isinstance(estimator, LinearClassifier):
+        return IMAGE_ONLY
+    return RANDOM_W if estimator.optimizer == "random_search" else {}
 
 
 CLASSIFIERS = [
