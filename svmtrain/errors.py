@@ -160,12 +160,6 @@ class StepTooLarge(ArgumentError):
         self.h, self.dtype = h, dtype
 
 
-class Notice(UserWarning):
-    """News for a person watching, not a problem: the data directory is locked by another
-    process, a download is being retried. The library warns with it instead of printing; the
-    CLI shows each as one plain line on stderr."""
-
-
 class WorkerDied(SvmtrainError):
     """A worker process died while trials ran: killed by a signal or exited by itself."""
 

@@ -8,9 +8,9 @@ standard output that cannot be written (:func:`run`).
 
 import errno
 import io
+import logging
 import os
 import sys
-import warnings
 from contextlib import contextmanager
 
 import click
@@ -26,8 +26,9 @@ from svmtrain.cli.plot import plot
 from svmtrain.cli.predict import predict_cmd
 from svmtrain.cli.search import search
 from svmtrain.cli.sweep_step import sweep_step
-from svmtrain.errors import ArgumentError, Notice, SigTerm, SvmtrainError, Terminated
+from svmtrain.errors import ArgumentError, SigTerm, SvmtrainError, Terminated
 from svmtrain.experiments.common import sigterm_as_interrupt
+from svmtrain.progress import LOGGER
 
 
 class _UserError(click.ClickException):
@@ -76,22 +77,25 @@ class _Group(click.Group):
             ) from None
 
 
+class _EchoHandler(logging.Handler):
+    """Shows each record of the ``svmtrain`` logger as its message alone, one line on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(record.getMessage(), err=True)
+
+
 @contextmanager
 def _notices_as_lines():
-    """Shows each library :class:`Notice` (a retried download, a locked data directory) as its
-    message alone, one line on stderr; other warnings as before."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", Notice)
-        shown = warnings.showwarning
-
-        def show(message, category, *args, **kwargs):
-            if issubclass(category, Notice):
-                click.echo(str(message), err=True)
-            else:
-                shown(message, category, *args, **kwargs)
-
-        warnings.showwarning = show
+    """Shows each library notice (:func:`svmtrain.progress.notify`: a retried download, a
+    locked data directory) as its message alone, one line on stderr, and nowhere else."""
+    handler, propagate = _EchoHandler(), LOGGER.propagate
+    LOGGER.addHandler(handler)
+    LOGGER.propagate = False
+    try:
         yield
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.propagate = propagate
 
 
 @click.group(

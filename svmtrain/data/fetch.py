@@ -11,7 +11,6 @@ import os
 import re
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from tqdm import tqdm
 
 from svmtrain.data.format import ARCHIVE_NAME
 from svmtrain.data.source import ENV_DIR, ENV_URL
-from svmtrain.errors import DataError, DownloadError, Notice
+from svmtrain.errors import DataError, DownloadError
+from svmtrain.progress import notify
 
 # Network behaviour; download() takes each as a keyword so tests can make them tiny.
 TIMEOUT = (10.0, 30.0)  # seconds: (connect, read between two chunks)
@@ -50,7 +50,7 @@ def fetch(
 
     timeout: (connect, read) seconds, the read one between two chunks; stall: seconds without
     a new byte, across attempts, after which no retry is made. With ``progress``, each retry
-    is announced with its reason (a :class:`~svmtrain.errors.Notice`). Raises DownloadError
+    is announced with its reason (:func:`svmtrain.progress.notify`). Raises DownloadError
     when the retries run out, the stall deadline passes, or the failure is not transient (4xx).
     """
     failures, last_progress = 0, time.monotonic()
@@ -80,9 +80,7 @@ def fetch(
                     f"retry, later or from another mirror (--url or {ENV_URL})."
                 ) from None
             if progress:
-                warnings.warn(
-                    Notice(f"Downloading {url}: {err}; retrying in {wait:g} s."), stacklevel=2
-                )
+                notify(f"Downloading {url}: {err}; retrying in {wait:g} s.")
             time.sleep(wait)
 
 

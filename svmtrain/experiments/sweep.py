@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from svmtrain.config import Config, ModelConfig
 from svmtrain.core.blas import limited_threads
@@ -35,6 +34,7 @@ from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ArgumentError, DivergenceError, ProblemSizeError, require_count
 from svmtrain.experiments.common import load_splits
 from svmtrain.io.records import duration, format_table, write_csv
+from svmtrain.progress import tqdm
 
 DEFAULT_RANGE = "-10:-1"  # the step sizes swept when none are given
 FEASIBLE_EXAMPLES = 500  # the -n the cost warning suggests: minutes, not hours, on CIFAR-10

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from collections.abc import Sequence
 
 from svmtrain.config import load_config
-from svmtrain.errors import ArgumentError, Notice
+from svmtrain.errors import ArgumentError
 from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.search.cluster import DaskExecutor
 from svmtrain.experiments.search.results import Search, search_dir
@@ -26,6 +25,7 @@ from svmtrain.experiments.search.space import (
     random_settings,
 )
 from svmtrain.io.records import plural
+from svmtrain.progress import notify
 
 FORK_NOTE = "Note: worker processes need fork (Linux); running the trials one at a time."
 
@@ -60,8 +60,8 @@ def search_hyperparameters(
     ``scheduler_file``: run on a Dask cluster instead. ``halving``: successive halving with
     ``reduction_factor`` [3] and ``min_epochs`` [1]. ``out``: the results directory [default:
     <output.dir>/<timestamp>-search]. ``yes``: run more than MAX_TRIALS trials (else refused);
-    with ``progress`` a :class:`~svmtrain.errors.Notice` says how many. Without fork the
-    trials run one at a time, with a :class:`~svmtrain.errors.Notice` saying so.
+    with ``progress`` a notice (:func:`svmtrain.progress.notify`) says how many. Without fork
+    the trials run one at a time, with a notice saying so.
 
     Raises ArgumentError (naming no argument: the message names the options) for a search that
     cannot run, before any data are loaded; ConfigError naming the trial with a bad value;
@@ -83,7 +83,7 @@ def search_hyperparameters(
         settings = random_settings(axes, random, base.train.seed)
     check_trial_count(len(settings), confirmed=yes)
     if progress:
-        warnings.warn(Notice(f"search: {plural(len(settings), 'trial')}"), stacklevel=2)
+        notify(f"search: {plural(len(settings), 'trial')}")
     trials = make_trials(config_path, overrides, settings, epochs)
     if plan is not None:
         plan.rung_epochs(len(trials), trials[0].config.train.epochs)
@@ -95,7 +95,7 @@ def search_hyperparameters(
         splits = load_splits(base, progress=progress)
         used = cluster.jobs if cluster is not None else effective_jobs(jobs, len(trials))
         if cluster is None and used < min(jobs, len(trials)):
-            warnings.warn(Notice(FORK_NOTE), stacklevel=2)
+            notify(FORK_NOTE)
         job = Search(
             trials=trials,
             axes=axes,
