@@ -108,8 +108,9 @@ def test_sweep_step_prints_the_notes_lines_a_marked_table_and_writes_csv(data, t
         marks = cells[2:]
         assert ("best" in " ".join(marks)) == (k == best), (step, cells)
         assert ("worse" in marks) == (losses[k] > loss0), (step, cells)
-    assert lines[-1].startswith(f"Best step {steps[best]:.1e}: loss {losses[best]:.6g} (")
-    assert f"{int((losses > loss0).sum())} of 9 steps made the loss worse." in lines[-1]
+    assert lines[-1] == f"wrote {out}"
+    assert lines[-2].startswith(f"Best step {steps[best]:.1e}: loss {losses[best]:.6g} (")
+    assert f"{int((losses > loss0).sum())} of 9 steps made the loss worse." in lines[-2]
 
     with out.open() as f:
         rows = list(csv.DictReader(f))
@@ -175,7 +176,9 @@ def test_sweep_step_fails_when_every_loss_overflows(data, tmp_path):
     assert result.stderr == (
         "Error: Every step made the loss overflow; try smaller steps, e.g. --range -14:-8.\n"
     )
-    assert [line.split()[-1] for line in result.stdout.splitlines()[-2:]] == ["worse", "worse"]
+    lines = result.stdout.splitlines()
+    assert [line.split()[-1] for line in lines[-3:-1]] == ["worse", "worse"]
+    assert lines[-1] == f"wrote {out}"
     assert len(out.read_text().splitlines()) == 3  # the table is still written
 
 
@@ -629,6 +632,56 @@ def test_an_existing_output_file_is_refused_before_any_work(data, tmp_path, comm
     result = run(command, *data, *args, option, mine, "-q", "--force")
     assert result.exit_code == 0, result.output
     assert mine.read_bytes() != b"the user's own file\n"
+
+
+def test_a_rerun_names_every_output_file_in_the_way(data, tmp_path):
+    csv_path, png = tmp_path / "s.csv", tmp_path / "s.png"
+    args = ["sweep-step", *data, "--range", "-8:-6", "-q", "--csv", csv_path, "--plot", png]
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    assert first.stdout.splitlines()[-2:] == [f"wrote {csv_path}", f"wrote {png}"]
+    before = csv_path.read_bytes(), png.read_bytes()
+    again = run(*args)
+    assert_clean_failure(again, 1, f"{csv_path} and {png} already exist", "--force")
+    assert (csv_path.read_bytes(), png.read_bytes()) == before
+
+
+def test_sweep_step_json_keeps_stdout_json_and_says_what_it_wrote_on_stderr(data, tmp_path):
+    csv_path = tmp_path / "s.csv"
+    result = run("sweep-step", *data, "--range", "-8:-6", "-q", "--json", "--csv", csv_path)
+    assert result.exit_code == 0, result.output
+    assert [s["step"] for s in json.loads(result.stdout)["steps"]] == [1e-8, 1e-7, 1e-6]
+    assert f"wrote {csv_path}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "files"),
+    [("sweep-step", "--csv or --plot"), ("evaluate", "--plot"), ("search", "--plot")],
+)
+def test_force_names_the_files_the_command_writes(command, files):
+    """evaluate and search have no --csv, so their --force does not offer it."""
+    text = " ".join(run(command, "--help").stdout.split())
+    assert f"--force Overwrite the files named by {files} if they exist" in text
+
+
+def test_sweep_step_to_a_log_file_says_each_phase(data, monkeypatch):
+    """Not a terminal, not --quiet: a line as each phase starts and ends, and the numerical
+    gradient's progress every 10%; bars never (the test runner's stderr is no terminal)."""
+    result = run(
+        "sweep-step", *data, "--gradient", "numerical", "-n", 5, "--range", "-8:-6"
+    )
+    assert result.exit_code == 0, result.output
+    err = result.stderr.splitlines()
+    assert "sweep-step: loading the data ..." in err
+    assert "sweep-step: numerical gradient of 30,730 weights on 5 images ..." in err
+    tenths = [line for line in err if line.startswith("numerical gradient: ")]
+    assert [line.split()[2] for line in tenths] == [f"{k}%" for k in range(10, 101, 10)]
+    assert tenths[-1] == "numerical gradient: 100% (30,730 of 30,730)"
+    assert any(line.startswith("sweep-step: gradient in ") for line in err)
+    assert any(line.startswith("sweep-step: the losses in ") for line in err)
+    assert "\r" not in result.stderr
+    quiet = run("sweep-step", *data, "--gradient", "numerical", "-n", 5, "--range", "-8:-6", "-q")
+    assert quiet.stderr.count("sweep-step:") == 0
 
 
 def test_search_refuses_a_huge_grid_unless_told(data, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from svmtrain.cli.options import (
+    check_output_files,
     check_plot_path,
     data_dir_option,
     force_option,
@@ -36,7 +37,7 @@ from svmtrain.io.records import to_json
     type=click.Path(dir_okay=False),
     help="Also draw the confusion matrix as a PNG to this .png file (needs svmtrain[plot]).",
 )
-@force_option
+@force_option("--plot")
 @quiet_option
 def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, force, quiet):
     """Accuracy, per-class accuracy and confusion matrix of saved weights.
@@ -45,7 +46,8 @@ def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, force, quiet
     --split test (the default) scores the test images the run was scored on (its config's
     data.num_test; all 10,000 unless it set fewer).
     """
-    check_plot_path(plot_path, force)
+    check_plot_path(plot_path)
+    check_output_files(force, plot_path)
     result = evaluate(
         weights_path,
         split,

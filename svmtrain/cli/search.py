@@ -7,6 +7,7 @@ import os
 import click
 
 from svmtrain.cli.options import (
+    check_output_files,
     check_plot_path,
     config_option,
     config_overrides,
@@ -111,7 +112,7 @@ from svmtrain.io.records import to_json
 )
 @json_option
 @plot_option("validation accuracy over lr x reg")
-@force_option
+@force_option("--plot")
 @click.option("--yes", is_flag=True, help=f"Run a search of more than {MAX_TRIALS:,} trials.")
 @data_dir_option
 @quiet_option
@@ -164,7 +165,8 @@ def search(
         source = click.get_current_context().get_parameter_source("scheduler")
         if source is click.core.ParameterSource.ENVIRONMENT:
             scheduler = None  # the file, given on the command line, beats the environment
-    check_plot_path(plot_path, force)
+    check_plot_path(plot_path)
+    check_output_files(force, plot_path)
     found = search_hyperparameters(
         config_path,
         config_overrides(overrides, data_dir),
