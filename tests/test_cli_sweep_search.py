@@ -664,12 +664,10 @@ def test_force_names_the_files_the_command_writes(command, files):
     assert f"--force Overwrite the files named by {files} if they exist" in text
 
 
-def test_sweep_step_to_a_log_file_says_each_phase(data, monkeypatch):
+def test_sweep_step_to_a_log_file_says_each_phase(data):
     """Not a terminal, not --quiet: a line as each phase starts and ends, and the numerical
     gradient's progress every 10%; bars never (the test runner's stderr is no terminal)."""
-    result = run(
-        "sweep-step", *data, "--gradient", "numerical", "-n", 5, "--range", "-8:-6"
-    )
+    result = run("sweep-step", *data, "--gradient", "numerical", "-n", 5, "--range", "-8:-6")
     assert result.exit_code == 0, result.output
     err = result.stderr.splitlines()
     assert "sweep-step: loading the data ..." in err
