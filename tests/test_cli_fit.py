@@ -65,6 +65,34 @@ def test_fit_then_evaluate(archive, data_args, tmp_path):
     assert "confusion matrix" in result.output
 
 
+def test_fit_says_the_training_time_and_the_whole_runs(data_args, tmp_path, monkeypatch):
+    """summary.json's wall_seconds is the whole call (here a data load made 0.3 s slower), its
+    train_seconds the training alone; fit's line says both."""
+    import time
+
+    from svmtrain.experiments import fit
+
+    real_load = fit.load_splits
+
+    def slow_load(*args, **kwargs):
+        time.sleep(0.3)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(fit, "load_splits", slow_load)
+    out = tmp_path / "run"
+    result = _fit(data_args, out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / runs.SUMMARY).read_text())
+    assert (
+        0 < summary["train_seconds"] and summary["train_seconds"] + 0.3 <= summary["wall_seconds"]
+    )
+    assert "resumed" not in summary
+    assert (
+        f"{summary['train_seconds']:.1f} s training, {summary['wall_seconds']:.1f} s in all)  "
+        f"-> {out}"
+    ) in result.stdout
+
+
 @pytest.mark.parametrize(
     ("config_text", "message"),
     [
@@ -116,7 +144,9 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monk
     monkeypatch.setattr(pixel_steps, "sgd_step", real_step)
     result = _run("fit", "--resume", out, "-q")
     assert result.exit_code == 0, result.output
-    assert json.loads((out / runs.SUMMARY).read_text())["epochs"] == 2
+    summary = json.loads((out / runs.SUMMARY).read_text())
+    assert summary["epochs"] == 2 and summary["resumed"] is True
+    assert f"s training, {summary['wall_seconds']:.1f} s since the resume)" in result.stdout
 
 
 def test_sigterm_exits_143_saying_what_was_kept(data_args, tmp_path, monkeypatch):
