@@ -52,10 +52,33 @@ class PlotUnavailable(SvmtrainError):
     """matplotlib (the optional ``plot`` extra) is not installed."""
 
 
-class Interrupted(SvmtrainError):
-    """The user pressed Ctrl-C; the message says what was kept and how to resume."""
+class Interrupted(KeyboardInterrupt):
+    """The user pressed Ctrl-C; the message says what was kept and how to resume.
+
+    A KeyboardInterrupt, not an Exception, so that an ``except Exception`` (a notebook cell's,
+    a caller's retry loop) never swallows the interrupt. ``resume``: the run directory a
+    ``{resume}`` in ``message`` names the way to resume: ``str(err)`` says it as Python does
+    (``svmtrain.fit(resume='runs/x')``), :meth:`text` ``(command_line=True)`` as the CLI
+    does (``svmtrain fit --resume runs/x``).
+    """
 
     exit_code = 130
+
+    def __init__(self, message: str, resume: object = None) -> None:
+        self.message, self.resume = message, resume
+        super().__init__(self.text())
+
+    def text(self, command_line: bool = False) -> str:
+        """The message, with the way to resume said for Python or, with ``command_line``, for
+        the CLI."""
+        if self.resume is None:
+            return self.message
+        how = (
+            f"svmtrain fit --resume {self.resume}"
+            if command_line
+            else f"svmtrain.fit(resume={str(self.resume)!r})"
+        )
+        return self.message.replace("{resume}", how)
 
 
 class ClusterError(SvmtrainError):

@@ -137,7 +137,7 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(splits, tmp_path, monke
         real_step(*args, **kwargs)
 
     monkeypatch.setattr(train, "sgd_step", interrupt_in_epoch_three)
-    with pytest.raises(Interrupted, match=r"after epoch 2.*svmtrain fit --resume"):
+    with pytest.raises(Interrupted, match=r"after epoch 2.*svmtrain\.fit\(resume='.*cut'\)"):
         _fit(splits, tmp_path, "cut", *extra)
     assert not (tmp_path / "cut" / runs.WEIGHTS).exists()
     assert len(_metrics(tmp_path / "cut")) == 2
@@ -415,7 +415,7 @@ def test_sigterm_saves_a_checkpoint_like_ctrl_c_and_resume_finishes(splits, tmp_
         real_step(*args, **kwargs)
 
     monkeypatch.setattr(train, "sgd_step", sigterm_in_epoch_three)
-    with pytest.raises(Terminated, match=r"SIGTERM after epoch 2.*svmtrain fit --resume") as err:
+    with pytest.raises(Terminated, match=r"SIGTERM after epoch 2.*svmtrain\.fit\(resume=") as err:
         _fit(splits, tmp_path, "cut")
     assert err.value.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is restored

@@ -26,7 +26,7 @@ from svmtrain.cli.plot import plot
 from svmtrain.cli.predict import predict_cmd
 from svmtrain.cli.search import search
 from svmtrain.cli.sweep_step import sweep_step
-from svmtrain.errors import ArgumentError, SigTerm, SvmtrainError, Terminated
+from svmtrain.errors import ArgumentError, Interrupted, SigTerm, SvmtrainError, Terminated
 from svmtrain.experiments.common import sigterm_as_interrupt
 from svmtrain.progress import LOGGER
 
@@ -65,6 +65,8 @@ class _Group(click.Group):
             ) from None
         except SvmtrainError as err:
             raise _UserError(str(err), err.exit_code) from None
+        except Interrupted as err:  # Ctrl-C or SIGTERM, with what was kept and how to go on
+            raise _UserError(err.text(command_line=True), err.exit_code) from None
         except SigTerm:
             raise _UserError("Stopped by SIGTERM.", Terminated.exit_code) from None
         except KeyboardInterrupt:

@@ -14,7 +14,7 @@ from svmtrain.cli.options import (
     quiet_option,
     weights_option,
 )
-from svmtrain.experiments.evaluate import SPLITS, evaluate, evaluation_text
+from svmtrain.experiments.evaluate import SPLITS, evaluate
 from svmtrain.io.records import to_json
 
 
@@ -55,8 +55,8 @@ def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, force, quiet
         progress=progress_enabled(quiet),
         plot_path=plot_path,
     )
-    if result["warning"]:
-        click.echo(f"Warning: {result['warning']}", err=True)
+    if result.warning:
+        click.echo(f"Warning: {result.warning}", err=True)
     if plot_path:
         click.echo(f"wrote {plot_path}", err=as_json)
-    click.echo(to_json(result) if as_json else evaluation_text(result))
+    click.echo(to_json(result.to_dict()) if as_json else result.text())

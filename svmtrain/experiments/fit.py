@@ -160,7 +160,8 @@ def _fit(
             error, what = _stop(stop)
             raise error(
                 f"{what} before training started. {run_dir} holds the run's config; start it "
-                f"with: svmtrain fit --resume {run_dir}"
+                "with: {resume}",
+                resume=run_dir,
             ) from None
         clock = (started, resumed)
         return _train_and_write(cfg, splits, state, run_dir, progress, clock)
@@ -218,14 +219,16 @@ def _train_and_write(
         save_checkpoint(run_dir, s, identity)
         runs.write_metrics(run_dir, s.metrics, np.asarray(s.loss_history))
 
-    resume_hint = f"continue with: svmtrain fit --resume {run_dir}"
+    resume_hint = "continue with: {resume}"
     try:
         train(cfg, splits, state, progress=progress, on_epoch=checkpoint)
     except KeyboardInterrupt as stop:
         checkpoint(state)
         error, what = _stop(stop)
         raise error(
-            f"{what} after epoch {state.epoch}. The checkpoint is saved in {run_dir}; {resume_hint}"
+            f"{what} after epoch {state.epoch}. The checkpoint is saved in {run_dir}; "
+            + resume_hint,
+            resume=run_dir,
         ) from None
     except DivergenceError as err:
         _save_weights(run_dir, cfg, splits, state.W, diverged_in_epoch=state.epoch + 1)
@@ -245,12 +248,13 @@ def _train_and_write(
         error, what = _stop(stop)
         raise error(
             f"{what} while saving the results; the checkpoint in {run_dir} is complete: "
-            f"{resume_hint}"
+            + resume_hint,
+            resume=run_dir,
         ) from None
     return FitResult(run_dir=run_dir, summary=summary)
 
 
-def _stop(stop: KeyboardInterrupt) -> tuple[type[SvmtrainError], str]:
+def _stop(stop: KeyboardInterrupt) -> tuple[type[Interrupted], str]:
     """The error to raise for a Ctrl-C or SIGTERM, and the word that says which it was."""
     if isinstance(stop, SigTerm):
         return Terminated, "Stopped by SIGTERM"
