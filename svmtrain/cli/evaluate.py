@@ -6,7 +6,7 @@ import click
 
 from svmtrain.cli.options import (
     check_output_files,
-    check_plot_path,
+    check_png_path,
     data_dir_option,
     force_option,
     json_option,
@@ -46,7 +46,7 @@ def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, force, quiet
     --split test (the default) scores the test images the run was scored on (its config's
     data.num_test; all 10,000 unless it set fewer).
     """
-    check_plot_path(plot_path)
+    check_png_path(plot_path)
     check_output_files(force, plot_path)
     result = evaluate(
         weights_path,

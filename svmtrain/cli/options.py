@@ -13,6 +13,7 @@ import click
 from svmtrain.config.shipped import shipped_names
 from svmtrain.errors import ArgumentError
 from svmtrain.fileio import refuse_existing
+from svmtrain.io.images import require_pillow
 from svmtrain.io.plots import require_matplotlib
 from svmtrain.io.runs import weights_file
 
@@ -132,23 +133,27 @@ def check_output_files(force: bool, *paths: str | None) -> None:
     refuse_existing([p for p in paths if p is not None], force)
 
 
-def check_plot_path(plot_path: str | None) -> None:
-    """Fail now, not after the work, if --plot cannot be drawn: a name not ending in .png (the
-    picture is a PNG whatever the name), no matplotlib, or no such directory for the file.
-    Whether it exists already is :func:`check_output_files`' business."""
-    if plot_path is None:
+def check_png_path(path: str | None, option: str = "--plot") -> None:
+    """Fail now, not after the work, if the picture ``option`` names cannot be written: a name
+    not ending in .png (the picture is a PNG whatever the name), no library to draw it
+    (matplotlib for --plot, Pillow otherwise), or no such directory for the file. Whether it
+    exists already is :func:`check_output_files`' business."""
+    if path is None:
         return
-    if Path(plot_path).suffix.lower() != ".png":
+    if Path(path).suffix.lower() != ".png":
         raise click.BadParameter(
-            f"{plot_path!r} does not end in .png; the picture is a PNG, so name it FILE.png.",
-            param_hint="--plot",
+            f"{path!r} does not end in .png; the picture is a PNG, so name it FILE.png.",
+            param_hint=option,
         )
-    require_matplotlib()
-    folder = Path(plot_path).parent
+    if option == "--plot":
+        require_matplotlib()
+    else:
+        require_pillow()
+    folder = Path(path).parent
     if not folder.is_dir():
         raise click.BadParameter(
             f"the directory {str(folder)!r} does not exist; create it or choose another file.",
-            param_hint="--plot",
+            param_hint=option,
         )
 
 

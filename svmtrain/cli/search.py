@@ -8,7 +8,7 @@ import click
 
 from svmtrain.cli.options import (
     check_output_files,
-    check_plot_path,
+    check_png_path,
     config_option,
     config_overrides,
     data_dir_option,
@@ -165,7 +165,7 @@ def search(
         source = click.get_current_context().get_parameter_source("scheduler")
         if source is click.core.ParameterSource.ENVIRONMENT:
             scheduler = None  # the file, given on the command line, beats the environment
-    check_plot_path(plot_path)
+    check_png_path(plot_path)
     check_output_files(force, plot_path)
     found = search_hyperparameters(
         config_path,

@@ -6,7 +6,7 @@ import click
 
 from svmtrain.cli.options import (
     check_output_files,
-    check_plot_path,
+    check_png_path,
     config_option,
     config_overrides,
     data_dir_option,
@@ -115,7 +115,7 @@ def sweep_step(
     """
     if steps is not None and step_range is not None:
         raise click.UsageError("--steps and --range both give the step sizes; use one of them.")
-    check_plot_path(plot_path)
+    check_png_path(plot_path)
     check_output_files(force, csv_path, plot_path)
     cfg = load_config(config_path, config_overrides(overrides, data_dir))
     result = run_sweep(
