@@ -573,13 +573,18 @@ def test_search_with_successive_halving_shows_the_rungs(data, tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
-        "rank", "trial", "lr", "reg", "rung", "final", "loss", "train", "acc", "val", "acc",
-        "seconds", "status",
+        "rank", "trial", "lr", "reg", "rung", "epochs", "final", "loss", "train", "acc", "val",
+        "acc", "seconds", "status",
     ]  # fmt: skip
-    assert [line.split()[4] for line in lines[2:6]] == ["1", "1", "0", "0"]
-    assert "successive halving: rungs of 2, 4 epochs; 6 trial runs, 16 epochs in all" in (
-        result.stdout
-    )
+    assert [line.split()[4] for line in lines[2:6]] == ["4", "4", "2", "2"]  # the rungs' epochs
+    text = " ".join(result.stdout.split())
+    assert (
+        "successive halving: rungs of 2, 4 epochs, ranked by the rung reached first (a longer "
+        "run ranks above a shorter one of higher val accuracy), then by val accuracy; 6 trial "
+        "runs, 16 epochs in all"
+    ) in text
+    (best,) = [line for line in lines if line.startswith("best: trial ")]
+    assert best.endswith(" at the last rung (4 epochs)")
     document = json.loads((out / "results.json").read_text())
     assert [(r["rung"], r["epochs"]) for r in document["results"]] == [(1, 4)] * 2 + [(0, 2)] * 2
     assert (out / "results.csv").read_text().startswith("rank,trial,learning_rate,reg,rung,")

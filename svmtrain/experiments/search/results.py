@@ -157,6 +157,8 @@ class Search:
         def number(value, spec: str) -> str:
             return "-" if value is None else format(value, spec)
 
+        rung_epochs = document["halving"]["rung_epochs"] if self.halving else []
+
         rows = [
             (
                 r["rank"],
@@ -164,7 +166,7 @@ class Search:
                 f"{r['learning_rate']:g}",
                 f"{r['reg']:g}",
                 *(str(r["settings"][k]) for k in others),
-                *([r["rung"]] if self.halving else []),
+                *([rung_epochs[r["rung"]]] if self.halving else []),
                 number(r["final_loss"], ".4g"),
                 number(r["train_acc"], ".4f"),
                 number(r["val_acc"], ".4f"),
@@ -173,20 +175,24 @@ class Search:
             )
             for r in document["results"]
         ]
-        headers = ["rank", "trial", "lr", "reg", *others, *(["rung"] if self.halving else [])]
+        rung = ["rung epochs"] if self.halving else []
+        headers = ["rank", "trial", "lr", "reg", *others, *rung]
         headers += ["final loss", "train acc", "val acc", "seconds", "status"]
         lines = [format_table(headers, rows), ""]
         if self.halving is not None:
-            rungs = ", ".join(str(e) for e in document["halving"]["rung_epochs"])
+            rungs = ", ".join(str(e) for e in rung_epochs)
             lines.append(
-                f"successive halving: rungs of {rungs} epochs; {document['runs']} trial runs, "
-                f"{document['epochs_trained']} epochs in all"
+                f"successive halving: rungs of {rungs} epochs, ranked by the rung reached first "
+                "(a longer run ranks above a shorter one of higher val accuracy), then by val "
+                f"accuracy; {document['runs']} trial runs, {document['epochs_trained']} epochs "
+                "in all"
             )
         best = document["best"]
         if best is not None:
             chosen = ", ".join(f"{k}={v}" for k, v in best["settings"].items())
+            at = f" at the last rung ({rung_epochs[best['rung']]} epochs)" if self.halving else ""
             lines.append(
-                f"best: trial {best['trial']} ({chosen}), val accuracy {best['val_acc']:.4f}"
+                f"best: trial {best['trial']} ({chosen}), val accuracy {best['val_acc']:.4f}{at}"
             )
         out = self.out_dir
         lines.append(f"results: {out / RESULTS_CSV}, {out / RESULTS_JSON}")
