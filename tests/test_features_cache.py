@@ -164,6 +164,17 @@ def test_cli_info_and_clear(tmp_path):
     assert "No feature caches" in empty.output
 
 
+def test_cli_info_stays_under_100_columns_with_kmeans_settings(tmp_path):
+    """Every setting is shown, wrapped under its cache, none cut."""
+    built = _build(_dataset(), tmp_path)
+    shown = CliRunner().invoke(main, ["features", "info", "--data-dir", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    assert max(len(line) for line in shown.output.splitlines()) < 100
+    words = shown.output.split()
+    for key, value in built.meta["settings"].items():
+        assert f"{key}={value}" in words
+
+
 def test_a_running_build_is_not_cleared(tmp_path):
     running = tmp_path / cache.FEATURES_DIR / f".kmeans-0123.{os.getpid()}.tmp"
     running.mkdir(parents=True)
