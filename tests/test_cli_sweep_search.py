@@ -703,3 +703,61 @@ def test_search_says_how_many_trials_to_a_person_watching(data, tmp_path, caplog
         None, overrides, lr="1e-9,1e-8", epochs=1, jobs=1, out=tmp_path / "s", progress=True
     )
     assert "search: 2 trials" in caplog.messages
+
+
+def test_search_with_seeds_ranks_the_settings_by_their_mean(data, tmp_path):
+    """Each setting trains with seeds 0, 1, 2; its row is the mean and the sample standard
+    deviation (statistics.stdev as the reference) of those runs' val accuracies, and its
+    seed-0 run is the very trial a search without --seeds runs."""
+    import statistics
+
+    args = [*data, *SMALL, "--lr", "1e-8,1e-7", "--epochs", 2, "--jobs", 2, "-q"]
+    seeded = run("search", *args, "--seeds", 3, "--out", tmp_path / "seeded")
+    assert seeded.exit_code == 0, seeded.output
+    plain = run("search", *args, "--out", tmp_path / "plain")
+    assert plain.exit_code == 0, plain.output
+    document = json.loads((tmp_path / "seeded" / "results.json").read_text())
+    trials = {r["trial"]: r for r in document["results"]}
+    assert len(trials) == 6 and document["seeds"] == 3
+    assert sorted(r["settings"]["train.seed"] for r in trials.values()) == [0, 0, 1, 1, 2, 2]
+    settings = document["settings"]
+    assert len(settings) == 2
+    for g in settings:
+        accs = [trials[n]["val_acc"] for n in g["trials"]]
+        assert g["seeds"] == [0, 1, 2]
+        assert g["val_acc"] == pytest.approx(statistics.fmean(accs), abs=1e-15)
+        assert g["val_acc_std"] == pytest.approx(statistics.stdev(accs), abs=1e-15)
+        assert (g["val_acc_min"], g["val_acc_max"]) == (min(accs), max(accs))
+    assert settings[0]["val_acc"] >= settings[1]["val_acc"]
+    assert document["best_setting"] == settings[0]
+    # seed 0 of each setting is the unseeded search's trial, bit for bit
+    unseeded = json.loads((tmp_path / "plain" / "results.json").read_text())["results"]
+    for g in settings:
+        first = trials[g["trials"][0]]
+        (same,) = [r for r in unseeded if r["learning_rate"] == first["learning_rate"]]
+        assert (same["val_acc"], same["final_loss"]) == (first["val_acc"], first["final_loss"])
+    best = load_config(tmp_path / "seeded" / "best.yaml")
+    assert best.optim.learning_rate == settings[0]["learning_rate"] and best.train.seed == 0
+    lines = seeded.stdout.splitlines()
+    assert lines[0].split() == [
+        "rank", "trials", "lr", "reg", "seeds", "mean", "val", "std", "min", "max", "status"
+    ]  # fmt: skip
+    assert lines[2].split()[4:6] == ["3/3", f"{settings[0]['val_acc']:.4f}"]
+    assert any(
+        line.startswith(f"best: optim.learning_rate={settings[0]['settings'][search.LR]}, ")
+        for line in lines
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--halving"], "--seeds and --halving do not go together"),
+        (["--grid", "train.seed=1,2"], "--seeds sets train.seed"),
+    ],
+)
+def test_search_refuses_seeds_it_cannot_honour(data, tmp_path, extra, message):
+    result = run(
+        "search", *data, "--lr", "1e-8,1e-7,1e-6", "--epochs", 3, "--seeds", 2, *extra, "-q"
+    )
+    assert_clean_failure(result, 2, message)

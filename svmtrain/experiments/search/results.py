@@ -6,6 +6,7 @@ that an interrupted search keeps what it finished.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 
 from svmtrain.config import Config, save_config
 from svmtrain.errors import DivergenceError, SvmtrainError
-from svmtrain.experiments.search.space import LR, REG, Axis, Halving, Trial
+from svmtrain.experiments.search.space import LR, REG, SEED, Axis, Halving, Trial
 from svmtrain.io import runs
 from svmtrain.io.records import format_table, write_csv, write_json
 
@@ -79,6 +80,50 @@ def result_records(ranked: Sequence[TrialResult]) -> list[dict]:
     ]
 
 
+def setting_records(results: Sequence[TrialResult]) -> list[dict]:
+    """The trials of a search with --seeds, grouped by their settings but train.seed, ranked:
+    one dict per setting with its rank, settings (without the seed), learning_rate, reg, the
+    trial numbers and seeds of its runs, how many finished ok, and the mean, sample standard
+    deviation (0.0 for one run), min and max of their val_acc; "val_acc" is the mean (what the
+    settings are ranked by, highest first; a setting with a diverged or crashed run last, ties
+    by the lowest trial number), "status" ok unless a run was not.
+    """
+    groups: dict[str, list[TrialResult]] = {}
+    for r in sorted(results, key=lambda r: r.number):
+        key = json.dumps({k: v for k, v in r.settings.items() if k != SEED}, sort_keys=True)
+        groups.setdefault(key, []).append(r)
+    records = []
+    for runs_ in groups.values():
+        accs = [r.val_acc for r in runs_ if r.status == OK and r.val_acc is not None]
+        bad = [r.status for r in runs_ if r.status != OK]
+        mean = sum(accs) / len(accs) if accs else None
+        spread = (
+            math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1))
+            if len(accs) > 1
+            else 0.0
+            if accs
+            else None
+        )
+        first = runs_[0]
+        records.append(
+            {
+                "settings": {k: v for k, v in first.settings.items() if k != SEED},
+                "learning_rate": first.learning_rate,
+                "reg": first.reg,
+                "trials": [r.number for r in runs_],
+                "seeds": [r.settings.get(SEED) for r in runs_],
+                "finished": len(accs),
+                "val_acc": mean,
+                "val_acc_std": spread,
+                "val_acc_min": min(accs) if accs else None,
+                "val_acc_max": max(accs) if accs else None,
+                "status": bad[0] if bad else OK,
+            }
+        )
+    records.sort(key=lambda g: (g["status"] != OK, -(g["val_acc"] or 0.0), g["trials"][0]))
+    return [{"rank": position, **g} for position, g in enumerate(records, 1)]
+
+
 def best_trial(ranked: Sequence[TrialResult], trials: Sequence[Trial]) -> Trial | None:
     """The trial ranked first, if it did not diverge."""
     if not ranked or ranked[0].status != OK:
@@ -96,6 +141,7 @@ class Search:
     jobs: int
     epochs: int | None  # the --epochs override, if any
     halving: Halving | None = None
+    seeds: int | None = None  # --seeds: runs per setting, ranked by their mean
     results: list[TrialResult] = field(default_factory=list)  # each trial's latest
     interrupted: bool = False
     runs: int = 0  # trial runs finished (a trial runs once per rung it reaches)
@@ -122,12 +168,33 @@ class Search:
             count = self.halving.survivors(count) if self.halving else count
         return total
 
+    def _best(self, ranked: Sequence[TrialResult]) -> Trial | None:
+        """The trial best.yaml is made of: the best-ranked trial, or with --seeds the first run
+        (the base config's seed) of the setting of the best mean."""
+        if self.seeds is None:
+            return best_trial(ranked, self.trials)
+        settings = setting_records(self.results)
+        if not settings or settings[0]["status"] != OK:
+            return None
+        return next(t for t in self.trials if t.number == settings[0]["trials"][0])
+
     def document(self) -> dict:
-        """results.json: the search, the best trial and every result, ranked."""
-        records = result_records(rank(self.results))
-        best = records[0] if records and records[0]["status"] == OK else None
+        """results.json: the search, the best trial and every result, ranked; with --seeds
+        also "settings" (:func:`setting_records`) and "best_setting", the first of them."""
+        ranked = rank(self.results)
+        records = result_records(ranked)
+        chosen = self._best(ranked)
+        best = next((r for r in records if chosen and r["trial"] == chosen.number), None)
+        seeded = {}
+        if self.seeds is not None:
+            settings = setting_records(self.results)
+            seeded = {
+                "seeds": self.seeds,
+                "best_setting": settings[0] if best is not None else None,
+                "settings": settings,
+            }
         return {
-            "selected_by": "val_acc",
+            "selected_by": "val_acc" if self.seeds is None else "mean val_acc over seeds",
             "searched": [a.key for a in self.axes],
             "epochs_per_trial": self.epochs,
             "trials": len(self.trials),
@@ -145,13 +212,16 @@ class Search:
             "epochs_trained": self.epochs_trained,
             "best": best,
             "best_config": str(self.out_dir / BEST_YAML) if best else None,
+            **seeded,
             "results": records,
         }
 
     def text(self) -> str:
-        """What ``svmtrain search`` prints: the ranked table, the successive-halving rungs, the
-        best trial, and where the files are."""
+        """What ``svmtrain search`` prints: the ranked table (of settings with --seeds), the
+        successive-halving rungs, the best trial, and where the files are."""
         document = self.document()
+        if self.seeds is not None:
+            return self._seeded_text(document)
         others = [a.key for a in self.axes if a.key not in (LR, REG)]
 
         def number(value, spec: str) -> str:
@@ -200,6 +270,51 @@ class Search:
             lines.append(f"train it fully: svmtrain fit --config {out / BEST_YAML}")
         return "\n".join(lines)
 
+    def _seeded_text(self, document: dict) -> str:
+        """:meth:`text` with --seeds: one row per setting, its runs' mean and spread."""
+        others = [a.key for a in self.axes if a.key not in (LR, REG)]
+
+        def number(value, spec: str) -> str:
+            return "-" if value is None else format(value, spec)
+
+        rows = [
+            (
+                g["rank"],
+                f"{g['trials'][0]}-{g['trials'][-1]}" if len(g["trials"]) > 1 else g["trials"][0],
+                f"{g['learning_rate']:g}",
+                f"{g['reg']:g}",
+                *(str(g["settings"][k]) for k in others),
+                f"{g['finished']}/{self.seeds}",
+                number(g["val_acc"], ".4f"),
+                number(g["val_acc_std"], ".4f"),
+                number(g["val_acc_min"], ".4f"),
+                number(g["val_acc_max"], ".4f"),
+                g["status"],
+            )
+            for g in document["settings"]
+        ]
+        headers = ["rank", "trials", "lr", "reg", *others, "seeds", "mean val", "std"]
+        headers += ["min", "max", "status"]
+        lines = [
+            format_table(headers, rows),
+            "",
+            f"each setting trained with {self.seeds} seeds (train.seed "
+            f"{self.trials[0].config.train.seed} on); ranked by the mean val accuracy; std is "
+            "the sample standard deviation over the seeds",
+        ]
+        best = document["best_setting"]
+        if best is not None:
+            chosen = ", ".join(f"{k}={v}" for k, v in best["settings"].items())
+            lines.append(
+                f"best: {chosen}, val accuracy {best['val_acc']:.4f} +- {best['val_acc_std']:.4f}"
+                f" over {best['finished']} seeds"
+            )
+        out = self.out_dir
+        lines.append(f"results: {out / RESULTS_CSV} (every trial), {out / RESULTS_JSON}")
+        if best is not None:
+            lines.append(f"train it fully: svmtrain fit --config {out / BEST_YAML}")
+        return "\n".join(lines)
+
     def require_best(self) -> None:
         """Raises :class:`~svmtrain.errors.DivergenceError` if no trial succeeded (every one
         diverged or crashed), so there is no best.yaml."""
@@ -220,7 +335,7 @@ class Search:
         rows = [{**r, **{k: r["settings"][k] for k in keys}} for r in records]
         write_csv(self.out_dir / RESULTS_CSV, columns, rows)
         write_json(self.out_dir / RESULTS_JSON, self.document())
-        best = best_trial(ranked, self.trials)
+        best = self._best(ranked)
         if best is not None:
             save_config(best.full_config, self.out_dir / BEST_YAML)
 
