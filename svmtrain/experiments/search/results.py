@@ -252,10 +252,11 @@ class Search:
         if self.halving is not None:
             rungs = ", ".join(str(e) for e in rung_epochs)
             lines.append(
-                f"successive halving: rungs of {rungs} epochs, ranked by the rung reached first "
-                "(a longer run ranks above a shorter one of higher val accuracy), then by val "
-                f"accuracy; {document['runs']} trial runs, {document['epochs_trained']} epochs "
-                "in all"
+                f"successive halving: rungs of {rungs} epochs; {document['runs']} trial runs, "
+                f"{document['epochs_trained']} epochs in all"
+            )
+            lines.append(
+                "ranked by the rung reached first (judged on a longer run), then by val accuracy"
             )
         best = document["best"]
         if best is not None:
@@ -293,14 +294,14 @@ class Search:
             )
             for g in document["settings"]
         ]
+        seeds = ", ".join(str(seed) for seed in document["settings"][0]["seeds"])
         headers = ["rank", "trials", "lr", "reg", *others, "seeds", "mean val", "std"]
         headers += ["min", "max", "status"]
         lines = [
             format_table(headers, rows),
             "",
-            f"each setting trained with {self.seeds} seeds (train.seed "
-            f"{self.trials[0].config.train.seed} on); ranked by the mean val accuracy; std is "
-            "the sample standard deviation over the seeds",
+            f"each setting trained with {self.seeds} seeds (train.seed {seeds}), ranked by the "
+            "mean val accuracy; std: the sample standard deviation over the seeds",
         ]
         best = document["best_setting"]
         if best is not None:
