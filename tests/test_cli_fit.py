@@ -433,3 +433,25 @@ def test_one_epoch_is_one_epoch(data_args, tmp_path):
     result = _fit(data_args, tmp_path / "run", "--set", "train.epochs=1")
     assert result.exit_code == 0, result.output
     assert "(1 epoch, 7 steps, " in result.output  # 250 images in batches of 32
+
+
+def test_confident_mistakes_by_hand():
+    """Rows 1, 2 and 4 are wrong, by margins 0.5, 4.0 and 3.0 (the predicted class's score
+    minus the true class's): the larger first, at most ``count``; row 5 ties row 4 and comes
+    after it."""
+    from svmtrain.experiments.evaluate import confident_mistakes
+
+    scores = np.array(
+        [
+            [2.0, 1.0, 0.0],
+            [1.0, 1.5, 0.0],
+            [4.0, 0.0, 1.0],
+            [0.0, 0.0, 9.0],
+            [0.0, 3.5, 0.5],
+            [3.0, 0.0, 0.0],
+        ]
+    )
+    y = np.array([0, 0, 1, 2, 2, 1])
+    assert confident_mistakes(scores, y, 10).tolist() == [2, 4, 5, 1]
+    assert confident_mistakes(scores, y, 2).tolist() == [2, 4]
+    assert confident_mistakes(scores[[0, 3]], y[[0, 3]], 5).tolist() == []

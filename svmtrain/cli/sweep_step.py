@@ -135,8 +135,8 @@ def sweep_step(
     if plot_path:
         from svmtrain.io.plots import plot_sweep
 
-        click.echo(
-            f"wrote {plot_sweep(result.steps, result.losses, result.original_loss, plot_path)}",
-            err=as_json,
+        drawn = plot_sweep(
+            result.steps, result.losses, result.original_loss, plot_path, result.description()
         )
+        click.echo(f"wrote {drawn}", err=as_json)
     result.require_a_finite_loss()

@@ -14,7 +14,7 @@ from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_report
 from svmtrain.data.preprocess import split_indices
 from svmtrain.errors import WeightsError
 from svmtrain.experiments.common import load_dataset
-from svmtrain.io.plots import plot_confusion, require_matplotlib
+from svmtrain.io.plots import GALLERY, plot_evaluation, require_matplotlib
 from svmtrain.io.records import format_table
 from svmtrain.model import LinearModel
 
@@ -85,7 +85,8 @@ def evaluate(
     The data source, the splits (validation images, ``data.num_test`` test images) and the
     dtype come from the config stored in the weights; the mean image and scale are the stored
     ones, never recomputed. ``data_dir`` overrides where the cache is. ``plot_path``: also draw
-    the confusion matrix there as a PNG (without matplotlib that fails first, before any work,
+    the confusion matrix and the most confident mistakes (:func:`confident_mistakes`) there as
+    a PNG (without matplotlib that fails first, before any work,
     with :class:`~svmtrain.errors.PlotUnavailable`).
     Its warning says what the weights are when their run diverged (see
     :meth:`~svmtrain.model.LinearModel.divergence_note`), else None.
@@ -109,9 +110,15 @@ def evaluate(
     else:  # the test images the run itself was scored on
         x, y = dataset.x_test[: d.num_test], dataset.y_test[: d.num_test]
     y = np.asarray(y, dtype=np.intp)
-    metrics = classification_metrics(y, weights.predict(x), weights.class_names)
+    scores = weights.scores(x)
+    predicted = np.argmax(scores, axis=1)
+    metrics = classification_metrics(y, predicted, weights.class_names)
     if plot_path is not None:
-        plot_confusion(np.array(metrics["confusion"]), weights.class_names, plot_path)
+        wrong = confident_mistakes(scores, y, GALLERY)
+        images = np.asarray(x[wrong]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        confusion = np.array(metrics["confusion"])
+        names = weights.class_names
+        plot_evaluation(confusion, names, images, y[wrong], predicted[wrong], plot_path, split)
     return Evaluation(
         weights=str(weights_path),
         split=split,
@@ -119,6 +126,17 @@ def evaluate(
         warning=weights.divergence_note(),
         **metrics,
     )
+
+
+def confident_mistakes(scores: np.ndarray, y: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the misclassified rows of ``scores`` (N, C) (labels ``y`` (N,)), at most
+    ``count``, the most confident first: by how far the predicted class's score is above the
+    true class's (ties: the lower index)."""
+    predicted = np.argmax(scores, axis=1)
+    rows = np.arange(len(y))
+    wrong = np.flatnonzero(predicted != y)
+    margin = scores[wrong, predicted[wrong]] - scores[rows[wrong], y[wrong]]
+    return wrong[np.argsort(-margin, kind="stable")[:count]]
 
 
 def classification_metrics(y: np.ndarray, pred: np.ndarray, class_names: Sequence[str]) -> dict:

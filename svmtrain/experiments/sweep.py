@@ -310,6 +310,15 @@ class Sweep:
         if self.overflowed:
             raise DivergenceError(OVERFLOW)
 
+    def description(self) -> str:
+        """Which sweep this was, in a line: "analytic gradient of the svm loss (reg 2.5e+04)
+        on 500 images, float32"."""
+        s = self.settings
+        return (
+            f"{s['gradient']} gradient of the {s['loss']} loss (reg {s['reg']:g}) on "
+            f"{s['num_examples']:,} images, {s['dtype']}"
+        )
+
     def to_dict(self) -> dict:
         """The JSON document of ``sweep-step --json``: the settings, the original loss, the best
         step (None if no step helped) and :meth:`records` as "steps"."""
