@@ -24,6 +24,7 @@ from svmtrain.cli.fit import fit
 from svmtrain.cli.gradcheck import gradcheck
 from svmtrain.cli.plot import plot
 from svmtrain.cli.predict import predict_cmd
+from svmtrain.cli.runs import runs_group
 from svmtrain.cli.search import search
 from svmtrain.cli.sweep_step import sweep_step
 from svmtrain.errors import ArgumentError, Interrupted, SigTerm, SvmtrainError, Terminated
@@ -111,6 +112,7 @@ def _notices_as_lines():
         gradcheck,
         sweep_step,
         search,
+        runs_group,
         plot,
         configs,
     ],
