@@ -73,9 +73,10 @@ def test_image_files_of_any_size_and_mode(weights, tmp_path):
     out = json.loads(result.stdout)
     # the transparent and the grey photo say how they were converted; the RGB ones say nothing
     assert result.stderr.splitlines() == [
-        f"Note: {tmp_path / 'wide.png'} is its transparency dropped (transparent pixels show "
-        "the colour stored under them).",
-        f"Note: {tmp_path / 'grey.png'} is grey: its level repeated in red, green and blue.",
+        f"Note: {tmp_path / 'wide.png'} was converted to RGB: transparency dropped "
+        "(transparent pixels show the colour stored under them).",
+        f"Note: {tmp_path / 'grey.png'} was converted to RGB: grey levels repeated in red, "
+        "green and blue.",
     ]
     assert [r.get("converted") is not None for r in out] == [False, True, True, False]
     assert [r["image"] for r in out] == [str(tmp_path / f) for f in files]
@@ -249,3 +250,34 @@ def test_show_must_be_a_png_in_a_directory_that_exists(weights, tmp_path):
     assert bad.exit_code == 2 and "does not end in .png" in bad.stderr
     bad = _run("predict", "-w", path, "-i", 0, "--show", tmp_path / "no" / "seen.png")
     assert bad.exit_code == 2 and "does not exist" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("mode", "note"),
+    [
+        ("RGB", None),
+        ("P", None),  # a palette without transparency converts as it is
+        ("L", "grey levels repeated"),
+        ("1", "black-and-white pixels repeated"),
+        ("I;16", "grey levels repeated"),
+        ("LA", "grey levels repeated in red, green and blue, transparency dropped"),
+        ("RGBA", "transparency dropped"),
+        ("CMYK", "CMYK colours converted"),
+    ],
+)
+def test_a_conversion_to_rgb_is_said_for_each_mode_that_changes_the_photo(tmp_path, mode, note):
+    from svmtrain.io.images import conversion_note
+
+    path = tmp_path / ("x.jpg" if mode == "CMYK" else "x.png")
+    Image.new(mode, (8, 8)).save(path)
+    found = conversion_note(path)
+    assert found is None if note is None else found.startswith(note)
+
+
+def test_a_palette_with_a_transparent_colour_says_so(tmp_path):
+    from svmtrain.io.images import conversion_note
+
+    image = Image.new("P", (8, 8))
+    image.info["transparency"] = 0
+    image.save(tmp_path / "x.png", transparency=0)
+    assert conversion_note(tmp_path / "x.png").startswith("transparency dropped")

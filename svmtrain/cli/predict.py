@@ -79,7 +79,7 @@ def predict_cmd(
     )
     for r in results:
         if "converted" in r:
-            click.echo(f"Note: {r['image']} is {r['converted']}.", err=True)
+            click.echo(f"Note: {r['image']} was converted to RGB: {r['converted']}.", err=True)
     click.echo(to_json(results) if as_json else predictions_text(results))
     if show_path is not None:
         click.echo(f"wrote {show_path}", err=as_json)

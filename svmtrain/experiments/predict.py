@@ -29,7 +29,7 @@ def predict(
     ``{"image", "class", "scores": {class name: score}}``; for a softmax model also
     ``"probabilities"`` (the softmax of the scores, summing to 1); ``"true_class"`` for a test
     image; ``"converted"`` for a file whose colours had to be converted to RGB (a phrase such
-    as "grey: its level repeated in red, green and blue"); with ``top``, ``"top"``: the
+    as "grey levels repeated in red, green and blue"); with ``top``, ``"top"``: the
     ``top`` most likely classes, each ``{"class", "probability" or "score"}``, best first.
 
     Image files of any size are read with Pillow (see :func:`svmtrain.io.images.read_image`);

@@ -16,7 +16,7 @@ from pathlib import Path
 from svmtrain.config import Config, config_to_dict, load_config
 from svmtrain.errors import ConfigError, SvmtrainError
 from svmtrain.io import runs
-from svmtrain.io.records import format_table
+from svmtrain.io.records import cell, format_table
 
 FINISHED, STOPPED, DIVERGED, NOT_STARTED = "finished", "stopped", "diverged", "not started"
 
@@ -113,12 +113,12 @@ def runs_text(found: Sequence[RunInfo]) -> str:
                 r["name"] or "?",
                 r["loss"] or "?",
                 r["features"] or "?",
-                _number(r["learning_rate"], "g"),
-                _number(r["reg"], "g"),
+                cell(r["learning_rate"], "g"),
+                cell(r["reg"], "g"),
                 f"{r['epochs']}/{planned}" if planned is not None else str(r["epochs"]),
-                _number(r["val_acc"], ".4f"),
-                _number(r["test_acc"], ".4f"),
-                _number(r["train_seconds"], ".1f"),
+                cell(r["val_acc"], ".4f"),
+                cell(r["test_acc"], ".4f"),
+                cell(r["train_seconds"], ".1f"),
                 info.state,
             )
         )
@@ -140,7 +140,7 @@ def compare_text(found: Sequence[RunInfo]) -> str:
         ("test acc", "test_acc", ".4f"),
         ("train s", "train_seconds", ".1f"),
     ):
-        rows.append((label, *(_number(r[key], spec) for r in records)))
+        rows.append((label, *(cell(r[key], spec) for r in records)))
     rows.append(("state", *(info.state for info in found)))
     same = "" if differ else "(the configs are the same but for output.name)\n\n"
     names = "\n".join(f"{k}: {info.path}" for k, info in zip(letters, found, strict=True))
@@ -177,10 +177,6 @@ def _flat(cfg: Config | None) -> dict:
 
 def _cell(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _number(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def _json(path: Path) -> dict | None:

@@ -52,27 +52,27 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 # How Pillow's modes reach RGB, when that changes what the photo shows (read_image's convert).
-_GREY = "grey: its level repeated in red, green and blue"
-_ALPHA = "its transparency dropped (transparent pixels show the colour stored under them)"
+_GREY = "grey levels repeated in red, green and blue"
+_ALPHA = "transparency dropped (transparent pixels show the colour stored under them)"
 _CONVERSIONS = {
-    "1": f"black and white, {_GREY}",
+    "1": "black-and-white pixels repeated in red, green and blue",
     "L": _GREY,
     "I": _GREY,
     "I;16": _GREY,
     "I;16B": _GREY,
     "I;16L": _GREY,
     "F": _GREY,
-    "LA": f"{_GREY}; {_ALPHA}",
-    "La": f"{_GREY}; {_ALPHA}",
+    "LA": f"{_GREY}, {_ALPHA}",
+    "La": f"{_GREY}, {_ALPHA}",
     "PA": _ALPHA,
     "RGBA": _ALPHA,
     "RGBa": _ALPHA,
-    "CMYK": "CMYK: converted to RGB",
+    "CMYK": "CMYK colours converted",
 }
 
 
 def conversion_note(path: str | Path) -> str | None:
-    """What turning the image at ``path`` into RGB changes, as a phrase ("grey: its level
+    """What turning the image at ``path`` into RGB changes, as a phrase ("grey levels
     repeated in red, green and blue"), read from its header alone; None for RGB (and for
     colours that convert as they are, such as a palette without transparency). Call it after
     :func:`read_image` has read the file. Raises ImageError if the file cannot be opened."""

@@ -17,7 +17,7 @@ from svmtrain.config import Config, save_config
 from svmtrain.errors import DivergenceError, SvmtrainError
 from svmtrain.experiments.search.space import LR, REG, SEED, Axis, Halving, Trial
 from svmtrain.io import runs
-from svmtrain.io.records import format_table, write_csv, write_json
+from svmtrain.io.records import cell, format_table, write_csv, write_json
 
 RESULTS_CSV, RESULTS_JSON, BEST_YAML = "results.csv", "results.json", "best.yaml"
 _WRITTEN = (RESULTS_CSV, RESULTS_JSON, BEST_YAML)  # every file a search writes in its directory
@@ -224,9 +224,6 @@ class Search:
             return self._seeded_text(document)
         others = [a.key for a in self.axes if a.key not in (LR, REG)]
 
-        def number(value, spec: str) -> str:
-            return "-" if value is None else format(value, spec)
-
         rung_epochs = document["halving"]["rung_epochs"] if self.halving else []
 
         rows = [
@@ -237,9 +234,9 @@ class Search:
                 f"{r['reg']:g}",
                 *(str(r["settings"][k]) for k in others),
                 *([rung_epochs[r["rung"]]] if self.halving else []),
-                number(r["final_loss"], ".4g"),
-                number(r["train_acc"], ".4f"),
-                number(r["val_acc"], ".4f"),
+                cell(r["final_loss"], ".4g"),
+                cell(r["train_acc"], ".4f"),
+                cell(r["val_acc"], ".4f"),
                 f"{r['seconds']:.1f}",
                 r["status"],
             )
@@ -265,19 +262,19 @@ class Search:
             lines.append(
                 f"best: trial {best['trial']} ({chosen}), val accuracy {best['val_acc']:.4f}{at}"
             )
-        out = self.out_dir
-        lines.append(f"results: {out / RESULTS_CSV}, {out / RESULTS_JSON}")
-        if best is not None:
+        return "\n".join([*lines, *self._where(best is not None)])
+
+    def _where(self, best: bool) -> list[str]:
+        """The text's last lines: where the results are, and how to train the best fully."""
+        out, every = self.out_dir, " (every trial)" if self.seeds else ""
+        lines = [f"results: {out / RESULTS_CSV}{every}, {out / RESULTS_JSON}"]
+        if best:
             lines.append(f"train it fully: svmtrain fit --config {out / BEST_YAML}")
-        return "\n".join(lines)
+        return lines
 
     def _seeded_text(self, document: dict) -> str:
         """:meth:`text` with --seeds: one row per setting, its runs' mean and spread."""
         others = [a.key for a in self.axes if a.key not in (LR, REG)]
-
-        def number(value, spec: str) -> str:
-            return "-" if value is None else format(value, spec)
-
         rows = [
             (
                 g["rank"],
@@ -286,15 +283,16 @@ class Search:
                 f"{g['reg']:g}",
                 *(str(g["settings"][k]) for k in others),
                 f"{g['finished']}/{self.seeds}",
-                number(g["val_acc"], ".4f"),
-                number(g["val_acc_std"], ".4f"),
-                number(g["val_acc_min"], ".4f"),
-                number(g["val_acc_max"], ".4f"),
+                cell(g["val_acc"], ".4f"),
+                cell(g["val_acc_std"], ".4f"),
+                cell(g["val_acc_min"], ".4f"),
+                cell(g["val_acc_max"], ".4f"),
                 g["status"],
             )
             for g in document["settings"]
         ]
-        seeds = ", ".join(str(seed) for seed in document["settings"][0]["seeds"])
+        first = self.trials[0].config.train.seed  # the base config's: the first of every setting
+        seeds = ", ".join(str(first + k) for k in range(self.seeds))
         headers = ["rank", "trials", "lr", "reg", *others, "seeds", "mean val", "std"]
         headers += ["min", "max", "status"]
         lines = [
@@ -310,11 +308,7 @@ class Search:
                 f"best: {chosen}, val accuracy {best['val_acc']:.4f} +- {best['val_acc_std']:.4f}"
                 f" over {best['finished']} seeds"
             )
-        out = self.out_dir
-        lines.append(f"results: {out / RESULTS_CSV} (every trial), {out / RESULTS_JSON}")
-        if best is not None:
-            lines.append(f"train it fully: svmtrain fit --config {out / BEST_YAML}")
-        return "\n".join(lines)
+        return "\n".join([*lines, *self._where(best is not None)])
 
     def require_best(self) -> None:
         """Raises :class:`~svmtrain.errors.DivergenceError` if no trial succeeded (every one
