@@ -68,8 +68,8 @@ class FitResult:
 
 
 def _seconds(summary: dict) -> str:
-    """ "2.7 s training, 3.5 s in all"; a summary of svmtrain 0.1.0 has the training's alone, as
-    wall_seconds."""
+    """The time in fit's line, e.g. "2.7 s training, 3.5 s in all" (a summary of svmtrain 0.1.0
+    has the training's alone, as wall_seconds)."""
     if "train_seconds" not in summary:
         return f"{summary['wall_seconds']:.1f} s training"
     whole = "since the resume" if summary.get("resumed") else "in all"
