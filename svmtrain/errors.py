@@ -1,7 +1,9 @@
 """One exception hierarchy for every problem a user can fix.
 
 Library code raises these with a message that names the thing at fault and how to fix it;
-the CLI turns them into one line on stderr and a non-zero exit, with no traceback.
+the CLI turns them into one line on stderr and a non-zero exit, with no traceback. A stop the
+user asked for (Ctrl-C, SIGTERM) is :class:`Interrupted`, a KeyboardInterrupt rather than an
+SvmtrainError, so that code catching Exception lets it through.
 """
 
 import math
