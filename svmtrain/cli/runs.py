@@ -15,7 +15,7 @@ def runs_group() -> None:
     them (the config keys that differ, and what each gave)."""
 
 
-@runs_group.command("list")
+@runs_group.command("list", short_help="Every run: its state, config and accuracies.")
 @click.argument("paths", nargs=-1, type=click.Path(file_okay=False))
 @json_option
 def list_cmd(paths, as_json) -> None:
@@ -33,7 +33,7 @@ def list_cmd(paths, as_json) -> None:
     click.echo(to_json([info.record() for info in found]) if as_json else runs_text(found))
 
 
-@runs_group.command("compare")
+@runs_group.command("compare", short_help="What differs between runs, and what each gave.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(file_okay=False))
 @json_option
 def compare_cmd(paths, as_json) -> None:
