@@ -262,6 +262,7 @@ def test_show_must_be_a_png_in_a_directory_that_exists(weights, tmp_path):
         ("I;16", "grey levels repeated"),
         ("LA", "grey levels repeated in red, green and blue, transparency dropped"),
         ("RGBA", "transparency dropped"),
+        ("opaque RGBA", None),  # an alpha channel that hides nothing changes nothing
         ("CMYK", "CMYK colours converted"),
     ],
 )
@@ -269,7 +270,10 @@ def test_a_conversion_to_rgb_is_said_for_each_mode_that_changes_the_photo(tmp_pa
     from svmtrain.io.images import conversion_note
 
     path = tmp_path / ("x.jpg" if mode == "CMYK" else "x.png")
-    Image.new(mode, (8, 8)).save(path)
+    if mode == "opaque RGBA":
+        Image.new("RGBA", (8, 8), (10, 20, 30, 255)).save(path)
+    else:
+        Image.new(mode, (8, 8)).save(path)  # alpha 0 where there is alpha
     found = conversion_note(path)
     assert found is None if note is None else found.startswith(note)
 

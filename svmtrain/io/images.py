@@ -57,35 +57,34 @@ _ALPHA = "transparency dropped (transparent pixels show the colour stored under 
 _CONVERSIONS = {
     "1": "black-and-white pixels repeated in red, green and blue",
     "L": _GREY,
+    "LA": _GREY,
+    "La": _GREY,
     "I": _GREY,
     "I;16": _GREY,
     "I;16B": _GREY,
     "I;16L": _GREY,
     "F": _GREY,
-    "LA": f"{_GREY}, {_ALPHA}",
-    "La": f"{_GREY}, {_ALPHA}",
-    "PA": _ALPHA,
-    "RGBA": _ALPHA,
-    "RGBa": _ALPHA,
     "CMYK": "CMYK colours converted",
 }
+_WITH_ALPHA = ("LA", "La", "PA", "RGBA", "RGBa")
 
 
 def conversion_note(path: str | Path) -> str | None:
     """What turning the image at ``path`` into RGB changes, as a phrase ("grey levels
-    repeated in red, green and blue"), read from its header alone; None for RGB (and for
-    colours that convert as they are, such as a palette without transparency). Call it after
-    :func:`read_image` has read the file. Raises ImageError if the file cannot be opened."""
+    repeated in red, green and blue"; "transparency dropped (...)" only when some pixel is
+    not opaque); None for RGB (and for colours that convert as they are, such as a palette
+    without transparency). Call it after :func:`read_image` has read the file (which refuses
+    what is too large to decode). Raises ImageError if the file cannot be opened."""
     Image, _ = require_pillow()
     try:
         with Image.open(path) as img:
             mode = img.mode
-            transparent = mode == "P" and "transparency" in img.info
+            alpha = mode in _WITH_ALPHA or (mode == "P" and "transparency" in img.info)
+            see_through = alpha and img.convert("RGBA").getchannel("A").getextrema()[0] < 255
     except (OSError, ValueError) as err:
         raise ImageError(f"{path} cannot be read as an image ({err}).") from None
-    if transparent:
-        return _ALPHA
-    return _CONVERSIONS.get(mode)
+    notes = [n for n in (_CONVERSIONS.get(mode), _ALPHA if see_through else None) if n]
+    return ", ".join(notes) or None
 
 
 def write_png(path: str | Path, images: np.ndarray, *, zoom: int = 4, gap: int = 4) -> Path:
