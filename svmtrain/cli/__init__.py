@@ -27,6 +27,7 @@ from svmtrain.cli.predict import predict_cmd
 from svmtrain.cli.runs import runs_group
 from svmtrain.cli.search import search
 from svmtrain.cli.sweep_step import sweep_step
+from svmtrain.core.losses import LOSSES
 from svmtrain.errors import ArgumentError, Interrupted, SigTerm, SvmtrainError, Terminated
 from svmtrain.experiments.common import sigterm_as_interrupt
 from svmtrain.progress import LOGGER
@@ -117,10 +118,7 @@ def _notices_as_lines():
         configs,
     ],
     context_settings={"help_option_names": ["-h", "--help"]},
-)
-@click.version_option(__version__, "-V", "--version", prog_name="svmtrain")
-def main() -> None:
-    """Train, sweep and gradient-check linear classifiers (multiclass SVM, softmax)
+    help=f"""Train, sweep and gradient-check linear classifiers ({", ".join(LOSSES)} losses)
     on CIFAR-10 with numpy.
 
     \b
@@ -129,7 +127,11 @@ def main() -> None:
       svmtrain fit -c default         train the shipped default config
                                       (svmtrain configs list shows them all)
       svmtrain gradcheck --synthetic  check the analytic gradient
-    """
+    """,
+)
+@click.version_option(__version__, "-V", "--version", prog_name="svmtrain")
+def main() -> None:
+    """The svmtrain command group; its help names the losses of the registry."""
 
 
 class _OutputFailed(Exception):
