@@ -115,7 +115,7 @@ def test_text_output_is_a_table(weights, archive, tmp_path):
     result = _run("predict", "-w", path, tmp_path / "a.png", "-i", 3, "-q")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("SVM class scores (margins: the highest wins; they are not")
+    assert lines[0].startswith("class scores (margins: the highest wins; they are not")
     assert lines[2].split()[:3] == ["image", "class", "true"]
     assert lines[2].split()[3:] == list(archive.class_names)  # whole names, none cut
     assert lines[4].startswith(str(tmp_path / "a.png")) and lines[5].startswith("test[3]")

@@ -111,7 +111,7 @@ def _test_split(model: LinearModel, weights_path, data_dir, progress):
 
 def predictions_text(results: list[dict]) -> str:
     """What ``svmtrain predict`` prints for :func:`predict`'s results: a line saying what the
-    numbers are (a softmax model's probabilities, an SVM's scores), then one row per image:
+    numbers are (a softmax model's probabilities, a margin loss's scores), then one row per image:
     its class, its true class when any image has one, and either the number of every class
     (whole class names as headers) or, when the results have "top", the top classes."""
     softmax = "probabilities" in results[0]
@@ -134,6 +134,6 @@ def predictions_text(results: list[dict]) -> str:
     what = (
         "probabilities (the softmax of the class scores)"
         if softmax
-        else "SVM class scores (margins: the highest wins; they are not probabilities)"
+        else "class scores (margins: the highest wins; they are not probabilities)"
     )
     return f"{what}\n\n{format_table(headers, rows)}"
