@@ -394,8 +394,8 @@ def run_sweep(
     floats > 0), with the loss, reg, delta and reg_bias of cfg.model.
 
     With ``progress``, the numerical gradient and the steps show progress bars; ``log``
-    receives one line as each phase starts and ends (and the numerical gradient's progress
-    every 10%), for a log file where bars would be noise. A numerical gradient runs on one
+    receives one line as each phase starts and ends, and, without bars, the numerical
+    gradient's progress every 10% (for a log file, where bars would be noise). A numerical gradient runs on one
     BLAS thread;
     ``on_numerical_cost(seconds per loss evaluation, weights, examples)`` is called before it
     starts, so that a caller can say how long it will take (timing an evaluation takes about
@@ -429,7 +429,7 @@ def run_sweep(
             on_numerical_cost(seconds_per_evaluation(cfg.model, X, y, W), W.size, n)
         say(f"sweep-step: {method} gradient of {what} ...")
         started = time.perf_counter()
-        if numerical and log is not None:
+        if numerical and log is not None and not progress:  # no bar: lines in the log
             bar = PercentLines("numerical gradient", W.size, log, every=10)
         else:
             bar = tqdm(
