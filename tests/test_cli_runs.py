@@ -1,36 +1,32 @@
 """`svmtrain runs list` and `svmtrain runs compare` over run directories fit wrote."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from cli_helpers import assert_clean_failure, run
 
-from svmtrain.experiments import pixel_steps
 from svmtrain.io import runs
 
 QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
 
 
 @pytest.fixture
-def three_runs(tiny_run_data, tmp_path, monkeypatch):
-    """runs/a and runs/b finished (learning rates 1e-3 and 1e-4), runs/c stopped by Ctrl-C
-    in its second epoch."""
+def three_runs(tiny_run_data, tmp_path):
+    """runs/a and runs/b finished (learning rates 1e-3 and 1e-4); runs/c as a run stopped
+    after its first epoch leaves it: its config, checkpoint and one epoch of metrics (a copy
+    of a's files of a one-epoch run), no weights, no summary."""
     root = tmp_path / "runs"
-    args = ["fit", "-c", QUICK, *tiny_run_data.args, "-q", "--out"]
-    assert run(*args[:-1], "--set", "optim.learning_rate=1e-3", "--out", root / "a").exit_code == 0
-    assert run(*args[:-1], "--set", "optim.learning_rate=1e-4", "--out", root / "b").exit_code == 0
-    real_step, calls = pixel_steps.sgd_step, [0]
-
-    def interrupt_in_epoch_two(*a, **k):
-        calls[0] += 1
-        if calls[0] == 12:
-            raise KeyboardInterrupt
-        real_step(*a, **k)
-
-    monkeypatch.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
-    assert run(*args, root / "c").exit_code == 130
-    monkeypatch.setattr(pixel_steps, "sgd_step", real_step)
+    args = ["fit", "-c", QUICK, *tiny_run_data.args, "-q"]
+    assert run(*args, "--set", "optim.learning_rate=1e-3", "--out", root / "a").exit_code == 0
+    assert run(*args, "--set", "optim.learning_rate=1e-4", "--out", root / "b").exit_code == 0
+    one = tmp_path / "one-epoch"
+    assert run(*args, "--set", "train.epochs=1", "--out", one).exit_code == 0
+    (root / "c").mkdir()
+    shutil.copy(root / "b" / runs.CONFIG, root / "c" / runs.CONFIG)  # planned: 2 epochs
+    for name in (runs.CHECKPOINT, runs.METRICS):
+        shutil.copy(one / name, root / "c" / name)
     return root
 
 
