@@ -112,12 +112,12 @@ def test_ctrl_c_in_fit_is_not_swallowed_by_except_exception(tiny_run_data, tmp_p
     """A notebook's interrupt button must stop a cell whose code catches Exception; the message
     says how to resume in Python."""
     from svmtrain.errors import Interrupted
-    from svmtrain.experiments import pixel_steps
+    from svmtrain.experiments import fit as fit_module
 
     def interrupt(*args, **kwargs):
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt  # Ctrl-C as training starts
 
-    monkeypatch.setattr(pixel_steps, "sgd_step", interrupt)
+    monkeypatch.setattr(fit_module, "train", interrupt)
     cfg = load_config("quick", tiny_run_data.args[1::2])
     out = tmp_path / "cut"
     with pytest.raises(Interrupted) as stopped:
