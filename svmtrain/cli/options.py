@@ -126,6 +126,17 @@ def force_option(*options: str):
     )
 
 
+def confirm(question: str) -> bool:
+    """Ask ``question`` (default no) and return the answer; with standard input closed (no
+    one can answer), a usage error that says to pass --yes instead."""
+    if sys.stdin is None or sys.stdin.closed:
+        raise click.UsageError(
+            f"{question} No answer can be read: standard input is closed. Pass --yes to go "
+            "ahead without being asked."
+        )
+    return click.confirm(question, default=False)
+
+
 def check_output_files(force: bool, *paths: str | None) -> None:
     """Fail now, not after the work, if any of ``paths`` (output file options; None: not given)
     exists and --force was not given, naming every one in the way: a user's file is never

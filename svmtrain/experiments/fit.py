@@ -4,7 +4,6 @@ write the run directory (:mod:`svmtrain.io.runs` describes it)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from svmtrain import __version__
-from svmtrain.config import Config, config_to_yaml, load_config
+from svmtrain.config import Config, config_file_text, config_to_yaml, load_config
 from svmtrain.core.metrics import accuracy
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import (
@@ -24,7 +23,6 @@ from svmtrain.errors import (
     Terminated,
 )
 from svmtrain.experiments.checkpoints import (
-    config_digest,
     load_checkpoint,
     run_identity,
     save_checkpoint,
@@ -32,6 +30,7 @@ from svmtrain.experiments.checkpoints import (
 from svmtrain.experiments.common import load_splits, predict_rows, sigterm_as_interrupt
 from svmtrain.experiments.evaluate import classification_metrics
 from svmtrain.experiments.train import TrainState, final_weights, init_state, plan, train
+from svmtrain.fileio import loads_json
 from svmtrain.io import runs
 from svmtrain.io.plots import plot_run, require_matplotlib
 from svmtrain.io.records import plural
@@ -96,7 +95,7 @@ def fit(
     for the whole run (:func:`svmtrain.io.runs.locked`). ``plot``: then draw the run's
     pictures (:func:`svmtrain.io.plots.plot_run`); without matplotlib that fails first, before
     any work, with :class:`~svmtrain.errors.PlotUnavailable`.
-    Raises :class:`Interrupted` on Ctrl-C and :class:`Terminated` on SIGTERM (in the main
+    Raises :class:`Interrupted` on Ctrl-C and :class:`Terminated` on SIGTERM or SIGHUP (in the main
     thread), after saving a checkpoint once training has started (the message says what was
     kept and how to resume); :class:`DivergenceError` on divergence, after saving the last good
     weights; :class:`ConfigError` or :class:`~svmtrain.errors.SvmtrainError` for a config that
@@ -108,9 +107,10 @@ def fit(
     with sigterm_as_interrupt():
         try:
             result = _fit(cfg, out, resume, data_dir, progress, splits, started)
-        except SigTerm:
+        except SigTerm as stop:
             raise Terminated(
-                "Stopped by SIGTERM before training started; there is nothing to resume."
+                f"Stopped by {stop.name} before training started; there is nothing to resume.",
+                stop.signum,
             ) from None
     if plot:
         return dataclasses.replace(result, pictures=tuple(plot_run(result.run_dir)))
@@ -157,11 +157,11 @@ def _fit(
             else:
                 state = init_state(cfg, len(splits.class_names), splits.num_features)
         except KeyboardInterrupt as stop:
-            error, what = _stop(stop)
-            raise error(
-                f"{what} before training started. {run_dir} holds the run's config; start it "
+            raise _stopped(
+                stop,
+                f"before training started. {run_dir} holds the run's config; start it "
                 "with: {resume}",
-                resume=run_dir,
+                run_dir,
             ) from None
         clock = (started, resumed)
         return _train_and_write(cfg, splits, state, run_dir, progress, clock)
@@ -176,7 +176,7 @@ def _only_config(run_dir: Path) -> bool:
 def _finished(run_dir: Path) -> FitResult:
     """The result of the finished run in run_dir, read back, for a --resume with nothing left."""
     try:
-        summary = json.loads((run_dir / runs.SUMMARY).read_text(encoding="utf-8"))
+        summary = loads_json((run_dir / runs.SUMMARY).read_text(encoding="utf-8"))
         FitResult(run_dir, summary).text()
     except (OSError, ValueError, KeyError, TypeError):
         raise SvmtrainError(
@@ -187,18 +187,20 @@ def _finished(run_dir: Path) -> FitResult:
 
 
 def _new_run_dir(cfg: Config, out: str | Path | None) -> Path:
-    """:func:`runs.run_dir_for`, and a config.yaml already there must be of this same config."""
+    """:func:`runs.run_dir_for`, and a config.yaml already there must be the very file fit
+    writes for this config (the start of this run), not a file of the user's, however alike."""
     run_dir = runs.run_dir_for(cfg, out)
     path = run_dir / runs.CONFIG
     if path.exists():
         try:
-            same = config_digest(load_config(path)) == config_digest(cfg)
-        except ConfigError:
+            same = path.read_text(encoding="utf-8") == config_file_text(cfg)
+        except (OSError, UnicodeDecodeError):
             same = False
         if not same:
             raise SvmtrainError(
-                f"{run_dir} holds {runs.CONFIG} of another config (or a file of yours); fit "
-                "would overwrite it. Choose a new or empty directory with --out."
+                f"{path} is not the config.yaml fit writes for this config (a file of yours, or "
+                "another run's config); fit would overwrite it. Choose a new or empty directory "
+                "with --out."
             )
     return run_dir
 
@@ -224,11 +226,10 @@ def _train_and_write(
         train(cfg, splits, state, progress=progress, on_epoch=checkpoint)
     except KeyboardInterrupt as stop:
         checkpoint(state)
-        error, what = _stop(stop)
-        raise error(
-            f"{what} after epoch {state.epoch}. The checkpoint is saved in {run_dir}; "
-            + resume_hint,
-            resume=run_dir,
+        raise _stopped(
+            stop,
+            f"after epoch {state.epoch}. The checkpoint is saved in {run_dir}; " + resume_hint,
+            run_dir,
         ) from None
     except DivergenceError as err:
         _save_weights(run_dir, cfg, splits, state.W, diverged_in_epoch=state.epoch + 1)
@@ -245,20 +246,21 @@ def _train_and_write(
             summary["resumed"] = True
         runs.write_summary(run_dir, summary)
     except KeyboardInterrupt as stop:
-        error, what = _stop(stop)
-        raise error(
-            f"{what} while saving the results; the checkpoint in {run_dir} is complete: "
-            + resume_hint,
-            resume=run_dir,
+        raise _stopped(
+            stop,
+            f"while saving the results; the checkpoint in {run_dir} is complete: " + resume_hint,
+            run_dir,
         ) from None
     return FitResult(run_dir=run_dir, summary=summary)
 
 
-def _stop(stop: KeyboardInterrupt) -> tuple[type[Interrupted], str]:
-    """The error to raise for a Ctrl-C or SIGTERM, and the word that says which it was."""
+def _stopped(stop: KeyboardInterrupt, what: str, run_dir: Path) -> Interrupted:
+    """The error to raise for a Ctrl-C, SIGTERM or SIGHUP: "Interrupted" (or "Stopped by
+    SIGTERM") and then ``what``, with the exit code of that stop; a "{resume}" in ``what``
+    says how to resume the run in ``run_dir`` (see :class:`Interrupted`)."""
     if isinstance(stop, SigTerm):
-        return Terminated, "Stopped by SIGTERM"
-    return Interrupted, "Interrupted"
+        return Terminated(f"Stopped by {stop.name} {what}", stop.signum, resume=run_dir)
+    return Interrupted(f"Interrupted {what}", resume=run_dir)
 
 
 def _save_weights(

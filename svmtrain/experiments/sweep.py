@@ -395,8 +395,8 @@ def run_sweep(
 
     With ``progress``, the numerical gradient and the steps show progress bars; ``log``
     receives one line as each phase starts and ends, and, without bars, the numerical
-    gradient's progress every 10% (for a log file, where bars would be noise). A numerical gradient runs on one
-    BLAS thread;
+    gradient's progress every 10% (for a log file, where bars would be noise). A numerical
+    gradient runs on one BLAS thread;
     ``on_numerical_cost(seconds per loss evaluation, weights, examples)`` is called before it
     starts, so that a caller can say how long it will take (timing an evaluation takes about
     half a second, spent only when the callback is given).

@@ -26,7 +26,7 @@ import numpy as np
 
 from svmtrain.config import Config, save_config
 from svmtrain.errors import SvmtrainError
-from svmtrain.fileio import atomic_write, read_npz
+from svmtrain.fileio import atomic_write, loads_json, read_npz
 from svmtrain.io.records import write_json
 
 CONFIG = "config.yaml"
@@ -112,9 +112,20 @@ def locked(run_dir: Path) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _remove_stale_temporaries(run_dir)
         yield
     finally:
         os.close(fd)
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Remove what a fit killed outright (SIGKILL, a power cut) left of its atomic writes:
+    ``.<run file>.<pid>.tmp``, as :func:`~svmtrain.fileio.atomic_write` names them. Called
+    with the lock held, so no other fit is writing them; nothing else is touched."""
+    for name in (CONFIG, METRICS, LOSS_HISTORY, WEIGHTS, SUMMARY, CHECKPOINT):
+        for path in run_dir.glob(f".{name}.*.tmp"):
+            if path.name[len(name) + 2 : -len(".tmp")].isdigit():
+                path.unlink(missing_ok=True)
 
 
 def default_dir(cfg: Config, name: str) -> Path:
@@ -167,7 +178,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     hint = restart_hint(path.parent)
     arrays = read_npz(path, "checkpoint", SvmtrainError, hint)
     try:
-        meta = json.loads(str(arrays.pop("meta")))
+        meta = loads_json(str(arrays.pop("meta")))
     except (KeyError, ValueError):
         raise SvmtrainError(f"{path} is not a readable checkpoint (no metadata). {hint}") from None
     if not isinstance(meta, dict):
@@ -224,6 +235,8 @@ def weights_file(path: str | os.PathLike) -> Path:
 
 def _is_checkpoint(path: Path) -> bool:
     """Whether ``path`` is a checkpoint.npz (see :func:`save_checkpoint`): its meta and velocity."""
+    if not path.is_file():  # opening a named pipe to look would wait for a writer
+        return False
     try:
         with zipfile.ZipFile(path) as npz:
             return {"meta.npy", "velocity.npy"} <= set(npz.namelist())
@@ -255,7 +268,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = loads_json(line)
         except json.JSONDecodeError as err:
             raise SvmtrainError(
                 run_file_fault(path, f"line {number} is not JSON ({err})")
@@ -309,7 +322,7 @@ def read_test_confusion(run_dir: Path, classes: int) -> np.ndarray | None:
     if not path.exists():
         return None
     try:
-        summary = json.loads(_read_text(path))
+        summary = loads_json(_read_text(path))
     except json.JSONDecodeError as err:
         raise SvmtrainError(run_file_fault(path, f"is not JSON ({err})")) from None
     if not isinstance(summary, dict) or summary.get("confusion") is None:
