@@ -1,8 +1,9 @@
 """What a person watching sees while svmtrain works: progress bars, progress lines, notices.
 
-- :data:`tqdm` is the progress bar class every part uses: the notebook widget in a Jupyter
-  kernel that has ipywidgets, else tqdm's plain text bar (``tqdm.auto`` would warn
-  "IProgress not found" in every kernel without ipywidgets, even for a disabled bar).
+- ``tqdm`` (imported on first use) is the progress bar class every part uses: the notebook
+  widget in a Jupyter kernel that has ipywidgets, else tqdm's plain text bar (``tqdm.auto``
+  would warn "IProgress not found" in every kernel without ipywidgets, even for a disabled
+  bar).
 - :class:`PercentLines` reports progress as a line every few percent, for a log file, where
   a bar's carriage returns would be noise.
 - :func:`notify` says news that is not a problem (a retried download, a locked data
@@ -19,15 +20,18 @@ import sys
 from collections.abc import Callable
 
 
-def _bar_class():
+def __getattr__(name: str):
+    """``tqdm``, imported on first use (PEP 562), so that the config layer's notices do not
+    load tqdm."""
+    if name != "tqdm":
+        raise AttributeError(f"module 'svmtrain.progress' has no attribute {name!r}")
     if "ipykernel" in sys.modules and importlib.util.find_spec("ipywidgets") is not None:
         from tqdm.notebook import tqdm as bar
     else:
         from tqdm.std import tqdm as bar
+    globals()["tqdm"] = bar
     return bar
 
-
-tqdm = _bar_class()
 
 LOGGER = logging.getLogger("svmtrain")
 
