@@ -502,7 +502,7 @@ def end_to_end(jobs: dict[str, list[str]], work: Path, repeats: int) -> dict:
             rss.append(m["rss"])
             if fits:
                 s = json.loads((run_dir / "summary.json").read_text())
-                training.append(s["wall_seconds"])
+                training.append(s["train_seconds"])
                 extra = {"test_acc": s["test_acc"], "training_s": statistics.median(training)}
                 extra["end_to_end_over_training"] = statistics.median(
                     w / t for w, t in zip(walls, training, strict=True)

@@ -1,7 +1,9 @@
 """One exception hierarchy for every problem a user can fix.
 
 Library code raises these with a message that names the thing at fault and how to fix it;
-the CLI turns them into one line on stderr and a non-zero exit, with no traceback.
+the CLI turns them into one line on stderr and a non-zero exit, with no traceback. A stop the
+user asked for (Ctrl-C, SIGTERM) is :class:`Interrupted`, a KeyboardInterrupt rather than an
+SvmtrainError, so that code catching Exception lets it through.
 """
 
 import math
@@ -52,10 +54,33 @@ class PlotUnavailable(SvmtrainError):
     """matplotlib (the optional ``plot`` extra) is not installed."""
 
 
-class Interrupted(SvmtrainError):
-    """The user pressed Ctrl-C; the message says what was kept and how to resume."""
+class Interrupted(KeyboardInterrupt):
+    """The user pressed Ctrl-C; the message says what was kept and how to resume.
+
+    A KeyboardInterrupt, not an Exception, so that an ``except Exception`` (a notebook cell's,
+    a caller's retry loop) never swallows the interrupt. ``resume``: the run directory a
+    ``{resume}`` in ``message`` names the way to resume: ``str(err)`` says it as Python does
+    (``svmtrain.fit(resume='runs/x')``), :meth:`text` ``(command_line=True)`` as the CLI
+    does (``svmtrain fit --resume runs/x``).
+    """
 
     exit_code = 130
+
+    def __init__(self, message: str, resume: object = None) -> None:
+        self.message, self.resume = message, resume
+        super().__init__(self.text())
+
+    def text(self, command_line: bool = False) -> str:
+        """The message, with the way to resume said for Python or, with ``command_line``, for
+        the CLI."""
+        if self.resume is None:
+            return self.message
+        how = (
+            f"svmtrain fit --resume {self.resume}"
+            if command_line
+            else f"svmtrain.fit(resume={str(self.resume)!r})"
+        )
+        return self.message.replace("{resume}", how)
 
 
 class ClusterError(SvmtrainError):
@@ -84,8 +109,8 @@ class Terminated(Interrupted):
 
     exit_code = 128 + signal.SIGTERM
 
-    def __init__(self, message: str, signum: int = signal.SIGTERM) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, signum: int = signal.SIGTERM, resume: object = None) -> None:
+        super().__init__(message, resume)
         self.exit_code = 128 + signum
 
 
@@ -173,12 +198,6 @@ class StepTooLarge(ArgumentError):
             "so the finite differences are not numbers. Use a smaller h.",
         )
         self.h, self.dtype = h, dtype
-
-
-class Notice(UserWarning):
-    """News for a person watching, not a problem: the data directory is locked by another
-    process, a download is being retried. The library warns with it instead of printing; the
-    CLI shows each as one plain line on stderr."""
 
 
 class WorkerDied(SvmtrainError):

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -66,17 +66,26 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
-def refuse_existing(path: str | os.PathLike, force: bool = False) -> None:
-    """Refuse, before any work, to replace an existing file the user did not ask to replace.
+def refuse_existing(paths: Sequence[str | os.PathLike], force: bool = False) -> None:
+    """Refuse, before any work, to replace existing files the user did not ask to replace.
 
     ``force`` (the user's --force) lets a file be overwritten; a directory never is. Raises
-    SvmtrainError naming the file and the two ways on.
+    one SvmtrainError naming every file in the way and the two ways on.
     """
-    target = Path(path)
-    if target.is_dir():
-        raise SvmtrainError(f"{target} is a directory; choose a file name.")
-    if (target.exists() or target.is_symlink()) and not force:
-        raise SvmtrainError(f"{target} already exists; choose a new file name or pass --force.")
+    targets = [Path(p) for p in paths]
+    for target in targets:
+        if target.is_dir():
+            raise SvmtrainError(f"{target} is a directory; choose a file name.")
+    existing = [str(t) for t in targets if t.exists() or t.is_symlink()]
+    if existing and not force:
+        if len(existing) == 1:
+            raise SvmtrainError(
+                f"{existing[0]} already exists; choose a new file name or pass --force."
+            )
+        raise SvmtrainError(
+            f"{', '.join(existing[:-1])} and {existing[-1]} already exist; choose new file "
+            "names or pass --force."
+        )
 
 
 def _discard(tmp: Path) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 from svmtrain import __version__
 from svmtrain.config.yamltext import parse_yaml
 from svmtrain.core.blas import limited_threads
-from svmtrain.core.losses import LOSSES
+from svmtrain.core.losses import LOSSES, log_softmax
 from svmtrain.data.preprocess import PIXELS, PixelTransform
 from svmtrain.errors import ImageError, WeightsError
 from svmtrain.features.transform import FeatureTransform
@@ -79,6 +79,8 @@ class LinearModel:
     config the model was trained with (where its data came from), or "" when unknown.
     ``diverged_in_epoch`` is set when training diverged in that epoch (1-based): W is then the
     last good weights, those after the epoch before it (the untrained initial W for epoch 1).
+    Raises :class:`WeightsError` when the parts do not fit together (W's shape, the names,
+    the loss).
     """
 
     W: np.ndarray
@@ -102,19 +104,47 @@ class LinearModel:
 
     @property
     def num_classes(self) -> int:
+        """C, the number of classes (rows of W)."""
         return len(self.class_names)
 
     def scores(self, images: np.ndarray) -> np.ndarray:
-        """Class scores (N, C) of W's dtype for ``images``, raw uint8 in a layout of the module
-        docstring (see :func:`linear_scores`). Raises :class:`ImageError` for anything else."""
+        """The class scores of ``images``: (N, C) of W's dtype, row i the C scores of image i
+        (the SVM's margins or softmax's logits; higher is more likely).
+
+        images: raw uint8 pixels, (N, 3072), (N, 3, 32, 32) or (N, 32, 32, 3) (the module
+        docstring); they are transformed as in training (see :func:`linear_scores`).
+        Raises :class:`ImageError` for anything else (another dtype, shape or size).
+        """
         return linear_scores(self.W, self.transform, images)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """(N,) intp: the index of the highest-scoring class of each image (see :meth:`scores`)."""
+        """The predicted class of each image: (N,) intp indices into ``class_names``, the
+        highest of the image's scores (the first on a tie).
+
+        images: raw uint8 pixels, (N, 3072), (N, 3, 32, 32) or (N, 32, 32, 3), as for
+        :meth:`scores`; ``model.class_names[i]`` names a prediction ``i``.
+        Raises :class:`ImageError` for anything else (another dtype, shape or size).
+        """
         return np.argmax(self.scores(images), axis=1)
 
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """The class probabilities of a softmax model: (N, C) float64, each row the softmax of
+        the image's :meth:`scores` (summing to 1).
+
+        images: as for :meth:`scores`. Raises :class:`ImageError` as :meth:`scores` does, and
+        :class:`WeightsError` for an SVM, whose scores are margins, not log-probabilities.
+        """
+        if self.loss != "softmax":
+            raise WeightsError(
+                f"This is a {self.loss} model: its scores are margins, not probabilities; "
+                "only a softmax model gives probabilities."
+            )
+        return np.exp(log_softmax(self.scores(images).astype(np.float64)))
+
     def save(self, path: str | Path) -> None:
-        """Write the model to ``path`` as an .npz (no pickled objects), atomically."""
+        """Write the model to ``path`` as an .npz (no pickled objects), atomically.
+        Raises :class:`~svmtrain.errors.SvmtrainError` naming the file when it cannot be
+        written (see :func:`svmtrain.fileio.atomic_write`)."""
         arrays = {
             "format_version": np.array(FORMAT_VERSION),
             "svmtrain_version": np.array(__version__),
@@ -138,8 +168,9 @@ class LinearModel:
 
     @classmethod
     def load(cls, path: str | Path) -> LinearModel:
-        """Read and check a weights.npz (format 1 or 2); any fault is one WeightsError naming
-        the file and what to do."""
+        """The model a weights.npz (format 1 or 2) holds, read and checked.
+        Raises WeightsError naming the file and what to do for any fault (missing, damaged,
+        pickled, of the wrong shape, written by a newer svmtrain)."""
         path = Path(path)
         arrays = read_npz(path, "weights file", WeightsError, _HINT)
         version = _format_version(arrays, path)

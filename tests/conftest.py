@@ -34,6 +34,7 @@ import pytest
 
 from svmtrain.data import load_cifar10
 from svmtrain.data.format import (
+    ARCHIVE_NAME,
     IMAGE_BYTES,
     META_MEMBER,
     NUM_CLASSES,
@@ -41,7 +42,7 @@ from svmtrain.data.format import (
     TEST_MEMBER,
     TRAIN_MEMBERS,
 )
-from svmtrain.data.source import ENV_DIGEST, ENV_DIR, ENV_URL
+from svmtrain.data.source import ENV_DIGEST, ENV_DIR, ENV_URL, OFFICIAL_URL
 
 REPO = Path(__file__).resolve().parent.parent
 MAKE_MIRROR = REPO.parent / "shared" / "cifar10" / "make-mirror"
@@ -423,18 +424,54 @@ class CifarData(NamedTuple):
     sha256: str
 
 
+ENV_TEST_ARCHIVE = "SVMTRAIN_TEST_ARCHIVE"
+ENV_MIRROR_DIR = "SVMTRAIN_MIRROR_DIR"
+
+
+def real_archive() -> Path | str:
+    """The CIFAR-10 archive the real-data tests use: $SVMTRAIN_TEST_ARCHIVE (any
+    cifar-10-binary.tar.gz, e.g. the official one), else the cifar-10-binary.tar.gz in
+    $SVMTRAIN_MIRROR_DIR, else the mirror ../shared/cifar10/make-mirror builds there (or in
+    <repo>/.cache/mirror); or, when there is none of them, why not (a str)."""
+    given = os.environ.get(ENV_TEST_ARCHIVE)
+    if given:
+        path = Path(given).expanduser()
+        return path if path.is_file() else f"{ENV_TEST_ARCHIVE}={given} is not a file"
+    out = Path(os.environ.get(ENV_MIRROR_DIR) or REPO / ".cache" / "mirror")
+    if (out / ARCHIVE_NAME).is_file():
+        return out / ARCHIVE_NAME
+    if not MAKE_MIRROR.exists():
+        return (
+            f"no CIFAR-10 archive for the real-data tests: set {ENV_TEST_ARCHIVE} to a "
+            f"{ARCHIVE_NAME} (the official one, {OFFICIAL_URL}, or any of its format), or "
+            f"{ENV_MIRROR_DIR} to a directory holding one"
+        )
+    subprocess.run([str(MAKE_MIRROR), str(out)], check=True, stdout=subprocess.DEVNULL)
+    return out / ARCHIVE_NAME
+
+
 @pytest.fixture(scope="session")
 def mirror_archive() -> Path:
-    """The real CIFAR-10 mirror (30,000 train + 10,000 test), built once by make-mirror into
-    $SVMTRAIN_MIRROR_DIR or <repo>/.cache/mirror; its digests are in .sha256/.md5 beside it."""
-    if not MAKE_MIRROR.exists():
-        message = f"{MAKE_MIRROR} is missing, so the real-data tests cannot run"
+    """The real CIFAR-10 archive of :func:`real_archive`; the real-data tests skip, saying how
+    to point them at one, when there is none (and fail in CI)."""
+    found = real_archive()
+    if isinstance(found, str):
         if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    out = Path(os.environ.get("SVMTRAIN_MIRROR_DIR") or REPO / ".cache" / "mirror")
-    subprocess.run([str(MAKE_MIRROR), str(out)], check=True, stdout=subprocess.DEVNULL)
-    return out / "cifar-10-binary.tar.gz"
+            pytest.fail(found)
+        pytest.skip(found)
+    return found
+
+
+def archive_sha256(path: Path) -> str:
+    """The sha256 in the .sha256 file beside ``path``, else computed from the file."""
+    beside = Path(f"{path}.sha256")
+    if beside.is_file():
+        return beside.read_text().split()[0]
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @pytest.fixture(scope="session")
@@ -444,7 +481,7 @@ def cifar_data_dir(mirror_archive: Path, tmp_path_factory) -> CifarData:
 
     The server is gone afterwards: ``load_cifar10(data_dir, url=url, sha256=sha256)`` must be
     (and is) answered from the cache."""
-    sha256 = Path(f"{mirror_archive}.sha256").read_text().split()[0]
+    sha256 = archive_sha256(mirror_archive)
     data_dir = tmp_path_factory.mktemp("cifar10")
     with LoopbackServer(mirror_archive.read_bytes(), behaviour=Behaviour(chunk=1 << 20)) as server:
         load_cifar10(data_dir, url=server.url, sha256=sha256, progress=False)

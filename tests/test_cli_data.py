@@ -3,14 +3,14 @@
 import json
 import shutil
 import sys
-import warnings
 
 import pytest
 from cli_helpers import assert_clean_failure, run
 
 from svmtrain.data.cache import PART_NAME
 from svmtrain.data.format import ARCHIVE_NAME
-from svmtrain.errors import DataError, Notice
+from svmtrain.errors import DataError
+from svmtrain.progress import notify
 
 
 @pytest.fixture
@@ -158,13 +158,12 @@ def test_info_on_a_copied_cache_on_read_only_media(served, tmp_path, read_only_v
 
 @pytest.mark.parametrize("command", [["data", "download"], ["gradcheck", "-n", "3"]])
 def test_library_notices_are_plain_lines_on_stderr(monkeypatch, command):
-    """A retried download or a locked data directory (a Notice) reads as the library says it,
+    """A retried download or a locked data directory (a notice) reads as the library says it,
     in every command: no 'Warning:' prefix, no file and line."""
 
     def load(*args, **kwargs):
         for _ in range(2):
-            notice = Notice("Downloading http://x/c.tar.gz: timed out; retrying in 2 s.")
-            warnings.warn(notice, stacklevel=2)
+            notify("Downloading http://x/c.tar.gz: timed out; retrying in 2 s.")
         raise DataError("stop here")
 
     monkeypatch.setattr("svmtrain.experiments.common.load_cifar10", load)
@@ -173,4 +172,4 @@ def test_library_notices_are_plain_lines_on_stderr(monkeypatch, command):
     assert_clean_failure(result, 1, "stop here")
     line = "Downloading http://x/c.tar.gz: timed out; retrying in 2 s.\n"
     assert result.stderr.count(line) == 2  # each one, not once per place
-    assert "Warning" not in result.stderr and "Notice" not in result.stderr
+    assert "Warning" not in result.stderr and "WARNING" not in result.stderr

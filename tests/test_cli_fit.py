@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from svmtrain.cli import main
+from svmtrain.data import load_cifar10
 from svmtrain.errors import SigTerm
 from svmtrain.experiments import train
 from svmtrain.experiments.common import sigterm_as_interrupt
@@ -68,6 +69,33 @@ def test_fit_then_evaluate(archive, data_args, tmp_path):
     assert "confusion matrix" in result.output
 
 
+def test_fit_says_the_training_time_and_the_whole_runs(data_args, tmp_path, monkeypatch):
+    """summary.json's wall_seconds is the whole call (here a data load made 0.3 s slower), its
+    train_seconds the training alone; fit's line says both."""
+    import time
+
+    from svmtrain.experiments import fit
+
+    real_load = fit.load_splits
+
+    def slow_load(*args, **kwargs):
+        time.sleep(0.3)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(fit, "load_splits", slow_load)
+    out = tmp_path / "run"
+    result = _fit(data_args, out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / runs.SUMMARY).read_text())
+    assert summary["train_seconds"] > 0
+    assert summary["train_seconds"] + 0.3 <= summary["wall_seconds"]
+    assert "resumed" not in summary
+    assert (
+        f"{summary['train_seconds']:.1f} s training, {summary['wall_seconds']:.1f} s in all)  "
+        f"-> {out}"
+    ) in result.stdout
+
+
 @pytest.mark.parametrize(
     ("config_text", "message"),
     [
@@ -117,7 +145,9 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path):
 
     result = _run("fit", "--resume", out, "-q")
     assert result.exit_code == 0, result.output
-    assert json.loads((out / runs.SUMMARY).read_text())["epochs"] == 2
+    summary = json.loads((out / runs.SUMMARY).read_text())
+    assert summary["epochs"] == 2 and summary["resumed"] is True
+    assert f"s training, {summary['wall_seconds']:.1f} s since the resume)" in result.stdout
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
@@ -268,7 +298,8 @@ def test_quick_config_on_the_real_mirror_beats_chance(cifar_data_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / runs.SUMMARY).read_text())
-    assert summary["num_test"] == 10000
+    test_images = len(load_cifar10(d.data_dir, d.url, d.sha256, progress=False).y_test)
+    assert summary["num_test"] == test_images  # the quick config's: the whole test batch
     assert summary["test_acc"] > 0.25  # chance is 0.10
 
 
@@ -412,6 +443,28 @@ def test_one_epoch_is_one_epoch(data_args, tmp_path):
     result = _fit(data_args, tmp_path / "run", "--set", "train.epochs=1")
     assert result.exit_code == 0, result.output
     assert "(1 epoch, 7 steps, " in result.output  # 250 images in batches of 32
+
+
+def test_confident_mistakes_by_hand():
+    """Rows 1, 2 and 4 are wrong, by margins 0.5, 4.0 and 3.0 (the predicted class's score
+    minus the true class's): the larger first, at most ``count``; row 5 ties row 4 and comes
+    after it."""
+    from svmtrain.experiments.evaluate import confident_mistakes
+
+    scores = np.array(
+        [
+            [2.0, 1.0, 0.0],
+            [1.0, 1.5, 0.0],
+            [4.0, 0.0, 1.0],
+            [0.0, 0.0, 9.0],
+            [0.0, 3.5, 0.5],
+            [3.0, 0.0, 0.0],
+        ]
+    )
+    y = np.array([0, 0, 1, 2, 2, 1])
+    assert confident_mistakes(scores, y, 10).tolist() == [2, 4, 5, 1]
+    assert confident_mistakes(scores, y, 2).tolist() == [2, 4]
+    assert confident_mistakes(scores[[0, 3]], y[[0, 3]], 5).tolist() == []
 
 
 def test_a_signal_during_the_clean_up_after_a_stop_is_ignored():

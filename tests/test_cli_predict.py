@@ -70,7 +70,15 @@ def test_image_files_of_any_size_and_mode(weights, tmp_path):
     files = ["exact.png", "wide.png", "grey.png", "photo.jpg"]
     result = _run("predict", "-w", path, *(tmp_path / f for f in files), "--json", "-q")
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
+    # the transparent and the grey photo say how they were converted; the RGB ones say nothing
+    assert result.stderr.splitlines() == [
+        f"Note: {tmp_path / 'wide.png'} was converted to RGB: transparency dropped "
+        "(transparent pixels show the colour stored under them).",
+        f"Note: {tmp_path / 'grey.png'} was converted to RGB: grey levels repeated in red, "
+        "green and blue.",
+    ]
+    assert [r.get("converted") is not None for r in out] == [False, True, True, False]
     assert [r["image"] for r in out] == [str(tmp_path / f) for f in files]
     references = [
         exact,
@@ -91,7 +99,7 @@ def test_test_images_by_index(weights, archive):
     path, model = weights
     result = _run("predict", "-w", path, "-i", 7, "--test-index", 0, "--json", "-q")
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
     for r, i in zip(out, (7, 0), strict=True):
         assert r["image"] == f"test[{i}]"
         assert r["true_class"] == archive.class_names[archive.y_test[i]]
@@ -106,10 +114,11 @@ def test_text_output_is_a_table(weights, archive, tmp_path):
     Image.new("RGB", (32, 32), (10, 20, 30)).save(tmp_path / "a.png")
     result = _run("predict", "-w", path, tmp_path / "a.png", "-i", 3, "-q")
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    assert lines[0].split()[:3] == ["image", "class", "true"]
-    assert archive.class_names[0] in lines[0]
-    assert lines[2].startswith(str(tmp_path / "a.png")) and lines[3].startswith("test[3]")
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("class scores (margins: the highest wins; they are not")
+    assert lines[2].split()[:3] == ["image", "class", "true"]
+    assert lines[2].split()[3:] == list(archive.class_names)  # whole names, none cut
+    assert lines[4].startswith(str(tmp_path / "a.png")) and lines[5].startswith("test[3]")
 
 
 @pytest.mark.parametrize(
@@ -152,3 +161,127 @@ def test_without_pillow_the_message_says_how_to_install(weights, tmp_path, monke
     result = _run("predict", "-w", path, tmp_path / "a.png")
     assert result.exit_code == 1
     assert "pip install 'svmtrain[image]'" in result.output
+
+
+@pytest.fixture
+def softmax_weights(weights, tmp_path):
+    """The same model, scaled down, as softmax: its scores are logits of a few units, so that
+    no probability is 0 or 1 to float32 precision."""
+    _, model = weights
+    W = model.W * np.float32(0.05)
+    softmax = LinearModel(W, model.transform, model.class_names, "softmax", model.config_yaml)
+    softmax_path = tmp_path / "softmax.npz"
+    softmax.save(softmax_path)
+    return softmax_path, softmax
+
+
+def _softmax_by_hand(scores):
+    """exp(s_j - max) / sum_k exp(s_k - max), in float64, one image at a time."""
+    s = np.asarray(scores, dtype=np.float64)
+    e = np.exp(s - s.max())
+    return e / e.sum()
+
+
+def test_a_softmax_model_gives_probabilities_and_the_top_k(softmax_weights, archive):
+    path, model = softmax_weights
+    result = _run("predict", "-w", path, "-i", 2, "-i", 5, "--top", 3, "--json", "-q")
+    assert result.exit_code == 0, result.output
+    for r, i in zip(json.loads(result.stdout), (2, 5), strict=True):
+        hwc = np.ascontiguousarray(archive.x_test[i].reshape(3, 32, 32).transpose(1, 2, 0))
+        _, scores = _expected(model, hwc)
+        expected = _softmax_by_hand(scores)
+        assert list(r["probabilities"].values()) == pytest.approx(expected, rel=1e-5, abs=1e-9)
+        assert sum(r["probabilities"].values()) == pytest.approx(1.0)
+        best = np.argsort(-expected)[:3]
+        assert [t["class"] for t in r["top"]] == [model.class_names[k] for k in best]
+        assert [t["probability"] for t in r["top"]] == pytest.approx(expected[best], rel=1e-5)
+        assert r["top"][0]["class"] == r["class"]
+
+    text = _run("predict", "-w", path, "-i", 2, "--top", 2, "-q")
+    lines = text.stdout.splitlines()
+    assert lines[0] == "probabilities (the softmax of the class scores)"
+    assert lines[2].split() == ["image", "class", "true", "#1", "#2"]
+    top = json.loads(result.stdout)[0]["top"]
+    cells = [[t["class"], f"{t['probability']:.3f}"] for t in top[:2]]
+    assert lines[4].split()[-4:] == [*cells[0], *cells[1]]
+
+
+def test_an_svm_top_k_ranks_by_score(weights):
+    path, _ = weights
+    result = _run("predict", "-w", path, "-i", 4, "--top", 10, "--json", "-q")
+    (r,) = json.loads(result.stdout)
+    assert "probabilities" not in r
+    assert [t["score"] for t in r["top"]] == sorted(r["scores"].values(), reverse=True)
+    assert _run("predict", "-w", path, "-i", 4, "--top", 11, "-q").exit_code == 2
+
+
+def test_show_writes_the_32_by_32_images_the_model_saw(weights, archive, tmp_path):
+    """A 100 x 60 photo is cropped to its central 60 x 60 and resized: the PNG shows that, four
+    times enlarged, beside test image 1 as it is stored; a second run does not overwrite it."""
+    path, _ = weights
+    rng = np.random.default_rng(8)
+    photo = rng.integers(0, 256, (60, 100, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    seen = tmp_path / "seen.png"
+    result = _run("predict", "-w", path, tmp_path / "photo.png", "-i", 1, "--show", seen, "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == f"wrote {seen}"
+    strip = np.asarray(Image.open(seen))
+    assert strip.shape == (128, 128 + 4 + 128, 3)
+    # independent of svmtrain's reader: Pillow's own crop and resize of the photo
+    central = (20, 0, 80, 60)
+    crop = Image.fromarray(photo).resize((32, 32), Image.Resampling.LANCZOS, box=central)
+    assert np.array_equal(strip[::4, :128:4], np.asarray(crop))
+    test1 = archive.x_test[1].reshape(3, 32, 32).transpose(1, 2, 0)
+    assert np.array_equal(strip[::4, 132::4], test1)
+    assert (strip[:, 128:132] == 255).all()
+
+    before = seen.read_bytes()
+    again = _run("predict", "-w", path, "-i", 0, "--show", seen, "-q")
+    assert again.exit_code == 1 and f"{seen} already exists" in again.stderr
+    assert "--force" in again.stderr and seen.read_bytes() == before
+    forced = _run("predict", "-w", path, "-i", 0, "--show", seen, "--force", "-q")
+    assert forced.exit_code == 0 and seen.read_bytes() != before
+
+
+def test_show_must_be_a_png_in_a_directory_that_exists(weights, tmp_path):
+    path, _ = weights
+    bad = _run("predict", "-w", path, "-i", 0, "--show", tmp_path / "seen.jpg")
+    assert bad.exit_code == 2 and "does not end in .png" in bad.stderr
+    bad = _run("predict", "-w", path, "-i", 0, "--show", tmp_path / "no" / "seen.png")
+    assert bad.exit_code == 2 and "does not exist" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("mode", "note"),
+    [
+        ("RGB", None),
+        ("P", None),  # a palette without transparency converts as it is
+        ("L", "grey levels repeated"),
+        ("1", "black-and-white pixels repeated"),
+        ("I;16", "grey levels repeated"),
+        ("LA", "grey levels repeated in red, green and blue, transparency dropped"),
+        ("RGBA", "transparency dropped"),
+        ("opaque RGBA", None),  # an alpha channel that hides nothing changes nothing
+        ("CMYK", "CMYK colours converted"),
+    ],
+)
+def test_a_conversion_to_rgb_is_said_for_each_mode_that_changes_the_photo(tmp_path, mode, note):
+    from svmtrain.io.images import conversion_note
+
+    path = tmp_path / ("x.jpg" if mode == "CMYK" else "x.png")
+    if mode == "opaque RGBA":
+        Image.new("RGBA", (8, 8), (10, 20, 30, 255)).save(path)
+    else:
+        Image.new(mode, (8, 8)).save(path)  # alpha 0 where there is alpha
+    found = conversion_note(path)
+    assert found is None if note is None else found.startswith(note)
+
+
+def test_a_palette_with_a_transparent_colour_says_so(tmp_path):
+    from svmtrain.io.images import conversion_note
+
+    image = Image.new("P", (8, 8))
+    image.info["transparency"] = 0
+    image.save(tmp_path / "x.png", transparency=0)
+    assert conversion_note(tmp_path / "x.png").startswith("transparency dropped")

@@ -108,8 +108,9 @@ def test_sweep_step_prints_the_notes_lines_a_marked_table_and_writes_csv(data, t
         marks = cells[2:]
         assert ("best" in " ".join(marks)) == (k == best), (step, cells)
         assert ("worse" in marks) == (losses[k] > loss0), (step, cells)
-    assert lines[-1].startswith(f"Best step {steps[best]:.1e}: loss {losses[best]:.6g} (")
-    assert f"{int((losses > loss0).sum())} of 9 steps made the loss worse." in lines[-1]
+    assert lines[-1] == f"wrote {out}"
+    assert lines[-2].startswith(f"Best step {steps[best]:.1e}: loss {losses[best]:.6g} (")
+    assert f"{int((losses > loss0).sum())} of 9 steps made the loss worse." in lines[-2]
 
     with out.open() as f:
         rows = list(csv.DictReader(f))
@@ -175,7 +176,9 @@ def test_sweep_step_fails_when_every_loss_overflows(data, tmp_path):
     assert result.stderr == (
         "Error: Every step made the loss overflow; try smaller steps, e.g. --range -14:-8.\n"
     )
-    assert [line.split()[-1] for line in result.stdout.splitlines()[-2:]] == ["worse", "worse"]
+    lines = result.stdout.splitlines()
+    assert [line.split()[-1] for line in lines[-3:-1]] == ["worse", "worse"]
+    assert lines[-1] == f"wrote {out}"
     assert len(out.read_text().splitlines()) == 3  # the table is still written
 
 
@@ -571,13 +574,15 @@ def test_search_with_successive_halving_shows_the_rungs(data, tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
-        "rank", "trial", "lr", "reg", "rung", "final", "loss", "train", "acc", "val", "acc",
-        "seconds", "status",
+        "rank", "trial", "lr", "reg", "rung", "epochs", "final", "loss", "train", "acc", "val",
+        "acc", "seconds", "status",
     ]  # fmt: skip
-    assert [line.split()[4] for line in lines[2:6]] == ["1", "1", "0", "0"]
-    assert "successive halving: rungs of 2, 4 epochs; 6 trial runs, 16 epochs in all" in (
-        result.stdout
-    )
+    assert [line.split()[4] for line in lines[2:6]] == ["4", "4", "2", "2"]  # the rungs' epochs
+    text = " ".join(result.stdout.split())
+    assert "successive halving: rungs of 2, 4 epochs; 6 trial runs, 16 epochs in all" in text
+    assert "ranked by the rung reached first (judged on a longer run), then by val" in text
+    (best,) = [line for line in lines if line.startswith("best: trial ")]
+    assert best.endswith(" at the last rung (4 epochs)")
     document = json.loads((out / "results.json").read_text())
     assert [(r["rung"], r["epochs"]) for r in document["results"]] == [(1, 4)] * 2 + [(0, 2)] * 2
     assert (out / "results.csv").read_text().startswith("rank,trial,learning_rate,reg,rung,")
@@ -632,6 +637,54 @@ def test_an_existing_output_file_is_refused_before_any_work(data, tmp_path, comm
     assert mine.read_bytes() != b"the user's own file\n"
 
 
+def test_a_rerun_names_every_output_file_in_the_way(data, tmp_path):
+    csv_path, png = tmp_path / "s.csv", tmp_path / "s.png"
+    args = ["sweep-step", *data, "--range", "-8:-6", "-q", "--csv", csv_path, "--plot", png]
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    assert first.stdout.splitlines()[-2:] == [f"wrote {csv_path}", f"wrote {png}"]
+    before = csv_path.read_bytes(), png.read_bytes()
+    again = run(*args)
+    assert_clean_failure(again, 1, f"{csv_path} and {png} already exist", "--force")
+    assert (csv_path.read_bytes(), png.read_bytes()) == before
+
+
+def test_sweep_step_json_keeps_stdout_json_and_says_what_it_wrote_on_stderr(data, tmp_path):
+    csv_path = tmp_path / "s.csv"
+    result = run("sweep-step", *data, "--range", "-8:-6", "-q", "--json", "--csv", csv_path)
+    assert result.exit_code == 0, result.output
+    assert [s["step"] for s in json.loads(result.stdout)["steps"]] == [1e-8, 1e-7, 1e-6]
+    assert f"wrote {csv_path}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "files"),
+    [("sweep-step", "--csv or --plot"), ("evaluate", "--plot"), ("search", "--plot")],
+)
+def test_force_names_the_files_the_command_writes(command, files):
+    """evaluate and search have no --csv, so their --force does not offer it."""
+    text = " ".join(run(command, "--help").stdout.split())
+    assert f"--force Overwrite the files named by {files} if they exist" in text
+
+
+def test_sweep_step_to_a_log_file_says_each_phase(data):
+    """Not a terminal, not --quiet: a line as each phase starts and ends, and the numerical
+    gradient's progress every 10%; bars never (the test runner's stderr is no terminal)."""
+    result = run("sweep-step", *data, "--gradient", "numerical", "-n", 5, "--range", "-8:-6")
+    assert result.exit_code == 0, result.output
+    err = result.stderr.splitlines()
+    assert "sweep-step: loading the data ..." in err
+    assert "sweep-step: numerical gradient of 30,730 weights on 5 images ..." in err
+    tenths = [line for line in err if line.startswith("numerical gradient: ")]
+    assert [line.split()[2] for line in tenths] == [f"{k}%" for k in range(10, 101, 10)]
+    assert tenths[-1] == "numerical gradient: 100% (30,730 of 30,730)"
+    assert any(line.startswith("sweep-step: gradient in ") for line in err)
+    assert any(line.startswith("sweep-step: the losses in ") for line in err)
+    assert "\r" not in result.stderr
+    quiet = run("sweep-step", *data, "--gradient", "numerical", "-n", 5, "--range", "-8:-6", "-q")
+    assert quiet.stderr.count("sweep-step:") == 0
+
+
 def test_search_refuses_a_huge_grid_unless_told(data, tmp_path):
     values = ",".join(f"{k}e-9" for k in range(1, 301))  # 300 x 300 = 90,000 trials
     result = run("search", *data, "--lr", values, "--reg", values, "--out", tmp_path / "out")
@@ -639,12 +692,71 @@ def test_search_refuses_a_huge_grid_unless_told(data, tmp_path):
     assert not (tmp_path / "data").exists() and not (tmp_path / "out").exists()
 
 
-def test_search_says_how_many_trials_to_a_person_watching(data, tmp_path):
-    from svmtrain.errors import Notice
+def test_search_says_how_many_trials_to_a_person_watching(data, tmp_path, caplog):
+    """As a notice (test_progress.py: one plain line on stderr), not a warning."""
     from svmtrain.experiments.search import search_hyperparameters
 
     overrides = [s for i, s in enumerate([*data, *SMALL]) if i % 2]  # the --set values
-    with pytest.warns(Notice, match="^search: 2 trials$"):
-        search_hyperparameters(
-            None, overrides, lr="1e-9,1e-8", epochs=1, jobs=1, out=tmp_path / "s", progress=True
-        )
+    search_hyperparameters(
+        None, overrides, lr="1e-9,1e-8", epochs=1, jobs=1, out=tmp_path / "s", progress=True
+    )
+    assert "search: 2 trials" in caplog.messages
+
+
+def test_search_with_seeds_ranks_the_settings_by_their_mean(data, tmp_path):
+    """Each setting trains with seeds 0, 1, 2; its row is the mean and the sample standard
+    deviation (statistics.stdev as the reference) of those runs' val accuracies, and its
+    seed-0 run is the very trial a search without --seeds runs."""
+    import statistics
+
+    args = [*data, *SMALL, "--lr", "1e-8,1e-7", "--epochs", 2, "--jobs", 2, "-q"]
+    seeded = run("search", *args, "--seeds", 3, "--out", tmp_path / "seeded")
+    assert seeded.exit_code == 0, seeded.output
+    plain = run("search", *args, "--out", tmp_path / "plain")
+    assert plain.exit_code == 0, plain.output
+    document = json.loads((tmp_path / "seeded" / "results.json").read_text())
+    trials = {r["trial"]: r for r in document["results"]}
+    assert len(trials) == 6 and document["seeds"] == 3
+    assert sorted(r["settings"]["train.seed"] for r in trials.values()) == [0, 0, 1, 1, 2, 2]
+    settings = document["settings"]
+    assert len(settings) == 2
+    for g in settings:
+        accs = [trials[n]["val_acc"] for n in g["trials"]]
+        assert g["seeds"] == [0, 1, 2]
+        assert g["val_acc"] == pytest.approx(statistics.fmean(accs), abs=1e-15)
+        assert g["val_acc_std"] == pytest.approx(statistics.stdev(accs), abs=1e-15)
+        assert (g["val_acc_min"], g["val_acc_max"]) == (min(accs), max(accs))
+    assert settings[0]["val_acc"] >= settings[1]["val_acc"]
+    assert document["best_setting"] == settings[0]
+    # seed 0 of each setting is the unseeded search's trial, bit for bit
+    unseeded = json.loads((tmp_path / "plain" / "results.json").read_text())["results"]
+    for g in settings:
+        first = trials[g["trials"][0]]
+        (same,) = [r for r in unseeded if r["learning_rate"] == first["learning_rate"]]
+        assert (same["val_acc"], same["final_loss"]) == (first["val_acc"], first["final_loss"])
+    best = load_config(tmp_path / "seeded" / "best.yaml")
+    assert best.optim.learning_rate == settings[0]["learning_rate"] and best.train.seed == 0
+    lines = seeded.stdout.splitlines()
+    assert lines[0].split() == [
+        "rank", "trials", "lr", "reg", "seeds", "mean", "val", "std", "min", "max", "status"
+    ]  # fmt: skip
+    assert lines[2].split()[4:6] == ["3/3", f"{settings[0]['val_acc']:.4f}"]
+    assert lines[5].startswith("each setting trained with 3 seeds (train.seed 0, 1, 2), ranked")
+    assert any(
+        line.startswith(f"best: optim.learning_rate={settings[0]['settings'][search.LR]}, ")
+        for line in lines
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--halving"], "--seeds and --halving do not go together"),
+        (["--grid", "train.seed=1,2"], "--seeds sets train.seed"),
+    ],
+)
+def test_search_refuses_seeds_it_cannot_honour(data, tmp_path, extra, message):
+    result = run(
+        "search", *data, "--lr", "1e-8,1e-7,1e-6", "--epochs", 3, "--seeds", 2, *extra, "-q"
+    )
+    assert_clean_failure(result, 2, message)

@@ -5,6 +5,7 @@ bytes on disk would differ.
 """
 
 import errno
+import itertools
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 from svmtrain.data import Source, UnverifiedArchiveWarning, download, fetch, load_cifar10
 from svmtrain.data.cache import PART_NAME
 from svmtrain.data.format import ARCHIVE_NAME
-from svmtrain.errors import ChecksumError, DataError, DownloadError, Interrupted, Notice
+from svmtrain.errors import ChecksumError, DataError, DownloadError, Interrupted
 
 FAST = {"progress": False, "backoff": 0.0}  # retries without waiting
 
@@ -44,6 +45,29 @@ def test_download_writes_the_verified_archive_and_nothing_else(http_server, arch
     assert not (tmp_path / PART_NAME).exists()
     assert ranges(server) == [None]
     assert server.gets[0].headers["Accept-Encoding"] == "identity"
+
+
+def test_a_download_to_a_log_file_says_how_far_it_got_every_few_percent(
+    http_server, tiny_archive, tmp_path, capfd
+):
+    """stderr is no terminal here: lines, not a bar's carriage returns; and a resumed download
+    starts counting from what was kept."""
+    archive = tiny_archive(train_counts=(120,) * 5, test_count=120)  # 34 chunks of 64 KiB
+    cut = len(archive.body) // 2
+    server = http_server(archive.body, drop_after=cut)
+    download(source_for(server, archive), tmp_path, progress=True, retries=1, backoff=0.0)
+    err = capfd.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith(f"Downloading {ARCHIVE_NAME}: ")]
+    percents = [int(line.split()[2].rstrip("%")) for line in lines]
+    assert percents == sorted(percents) and percents[-1] == 100
+    # each line crosses another 5%: the first attempt stops near 50%, the resume goes on from it
+    assert all(b // 5 > a // 5 for a, b in itertools.pairwise(percents))
+    assert len(percents) >= 19  # 20 marks; the cut may fall within one
+    size = f"{len(archive.body) / 1e6:.1f} MB"
+    assert lines[-1] == f"Downloading {ARCHIVE_NAME}: 100% ({size} of {size})"
+    download(source_for(server, archive), tmp_path, progress=False)  # cached: says nothing
+    assert capfd.readouterr().err == ""
 
 
 def test_download_again_makes_no_request(http_server, archive, tmp_path):
@@ -341,11 +365,11 @@ def test_disk_full_reported_at_fsync_keeps_the_partial(http_server, archive, tmp
 
 @pytest.mark.parametrize("sent", [0, fetch.CHUNK_BYTES], ids=["after-headers", "mid-body"])
 def test_a_stalled_server_is_given_up_on_after_the_stall_deadline(
-    http_server, tiny_archive, tmp_path, sent
+    http_server, tiny_archive, tmp_path, sent, caplog
 ):
     archive = tiny_archive(train_counts=(10,) * 5, test_count=10)  # a few client reads long
     server = http_server(archive.body, stall_after=sent)
-    with pytest.raises(DownloadError) as err, pytest.warns(Notice) as notices:
+    with pytest.raises(DownloadError) as err, caplog.at_level("WARNING", "svmtrain"):
         download(
             source_for(server, archive), tmp_path, progress=True, retries=50, backoff=0.0,
             timeout=(1.0, 0.2), stall=0.5,
@@ -358,8 +382,8 @@ def test_a_stalled_server_is_given_up_on_after_the_stall_deadline(
     if sent:
         assert f"({sent:,} bytes) is kept in {tmp_path / PART_NAME}" in message
     # each silence was followed by a line saying what happened and what comes next
-    # (a Notice each, which the CLI prints as one line on stderr)
-    assert sum("retrying" in str(n.message) for n in notices) == len(server.gets) - 1
+    # (a notice each, which the CLI prints as one line on stderr)
+    assert sum("retrying" in line for line in caplog.messages) == len(server.gets) - 1
 
 
 def test_a_process_waiting_for_the_lock_says_for_whom(http_server, archive, tmp_path):

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from svmtrain.cli import main
 from svmtrain.config import load_config
 from svmtrain.data.cache import CIFAR10
-from svmtrain.errors import DataError, Notice
+from svmtrain.errors import DataError
 from svmtrain.features import cache, make_extractor
 
 KMEANS = {"num_centroids": 4, "stride": 4, "kmeans_iterations": 2, "patches_sampled": 200}
@@ -152,15 +152,17 @@ def test_a_folder_svmtrain_did_not_make_is_no_cache(tmp_path):
     assert all((folder / "notes.txt").read_text() == "mine\n" for folder in mine)
 
 
-def test_a_damaged_cache_is_rebuilt(tmp_path):
+def test_a_damaged_cache_is_rebuilt(tmp_path, caplog):
     dataset = _dataset()
     built = _build(dataset, tmp_path)
     expected = np.array(built.train)
     (built.path / "test.npy").write_bytes(b"\x93NUMPY broken")
     with pytest.raises(DataError, match="damaged"):
         cache.open_cache(built.path)
-    with pytest.warns(Notice, match=f"{built.path} is damaged .*; building it again"):
-        rebuilt = _build(dataset, tmp_path)
+    rebuilt = _build(dataset, tmp_path)
+    (notice,) = caplog.messages
+    assert notice.startswith(f"The feature cache {built.path} is damaged (")
+    assert notice.endswith("); building it again.")
     np.testing.assert_array_equal(rebuilt.train, expected)
 
 
@@ -182,6 +184,17 @@ def test_cli_info_and_clear(tmp_path):
     assert not built.path.exists()
     empty = runner.invoke(main, ["features", "info", "--data-dir", str(tmp_path)])
     assert "No feature caches" in empty.output
+
+
+def test_cli_info_stays_under_100_columns_with_kmeans_settings(tmp_path):
+    """Every setting is shown, wrapped under its cache, none cut."""
+    built = _build(_dataset(), tmp_path)
+    shown = CliRunner().invoke(main, ["features", "info", "--data-dir", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    assert max(len(line) for line in shown.output.splitlines()) < 100
+    words = shown.output.split()
+    for key, value in built.meta["settings"].items():
+        assert f"{key}={value}" in words
 
 
 def test_a_running_build_is_not_cleared(tmp_path):
@@ -206,7 +219,7 @@ def test_a_disk_that_fills_during_extraction_is_an_error_not_sigbus(tmp_path, sm
         "import shutil, sys\n"
         "import numpy as np\n"
         "from svmtrain.data.cache import CIFAR10\n"
-        "from svmtrain.errors import DataError, Notice\n"
+        "from svmtrain.errors import DataError\n"
         "from svmtrain.features import cache\n"
         "plenty = shutil._ntuple_diskusage(1 << 40, 0, 1 << 40)\n"
         "cache.shutil.disk_usage = lambda path: plenty\n"

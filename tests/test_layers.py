@@ -1,9 +1,9 @@
 """The arrows between svmtrain's parts point one way: each part imports only parts below it.
 
-From the bottom: errors and fileio (the foundation), core (the math), config, data, features,
-model, io (what runs write and read back), experiments (the jobs), cli, and the package's own
-``__init__``/``__main__`` (the Python API and ``python -m svmtrain``). README's "Development"
-section draws the same picture.
+From the bottom: errors, fileio and progress (the foundation), core (the math), config, data,
+features, model, io (what runs write and read back), experiments (the jobs), cli, and the
+package's own ``__init__``/``__main__`` (the Python API and ``python -m svmtrain``). README's
+"Development" section draws the same picture.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "svmtrain"
 LAYERS = [
-    ("errors", "fileio"),
+    ("errors", "fileio", "progress"),
     ("core",),
     ("config",),
     ("data",),

@@ -4,6 +4,7 @@ metrics), on small synthetic data."""
 
 import itertools
 import json
+import re
 
 import numpy as np
 import pytest
@@ -189,9 +190,10 @@ def test_converged_runs_stop_early(splits, tmp_path):
 # --- config ----------------------------------------------------------------------------
 
 
-def test_choosing_lbfgs_on_an_sgd_config_resets_its_sgd_keys_with_a_note():
-    with pytest.warns(UserWarning, match=r"optim.name=lbfgs: .*optim.momentum.*reset"):
-        cfg = load_config("softmax", ["optim.name=lbfgs"])
+def test_choosing_lbfgs_on_an_sgd_config_resets_its_sgd_keys_with_a_note(caplog):
+    cfg = load_config("softmax", ["optim.name=lbfgs"])
+    (note,) = caplog.messages  # a notice (svmtrain.progress.notify), one line
+    assert re.match(r"optim.name=lbfgs: .*optim.momentum.*reset", note)
     assert cfg.optim.momentum == 0.0 and cfg.schedule.name == "constant"
     assert cfg.model.loss == "softmax" and cfg.preprocess.scaling == "standardize"
 
@@ -203,7 +205,6 @@ def test_choosing_lbfgs_on_an_sgd_config_resets_its_sgd_keys_with_a_note():
         ["optim.momentum=0.9", "optim.name=lbfgs", "train.batch_size=64"],
     ],
 )
-@pytest.mark.filterwarnings("ignore:optim.name=lbfgs")  # the second resets optim.momentum
 def test_an_sgd_key_set_alongside_lbfgs_is_refused(overrides):
     with pytest.raises(ConfigError, match=r"means nothing to optim.name=lbfgs .*remove"):
         load_config(None, overrides)
@@ -216,9 +217,9 @@ def test_an_lbfgs_key_is_refused_under_sgd():
         load_config(None, ["lbfgs.history=5"])
 
 
-def test_the_resolved_config_replays(tmp_path):
-    with pytest.warns(UserWarning):
-        cfg = load_config("default", ["optim.name=lbfgs"])
+def test_the_resolved_config_replays(tmp_path, caplog):
+    cfg = load_config("default", ["optim.name=lbfgs"])
+    assert caplog.messages[0].startswith("optim.name=lbfgs: ")  # the reset is said
     from svmtrain.config import save_config
 
     save_config(cfg, tmp_path / "c.yaml")

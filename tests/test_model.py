@@ -47,6 +47,28 @@ def test_scores_match_the_hand_computation_across_chunks(dtype):
     assert np.array_equal(model.predict(rows), np.argmax(scores, axis=1))
 
 
+def test_softmax_probabilities_match_a_hand_computation():
+    """exp(s_j) / sum_k exp(s_k) by hand in float64 with math.fsum, from the reference scores
+    (large: up to hundreds, where an unshifted exp would overflow float32)."""
+    import math
+
+    model, rows = _model(np.float64, loss="softmax"), _images(5)
+    probabilities = model.probabilities(rows)
+    scores = _reference_scores(model, rows)
+    assert np.abs(scores).max() > 100
+    for row, s in zip(probabilities, scores, strict=True):
+        top = max(s)
+        e = [math.exp(v - top) for v in s]
+        assert row.tolist() == pytest.approx([v / math.fsum(e) for v in e], rel=1e-9, abs=1e-300)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-12)
+    assert np.array_equal(probabilities.argmax(axis=1), model.predict(rows))
+
+
+def test_an_svm_gives_no_probabilities():
+    with pytest.raises(WeightsError, match="svm model: its scores are margins"):
+        _model().probabilities(_images(2))
+
+
 def test_the_three_layouts_give_the_same_scores(tmp_path):
     model, rows = _model(), _images(40)
     planes = rows.reshape(40, 3, 32, 32)

@@ -154,6 +154,9 @@ _GRID = [
 ]
 
 
+_MISTAKES = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+
+
 @pytest.mark.parametrize(
     "draw, size",
     [
@@ -162,6 +165,12 @@ _GRID = [
         (lambda p: plots.plot_curves(metric_lines(3, 4), np.linspace(9, 3, 12), p), (1200, 820)),
         (lambda p: plots.plot_curves(metric_lines(1, 4), None, p), (1200, 820)),
         (lambda p: plots.plot_confusion(np.eye(10, dtype=int) * 7, CLASSES, p), (760, 680)),
+        (
+            lambda p: plots.plot_evaluation(
+                np.eye(10, dtype=int) * 7 + 1, CLASSES, _MISTAKES, [0, 1, 2], [3, 4, 5], p, "val"
+            ),
+            (1500, 680),
+        ),
         (lambda p: plots.plot_sweep(_STEPS, _LOSSES, 9.0, p), (900, 610)),
         # A loss that is 0 (symlog y axis) and one that overflowed.
         (lambda p: plots.plot_sweep([1e-3, 1e-2, 1e-1], [0.0, 1.0, np.inf], 2.0, p), (900, 610)),
@@ -188,6 +197,7 @@ _GRID = [
         "curves",
         "curves-no-history",
         "confusion",
+        "evaluation",
         "sweep",
         "sweep-zero-and-inf",
         "search-grid",
@@ -201,6 +211,46 @@ def test_picture_is_png_of_expected_size(tmp_path, draw, size):
     assert draw(path) == path
     assert png_size(path) == size
     assert [p.name for p in tmp_path.iterdir()] == ["picture.png"]  # no temporary file left
+
+
+def _drawn(monkeypatch, draw):
+    """The figure ``draw()`` saves, kept instead of written."""
+    kept = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: kept.append(fig) or Path(path))
+    draw()
+    (fig,) = kept
+    return fig
+
+
+@pytest.mark.parametrize(("split", "name"), [("test", "test"), ("val", "validation")])
+def test_the_confusion_title_names_its_split_and_images(monkeypatch, split, name):
+    confusion = np.eye(10, dtype=int) * 7
+    confusion[0, 1] = 30  # 100 images, 70 right
+    fig = _drawn(monkeypatch, lambda: plots.plot_confusion(confusion, CLASSES, "x.png", split))
+    title = fig.axes[0].get_title()
+    assert title == f"Confusion matrix, {name} split (100 images, accuracy 0.700)"
+
+
+def test_the_evaluation_gallery_captions_each_mistake(monkeypatch):
+    fig = _drawn(
+        monkeypatch,
+        lambda: plots.plot_evaluation(
+            np.eye(10, dtype=int), CLASSES, _MISTAKES, [0, 1, 2], [3, 4, 5], "x.png"
+        ),
+    )
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0].startswith("Confusion matrix, test split (10 images")
+    assert titles[1:] == [f"{CLASSES[t]}\nas {CLASSES[p]}" for t, p in ((0, 3), (1, 4), (2, 5))]
+    shown = [ax.get_images()[0].get_array() for ax in fig.axes[2:] if ax.get_images()]
+    assert len(shown) == 3 and all(
+        np.array_equal(a, b) for a, b in zip(shown, _MISTAKES, strict=True)
+    )
+
+
+def test_the_sweep_title_says_which_gradient_and_how_many_images(monkeypatch):
+    what = "numerical gradient of the svm loss (reg 2.5e+04) on 50 images, float32"
+    fig = _drawn(monkeypatch, lambda: plots.plot_sweep(_STEPS, _LOSSES, 9.0, "x.png", what))
+    assert fig.axes[0].get_title() == f"Loss after one step along the negative gradient\n{what}"
 
 
 def test_plot_search_without_trials_is_an_error(tmp_path):

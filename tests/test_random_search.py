@@ -127,7 +127,7 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(splits, tmp_path, name)
         if calls[0] == 15:
             raise KeyboardInterrupt
 
-    with pytest.raises(Interrupted, match="svmtrain fit --resume"):
+    with pytest.raises(Interrupted, match=r"svmtrain\.fit\(resume=.*cut.\)"):
         _fit(splits, tmp_path, name, tries, out="cut", on_step=ctrl_c_in_round_two)
     assert len(_metrics(tmp_path / "cut")) == 1
     assert (tmp_path / "cut" / runs.CHECKPOINT).is_file()

@@ -525,3 +525,35 @@ def test_search_hyperparameters_refuses_a_search_that_cannot_run(options, messag
         search.search_hyperparameters(out=tmp_path / "out", progress=False, **options)
     assert caught.value.arguments == ()
     assert not (tmp_path / "out").exists()
+
+
+def test_with_seeds_repeats_each_setting_with_consecutive_seeds():
+    settings = [{"optim.learning_rate": "1e-7"}, {"optim.learning_rate": "1e-6"}]
+    assert search.with_seeds(settings, 5, 3) == [
+        {"optim.learning_rate": "1e-7", "train.seed": "5"},
+        {"optim.learning_rate": "1e-7", "train.seed": "6"},
+        {"optim.learning_rate": "1e-7", "train.seed": "7"},
+        {"optim.learning_rate": "1e-6", "train.seed": "5"},
+        {"optim.learning_rate": "1e-6", "train.seed": "6"},
+        {"optim.learning_rate": "1e-6", "train.seed": "7"},
+    ]
+
+
+def test_setting_records_rank_by_the_mean_and_put_a_diverged_setting_last():
+    def result(number, lr, seed, val_acc, status=search.OK):
+        settings = {search.LR: lr, search.SEED: seed}
+        return search.TrialResult(number, settings, lr, 0.0, status, 1.0, 0.5, val_acc, 1, 0.1)
+
+    results = [
+        result(1, 1e-7, 0, 0.30),
+        result(2, 1e-7, 1, 0.36),  # mean 0.33
+        result(3, 1e-6, 0, 0.34),
+        result(4, 1e-6, 1, 0.34),  # mean 0.34: first, though trial 2 is the best single run
+        result(5, 1e-5, 0, 0.50),
+        result(6, 1e-5, 1, None, search.DIVERGED),  # one diverged run: last
+    ]
+    records = search.setting_records(results)
+    assert [r["trials"] for r in records] == [[3, 4], [1, 2], [5, 6]]
+    assert records[0]["val_acc"] == pytest.approx(0.34) and records[0]["val_acc_std"] == 0.0
+    assert records[1]["val_acc_std"] == pytest.approx(((0.03**2 * 2) / 1) ** 0.5)
+    assert records[2]["status"] == search.DIVERGED and records[2]["finished"] == 1

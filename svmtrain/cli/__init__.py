@@ -8,9 +8,9 @@ standard output that cannot be written (:func:`run`).
 
 import errno
 import io
+import logging
 import os
 import sys
-import warnings
 from contextlib import contextmanager
 
 import click
@@ -25,12 +25,14 @@ from svmtrain.cli.gradcheck import gradcheck
 from svmtrain.cli.landscape import landscape
 from svmtrain.cli.plot import plot
 from svmtrain.cli.predict import predict_cmd
+from svmtrain.cli.runs import runs_group
 from svmtrain.cli.search import search
 from svmtrain.cli.sweep_step import sweep_step
 from svmtrain.core.losses import LOSSES
-from svmtrain.errors import ArgumentError, Notice, SigTerm, SvmtrainError
+from svmtrain.errors import ArgumentError, Interrupted, SigTerm, SvmtrainError
 from svmtrain.experiments.common import sigterm_as_interrupt
 from svmtrain.fileio import os_error_message
+from svmtrain.progress import LOGGER
 
 
 class _UserError(click.ClickException):
@@ -67,6 +69,8 @@ class _Group(click.Group):
             ) from None
         except SvmtrainError as err:
             raise _UserError(str(err), err.exit_code) from None
+        except Interrupted as err:  # Ctrl-C or a signal, with what was kept and how to go on
+            raise _UserError(err.text(command_line=True), err.exit_code) from None
         except SigTerm as stop:
             raise _UserError(f"Stopped by {stop.name}.", 128 + stop.signum) from None
         except KeyboardInterrupt:
@@ -88,22 +92,25 @@ def _out_of_memory(err: MemoryError) -> str:
     )
 
 
+class _EchoHandler(logging.Handler):
+    """Shows each record of the ``svmtrain`` logger as its message alone, one line on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(record.getMessage(), err=True)
+
+
 @contextmanager
 def _notices_as_lines():
-    """Shows each library :class:`Notice` (a retried download, a locked data directory) as its
-    message alone, one line on stderr; other warnings as before."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", Notice)
-        shown = warnings.showwarning
-
-        def show(message, category, *args, **kwargs):
-            if issubclass(category, Notice):
-                click.echo(str(message), err=True)
-            else:
-                shown(message, category, *args, **kwargs)
-
-        warnings.showwarning = show
+    """Shows each library notice (:func:`svmtrain.progress.notify`: a retried download, a
+    locked data directory) as its message alone, one line on stderr, and nowhere else."""
+    handler, propagate = _EchoHandler(), LOGGER.propagate
+    LOGGER.addHandler(handler)
+    LOGGER.propagate = False
+    try:
         yield
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.propagate = propagate
 
 
 @click.group(
@@ -118,6 +125,7 @@ def _notices_as_lines():
         sweep_step,
         landscape,
         search,
+        runs_group,
         plot,
         configs,
     ],

@@ -9,23 +9,17 @@ import click
 from svmtrain.cli.options import data_dir_option, quiet_option
 from svmtrain.data import UnverifiedArchiveWarning, dataset_info, load_cifar10
 from svmtrain.data.source import ENV_DIGEST, ENV_URL, OFFICIAL_URL
-from svmtrain.errors import Notice
 from svmtrain.io.records import format_table
 
 
 @contextmanager
 def _warnings_as_lines():
-    """Show library warnings (e.g. an unverified archive) as one 'Warning: ...' line on stderr;
-    notices as the edge shows them (cli/__init__.py)."""
+    """Show library warnings (e.g. an unverified archive) as one 'Warning: ...' line on stderr."""
     with warnings.catch_warnings():
         warnings.simplefilter("always", UnverifiedArchiveWarning)
-        shown = warnings.showwarning
 
-        def show(message, category, *args, **kwargs):
-            if issubclass(category, Notice):
-                shown(message, category, *args, **kwargs)
-            else:
-                click.echo(f"Warning: {message}", err=True)
+        def show(message, *args, **kwargs):
+            click.echo(f"Warning: {message}", err=True)
 
         warnings.showwarning = show
         yield

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from svmtrain.cli.options import (
-    check_plot_path,
+    check_output_files,
+    check_png_path,
     data_dir_option,
     force_option,
     json_option,
@@ -13,7 +14,7 @@ from svmtrain.cli.options import (
     quiet_option,
     weights_option,
 )
-from svmtrain.experiments.evaluate import SPLITS, evaluate, evaluation_text
+from svmtrain.experiments.evaluate import SPLITS, evaluate
 from svmtrain.io.records import to_json
 
 
@@ -36,7 +37,7 @@ from svmtrain.io.records import to_json
     type=click.Path(dir_okay=False),
     help="Also draw the confusion matrix as a PNG to this .png file (needs svmtrain[plot]).",
 )
-@force_option
+@force_option("--plot")
 @quiet_option
 def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, force, quiet):
     """Accuracy, per-class accuracy and confusion matrix of saved weights.
@@ -45,7 +46,8 @@ def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, force, quiet
     --split test (the default) scores the test images the run was scored on (its config's
     data.num_test; all 10,000 unless it set fewer).
     """
-    check_plot_path(plot_path, force)
+    check_png_path(plot_path)
+    check_output_files(force, plot_path)
     result = evaluate(
         weights_path,
         split,
@@ -53,8 +55,8 @@ def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, force, quiet
         progress=progress_enabled(quiet),
         plot_path=plot_path,
     )
-    if result["warning"]:
-        click.echo(f"Warning: {result['warning']}", err=True)
+    if result.warning:
+        click.echo(f"Warning: {result.warning}", err=True)
     if plot_path:
         click.echo(f"wrote {plot_path}", err=as_json)
-    click.echo(to_json(result) if as_json else evaluation_text(result))
+    click.echo(to_json(result.to_dict()) if as_json else result.text())

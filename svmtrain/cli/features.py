@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import click
@@ -27,17 +28,35 @@ def _megabytes(n: int) -> str:
     return f"{n / 1e6:,.1f} MB"
 
 
-def _describe(entry: dict) -> tuple[str, str, str, str]:
-    name = Path(entry["path"]).name
+INFO_WIDTH = 96  # features info stays this narrow: the settings wrap under their cache
+
+
+def _describe(entry: dict) -> tuple[tuple[str, str, str], str]:
+    """A cache's row (name, images x features or its state, size) and its settings."""
+    name, size = Path(entry["path"]).name, _megabytes(entry["bytes"])
     if not entry["finished"]:
         state = "building" if entry["building"] else "unfinished (interrupted build)"
-        return name, state, "", _megabytes(entry["bytes"])
+        return (name, state, size), ""
     if "damaged" in entry:
-        return name, f"damaged: {entry['damaged']}", "", _megabytes(entry["bytes"])
+        return (name, f"damaged: {entry['damaged']}", size), ""
     meta = entry["meta"]
     settings = " ".join(f"{k}={v}" for k, v in meta["settings"].items())
     shape = f"{meta['train_images'] + meta['test_images']:,} x {meta['dim']:,}"
-    return name, settings, shape, _megabytes(entry["bytes"])
+    return (name, shape, size), settings
+
+
+def _info_table(entries: list[dict]) -> str:
+    """One row per cache, its settings wrapped on indented lines beneath it."""
+    described = [_describe(entry) for entry in entries]
+    table = format_table(["cache", "images x features", "size"], [row for row, _ in described])
+    header, rule, *rows = table.splitlines()
+    lines = [header, rule]
+    for line, (_, settings) in zip(rows, described, strict=True):
+        lines.append(line)
+        lines += textwrap.wrap(
+            settings, INFO_WIDTH, initial_indent="    ", subsequent_indent="    "
+        )
+    return "\n".join(lines)
 
 
 @click.group(
@@ -91,9 +110,8 @@ def info(data_dir: str | None, as_json: bool) -> None:
     if not entries:
         click.echo(f"No feature caches in {cache.features_root(root)}.")
         return
-    rows = [_describe(entry) for entry in entries]
     total = sum(entry["bytes"] for entry in entries)
-    click.echo(format_table(["cache", "settings", "images x features", "size"], rows))
+    click.echo(_info_table(entries))
     click.echo(f"\n{len(entries)} in {cache.features_root(root)}, {_megabytes(total)} in all.")
 
 

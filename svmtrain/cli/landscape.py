@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from svmtrain.cli.options import (
-    check_output_file,
-    check_plot_path,
+    check_output_files,
+    check_png_path,
     config_option,
     config_overrides,
     data_dir_option,
@@ -87,7 +87,7 @@ from svmtrain.io.runs import weights_file
 )
 @json_option
 @plot_option("the line and a heat map of the plane")
-@force_option
+@force_option("--csv", "--plot")
 @data_dir_option
 @quiet_option
 def landscape(
@@ -129,8 +129,8 @@ def landscape(
             "--config and --weights both give the config: the weights carry their own; "
             "change it with --set."
         )
-    check_plot_path(plot_path, force)
-    check_output_file(csv_path, force)
+    check_png_path(plot_path)
+    check_output_files(force, csv_path, plot_path)
     cfg = landscape_config(config_path, weights_path, config_overrides(overrides, data_dir))
     result = run_landscape(
         cfg,

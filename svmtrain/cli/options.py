@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ import click
 from svmtrain.config.shipped import shipped_names
 from svmtrain.errors import ArgumentError
 from svmtrain.fileio import refuse_existing
+from svmtrain.io.images import require_pillow
 from svmtrain.io.plots import require_matplotlib
 from svmtrain.io.runs import weights_file
 
@@ -19,6 +21,14 @@ from svmtrain.io.runs import weights_file
 def progress_enabled(quiet: bool) -> bool:
     """Progress bars only for a person watching: not with --quiet, not when stderr is a pipe."""
     return not quiet and sys.stderr.isatty()
+
+
+def phase_lines(quiet: bool) -> Callable[[str], None] | None:
+    """Where a long phase's lines go when stderr is a file or a pipe (a log, where bars would
+    be noise): one line on stderr each; None on a terminal (bars show there) or with --quiet."""
+    if quiet or sys.stderr.isatty():
+        return None
+    return lambda line: click.echo(line, err=True)
 
 
 quiet_option = click.option(
@@ -106,11 +116,14 @@ def plot_option(what: str):
     )
 
 
-force_option = click.option(
-    "--force",
-    is_flag=True,
-    help="Overwrite the files named by --csv or --plot if they exist (never done without it).",
-)
+def force_option(*options: str):
+    """--force, whose help names the command's output file ``options`` ("--csv", "--plot")."""
+    return click.option(
+        "--force",
+        is_flag=True,
+        help=f"Overwrite the files named by {' or '.join(options)} if they exist (never done "
+        "without it).",
+    )
 
 
 def confirm(question: str) -> bool:
@@ -124,32 +137,35 @@ def confirm(question: str) -> bool:
     return click.confirm(question, default=False)
 
 
-def check_output_file(path: str | None, force: bool) -> None:
-    """Fail now, not after the work, if ``path`` (an output file option) exists and --force was
-    not given: a user's file is never overwritten without being asked."""
-    if path is not None:
-        refuse_existing(path, force)
+def check_output_files(force: bool, *paths: str | None) -> None:
+    """Fail now, not after the work, if any of ``paths`` (output file options; None: not given)
+    exists and --force was not given, naming every one in the way: a user's file is never
+    overwritten without being asked."""
+    refuse_existing([p for p in paths if p is not None], force)
 
 
-def check_plot_path(plot_path: str | None, force: bool) -> None:
-    """Fail now, not after the work, if --plot cannot be drawn: a name not ending in .png (the
-    picture is a PNG whatever the name), no matplotlib, no such directory for the file, or an
-    existing file without --force."""
-    if plot_path is None:
+def check_png_path(path: str | None, option: str = "--plot") -> None:
+    """Fail now, not after the work, if the picture ``option`` names cannot be written: a name
+    not ending in .png (the picture is a PNG whatever the name), no library to draw it
+    (matplotlib for --plot, Pillow otherwise), or no such directory for the file. Whether it
+    exists already is :func:`check_output_files`' business."""
+    if path is None:
         return
-    if Path(plot_path).suffix.lower() != ".png":
+    if Path(path).suffix.lower() != ".png":
         raise click.BadParameter(
-            f"{plot_path!r} does not end in .png; the picture is a PNG, so name it FILE.png.",
-            param_hint="--plot",
+            f"{path!r} does not end in .png; the picture is a PNG, so name it FILE.png.",
+            param_hint=option,
         )
-    require_matplotlib()
-    folder = Path(plot_path).parent
+    if option == "--plot":
+        require_matplotlib()
+    else:
+        require_pillow()
+    folder = Path(path).parent
     if not folder.is_dir():
         raise click.BadParameter(
             f"the directory {str(folder)!r} does not exist; create it or choose another file.",
-            param_hint="--plot",
+            param_hint=option,
         )
-    check_output_file(plot_path, force)
 
 
 def config_overrides(overrides: tuple[str, ...], data_dir: str | None) -> list[str]:

@@ -7,7 +7,8 @@ import os
 import click
 
 from svmtrain.cli.options import (
-    check_plot_path,
+    check_output_files,
+    check_png_path,
     config_option,
     config_overrides,
     data_dir_option,
@@ -105,13 +106,21 @@ from svmtrain.io.records import to_json
     help="With --halving: the epochs of the first rung.  [default: 1]",
 )
 @click.option(
+    "--seeds",
+    type=click.IntRange(min=2),
+    metavar="K",
+    help="Train every setting K times (train.seed the config's, +1, +2, ...) and rank the "
+    "settings by their mean validation accuracy, with its standard deviation: whether a "
+    "difference is more than seed noise. Not with --halving.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False),
     help="Results directory [default: <output.dir>/<timestamp>-search].",
 )
 @json_option
 @plot_option("validation accuracy over lr x reg")
-@force_option
+@force_option("--plot")
 @click.option("--yes", is_flag=True, help=f"Run a search of more than {MAX_TRIALS:,} trials.")
 @data_dir_option
 @quiet_option
@@ -129,6 +138,7 @@ def search(
     halving,
     reduction_factor,
     min_epochs,
+    seeds,
     out,
     as_json,
     plot_path,
@@ -158,13 +168,15 @@ def search(
       svmtrain search --random 20 --lr 1e-8:1e-5 --reg 1e3:1e5 --epochs 2
       svmtrain search -c quick --lr 1e-7,1e-6 --grid optim.momentum=0,0.9
       svmtrain search --lr 1e-8:1e-5 --reg 1e3:1e5 --random 27 --epochs 9 --halving
+      svmtrain search -c default --lr 3e-5,1e-4 --reg 0.1,1 --epochs 5 --seeds 3
       svmtrain search --lr 1e-7,1e-6 --epochs 2 --scheduler tcp://scheduler.example:8786
     """
     if scheduler is not None and scheduler_file is not None:
         source = click.get_current_context().get_parameter_source("scheduler")
         if source is click.core.ParameterSource.ENVIRONMENT:
             scheduler = None  # the file, given on the command line, beats the environment
-    check_plot_path(plot_path, force)
+    check_png_path(plot_path)
+    check_output_files(force, plot_path)
     found = search_hyperparameters(
         config_path,
         config_overrides(overrides, data_dir),
@@ -179,6 +191,7 @@ def search(
         halving=halving,
         reduction_factor=reduction_factor,
         min_epochs=min_epochs,
+        seeds=seeds,
         out=out,
         progress=progress_enabled(quiet),
         yes=yes,
@@ -187,5 +200,7 @@ def search(
     if plot_path:
         from svmtrain.io.plots import plot_search
 
-        click.echo(f"wrote {plot_search(found.document()['results'], plot_path)}")
+        document = found.document()
+        points = document["settings"] if seeds else document["results"]  # the means, if seeded
+        click.echo(f"wrote {plot_search(points, plot_path)}")
     found.require_best()

@@ -5,14 +5,15 @@ from __future__ import annotations
 import click
 
 from svmtrain.cli.options import (
-    check_output_file,
-    check_plot_path,
+    check_output_files,
+    check_png_path,
     config_option,
     config_overrides,
     data_dir_option,
     force_option,
     json_option,
     parsed,
+    phase_lines,
     plot_option,
     progress_enabled,
     quiet_option,
@@ -76,7 +77,7 @@ from svmtrain.io.records import to_json
 )
 @json_option
 @plot_option("loss against step size (log axes)")
-@force_option
+@force_option("--csv", "--plot")
 @data_dir_option
 @quiet_option
 def sweep_step(
@@ -114,8 +115,8 @@ def sweep_step(
     """
     if steps is not None and step_range is not None:
         raise click.UsageError("--steps and --range both give the step sizes; use one of them.")
-    check_plot_path(plot_path, force)
-    check_output_file(csv_path, force)
+    check_png_path(plot_path)
+    check_output_files(force, csv_path, plot_path)
     cfg = load_config(config_path, config_overrides(overrides, data_dir))
     result = run_sweep(
         cfg,
@@ -125,15 +126,17 @@ def sweep_step(
         num_examples=num_examples,
         seed=seed,
         progress=progress_enabled(quiet),
+        log=phase_lines(quiet),
         on_numerical_cost=lambda *cost: click.echo(numerical_cost_warning(*cost), err=True),
     )
-    if csv_path:
-        result.write_csv(csv_path)
     click.echo(to_json(result.to_dict()) if as_json else result.text())
+    if csv_path:
+        click.echo(f"wrote {result.write_csv(csv_path)}", err=as_json)
     if plot_path:
         from svmtrain.io.plots import plot_sweep
 
-        click.echo(
-            f"wrote {plot_sweep(result.steps, result.losses, result.original_loss, plot_path)}"
+        drawn = plot_sweep(
+            result.steps, result.losses, result.original_loss, plot_path, result.description()
         )
+        click.echo(f"wrote {drawn}", err=as_json)
     result.require_a_finite_loss()

@@ -11,7 +11,6 @@ import dataclasses
 import difflib
 import os
 import stat
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,9 @@ from svmtrain.config.rules import OPTIMIZERS, SECTIONS, check_key, optimizer_key
 from svmtrain.config.sections import Config
 from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.config.yamltext import dump_yaml, explained_yaml, parse_yaml
-from svmtrain.errors import ConfigError, Notice
+from svmtrain.errors import ConfigError
 from svmtrain.fileio import atomic_write
+from svmtrain.progress import notify
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
@@ -35,7 +35,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     name); a file without settings (empty, or only comments) is refused. ``overrides`` are
     "section.key=value" strings; the value is read as YAML, so ``data.num_train=null`` gives
     None and ``optim.learning_rate=1e-3`` a float. An override of ``optim.name`` resets what
-    came before it about the other optimisers' keys (a Notice names them); set after it, or
+    came before it about the other optimisers' keys (a notice names them); set after it, or
     with it in one file, such a key must keep its default.
     Raises ConfigError naming the file, key or override at fault.
     """
@@ -71,7 +71,7 @@ def _overridden(raw: dict, overrides: Sequence[str]) -> dict:
 
 
 def _reset_optimizers_but(raw: dict, name: Any) -> None:
-    """Drop from ``raw`` the keys of every optimiser but ``name``, with a Notice naming those
+    """Drop from ``raw`` the keys of every optimiser but ``name``, with a notice naming those
     it set away from their defaults."""
     if name not in OPTIMIZERS:
         return  # validate() says what optim.name may be
@@ -83,12 +83,9 @@ def _reset_optimizers_but(raw: dict, name: Any) -> None:
             if k in values and values.pop(k) != defaults[section][k]:
                 dropped.append(key)
     if dropped:
-        warnings.warn(
-            Notice(
-                f"optim.name={name}: {', '.join(dropped)} mean nothing to {name}, so they are "
-                "reset to their defaults."
-            ),
-            stacklevel=3,
+        notify(
+            f"optim.name={name}: {', '.join(dropped)} mean nothing to {name}, so they are "
+            "reset to their defaults."
         )
 
 

@@ -54,7 +54,7 @@ def _svm_hinge(scores: np.ndarray, y: np.ndarray, delta: float) -> np.ndarray:
     return hinge
 
 
-def _log_softmax(scores: np.ndarray) -> np.ndarray:
+def log_softmax(scores: np.ndarray) -> np.ndarray:
     """log p_j = s_j - log sum_k exp(s_k), shifted by the row max so exp never overflows.
 
     scores: (..., C). Returns a new array of the same shape and dtype.
@@ -89,7 +89,7 @@ def softmax_example_losses(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     scores: (..., N, C); y: (N,). Returns (..., N) of scores' dtype.
     """
-    return -_log_softmax(scores)[..., np.arange(scores.shape[-2]), y]
+    return -log_softmax(scores)[..., np.arange(scores.shape[-2]), y]
 
 
 def svm_kink_gaps(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.ndarray:
@@ -238,7 +238,7 @@ def softmax_score_gradient(scores: np.ndarray, y: np.ndarray) -> tuple[float, np
     respect to the scores, (N, C) of scores' dtype (see :func:`svm_score_gradient`)."""
     n = scores.shape[0]
     rows = np.arange(n)
-    logp = _log_softmax(scores)
+    logp = log_softmax(scores)
     data_loss = -float(logp[rows, y].sum()) / n
     coef = np.exp(logp)  # the probabilities; d loss_i / d s_ij = p_ij - [j == y_i]
     coef[rows, y] -= 1

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -41,8 +40,9 @@ from svmtrain.data.format import (
     TRAIN_MEMBERS,
 )
 from svmtrain.data.source import ENV_DIR, Source
-from svmtrain.errors import DataError, Notice
+from svmtrain.errors import DataError
 from svmtrain.fileio import atomic_write, fsync_path, read_json
+from svmtrain.progress import notify
 
 PART_NAME = ARCHIVE_NAME + ".part"
 STAMP_NAME = ARCHIVE_NAME + ".json"
@@ -119,16 +119,13 @@ def locked(root: Path) -> Iterator[None]:
 
 
 def _acquire(fd: int, mode: int, root: Path) -> None:
-    """flock ``fd`` in ``mode``, first saying whom we wait for (a :class:`Notice`) if someone
+    """flock ``fd`` in ``mode``, first saying whom we wait for (a notice) if someone
     holds it.
     An exclusive holder records its PID in the file, for the next one's message."""
     try:
         fcntl.flock(fd, mode | fcntl.LOCK_NB)
     except BlockingIOError:
-        warnings.warn(
-            Notice(f"Waiting for {_holder(fd)} to finish with the data directory {root} ..."),
-            stacklevel=2,
-        )
+        notify(f"Waiting for {_holder(fd)} to finish with the data directory {root} ...")
         fcntl.flock(fd, mode)
     if mode == fcntl.LOCK_EX:
         with contextlib.suppress(OSError):  # only for that message: a full disk must not stop us

@@ -86,7 +86,10 @@ def load_cifar10(
     progress: bool = True,
     given_as: str = OPTION_DIGEST,
 ) -> CIFAR10:
-    """The whole dataset, downloaded and parsed on first use, memory-mapped from the cache after.
+    """The whole dataset, downloaded and parsed on first use, memory-mapped from the cache after:
+    a :class:`CIFAR10` whose x_train (N, 3072) and x_test (M, 3072) are uint8 rows (the red
+    plane, then green, then blue, each 32 x 32), y_train (N,) and y_test (M,) the class
+    indices into its class_names.
 
     A warm load reads a small JSON file, stats the archive and maps four ``.npy`` files.
     ``given_as``: how the caller's digests are set, named in a mismatch's advice (see

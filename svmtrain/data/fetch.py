@@ -11,17 +11,16 @@ import os
 import re
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import requests
 import urllib3
-from tqdm import tqdm
 
 from svmtrain.data.format import ARCHIVE_NAME
 from svmtrain.data.source import ENV_DIR, ENV_URL
-from svmtrain.errors import DataError, DownloadError, Notice
+from svmtrain.errors import DataError, DownloadError
+from svmtrain.progress import PercentLines, notify, tqdm
 
 # Network behaviour; download() takes each as a keyword so tests can make them tiny.
 TIMEOUT = (10.0, 30.0)  # seconds: (connect, read between two chunks)
@@ -29,6 +28,7 @@ RETRIES = 4  # further attempts after connection errors and 5xx; progress resets
 BACKOFF_SECONDS = 1.0  # wait before retry k (1-based): BACKOFF_SECONDS * 2 ** (k - 1)
 STALL_SECONDS = 90.0  # give up when no byte has arrived for this long, whatever the retries
 CHUNK_BYTES = 1 << 16
+LINE_PERCENT = 5  # a download to a log file says how far it got every this many percent
 
 
 class _Transient(Exception):
@@ -50,7 +50,7 @@ def fetch(
 
     timeout: (connect, read) seconds, the read one between two chunks; stall: seconds without
     a new byte, across attempts, after which no retry is made. With ``progress``, each retry
-    is announced with its reason (a :class:`~svmtrain.errors.Notice`). Raises DownloadError
+    is announced with its reason (:func:`svmtrain.progress.notify`). Raises DownloadError
     when the retries run out, the stall deadline passes, or the failure is not transient (4xx).
     """
     failures, last_progress = 0, time.monotonic()
@@ -80,9 +80,7 @@ def fetch(
                     f"retry, later or from another mirror (--url or {ENV_URL})."
                 ) from None
             if progress:
-                warnings.warn(
-                    Notice(f"Downloading {url}: {err}; retrying in {wait:g} s."), stacklevel=2
-                )
+                notify(f"Downloading {url}: {err}; retrying in {wait:g} s.")
             time.sleep(wait)
 
 
@@ -148,25 +146,39 @@ def _write_body(
     progress: bool,
     read_timeout: float,
 ) -> None:
-    """Append the body to ``part`` (from scratch when offset is 0) and flush it to disk."""
-    with (
-        open(part, "ab" if offset else "wb") as out,
-        tqdm(
-            total=total,
-            initial=offset,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=ARCHIVE_NAME,
-            file=sys.stderr,
-            disable=not (progress and sys.stderr.isatty()),
-        ) as bar,
-    ):
+    """Append the body to ``part`` (from scratch when offset is 0) and flush it to disk.
+
+    With ``progress``: a bar on a terminal; when stderr is a file or a pipe, a line every
+    LINE_PERCENT percent of a body of known size."""
+    with open(part, "ab" if offset else "wb") as out, _progress(total, offset, progress) as bar:
         for chunk in _body(response, read_timeout):
             out.write(chunk)
             bar.update(len(chunk))
         out.flush()
         os.fsync(out.fileno())
+
+
+def _progress(total: int | None, offset: int, progress: bool) -> tqdm | PercentLines:
+    """The download's progress display (see :func:`_write_body`)."""
+    if progress and total and not sys.stderr.isatty():
+        return PercentLines(
+            f"Downloading {ARCHIVE_NAME}",
+            total,
+            lambda line: print(line, file=sys.stderr, flush=True),
+            initial=offset,
+            every=LINE_PERCENT,
+            format=lambda n: f"{n / 1e6:.1f} MB",
+        )
+    return tqdm(
+        total=total,
+        initial=offset,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=ARCHIVE_NAME,
+        file=sys.stderr,
+        disable=not (progress and sys.stderr.isatty()),
+    )
 
 
 def _disk_full(part: Path, total: int | None, err: OSError) -> DataError:

@@ -40,14 +40,16 @@ def load_dataset(
 
 
 def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
-    """CIFAR-10 downloaded (or found in the cache ``cfg.data`` names) and preprocessed as
-    ``cfg`` says: X (N, 3073) of ``cfg.preprocess.dtype`` and y (N,) for train, val and test;
-    with ``cfg.features`` other than pixels, X (N, dim + 1) of features from the feature cache
-    (built on first use, with a progress bar when ``progress``).
+    """CIFAR-10 downloaded (or found in the cache ``cfg.data`` names) and split as ``cfg``
+    says, as :class:`~svmtrain.data.preprocess.Splits`: for pixels, X (N, 3072) uint8 rows
+    memory-mapped from the cache, with the training split's mean and scale beside them
+    (``splits.design(X, dtype)`` makes a float design matrix, bias column included); with
+    ``cfg.features`` other than pixels, X (N, dim + 1) float32 features from the feature cache
+    (built on first use). y (N,) intp class indices for train, val and test.
 
-    ``progress``: show the download's progress bar. Raises :class:`~svmtrain.errors.DataError`
-    when the data cannot be fetched or verified, :class:`~svmtrain.errors.ConfigError` when the
-    config's split sizes do not fit them.
+    ``progress``: show the download's and the feature build's progress bars. Raises
+    :class:`~svmtrain.errors.DataError` when the data cannot be fetched or verified,
+    :class:`~svmtrain.errors.ConfigError` when the config's split sizes do not fit them.
     """
     check_feature_name(cfg.features)
     dataset = load_dataset(cfg.data, progress=progress)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from svmtrain.config import Config
 from svmtrain.core.fd_error import probe_passes
@@ -38,6 +37,7 @@ from svmtrain.errors import (
 )
 from svmtrain.experiments.common import load_splits, random_streams
 from svmtrain.io.records import format_table
+from svmtrain.progress import tqdm
 
 SYNTHETIC_PIXEL_STD = 64.0  # about the spread of CIFAR-10 pixels once the mean image is subtracted
 # The most synthetic examples a check draws: CIFAR-10's training set (50,000 images, 1.2 GB of

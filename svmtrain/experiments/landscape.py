@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from svmtrain.config import Config, config_from_yaml, load_config, override_config
 from svmtrain.core.losses import HYPERPARAMETERS, LOSSES, Loss
@@ -42,6 +41,7 @@ from svmtrain.experiments.common import (
 from svmtrain.io.plots import plot_landscape
 from svmtrain.io.records import format_table, write_csv
 from svmtrain.model import LinearModel, linear_scores
+from svmtrain.progress import tqdm
 
 DEFAULT_EXAMPLES = 100  # the notes' right-hand figure: a hundred CIFAR-10 examples
 DEFAULT_SPAN = 3.0  # a and b run from -span to span

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from svmtrain.config import config_from_yaml
-from svmtrain.errors import SvmtrainError, WeightsError
+from svmtrain.errors import ArgumentError, SvmtrainError, WeightsError
 from svmtrain.experiments.common import load_dataset
-from svmtrain.io.images import read_image
+from svmtrain.io.images import conversion_note, read_image, write_png
 from svmtrain.io.records import format_table
 from svmtrain.model import LinearModel
 
@@ -22,18 +22,32 @@ def predict(
     *,
     data_dir: str | None = None,
     progress: bool = True,
+    top: int | None = None,
+    show: str | Path | None = None,
 ) -> list[dict]:
     """One result per image, files first then test images, in the order given:
-    ``{"image", "class", "scores": {class name: score}}``, and ``"true_class"`` for a test image.
+    ``{"image", "class", "scores": {class name: score}}``; for a softmax model also
+    ``"probabilities"`` (the softmax of the scores, summing to 1); ``"true_class"`` for a test
+    image; ``"converted"`` for a file whose colours had to be converted to RGB (a phrase such
+    as "grey levels repeated in red, green and blue"); with ``top``, ``"top"``: the
+    ``top`` most likely classes, each ``{"class", "probability" or "score"}``, best first.
 
     Image files of any size are read with Pillow (see :func:`svmtrain.io.images.read_image`);
     test images come from the data source of the config stored in the weights (``data_dir``
-    overrides its cache directory). Every file and index is checked before any score is
-    computed; a fault is one SvmtrainError naming it.
+    overrides its cache directory). ``show``: also write the 32 x 32 images the model scored,
+    enlarged, side by side, as a PNG there (:func:`svmtrain.io.images.write_png`). Every file
+    and index is checked before any score is computed; a fault is one SvmtrainError naming
+    it (:class:`~svmtrain.errors.ImageError` for an image file), and ``top`` must be 1 to the
+    number of classes (:class:`~svmtrain.errors.ArgumentError`).
     """
     model = LinearModel.load(weights_path)
+    if top is not None and not 1 <= top <= model.num_classes:
+        raise ArgumentError(
+            "top", f"must be 1 to {model.num_classes} (the model's classes). Got {top} instead."
+        )
     images = [read_image(p) for p in image_paths]
     names = [str(p) for p in image_paths]
+    notes = [conversion_note(p) for p in image_paths]
     truths: list[str | None] = [None] * len(images)
     if test_indices:
         x_test, y_test = _test_split(model, weights_path, data_dir, progress)
@@ -47,18 +61,40 @@ def predict(
         images += list(planes.transpose(0, 2, 3, 1))
         names += [f"test[{i}]" for i in test_indices]
         truths += [model.class_names[int(y_test[i])] for i in test_indices]
-    scores = model.scores(np.stack(images)) if images else np.empty((0, model.num_classes))
+        notes += [None] * len(test_indices)
+    shown = np.stack(images) if images else np.empty((0, 32, 32, 3), np.uint8)
+    scores = model.scores(shown) if images else np.empty((0, model.num_classes))
+    softmax = model.loss == "softmax"
+    likelihoods = model.probabilities(shown) if softmax and images else scores
     results = []
-    for name, row, truth in zip(names, scores, truths, strict=True):
+    for name, row, likely, truth, note in zip(
+        names, scores, likelihoods, truths, notes, strict=True
+    ):
         result = {
             "image": name,
             "class": model.class_names[int(np.argmax(row))],
-            "scores": {c: float(s) for c, s in zip(model.class_names, row, strict=True)},
+            "scores": _by_class(model, row),
         }
+        if softmax:
+            result["probabilities"] = _by_class(model, likely)
         if truth is not None:
             result["true_class"] = truth
+        if note is not None:
+            result["converted"] = note
+        if top is not None:
+            key = "probability" if softmax else "score"
+            order = np.argsort(-likely, kind="stable")[:top]
+            result["top"] = [
+                {"class": model.class_names[int(k)], key: float(likely[k])} for k in order
+            ]
         results.append(result)
+    if show is not None and images:
+        write_png(show, shown)
     return results
+
+
+def _by_class(model: LinearModel, row: np.ndarray) -> dict[str, float]:
+    return {c: float(v) for c, v in zip(model.class_names, row, strict=True)}
 
 
 def _test_split(model: LinearModel, weights_path, data_dir, progress):
@@ -74,18 +110,30 @@ def _test_split(model: LinearModel, weights_path, data_dir, progress):
 
 
 def predictions_text(results: list[dict]) -> str:
-    """The table ``svmtrain predict`` prints for :func:`predict`'s results: one row per image,
-    its class, its true class when any image has one, and the score of every class."""
-    classes = list(results[0]["scores"])
+    """What ``svmtrain predict`` prints for :func:`predict`'s results: a line saying what the
+    numbers are (a softmax model's probabilities, a margin loss's scores), then one row per image:
+    its class, its true class when any image has one, and either the number of every class
+    (whole class names as headers) or, when the results have "top", the top classes."""
+    softmax = "probabilities" in results[0]
+    values = "probabilities" if softmax else "scores"
     has_truth = any("true_class" in r for r in results)
-    headers = ["image", "class", *(["true"] if has_truth else []), *(c[:8] for c in classes)]
+    truth = ["true"] if has_truth else []
+    if "top" in results[0]:
+        k = len(results[0]["top"])
+        key = "probability" if softmax else "score"
+        headers = ["image", "class", *truth, *(f"#{i + 1}" for i in range(k))]
+        cells = [[f"{t['class']} {t[key]:.3f}" for t in r["top"]] for r in results]
+    else:
+        classes = list(results[0][values])
+        headers = ["image", "class", *truth, *classes]
+        cells = [[f"{r[values][c]:.3f}" for c in classes] for r in results]
     rows = [
-        (
-            r["image"],
-            r["class"],
-            *([r.get("true_class", "")] if has_truth else []),
-            *(f"{r['scores'][c]:.3f}" for c in classes),
-        )
-        for r in results
+        (r["image"], r["class"], *([r.get("true_class", "")] if has_truth else []), *row)
+        for r, row in zip(results, cells, strict=True)
     ]
-    return format_table(headers, rows)
+    what = (
+        "probabilities (the softmax of the class scores)"
+        if softmax
+        else "class scores (margins: the highest wins; they are not probabilities)"
+    )
+    return f"{what}\n\n{format_table(headers, rows)}"

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from svmtrain.config import Config, ModelConfig
 from svmtrain.core.blas import limited_threads
@@ -34,7 +33,8 @@ from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ArgumentError, DivergenceError, require_count
 from svmtrain.experiments.common import load_splits, require_examples
-from svmtrain.io.records import duration, format_table, write_csv
+from svmtrain.io.records import duration, format_table, plural, write_csv
+from svmtrain.progress import PercentLines, tqdm
 
 DEFAULT_RANGE = "-10:-1"  # the step sizes swept when none are given
 FEASIBLE_EXAMPLES = 500  # the -n the cost warning suggests: minutes, not hours, on CIFAR-10
@@ -221,15 +221,25 @@ def gradient(
 
 
 def losses_along(
-    loss: Callable[[np.ndarray], float], W: np.ndarray, dW: np.ndarray, steps: tuple[float, ...]
+    loss: Callable[[np.ndarray], float],
+    W: np.ndarray,
+    dW: np.ndarray,
+    steps: tuple[float, ...],
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """``loss(W - step * dW)`` for each step: (K,) float64, inf or NaN where the loss overflows.
+    """``loss(W - step * dW)`` for each step: (K,) float64, inf or NaN where the loss overflows;
+    ``progress(1)`` after each.
 
     W, dW: (C, D); the new point is computed in W's dtype.
     """
     direction = dW.astype(W.dtype)
+    losses = []
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.array([loss(W - W.dtype.type(step) * direction) for step in steps])
+        for step in steps:
+            losses.append(loss(W - W.dtype.type(step) * direction))
+            if progress is not None:
+                progress(1)
+    return np.array(losses)
 
 
 @dataclass(frozen=True)
@@ -300,6 +310,15 @@ class Sweep:
         if self.overflowed:
             raise DivergenceError(OVERFLOW)
 
+    def description(self) -> str:
+        """Which sweep this was, in a line: "analytic gradient of the svm loss (reg 2.5e+04)
+        on 500 images, float32"."""
+        s = self.settings
+        return (
+            f"{s['gradient']} gradient of the {s['loss']} loss (reg {s['reg']:g}) on "
+            f"{s['num_examples']:,} images, {s['dtype']}"
+        )
+
     def to_dict(self) -> dict:
         """The JSON document of ``sweep-step --json``: the settings, the original loss, the best
         step (None if no step helped) and :meth:`records` as "steps"."""
@@ -363,6 +382,7 @@ def run_sweep(
     num_examples: int | None = None,
     seed: int | None = None,
     progress: bool = True,
+    log: Callable[[str], None] | None = None,
     on_numerical_cost: Callable[[float, int, int], None] | None = None,
 ) -> Sweep:
     """The notes' experiment on the first ``num_examples`` training images of ``splits``
@@ -373,7 +393,10 @@ def run_sweep(
     (:func:`gradient`), then the loss at W - step * dW for each of ``steps`` (K ascending
     floats > 0), with the loss, reg, delta and reg_bias of cfg.model.
 
-    A numerical gradient shows a progress bar when ``progress``, and runs on one BLAS thread;
+    With ``progress``, the numerical gradient and the steps show progress bars; ``log``
+    receives one line as each phase starts and ends, and, without bars, the numerical
+    gradient's progress every 10% (for a log file, where bars would be noise). A numerical
+    gradient runs on one BLAS thread;
     ``on_numerical_cost(seconds per loss evaluation, weights, examples)`` is called before it
     starts, so that a caller can say how long it will take (timing an evaluation takes about
     half a second, spent only when the callback is given).
@@ -382,7 +405,9 @@ def run_sweep(
     ``method``.
     """
     require_count("num_examples", num_examples)
+    say = log or (lambda _line: None)
     if splits is None:
+        say("sweep-step: loading the data ...")
         splits = load_splits(cfg, progress=progress)
     steps = parse_range(DEFAULT_RANGE) if steps is None else steps
     available = len(splits.y_train)
@@ -392,20 +417,41 @@ def run_sweep(
     seed = cfg.train.seed if seed is None else seed
     W = initial_weights(len(splits.class_names), X.shape[1], seed, cfg.preprocess.dtype)
     numerical = method == "numerical"
+    what = f"{W.size:,} weights on {n:,} images"
     # Tens of thousands of small evaluations: one BLAS thread is much faster for those.
     with limited_threads(1) if numerical else contextlib.nullcontext():
         if numerical and on_numerical_cost is not None:
             on_numerical_cost(seconds_per_evaluation(cfg.model, X, y, W), W.size, n)
-        with tqdm(
-            total=W.size,
-            disable=not progress or not numerical,
-            unit="weight",
-            desc="numerical gradient",
-            dynamic_ncols=True,
-            leave=False,
-        ) as bar:
+        say(f"sweep-step: {method} gradient of {what} ...")
+        started = time.perf_counter()
+        if numerical and log is not None and not progress:  # no bar: lines in the log
+            bar = PercentLines("numerical gradient", W.size, log, every=10)
+        else:
+            bar = tqdm(
+                total=W.size,
+                disable=not progress or not numerical,
+                unit="weight",
+                desc="numerical gradient",
+                dynamic_ncols=True,
+                leave=False,
+            )
+        with bar:
             original, dW = gradient(cfg.model, X, y, W, method, progress=bar.update)
-    losses = losses_along(loss_function(cfg.model, X, y), W, dW, steps)
+    say(
+        f"sweep-step: gradient in {time.perf_counter() - started:.1f} s; the loss at "
+        f"{plural(len(steps), 'step size')} ..."
+    )
+    started = time.perf_counter()
+    with tqdm(
+        total=len(steps),
+        disable=not progress,
+        unit="step",
+        desc="loss along -gradient",
+        dynamic_ncols=True,
+        leave=False,
+    ) as bar:
+        losses = losses_along(loss_function(cfg.model, X, y), W, dW, steps, bar.update)
+    say(f"sweep-step: the losses in {time.perf_counter() - started:.1f} s")
     m = cfg.model
     settings = {
         "loss": m.loss,

@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from svmtrain.config import Config
 from svmtrain.core.losses import LOSSES
@@ -28,6 +27,7 @@ from svmtrain.core.objective import AffineRows, DenseRows, Objective
 from svmtrain.core.optimizers import OPTIMIZERS, Optimizer, Progress
 from svmtrain.data.preprocess import Splits
 from svmtrain.experiments.common import predict_rows, random_streams
+from svmtrain.progress import tqdm
 
 
 @dataclass

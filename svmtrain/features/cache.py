@@ -31,7 +31,6 @@ import re
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,10 +40,11 @@ import numpy as np
 from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
-from svmtrain.errors import ConfigError, DataError, Notice, SvmtrainError
+from svmtrain.errors import ConfigError, DataError, SvmtrainError
 from svmtrain.features import make_extractor
 from svmtrain.features.base import Extractor
 from svmtrain.fileio import fsync_path, read_json, read_npz
+from svmtrain.progress import notify
 
 FEATURES_DIR = "features"
 FORMAT = 1  # bump when the files' layout or an extractor's numbers change
@@ -116,7 +116,7 @@ def load_or_build(
 
     The extractor learns from ``dataset.x_train[train]`` only, with
     ``np.random.default_rng(settings' seed, else 0)``. ``log`` receives one line per stage; a
-    damaged cache built again is a :class:`~svmtrain.errors.Notice` warning. Raises
+    damaged cache built again is a notice (:func:`svmtrain.progress.notify`). Raises
     ConfigError for bad or degenerate settings, DataError if the cache cannot be written or
     read, or a directory svmtrain did not make is in its place.
     """
@@ -133,10 +133,7 @@ def load_or_build(
                     f"{final} is in the way of a feature cache, and svmtrain did not make it; "
                     "move it elsewhere (or choose another --data-dir)."
                 ) from None
-            warnings.warn(
-                Notice(f"The feature cache {final} is damaged ({damaged.why}); building it again."),
-                stacklevel=2,
-            )
+            notify(f"The feature cache {final} is damaged ({damaged.why}); building it again.")
     try:
         if final.is_dir():  # damaged, and ours (else refused above)
             _remove(final)

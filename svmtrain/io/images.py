@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from svmtrain.errors import ImageError
+from svmtrain.fileio import atomic_write
 
 INSTALL_HINT = "pip install 'svmtrain[image]'"
 SIDE = 32
@@ -48,3 +49,55 @@ def read_image(path: str | Path) -> np.ndarray:
         ) from None
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise ImageError(f"{path} cannot be read as an image ({err}).") from None
+
+
+# How Pillow's modes reach RGB, when that changes what the photo shows (read_image's convert).
+_GREY = "grey levels repeated in red, green and blue"
+_ALPHA = "transparency dropped (transparent pixels show the colour stored under them)"
+_CONVERSIONS = {
+    "1": "black-and-white pixels repeated in red, green and blue",
+    "L": _GREY,
+    "LA": _GREY,
+    "La": _GREY,
+    "I": _GREY,
+    "I;16": _GREY,
+    "I;16B": _GREY,
+    "I;16L": _GREY,
+    "F": _GREY,
+    "CMYK": "CMYK colours converted",
+}
+_WITH_ALPHA = ("LA", "La", "PA", "RGBA", "RGBa")
+
+
+def conversion_note(path: str | Path) -> str | None:
+    """What turning the image at ``path`` into RGB changes, as a phrase ("grey levels
+    repeated in red, green and blue"; "transparency dropped (...)" only when some pixel is
+    not opaque); None for RGB (and for colours that convert as they are, such as a palette
+    without transparency). Call it after :func:`read_image` has read the file (which refuses
+    what is too large to decode). Raises ImageError if the file cannot be opened."""
+    Image, _ = require_pillow()
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+            alpha = mode in _WITH_ALPHA or (mode == "P" and "transparency" in img.info)
+            see_through = alpha and img.convert("RGBA").getchannel("A").getextrema()[0] < 255
+    except (OSError, ValueError) as err:
+        raise ImageError(f"{path} cannot be read as an image ({err}).") from None
+    notes = [n for n in (_CONVERSIONS.get(mode), _ALPHA if see_through else None) if n]
+    return ", ".join(notes) or None
+
+
+def write_png(path: str | Path, images: np.ndarray, *, zoom: int = 4, gap: int = 4) -> Path:
+    """``images`` (N, 32, 32, 3) uint8, each enlarged ``zoom`` times without smoothing (each
+    pixel a zoom x zoom square, so the 32 x 32 grid stays visible), side by side on white with
+    ``gap`` pixels between, as a PNG at ``path``, written atomically; returns its path.
+    Raises ImageError without Pillow, SvmtrainError naming the file when it cannot be written."""
+    Image, _ = require_pillow()
+    n, side = len(images), SIDE * zoom
+    strip = np.full((side, n * side + (n - 1) * gap, 3), 255, dtype=np.uint8)
+    for k, image in enumerate(images):
+        left = k * (side + gap)
+        strip[:, left : left + side] = image.repeat(zoom, axis=0).repeat(zoom, axis=1)
+    with atomic_write(path) as f:
+        Image.fromarray(strip).save(f, format="PNG")
+    return Path(path)

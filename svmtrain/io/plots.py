@@ -242,21 +242,70 @@ def plot_curves(
 
 
 def plot_confusion(
-    confusion: np.ndarray, class_names: Sequence[str], path: str | os.PathLike
+    confusion: np.ndarray,
+    class_names: Sequence[str],
+    path: str | os.PathLike,
+    split: str = "test",
 ) -> Path:
-    """The confusion matrix as a heat map with counts, 760 x 680 px.
+    """The confusion matrix of ``split`` ("test" or "val") as a heat map with counts,
+    760 x 680 px.
 
     confusion: (C, C) int counts, rows = true class, columns = predicted class.
     Colour is the row's fraction (the recall of each cell), so classes of different sizes
-    compare; the text is the count.
+    compare; the text is the count. The title names the split, its images and the accuracy.
     """
+    fig = _figure(760, 680)
+    _confusion_axes(fig, fig.add_subplot(), confusion, class_names, split)
+    return _save(fig, path)
+
+
+def plot_evaluation(
+    confusion: np.ndarray,
+    class_names: Sequence[str],
+    mistakes: np.ndarray,
+    true: Sequence[int],
+    predicted: Sequence[int],
+    path: str | os.PathLike,
+    split: str = "test",
+) -> Path:
+    """``svmtrain evaluate --plot``: the confusion matrix of ``split`` (as
+    :func:`plot_confusion`) beside a gallery of misclassified images, 1500 x 680 px.
+
+    mistakes: (K, 32, 32, 3) uint8, K <= GALLERY images, each captioned with its true class
+    ``true[k]`` and the class ``predicted[k]`` the model gave it (indices into class_names).
+    """
+    fig = _figure(1500, 680)
+    left, right = fig.subfigures(1, 2, width_ratios=[760, 740])
+    _confusion_axes(left, left.add_subplot(), confusion, class_names, split)
+    rows, cols = GALLERY_SHAPE
+    axes = right.subplots(rows, cols)
+    for k, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if k < len(mistakes):
+            ax.imshow(mistakes[k], interpolation="nearest")
+            ax.set_title(
+                f"{class_names[true[k]]}\nas {class_names[predicted[k]]}", fontsize=8, pad=2
+            )
+    right.suptitle(
+        f"The {len(mistakes)} most confident mistakes (true class, then the prediction)"
+        if len(mistakes)
+        else "No image was misclassified"
+    )
+    return _save(fig, path)
+
+
+GALLERY_SHAPE = (4, 6)  # rows x columns of plot_evaluation's misclassified images
+GALLERY = GALLERY_SHAPE[0] * GALLERY_SHAPE[1]
+
+
+def _confusion_axes(
+    fig: Any, ax: Any, confusion: np.ndarray, class_names: Sequence[str], split: str
+) -> None:
+    """Draw the confusion matrix heat map of :func:`plot_confusion` on ``ax``."""
     counts = np.asarray(confusion, dtype=np.int64)
     totals = counts.sum(axis=1, keepdims=True)
     fraction = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     accuracy = np.trace(counts) / max(counts.sum(), 1)
-
-    fig = _figure(760, 680)
-    ax = fig.add_subplot()
     image = ax.imshow(fraction, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, label="fraction of the true class")
     for (i, j), count in np.ndenumerate(counts):
@@ -265,12 +314,12 @@ def plot_confusion(
     ticks = np.arange(len(class_names))
     ax.set_xticks(ticks, [str(n) for n in class_names], rotation=45, ha="right")
     ax.set_yticks(ticks, [str(n) for n in class_names])
+    name = {"val": "validation"}.get(split, split)
     ax.set(
-        title=f"Confusion matrix (accuracy {accuracy:.3f})",
+        title=f"Confusion matrix, {name} split ({counts.sum():,} images, accuracy {accuracy:.3f})",
         xlabel="predicted class",
         ylabel="true class",
     )
-    return _save(fig, path)
 
 
 def plot_sweep(
@@ -278,8 +327,10 @@ def plot_sweep(
     losses: Sequence[float],
     original_loss: float,
     path: str | os.PathLike,
+    what: str = "",
 ) -> Path:
     """Loss after one step along the negative gradient against the step size, 900 x 610 px.
+    ``what``: the sweep's settings for the title (which gradient, how many images, ...).
 
     steps: (K,) step sizes; losses: (K,) the loss at W - step * dW (inf/NaN allowed: shown as
     dotted vertical lines); original_loss: the loss at W, drawn as a horizontal line.
@@ -314,7 +365,7 @@ def plot_sweep(
     _log_scale(ax, "x", steps)
     _log_scale(ax, "y", np.append(losses, original_loss))
     ax.set(
-        title="Loss after one step along the negative gradient",
+        title="Loss after one step along the negative gradient" + (f"\n{what}" if what else ""),
         xlabel="step size",
         ylabel="loss at W - step * dW",
     )

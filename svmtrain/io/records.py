@@ -73,6 +73,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
 
 
+def cell(value: object, spec: str) -> str:
+    """``value`` formatted with ``spec`` for a table, or "-" when it is None (not known)."""
+    return "-" if value is None else format(value, spec)
+
+
 def plural(number: int, noun: str) -> str:
     """``number`` and ``noun``, plural unless it is one: "1 epoch", "3 epochs"."""
     return f"{number} {noun}" + ("" if number == 1 else "s")

@@ -27,6 +27,7 @@ from svmtrain.experiments.search.results import (
     rank,
     result_records,
     search_dir,
+    setting_records,
 )
 from svmtrain.experiments.search.run import FORK_NOTE, search_hyperparameters
 from svmtrain.experiments.search.runner import (
@@ -45,6 +46,7 @@ from svmtrain.experiments.search.space import (
     LR,
     MAX_TRIALS,
     REG,
+    SEED,
     Axis,
     Halving,
     Trial,
@@ -57,6 +59,7 @@ from svmtrain.experiments.search.space import (
     parse_axis,
     parse_grid_option,
     random_settings,
+    with_seeds,
 )
 
 __all__ = [
@@ -71,6 +74,7 @@ __all__ = [
     "REG",
     "RESULTS_CSV",
     "RESULTS_JSON",
+    "SEED",
     "Axis",
     "DaskExecutor",
     "Executor",
@@ -101,4 +105,6 @@ __all__ = [
     "run_trial",
     "search_dir",
     "search_hyperparameters",
+    "setting_records",
+    "with_seeds",
 ]

@@ -5,6 +5,8 @@ that an interrupted search keeps what it finished.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,10 +15,10 @@ from typing import Any
 
 from svmtrain.config import Config, save_config
 from svmtrain.errors import DivergenceError, SvmtrainError
-from svmtrain.experiments.search.space import LR, REG, Axis, Halving, Trial
+from svmtrain.experiments.search.space import LR, REG, SEED, Axis, Halving, Trial
 from svmtrain.fileio import loads_json
 from svmtrain.io import runs
-from svmtrain.io.records import format_table, write_csv, write_json
+from svmtrain.io.records import cell, format_table, write_csv, write_json
 
 RESULTS_CSV, RESULTS_JSON, BEST_YAML = "results.csv", "results.json", "best.yaml"
 _WRITTEN = (RESULTS_CSV, RESULTS_JSON, BEST_YAML)  # every file a search writes in its directory
@@ -79,6 +81,50 @@ def result_records(ranked: Sequence[TrialResult]) -> list[dict]:
     ]
 
 
+def setting_records(results: Sequence[TrialResult]) -> list[dict]:
+    """The trials of a search with --seeds, grouped by their settings but train.seed, ranked:
+    one dict per setting with its rank, settings (without the seed), learning_rate, reg, the
+    trial numbers and seeds of its runs, how many finished ok, and the mean, sample standard
+    deviation (0.0 for one run), min and max of their val_acc; "val_acc" is the mean (what the
+    settings are ranked by, highest first; a setting with a diverged or crashed run last, ties
+    by the lowest trial number), "status" ok unless a run was not.
+    """
+    groups: dict[str, list[TrialResult]] = {}
+    for r in sorted(results, key=lambda r: r.number):
+        key = json.dumps({k: v for k, v in r.settings.items() if k != SEED}, sort_keys=True)
+        groups.setdefault(key, []).append(r)
+    records = []
+    for runs_ in groups.values():
+        accs = [r.val_acc for r in runs_ if r.status == OK and r.val_acc is not None]
+        bad = [r.status for r in runs_ if r.status != OK]
+        mean = sum(accs) / len(accs) if accs else None
+        spread = (
+            math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1))
+            if len(accs) > 1
+            else 0.0
+            if accs
+            else None
+        )
+        first = runs_[0]
+        records.append(
+            {
+                "settings": {k: v for k, v in first.settings.items() if k != SEED},
+                "learning_rate": first.learning_rate,
+                "reg": first.reg,
+                "trials": [r.number for r in runs_],
+                "seeds": [r.settings.get(SEED) for r in runs_],
+                "finished": len(accs),
+                "val_acc": mean,
+                "val_acc_std": spread,
+                "val_acc_min": min(accs) if accs else None,
+                "val_acc_max": max(accs) if accs else None,
+                "status": bad[0] if bad else OK,
+            }
+        )
+    records.sort(key=lambda g: (g["status"] != OK, -(g["val_acc"] or 0.0), g["trials"][0]))
+    return [{"rank": position, **g} for position, g in enumerate(records, 1)]
+
+
 def best_trial(ranked: Sequence[TrialResult], trials: Sequence[Trial]) -> Trial | None:
     """The trial ranked first, if it did not diverge."""
     if not ranked or ranked[0].status != OK:
@@ -96,6 +142,7 @@ class Search:
     jobs: int
     epochs: int | None  # the --epochs override, if any
     halving: Halving | None = None
+    seeds: int | None = None  # --seeds: runs per setting, ranked by their mean
     results: list[TrialResult] = field(default_factory=list)  # each trial's latest
     interrupted: bool = False
     runs: int = 0  # trial runs finished (a trial runs once per rung it reaches)
@@ -122,12 +169,33 @@ class Search:
             count = self.halving.survivors(count) if self.halving else count
         return total
 
+    def _best(self, ranked: Sequence[TrialResult]) -> Trial | None:
+        """The trial best.yaml is made of: the best-ranked trial, or with --seeds the first run
+        (the base config's seed) of the setting of the best mean."""
+        if self.seeds is None:
+            return best_trial(ranked, self.trials)
+        settings = setting_records(self.results)
+        if not settings or settings[0]["status"] != OK:
+            return None
+        return next(t for t in self.trials if t.number == settings[0]["trials"][0])
+
     def document(self) -> dict:
-        """results.json: the search, the best trial and every result, ranked."""
-        records = result_records(rank(self.results))
-        best = records[0] if records and records[0]["status"] == OK else None
+        """results.json: the search, the best trial and every result, ranked; with --seeds
+        also "settings" (:func:`setting_records`) and "best_setting", the first of them."""
+        ranked = rank(self.results)
+        records = result_records(ranked)
+        chosen = self._best(ranked)
+        best = next((r for r in records if chosen and r["trial"] == chosen.number), None)
+        seeded = {}
+        if self.seeds is not None:
+            settings = setting_records(self.results)
+            seeded = {
+                "seeds": self.seeds,
+                "best_setting": settings[0] if best is not None else None,
+                "settings": settings,
+            }
         return {
-            "selected_by": "val_acc",
+            "selected_by": "val_acc" if self.seeds is None else "mean val_acc over seeds",
             "searched": [a.key for a in self.axes],
             "epochs_per_trial": self.epochs,
             "trials": len(self.trials),
@@ -145,17 +213,19 @@ class Search:
             "epochs_trained": self.epochs_trained,
             "best": best,
             "best_config": str(self.out_dir / BEST_YAML) if best else None,
+            **seeded,
             "results": records,
         }
 
     def text(self) -> str:
-        """What ``svmtrain search`` prints: the ranked table, the successive-halving rungs, the
-        best trial, and where the files are."""
+        """What ``svmtrain search`` prints: the ranked table (of settings with --seeds), the
+        successive-halving rungs, the best trial, and where the files are."""
         document = self.document()
+        if self.seeds is not None:
+            return self._seeded_text(document)
         others = [a.key for a in self.axes if a.key not in (LR, REG)]
 
-        def number(value, spec: str) -> str:
-            return "-" if value is None else format(value, spec)
+        rung_epochs = document["halving"]["rung_epochs"] if self.halving else []
 
         rows = [
             (
@@ -164,35 +234,82 @@ class Search:
                 f"{r['learning_rate']:g}",
                 f"{r['reg']:g}",
                 *(str(r["settings"][k]) for k in others),
-                *([r["rung"]] if self.halving else []),
-                number(r["final_loss"], ".4g"),
-                number(r["train_acc"], ".4f"),
-                number(r["val_acc"], ".4f"),
+                *([rung_epochs[r["rung"]]] if self.halving else []),
+                cell(r["final_loss"], ".4g"),
+                cell(r["train_acc"], ".4f"),
+                cell(r["val_acc"], ".4f"),
                 f"{r['seconds']:.1f}",
                 r["status"],
             )
             for r in document["results"]
         ]
-        headers = ["rank", "trial", "lr", "reg", *others, *(["rung"] if self.halving else [])]
+        rung = ["rung epochs"] if self.halving else []
+        headers = ["rank", "trial", "lr", "reg", *others, *rung]
         headers += ["final loss", "train acc", "val acc", "seconds", "status"]
         lines = [format_table(headers, rows), ""]
         if self.halving is not None:
-            rungs = ", ".join(str(e) for e in document["halving"]["rung_epochs"])
+            rungs = ", ".join(str(e) for e in rung_epochs)
             lines.append(
                 f"successive halving: rungs of {rungs} epochs; {document['runs']} trial runs, "
                 f"{document['epochs_trained']} epochs in all"
             )
+            lines.append(
+                "ranked by the rung reached first (judged on a longer run), then by val accuracy"
+            )
         best = document["best"]
         if best is not None:
             chosen = ", ".join(f"{k}={v}" for k, v in best["settings"].items())
+            at = f" at the last rung ({rung_epochs[best['rung']]} epochs)" if self.halving else ""
             lines.append(
-                f"best: trial {best['trial']} ({chosen}), val accuracy {best['val_acc']:.4f}"
+                f"best: trial {best['trial']} ({chosen}), val accuracy {best['val_acc']:.4f}{at}"
             )
-        out = self.out_dir
-        lines.append(f"results: {out / RESULTS_CSV}, {out / RESULTS_JSON}")
-        if best is not None:
+        return "\n".join([*lines, *self._where(best is not None)])
+
+    def _where(self, best: bool) -> list[str]:
+        """The text's last lines: where the results are, and how to train the best fully."""
+        out, every = self.out_dir, " (every trial)" if self.seeds else ""
+        lines = [f"results: {out / RESULTS_CSV}{every}, {out / RESULTS_JSON}"]
+        if best:
             lines.append(f"train it fully: svmtrain fit --config {out / BEST_YAML}")
-        return "\n".join(lines)
+        return lines
+
+    def _seeded_text(self, document: dict) -> str:
+        """:meth:`text` with --seeds: one row per setting, its runs' mean and spread."""
+        others = [a.key for a in self.axes if a.key not in (LR, REG)]
+        rows = [
+            (
+                g["rank"],
+                f"{g['trials'][0]}-{g['trials'][-1]}" if len(g["trials"]) > 1 else g["trials"][0],
+                f"{g['learning_rate']:g}",
+                f"{g['reg']:g}",
+                *(str(g["settings"][k]) for k in others),
+                f"{g['finished']}/{self.seeds}",
+                cell(g["val_acc"], ".4f"),
+                cell(g["val_acc_std"], ".4f"),
+                cell(g["val_acc_min"], ".4f"),
+                cell(g["val_acc_max"], ".4f"),
+                g["status"],
+            )
+            for g in document["settings"]
+        ]
+        first = self.trials[0].config.train.seed  # the base config's: the first of every setting
+        seeds = ", ".join(str(first + k) for k in range(self.seeds))
+        headers = ["rank", "trials", "lr", "reg", *others, "seeds", "mean val", "std"]
+        headers += ["min", "max", "status"]
+        lines = [
+            format_table(headers, rows),
+            "",
+            f"each setting trained with {self.seeds} seeds (train.seed {seeds}), ranked by the "
+            "mean val accuracy; std: the sample standard deviation over the seeds",
+        ]
+        best = document["best_setting"]
+        if best is not None:
+            chosen = ", ".join(f"{k}={v}" for k, v in best["settings"].items())
+            lines.append(
+                f"best: {chosen}, val accuracy {best['val_acc']:.4f} +- {best['val_acc_std']:.4f}"
+                f" over {best['finished']} seeds"
+            )
+        return "\n".join([*lines, *self._where(best is not None)])
 
     def require_best(self) -> None:
         """Raises :class:`~svmtrain.errors.DivergenceError` if no trial succeeded (every one
@@ -214,7 +331,7 @@ class Search:
         rows = [{**r, **{k: r["settings"][k] for k in keys}} for r in records]
         write_csv(self.out_dir / RESULTS_CSV, columns, rows)
         write_json(self.out_dir / RESULTS_JSON, self.document())
-        best = best_trial(ranked, self.trials)
+        best = self._best(ranked)
         if best is not None:
             save_config(best.full_config, self.out_dir / BEST_YAML)
 

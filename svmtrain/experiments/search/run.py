@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from collections.abc import Sequence
 
 from svmtrain.config import load_config
-from svmtrain.errors import ArgumentError, Notice
+from svmtrain.errors import ArgumentError
 from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.search.cluster import DaskExecutor
 from svmtrain.experiments.search.results import Search, search_dir
@@ -16,6 +15,7 @@ from svmtrain.experiments.search.runner import effective_jobs, run_search
 from svmtrain.experiments.search.space import (
     LR,
     REG,
+    SEED,
     Halving,
     check_axes,
     check_trial_count,
@@ -24,8 +24,10 @@ from svmtrain.experiments.search.space import (
     parse_axis,
     parse_grid_option,
     random_settings,
+    with_seeds,
 )
 from svmtrain.io.records import plural
+from svmtrain.progress import notify
 
 FORK_NOTE = "Note: worker processes need fork (Linux); running the trials one at a time."
 
@@ -45,6 +47,7 @@ def search_hyperparameters(
     halving: bool = False,
     reduction_factor: int | None = None,
     min_epochs: int | None = None,
+    seeds: int | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = True,
     yes: bool = False,
@@ -59,9 +62,12 @@ def search_hyperparameters(
     length. ``jobs``: local worker processes [default: the CPU count]; ``scheduler`` or
     ``scheduler_file``: run on a Dask cluster instead. ``halving``: successive halving with
     ``reduction_factor`` [3] and ``min_epochs`` [1]. ``out``: the results directory [default:
-    <output.dir>/<timestamp>-search]. ``yes``: run more than MAX_TRIALS trials (else refused);
-    with ``progress`` a :class:`~svmtrain.errors.Notice` says how many. Without fork the
-    trials run one at a time, with a :class:`~svmtrain.errors.Notice` saying so.
+    <output.dir>/<timestamp>-search]. ``seeds``: train each setting this many times, with
+    train.seed the config's, then one more each time, and rank the settings by their mean
+    validation accuracy (the spread says how much of a difference is seed noise); not with
+    ``halving``. ``yes``: run more than MAX_TRIALS trials (else refused); with ``progress`` a
+    notice (:func:`svmtrain.progress.notify`) says how many. Without fork the trials run one
+    at a time, with a notice saying so.
 
     Raises ArgumentError (naming no argument: the message names the options) for a search that
     cannot run, before any data are loaded; ConfigError naming the trial with a bad value;
@@ -72,18 +78,28 @@ def search_hyperparameters(
     if not halving and (reduction_factor is not None or min_epochs is not None):
         raise ArgumentError((), "--reduction-factor and --min-epochs need --halving.")
     plan = Halving(reduction_factor or 3, min_epochs or 1) if halving else None
+    if seeds is not None and halving:
+        raise ArgumentError(
+            (),
+            "--seeds and --halving do not go together: halving keeps single runs by their "
+            "accuracy. Drop one of them.",
+        )
     shortcuts = (("--lr", LR, lr), ("--reg", REG, reg))
     axes = [parse_axis(key, spec, option) for option, key, spec in shortcuts if spec is not None]
     axes += [parse_grid_option(text) for text in grid]
     check_axes(axes, random=random is not None, epochs=epochs, halving=halving)
+    if seeds is not None and any(a.key == SEED for a in axes):
+        raise ArgumentError((), f"--seeds sets {SEED}; drop --grid {SEED}=... or --seeds.")
     base = load_config(config_path, overrides)
     if random is None:
         settings = grid_settings(axes)
     else:
         settings = random_settings(axes, random, base.train.seed)
+    if seeds is not None:
+        settings = with_seeds(settings, base.train.seed, seeds)
     check_trial_count(len(settings), confirmed=yes)
     if progress:
-        warnings.warn(Notice(f"search: {plural(len(settings), 'trial')}"), stacklevel=2)
+        notify(f"search: {plural(len(settings), 'trial')}")
     trials = make_trials(config_path, overrides, settings, epochs)
     if plan is not None:
         plan.rung_epochs(len(trials), trials[0].config.train.epochs)
@@ -95,7 +111,7 @@ def search_hyperparameters(
         splits = load_splits(base, progress=progress)
         used = cluster.jobs if cluster is not None else effective_jobs(jobs, len(trials))
         if cluster is None and used < min(jobs, len(trials)):
-            warnings.warn(Notice(FORK_NOTE), stacklevel=2)
+            notify(FORK_NOTE)
         job = Search(
             trials=trials,
             axes=axes,
@@ -103,5 +119,6 @@ def search_hyperparameters(
             jobs=used,
             epochs=epochs,
             halving=plan,
+            seeds=seeds,
         )
         return run_search(job, splits, executor=cluster, progress=progress)

@@ -21,8 +21,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
-from tqdm.auto import tqdm
-
 from svmtrain.config import Config
 from svmtrain.core.blas import limited_threads
 from svmtrain.data.preprocess import Splits
@@ -39,6 +37,7 @@ from svmtrain.experiments.search.results import CRASHED, DIVERGED, OK, Search, T
 from svmtrain.experiments.search.space import Trial, check_trials, for_rung
 from svmtrain.experiments.train import init_state, train
 from svmtrain.io.runs import create_run_dir
+from svmtrain.progress import tqdm
 
 # BLAS threads of every trial, whatever --jobs is, so that nothing a trial computes depends on
 # the thread count, which changes how a BLAS splits its sums and so the rounding. train() runs

@@ -20,7 +20,7 @@ from svmtrain.config import Config, config_to_dict, key_type, load_config
 from svmtrain.errors import ArgumentError, ConfigError
 from svmtrain.experiments.train import optimizer
 
-LR, REG = "optim.learning_rate", "model.reg"
+LR, REG, SEED = "optim.learning_rate", "model.reg", "train.seed"
 
 # Keys a --epochs override would fight with.
 _LENGTH_KEYS = ("train.epochs", "train.iterations")
@@ -196,6 +196,12 @@ def random_settings(axes: Sequence[Axis], count: int, seed: int) -> list[dict[st
                 sample[a.key] = a.values[int(rng.integers(len(a.values)))]
         samples.append(sample)
     return samples
+
+
+def with_seeds(settings: Sequence[dict[str, str]], first: int, count: int) -> list[dict[str, str]]:
+    """Each setting ``count`` times, with train.seed ``first``, ``first + 1``, ... (``first``:
+    the base config's seed, so the first of each is the trial a search without seeds runs)."""
+    return [{**s, SEED: str(first + k)} for s in settings for k in range(count)]
 
 
 @dataclass(frozen=True)
