@@ -43,6 +43,7 @@ from svmtrain.experiments.search.runner import (
 )
 from svmtrain.experiments.search.space import (
     LR,
+    MAX_CONFIRMED_TRIALS,
     MAX_TRIALS,
     REG,
     Axis,
@@ -57,6 +58,7 @@ from svmtrain.experiments.search.space import (
     parse_axis,
     parse_grid_option,
     random_settings,
+    trial_count,
 )
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "DIVERGED",
     "FORK_NOTE",
     "LR",
+    "MAX_CONFIRMED_TRIALS",
     "MAX_TRIALS",
     "OK",
     "REG",
@@ -101,4 +104,5 @@ __all__ = [
     "run_trial",
     "search_dir",
     "search_hyperparameters",
+    "trial_count",
 ]

@@ -24,6 +24,7 @@ from svmtrain.experiments.search.space import (
     parse_axis,
     parse_grid_option,
     random_settings,
+    trial_count,
 )
 from svmtrain.io.records import plural
 
@@ -77,16 +78,17 @@ def search_hyperparameters(
     axes += [parse_grid_option(text) for text in grid]
     check_axes(axes, random=random is not None, epochs=epochs, halving=halving)
     base = load_config(config_path, overrides)
+    count = trial_count(axes, random)
+    check_trial_count(count, confirmed=yes)
+    if plan is not None:  # trials cannot search their length: each has the base's, or --epochs
+        plan.rung_epochs(count, epochs if epochs is not None else base.train.epochs)
+    if progress:
+        warnings.warn(Notice(f"search: {plural(count, 'trial')}"), stacklevel=2)
     if random is None:
         settings = grid_settings(axes)
     else:
         settings = random_settings(axes, random, base.train.seed)
-    check_trial_count(len(settings), confirmed=yes)
-    if progress:
-        warnings.warn(Notice(f"search: {plural(len(settings), 'trial')}"), stacklevel=2)
     trials = make_trials(config_path, overrides, settings, epochs)
-    if plan is not None:
-        plan.rung_epochs(len(trials), trials[0].config.train.epochs)
     jobs = jobs if jobs is not None else os.cpu_count() or 1
     cluster = None
     if scheduler is not None or scheduler_file is not None:
