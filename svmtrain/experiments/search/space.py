@@ -301,7 +301,9 @@ class Halving:
             if eta > num_trials:
                 unmet.append(f"at least {eta} trials (got {num_trials})")
             if low * eta > max_epochs:
-                unmet.append(f"trials of at least {low * eta} epochs (got {max_epochs}; set --epochs)")
+                unmet.append(
+                    f"trials of at least {low * eta} epochs (got {max_epochs}; set --epochs)"
+                )
             raise ArgumentError(
                 (),
                 f"--halving with --reduction-factor {eta} and --min-epochs {low} needs "
