@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import math
 import os
 import struct
@@ -17,7 +18,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -268,3 +269,35 @@ def read_npz(
     with NpzReader(path, what, error, hint) as npz:
         wanted = npz.names if names is None else npz.names & set(names)
         return {name: npz.read(name, max_bytes=max_bytes) for name in sorted(wanted)}
+
+
+MAX_JSON_BYTES = 64 << 20  # the largest JSON file svmtrain writes, a search's results, is far less
+
+
+def read_json(
+    path: str | os.PathLike,
+    what: str,
+    error: type[SvmtrainError],
+    hint: str,
+    max_bytes: int = MAX_JSON_BYTES,
+) -> Any:
+    """The JSON document in the regular file ``path`` (a ``what``, e.g. "scheduler file"),
+    read only up to ``max_bytes``. Any fault (missing, not a regular file, larger, unreadable,
+    not UTF-8, not JSON, nested too deeply to parse) is one ``error`` naming the file and
+    ending with ``hint``."""
+    path = Path(path)
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise error(f"No {what} at {path} (or it is not a regular file). {hint}")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as err:
+        raise error(f"Cannot read the {what} {path}: {err.strerror or err}. {hint}") from None
+    if len(data) > max_bytes:
+        raise error(f"{path} is larger than a {what} can be ({max_bytes:,} bytes). {hint}")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise error(f"{path} is not a {what} (not JSON: {err}). {hint}") from None
+    except RecursionError:
+        raise error(f"{path} is not a {what} (JSON nested too deeply). {hint}") from None

@@ -29,6 +29,7 @@ from svmtrain.config import Config
 from svmtrain.core.blas import limited_threads
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import (
+    ClusterError,
     DivergenceError,
     Interrupted,
     SvmtrainError,
@@ -296,7 +297,8 @@ def run_search(
                     batch = [trial for trial in search.trials if trial.number in best]
     except KeyboardInterrupt as stop:
         search.interrupted = True
-        search.write()
+        with shielded_from_interrupts():  # a second Ctrl-C must not lose the results
+            search.write()
         runs = "trials" if search.halving is None else "trial runs"
         # SIGTERM ends as it ends fit: its own word and exit code (143)
         error, what = (Interrupted, "Interrupted")
@@ -310,13 +312,21 @@ def run_search(
         if died.trial is not None:
             trial = next(t for t in batch if t.number == died.trial)
             search.record(crashed_result(trial, str(died)))
-        search.write()
-        finished = search.document()["finished"]
-        raise SvmtrainError(
-            f"The search stopped: {died}. {finished} of {len(search.trials)} trials finished; "
-            f"their results are in {search.out_dir}."
-        ) from None
+        raise SvmtrainError(f"The search stopped: {died}. {_kept(search)}") from None
+    except ClusterError as lost:  # the scheduler, or every worker, went away
+        raise ClusterError(f"{lost} {_kept(search)}") from None
     return search
+
+
+def _kept(search: Search) -> str:
+    """Write the results so far; what a message of a search that stopped says of them."""
+    with shielded_from_interrupts():
+        search.write()
+    finished = search.document()["finished"]
+    return (
+        f"{finished} of {len(search.trials)} trials finished; their results are in "
+        f"{search.out_dir}."
+    )
 
 
 def crashed_result(trial: Trial, message: str) -> TrialResult:
@@ -331,6 +341,25 @@ def crashed_result(trial: Trial, message: str) -> TrialResult:
         seconds=0.0,
         message=message,
     )
+
+
+@contextmanager
+def shielded_from_interrupts() -> Iterator[None]:
+    """Inside, Ctrl-C (SIGINT) does not interrupt: the block runs to its end, and one that came
+    is raised as KeyboardInterrupt after it, unless an exception is on its way already (a
+    search being stopped: its message, saying where the results are, is the one to keep).
+    Only the main thread can set signal handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    saved = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    if came and sys.exc_info()[0] is None:
+        raise KeyboardInterrupt
 
 
 @contextmanager
