@@ -271,20 +271,19 @@ def read_npz(
         return {name: npz.read(name, max_bytes=max_bytes) for name in sorted(wanted)}
 
 
-MAX_JSON_BYTES = 64 << 20  # the largest JSON file svmtrain writes, a search's results, is far less
+MAX_TEXT_BYTES = 64 << 20  # the largest text file svmtrain writes, a search's results, is far less
 
 
-def read_json(
+def read_text(
     path: str | os.PathLike,
     what: str,
     error: type[SvmtrainError],
     hint: str,
-    max_bytes: int = MAX_JSON_BYTES,
-) -> Any:
-    """The JSON document in the regular file ``path`` (a ``what``, e.g. "scheduler file"),
-    read only up to ``max_bytes``. Any fault (missing, not a regular file, larger, unreadable,
-    not UTF-8, not JSON, nested too deeply to parse) is one ``error`` naming the file and
-    ending with ``hint``."""
+    max_bytes: int = MAX_TEXT_BYTES,
+) -> str:
+    """The UTF-8 text of the regular file ``path`` (a ``what``, e.g. "scheduler file"), read
+    only up to ``max_bytes``. Any fault (missing, not a regular file, larger, unreadable, not
+    UTF-8) is one ``error`` naming the file and ending with ``hint``."""
     path = Path(path)
     if not path.is_file():  # a FIFO or a device would block or never end
         raise error(f"No {what} at {path} (or it is not a regular file). {hint}")
@@ -296,8 +295,24 @@ def read_json(
     if len(data) > max_bytes:
         raise error(f"{path} is larger than a {what} can be ({max_bytes:,} bytes). {hint}")
     try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise error(f"{path} is not a {what} (not JSON: {err}). {hint}") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{path} is not UTF-8 text ({err}), so it is no {what}. {hint}") from None
+
+
+def read_json(
+    path: str | os.PathLike,
+    what: str,
+    error: type[SvmtrainError],
+    hint: str,
+    max_bytes: int = MAX_TEXT_BYTES,
+) -> Any:
+    """The JSON document in the file ``path``, read by :func:`read_text`; a document that is
+    not JSON or is nested too deeply to parse is one more ``error`` of the same kind."""
+    text = read_text(path, what, error, hint, max_bytes)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise error(f"{path} is not JSON ({err}), so it is no {what}. {hint}") from None
     except RecursionError:
-        raise error(f"{path} is not a {what} (JSON nested too deeply). {hint}") from None
+        raise error(f"{path} is JSON nested too deeply for a {what}. {hint}") from None

@@ -17,7 +17,9 @@ a regression fails instead of hanging the session.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import json
 import os
 import shlex
 import shutil
@@ -30,6 +32,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -68,7 +71,8 @@ class Fault:
     may alter. during: for a child process, what happens while it runs (e.g. a signal); it
     returns the output it read, if any. issue: where the fault was reported (``14.3``: issue
     14, item 3), if it was. xfail: why the fault still gets through (the row says how it should
-    behave, and fails strictly once it does).
+    behave, and fails strictly once it does). slow: the row takes more than a few seconds
+    (a Dask cluster, a timeout): marked slow, so ``make test-fast`` leaves it out.
     """
 
     id: str
@@ -83,6 +87,7 @@ class Fault:
     during: Callable[[Scene, subprocess.Popen], str | None] | None = None
     issue: str = ""
     xfail: str = ""
+    slow: bool = False
 
 
 @dataclass
@@ -95,6 +100,7 @@ class Scene:
     vars: dict[str, str] = field(default_factory=dict)  # {name}: a value (a path, a URL)
     options: dict[str, str] = field(default_factory=dict)  # {name}: options, shell-quoted
     holder: subprocess.Popen | None = None  # a process holding a lock for the row
+    cluster: Any = None  # a Dask cluster (tests/dask_cluster.py) started for the row
 
     def fixture(self, name: str):
         return self.request.getfixturevalue(name)
@@ -613,6 +619,98 @@ def signal_after_first_epoch(sig: int) -> Callable[[Scene, subprocess.Popen], No
     return send
 
 
+def silent_port(scene: Scene) -> None:
+    """{scheduler}: tcp://127.0.0.1:PORT of a server that accepts connections and never
+    answers, until the row ends."""
+    import socket
+
+    from dask_cluster import free_port
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", free_port()))
+    server.listen(8)
+    held: list[socket.socket] = []
+
+    def hold() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=hold, daemon=True).start()
+
+    def close() -> None:
+        server.close()
+        for conn in held:
+            conn.close()
+
+    scene.request.addfinalizer(close)
+    scene.set(scheduler=f"tcp://127.0.0.1:{server.getsockname()[1]}")
+
+
+def http_port(scene: Scene) -> None:
+    """{scheduler}: tcp:// at the port of an HTTP server (a dashboard's, say)."""
+    server = served(scene)
+    scene.set(scheduler=f"tcp://127.0.0.1:{server.base.rsplit(':', 1)[1]}")
+
+
+def dask_cluster(scene: Scene) -> None:
+    """{data} (cached) and {scheduler}: a Dask scheduler with one worker, which downloads the
+    tiny archive itself from a loopback server into its own cache; stopped when the row ends."""
+    pytest.importorskip("distributed")
+    from dask_cluster import Cluster
+
+    cached(scene)
+    data = scene.fixture("tiny_run_data")
+    server = scene.fixture("http_server")(data.archive.body)
+    scene.options["data"] += f" --set data.url={server.url}"
+    directory = scene.fixture("tmp_path_factory").mktemp("dask")
+    scene.cluster = Cluster(directory, [{"SVMTRAIN_DATA_DIR": str(directory / "cache")}])
+    scene.request.addfinalizer(scene.cluster.close)
+    scene.set(scheduler=scene.cluster.address)
+
+
+def finished_trials(out: Path) -> int:
+    """How many trials the search writing ``out`` has finished, by its results.json."""
+    try:
+        return json.loads((out / "results.json").read_text())["finished"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def once_a_trial_finished(act: Callable[[Scene, subprocess.Popen], None]):
+    """During: once the search writing {root}/out has finished a trial, ``act``."""
+
+    def during(scene: Scene, proc: subprocess.Popen) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while (
+            finished_trials(scene.root / "out") < 1
+            and proc.poll() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        act(scene, proc)
+
+    return during
+
+
+def kill_processes(which: Callable[[Scene], list[subprocess.Popen]]):
+    def act(scene: Scene, proc: subprocess.Popen) -> None:
+        for process in which(scene):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    return act
+
+
+def two_quick_ctrl_cs(scene: Scene, proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+
+
+TWO_TRIALS_ONE_LONG = "search -c quick {data} --grid train.epochs=1,100000 -q --out {root}/out"
+SEARCH_OUT = ("out", "out/*")
+
+
 LONG_FIT = "fit -c quick {data} --set train.epochs=1000 --out {root}/run -q"
 RUN = ("run", "run/*")  # a run directory and what fit writes into it
 CACHE = ("data", "data/*")  # a data cache being filled (a * spans directories)
@@ -955,6 +1053,23 @@ FIT = [
         ("Training diverged", "Try a smaller learning rate"),
         setup=cached,
         creates=RUN,
+    ),
+    Fault(
+        "fit-init-scale-1e300",
+        "fit -c quick {data} --set model.init_scale=1e300 --out {root}/run -q",
+        1,
+        ("model.init_scale (1e+300) is larger than the largest float32", "use a smaller"),
+        setup=cached,
+        issue="19.32",
+    ),
+    Fault(
+        "fit-learning-rate-1e300",
+        "fit -c quick {data} --set optim.learning_rate=1e300 --out {root}/run -q",
+        1,
+        ("optim.learning_rate (1e+300) is larger than the largest float32",),
+        never=("Warning",),
+        setup=cached,
+        issue="19.33",
     ),
     Fault(
         "fit-ctrl-c-mid-run",
@@ -1736,10 +1851,126 @@ SEARCH = [
         issue="19.36",
     ),
     Fault(
+        "search-two-quick-ctrl-cs",
+        TWO_TRIALS_ONE_LONG + " -j 1",
+        130,
+        ("Interrupted after 1 of 2 trials", "their results are in {root}/out"),
+        setup=cached,
+        during=once_a_trial_finished(two_quick_ctrl_cs),
+        creates=SEARCH_OUT,
+        process=True,
+        issue="19.38",
+    ),
+    Fault(
         "search-a-grid-of-90000-trials",
         "search --lr 1e-9:1e-5 --random 90000 --out {root}/out",
         2,
         ("90,000 trials, more than 1,000", "--yes"),
+    ),
+]
+
+DASK = [
+    Fault(
+        "search-dask-scheduler-that-never-answers",
+        "search --lr 1e-7 --scheduler {scheduler} --out {root}/out",
+        1,
+        ("Cannot reach the Dask scheduler at {scheduler} within 10 s", "no answer"),
+        setup=silent_port,
+        process=True,  # it used to wait for ever
+        slow=True,
+        issue="19.4",
+    ),
+    Fault(
+        "search-dask-scheduler-at-an-http-port",
+        "search --lr 1e-7 --scheduler {scheduler} --out {root}/out",
+        1,
+        ("Cannot reach the Dask scheduler at {scheduler} within 10 s",),
+        never=("Exception ignored",),
+        setup=http_port,
+        process=True,
+        slow=True,
+        issue="19.4",
+    ),
+    Fault(
+        "search-dask-scheduler-file-not-json",
+        "search --lr 1e-7 --scheduler-file {file} --out {root}/out",
+        1,
+        ("{file} is not JSON", "so it is no scheduler file", "dask scheduler --scheduler-file"),
+        never=("Exception ignored",),
+        setup=a_file("scheduler.json", "not json\n"),
+        process=True,
+        issue="19.15",
+    ),
+    Fault(
+        "search-dask-scheduler-file-without-an-address",
+        "search --lr 1e-7 --scheduler-file {file} --out {root}/out",
+        1,
+        ("The scheduler file {file} names no scheduler address",),
+        never=("Exception ignored",),
+        setup=a_file("scheduler.json", '{"type": "Scheduler"}\n'),
+        process=True,
+        issue="19.15",
+    ),
+    Fault(
+        "search-dask-scheduler-file-with-a-number-for-its-address",
+        "search --lr 1e-7 --scheduler-file {file} --out {root}/out",
+        1,
+        ("The scheduler file {file} names no scheduler address", '"address" must be a string'),
+        never=("Exception ignored",),
+        setup=a_file("scheduler.json", '{"address": 8786}\n'),
+        process=True,
+        issue="19.15",
+    ),
+    Fault(
+        "search-dask-scheduler-not-an-address",
+        "search --lr 1e-7 --scheduler tcp://127.0.0.1:notaport --out {root}/out",
+        1,
+        ("'tcp://127.0.0.1:notaport' is not the address of a Dask scheduler", "tcp://HOST:PORT"),
+        never=("Exception ignored",),
+        process=True,
+        issue="19.15",
+    ),
+    Fault(
+        "search-dask-every-worker-dies",
+        TWO_TRIALS_ONE_LONG + " --scheduler {scheduler}",
+        1,
+        (
+            "Every worker of the Dask scheduler at {scheduler} has gone (none for 30 s)",
+            "1 of 2 trials finished; their results are in {root}/out",
+        ),
+        setup=dask_cluster,
+        during=once_a_trial_finished(kill_processes(lambda s: s.cluster.processes[1:])),
+        creates=SEARCH_OUT,
+        process=True,
+        slow=True,
+        issue="19.5",
+    ),
+    Fault(
+        "search-dask-scheduler-killed",
+        TWO_TRIALS_ONE_LONG + " --scheduler {scheduler}",
+        1,
+        (
+            "Lost the connection to the Dask scheduler at {scheduler}",
+            "1 of 2 trials finished; their results are in {root}/out",
+        ),
+        setup=dask_cluster,
+        during=once_a_trial_finished(kill_processes(lambda s: s.cluster.processes[:1])),
+        creates=SEARCH_OUT,
+        process=True,
+        slow=True,
+        issue="19.14",
+    ),
+    Fault(
+        "search-dask-two-quick-ctrl-cs",
+        TWO_TRIALS_ONE_LONG + " --scheduler {scheduler}",
+        130,
+        ("Interrupted after 1 of 2 trials", "their results are in {root}/out"),
+        setup=dask_cluster,
+        during=once_a_trial_finished(two_quick_ctrl_cs),
+        creates=SEARCH_OUT,
+        process=True,
+        slow=True,
+        issue="19.38",
     ),
 ]
 
@@ -1834,6 +2065,7 @@ CATALOGUE = (
     + GRADCHECK
     + SWEEP
     + SEARCH
+    + DASK
     + PLOT
     + COMMAND_LINE
 )
@@ -1847,6 +2079,7 @@ def _params(rows: list[Fault]) -> list:
     params = []
     for row in rows:
         marks = [pytest.mark.xfail(strict=True, reason=row.xfail)] if row.xfail else []
+        marks += [pytest.mark.slow] if row.slow else []
         params.append(pytest.param(row, id=row.id, marks=marks))
     return params
 

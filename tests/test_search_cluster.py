@@ -27,6 +27,7 @@ from svmtrain.config import load_config
 from svmtrain.errors import ClusterError
 from svmtrain.experiments import search
 from svmtrain.experiments.common import load_splits
+from svmtrain.experiments.search.cluster import STARTED
 
 distributed = pytest.importorskip("distributed")
 
@@ -107,7 +108,8 @@ def test_successive_halving_on_dask_gives_the_local_results(cluster, data_sets, 
 @pytest.mark.slow
 def _kill_mid_search(cluster, data, mirror_server, out_dir):
     """A search of two 12-epoch trials on ``cluster``; the worker running the first trial to
-    start is killed with SIGKILL. Returns (the search, the killed trial, the splits)."""
+    start is killed with SIGKILL (by the event the trial logs as it starts). Returns (the
+    search, the killed trial, the splits)."""
     overrides = [
         f"data.dir={data.data_dir}",
         f"data.url={mirror_server.url}",
@@ -129,11 +131,9 @@ def _kill_mid_search(cluster, data, mirror_server, out_dir):
 
     thread = threading.Thread(target=searching, daemon=True)
     thread.start()
-    processing = wait_for(
-        lambda: [(w, k) for w, keys in cluster.client.processing().items() for k in keys],
-        "a trial to start",
-    )
-    worker, key = processing[0]
+    # The first trial a worker started (another may be queued on the same worker, unstarted).
+    key = wait_for(lambda: cluster.client.get_events(STARTED), "a trial to start")[0][1]
+    worker = next(w for w, keys in cluster.client.processing().items() if key in keys)
     killed = int(key.split("-trial-")[1].split("-")[0])
     os.kill(cluster.worker_pid(worker), signal.SIGKILL)
     thread.join(timeout=300)
@@ -157,6 +157,24 @@ def test_a_worker_killed_mid_trial_runs_it_again_elsewhere(
         dataclasses.replace(here, seconds=0)
     )
     cluster.client.wait_for_workers(2, timeout=STARTUP_SECONDS)  # the nanny restarted it
+
+
+@pytest.mark.slow
+def test_a_trial_only_queued_on_a_killed_worker_is_not_reported_as_run_again(
+    cifar_data_dir, mirror_server, tmp_path
+):
+    """One worker: Dask gives it both trials (one running, one queued behind it). Killed, its
+    nanny restarts it and both run; only the one that had started ran again (issue 19.38)."""
+    started = Cluster(tmp_path, [{"SVMTRAIN_DATA_DIR": str(tmp_path / "cache")}])
+    try:
+        job, killed, _ = _kill_mid_search(started, cifar_data_dir, mirror_server, tmp_path / "s")
+    finally:
+        started.close()
+    by_number = {r.number: r for r in job.results}
+    assert by_number[killed].retries == 1
+    assert "ran again after its worker died (1x)" in by_number[killed].message
+    queued = by_number[3 - killed]
+    assert (queued.retries, queued.message) == (0, "")
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import importlib.metadata
 import json
+import logging
 import os
 import queue
 import threading
@@ -81,6 +82,7 @@ class DaskExecutor:
         self.workers_timeout = workers_timeout
         self.client: Any = None
         self._outstanding: list[Any] = []
+        self._log_levels: dict[str, int] = {}
 
     @property
     def where(self) -> str:
@@ -101,6 +103,16 @@ class DaskExecutor:
             raise ClusterError(
                 f"--scheduler needs Dask, which is not installed: {INSTALL_HINT}"
             ) from None
+        # The search reports what goes wrong with the cluster itself, as one line; Dask's own
+        # log lines (tracebacks of each failed reconnection) are for its developers.
+        self._log_levels = _quiet_dask_logs()
+        try:
+            return self._connect(Client)
+        except BaseException:
+            _restore_levels(self._log_levels)
+            raise
+
+    def _connect(self, Client: Any) -> DaskExecutor:
         address = self.address if self.address is not None else self._address_in_file()
         self._reach(address)
         try:
@@ -180,8 +192,11 @@ class DaskExecutor:
             )
 
     def __exit__(self, *exc: object) -> None:
-        with shielded_from_interrupts():  # a second Ctrl-C must not cut the cleanup short
-            self._close()
+        try:
+            with shielded_from_interrupts():  # a second Ctrl-C must not cut the cleanup short
+                self._close()
+        finally:
+            _restore_levels(self._log_levels)
 
     def _close(self) -> None:
         """Cancel the trials not yet finished and disconnect, within CLOSE_TIMEOUT seconds
@@ -287,6 +302,21 @@ class DaskExecutor:
         except (OSError, TimeoutError):
             return 1
         return sum(1 for _, event in events if event == key)
+
+
+def _quiet_dask_logs() -> dict[str, int]:
+    """Set Dask's loggers (each of "distributed" and below has its own level) to CRITICAL;
+    returns their levels before, for :func:`_restore_levels`."""
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+    levels = {name: logging.getLogger(name).level for name in ["distributed", *names]}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return levels
+
+
+def _restore_levels(levels: dict[str, int]) -> None:
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def for_workers(trial: Trial, splits: Splits) -> Trial:

@@ -273,48 +273,47 @@ def run_search(
     if executor is None:
         executor = LocalPool(splits, search.jobs, len(search.trials))
     batch = search.trials
-    try:
-        with (
-            _termination_as_interrupt(),
-            executor if own else contextlib.nullcontext(),
-            tqdm(total=planned, unit="trial", disable=not progress, dynamic_ncols=True) as bar,
-        ):
-            for rung, epochs in enumerate(rungs):
-                if epochs is not None:
-                    batch = [for_rung(trial, rung, epochs) for trial in batch]
-                finished = []
-                for result in executor.run(batch, splits):
-                    finished.append(result)
-                    search.record(result)
-                    search.write()
-                    bar.update(1)
-                    top = rank(search.results)[0]
-                    if top.val_acc is not None:
-                        bar.set_postfix(best_val_acc=f"{top.val_acc:.3f}")
-                if search.halving is not None:
-                    keep = search.halving.survivors(len(batch))
-                    best = [r.number for r in rank(finished) if r.status == OK][:keep]
-                    batch = [trial for trial in search.trials if trial.number in best]
-    except KeyboardInterrupt as stop:
-        search.interrupted = True
-        with shielded_from_interrupts():  # a second Ctrl-C must not lose the results
+    with _termination_as_interrupt():
+        try:
+            with (
+                executor if own else contextlib.nullcontext(),
+                tqdm(total=planned, unit="trial", disable=not progress, dynamic_ncols=True) as bar,
+            ):
+                for rung, epochs in enumerate(rungs):
+                    if epochs is not None:
+                        batch = [for_rung(trial, rung, epochs) for trial in batch]
+                    finished = []
+                    for result in executor.run(batch, splits):
+                        finished.append(result)
+                        search.record(result)
+                        search.write()
+                        bar.update(1)
+                        top = rank(search.results)[0]
+                        if top.val_acc is not None:
+                            bar.set_postfix(best_val_acc=f"{top.val_acc:.3f}")
+                    if search.halving is not None:
+                        keep = search.halving.survivors(len(batch))
+                        best = [r.number for r in rank(finished) if r.status == OK][:keep]
+                        batch = [trial for trial in search.trials if trial.number in best]
+        except KeyboardInterrupt as stop:
+            search.interrupted = True
             search.write()
-        runs = "trials" if search.halving is None else "trial runs"
-        # SIGTERM ends as it ends fit: its own word and exit code (143)
-        error, what = (Interrupted, "Interrupted")
-        if _by_sigterm(stop):
-            error, what = (Terminated, "Stopped by SIGTERM")
-        raise error(
-            f"{what} after {search.runs} of {planned} {runs}; their results are in "
-            f"{search.out_dir}."
-        ) from None
-    except WorkerDied as died:
-        if died.trial is not None:
-            trial = next(t for t in batch if t.number == died.trial)
-            search.record(crashed_result(trial, str(died)))
-        raise SvmtrainError(f"The search stopped: {died}. {_kept(search)}") from None
-    except ClusterError as lost:  # the scheduler, or every worker, went away
-        raise ClusterError(f"{lost} {_kept(search)}") from None
+            runs = "trials" if search.halving is None else "trial runs"
+            # SIGTERM ends as it ends fit: its own word and exit code (143)
+            error, what = (Interrupted, "Interrupted")
+            if _by_sigterm(stop):
+                error, what = (Terminated, "Stopped by SIGTERM")
+            raise error(
+                f"{what} after {search.runs} of {planned} {runs}; their results are in "
+                f"{search.out_dir}."
+            ) from None
+        except WorkerDied as died:
+            if died.trial is not None:
+                trial = next(t for t in batch if t.number == died.trial)
+                search.record(crashed_result(trial, str(died)))
+            raise SvmtrainError(f"The search stopped: {died}. {_kept(search)}") from None
+        except ClusterError as lost:  # the scheduler, or every worker, went away
+            raise ClusterError(f"{lost} {_kept(search)}") from None
     return search
 
 
@@ -365,12 +364,15 @@ def shielded_from_interrupts() -> Iterator[None]:
 @contextmanager
 def _termination_as_interrupt() -> Iterator[None]:
     """Inside, SIGTERM and SIGHUP raise KeyboardInterrupt as Ctrl-C does, so that a search
-    stopped by them also stops its workers and records that it was interrupted. Only the
-    main thread can set signal handlers; elsewhere this does nothing."""
+    stopped by them also stops its workers and records that it was interrupted; after the
+    first of these signals, the others (a second Ctrl-C) are ignored until the block ends, so
+    the stop runs to its end and says where the results are. Only the main thread can set
+    signal handlers; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    saved = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {sig: signal.signal(sig, _interrupt) for sig in signals}
     try:
         yield
     finally:
@@ -379,7 +381,7 @@ def _termination_as_interrupt() -> Iterator[None]:
 
 
 class _Signalled(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised as Ctrl-C is; ``signum`` says which."""
+    """Ctrl-C, SIGTERM or SIGHUP, raised as Ctrl-C is; ``signum`` says which."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -391,4 +393,10 @@ def _by_sigterm(stop: KeyboardInterrupt) -> bool:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stopping)
     raise _Signalled(signum)
+
+
+def _stopping(signum: int, frame: Any) -> None:
+    """A signal while the search stops: it is stopping already."""
