@@ -56,14 +56,18 @@ class DaskExecutor:
     """Runs trials on the workers of the Dask scheduler at ``address`` (e.g.
     tcp://10.0.0.5:8786) or named in ``scheduler_file``; give exactly one.
 
-    Entering connects (within ``connect_timeout`` seconds), waits up to ``workers_timeout``
-    seconds for a worker, and checks that the scheduler and every worker run this svmtrain
-    version; each failure raises :class:`ClusterError`, as does a missing Dask. Leaving
-    cancels the trials not yet finished (after Ctrl-C, say) and disconnects.
+    Entering reads the scheduler file (bounded JSON), exchanges Dask's handshake with the
+    scheduler within ``connect_timeout`` seconds, waits up to ``workers_timeout`` seconds for
+    a worker, and checks that the scheduler and every worker run this svmtrain version; each
+    failure raises :class:`ClusterError`, as does a missing Dask. While trials run, a
+    scheduler that goes away, or one left without a worker for ``workers_timeout`` seconds,
+    raises ClusterError too. Leaving cancels the trials not yet finished (after Ctrl-C, say)
+    and disconnects, within CLOSE_TIMEOUT seconds. Dask's own log lines are silenced inside.
 
-    A trial whose worker dies is run again on another worker (Dask retries it up to its
-    ``distributed.scheduler.allowed-failures`` times) and its result says so (``retries``);
-    one that kills every worker it runs on is recorded as CRASHED and the search goes on.
+    A trial whose worker dies while running it is run again on another worker (Dask retries it
+    up to its ``distributed.scheduler.allowed-failures`` times) and its result says so
+    (``retries``: the runs started beyond the first); one that kills every worker it runs on
+    is recorded as CRASHED and the search goes on.
     """
 
     def __init__(
