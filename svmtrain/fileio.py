@@ -151,8 +151,9 @@ class NpzReader:
             raise zipfile.BadZipFile("no zip directory at its end")
         entries, directory_bytes = _EOCD.unpack_from(tail, at)[4:6]
         if entries > MAX_NPZ_MEMBERS or directory_bytes > _MAX_DIRECTORY_BYTES:
+            many = f"{entries:,}" if entries < 0xFFFF else f"{entries:,} or more"  # the field's top
             raise self._fault(
-                f"has a zip directory of {entries:,} members ({directory_bytes:,} bytes); a "
+                f"has a zip directory of {many} members ({directory_bytes:,} bytes); a "
                 f"{self.what} has a few arrays"
             )
 
@@ -194,8 +195,8 @@ class NpzReader:
     def _check_size(self, member: zipfile.ZipInfo, name: str, max_bytes: int | None) -> None:
         if max_bytes is not None and member.file_size > max_bytes + _NPY_HEADER_BYTES:
             raise self._fault(
-                f"holds {member.file_size:,} bytes in {name}, more than a {self.what}'s "
-                f"{name} needs ({max_bytes:,})"
+                f"holds {member.file_size:,} bytes in {name}, more than svmtrain reads for "
+                f"a {self.what}'s {name} ({max_bytes:,})"
             )
 
     def read(

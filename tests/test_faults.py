@@ -1397,7 +1397,7 @@ WEIGHTS = [
         "evaluate-weights-with-a-member-of-300-mb",
         "evaluate -w {file}",
         1,
-        ("{file} holds 300,000,128 bytes in mean", "more than a weights file's mean needs"),
+        ("{file} holds 300,000,128 bytes in mean", "more than svmtrain reads for a weights"),
         setup=zipped("weights.npz", _mean_of_300_mb, deflated=True),
         process=True,  # before the fix, it read the 300 MB
         issue="19.12",
