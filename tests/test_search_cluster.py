@@ -129,10 +129,12 @@ def _kill_mid_search(cluster, data, mirror_server, out_dir):
         except BaseException as err:  # reported by the main thread
             failures.append(err)
 
+    earlier = len(cluster.client.get_events(STARTED))  # of other tests on this cluster
     thread = threading.Thread(target=searching, daemon=True)
     thread.start()
     # The first trial a worker started (another may be queued on the same worker, unstarted).
-    key = wait_for(lambda: cluster.client.get_events(STARTED), "a trial to start")[0][1]
+    started = wait_for(lambda: cluster.client.get_events(STARTED)[earlier:], "a trial to start")
+    key = started[0][1]
     worker = next(w for w, keys in cluster.client.processing().items() if key in keys)
     killed = int(key.split("-trial-")[1].split("-")[0])
     os.kill(cluster.worker_pid(worker), signal.SIGKILL)
