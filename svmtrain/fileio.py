@@ -13,6 +13,7 @@ import errno
 import json
 import math
 import os
+import re
 import struct
 import zipfile
 from collections.abc import Iterator
@@ -25,11 +26,18 @@ import numpy as np
 from svmtrain.errors import SvmtrainError
 
 _ELSEWHERE = "Choose a writable location."
+# How deep the values of any JSON or YAML svmtrain reads back may nest (its own nest 3 or 4):
+# parsing deeper text recurses until Python's stack runs out (a RecursionError).
+MAX_NESTING = 32
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
 _ADVICE = {
     errno.ENOSPC: "Free some space, or choose a location on another disk.",
     errno.EDQUOT: "Free some space, or choose a location on another disk.",
     errno.ENOENT: "Its directory does not exist: create it or choose another location.",
     errno.ENOTDIR: "A part of that path is a file, not a directory: choose another location.",
+    errno.ENAMETOOLONG: "A name in that path is longer than the file system allows (255 "
+    "bytes): choose a shorter one.",
 }
 
 
@@ -80,6 +88,13 @@ def _discard(tmp: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def os_error_message(err: OSError) -> str:
+    """One line for a file-system error that no caller turned into its own message: the file,
+    what went wrong, and the way on."""
+    where = f" {err.filename}" if err.filename is not None else ""
+    return f"Cannot use{where}: {err.strerror or err}. {_advice(err)}"
+
+
 def _advice(err: OSError) -> str:
     """How to get past ``err``, raised by writing the temporary file or renaming it."""
     failed = Path(err.filename) if isinstance(err.filename, str) else None
@@ -121,6 +136,8 @@ class NpzReader:
         self, path: str | os.PathLike, what: str, error: type[SvmtrainError], hint: str
     ) -> None:
         self.path, self.what, self.error, self.hint = Path(path), what, error, hint
+        if self.path.exists() and not self.path.is_file():  # a pipe or a device: may never end
+            raise error(f"{self.path} is not a regular file, so not a {what}. {hint}")
         if not self.path.is_file():
             raise error(f"No {what} at {self.path}. {hint}")
         try:
@@ -280,25 +297,38 @@ def read_text(
     what: str,
     error: type[SvmtrainError],
     hint: str,
-    max_bytes: int = MAX_TEXT_BYTES,
+    limit: int = MAX_TEXT_BYTES,
 ) -> str:
     """The UTF-8 text of the regular file ``path`` (a ``what``, e.g. "scheduler file"), read
-    only up to ``max_bytes``. Any fault (missing, not a regular file, larger, unreadable, not
-    UTF-8) is one ``error`` naming the file and ending with ``hint``."""
+    only up to ``limit`` bytes. Any fault (not a regular file, missing, larger, unreadable,
+    not UTF-8) is one ``error`` naming the file, then ``hint``."""
     path = Path(path)
-    if not path.is_file():  # a FIFO or a device would block or never end
-        raise error(f"No {what} at {path} (or it is not a regular file). {hint}")
+    if path.exists() and not path.is_file():  # a pipe or a device: reading may never end
+        raise error(f"{path} is not a regular file, so not a {what}. {hint}".strip())
     try:
         with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
+            data = f.read(limit + 1)
     except OSError as err:
-        raise error(f"Cannot read the {what} {path}: {err.strerror or err}. {hint}") from None
-    if len(data) > max_bytes:
-        raise error(f"{path} is larger than a {what} can be ({max_bytes:,} bytes). {hint}")
+        raise error(f"{path} cannot be read ({err.strerror or err}). {hint}".strip()) from None
+    if len(data) > limit:
+        raise error(f"{path} is larger than a {what} can be ({limit:,} bytes). {hint}".strip())
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise error(f"{path} is not UTF-8 text ({err}), so it is no {what}. {hint}") from None
+        raise error(f"{path} is not a readable {what} (not UTF-8: {err}). {hint}".strip()) from None
+
+
+def loads_json(text: str | bytes) -> Any:
+    """``json.loads(text)``, bounded: ValueError (as for text that is not JSON) if its values
+    nest deeper than MAX_NESTING. Every JSON svmtrain reads back is read by this."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    depth = 0
+    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_NESTING:
+            raise ValueError(f"values nested more than {MAX_NESTING} levels deep")
+    return json.loads(text)
 
 
 def read_json(
@@ -306,14 +336,17 @@ def read_json(
     what: str,
     error: type[SvmtrainError],
     hint: str,
-    max_bytes: int = MAX_TEXT_BYTES,
-) -> Any:
-    """The JSON document in the file ``path``, read by :func:`read_text`; a document that is
-    not JSON or is nested too deeply to parse is one more ``error`` of the same kind."""
-    text = read_text(path, what, error, hint, max_bytes)
+    limit: int = MAX_TEXT_BYTES,
+) -> dict:
+    """The JSON object in the file ``path``, read by :func:`read_text` and :func:`loads_json`;
+    any fault (those of read_text, not JSON, nested too deep, not an object) is one ``error``
+    naming the file, then ``hint``."""
+    text = read_text(path, what, error, hint, limit)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise error(f"{path} is not JSON ({err}), so it is no {what}. {hint}") from None
-    except RecursionError:
-        raise error(f"{path} is JSON nested too deeply for a {what}. {hint}") from None
+        value = loads_json(text)
+    except (ValueError, RecursionError) as err:
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise error(f"{path} is not a readable {what} ({reason}). {hint}".strip()) from None
+    if not isinstance(value, dict):
+        raise error(f"{path} is not a {what} (not a JSON object). {hint}".strip())
+    return value

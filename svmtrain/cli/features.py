@@ -10,6 +10,7 @@ import click
 from svmtrain.cli.options import (
     config_option,
     config_overrides,
+    confirm,
     data_dir_option,
     progress_enabled,
     quiet_option,
@@ -31,6 +32,8 @@ def _describe(entry: dict) -> tuple[str, str, str, str]:
     if not entry["finished"]:
         state = "building" if entry["building"] else "unfinished (interrupted build)"
         return name, state, "", _megabytes(entry["bytes"])
+    if "damaged" in entry:
+        return name, f"damaged: {entry['damaged']}", "", _megabytes(entry["bytes"])
     meta = entry["meta"]
     settings = " ".join(f"{k}={v}" for k, v in meta["settings"].items())
     shape = f"{meta['train_images'] + meta['test_images']:,} x {meta['dim']:,}"
@@ -62,8 +65,8 @@ def build(config_path, overrides, data_dir, quiet) -> None:
 
     \b
     Examples:
-      svmtrain features build -c configs/kmeans.yaml
-      svmtrain features build -c configs/kmeans.yaml --set features.kmeans.num_centroids=400
+      svmtrain features build -c kmeans
+      svmtrain features build -c kmeans --set features.kmeans.num_centroids=400
     """
     cfg = load_config(config_path, config_overrides(overrides, data_dir))
     built = build_features(cfg, progress=progress_enabled(quiet), log=click.echo)
@@ -102,7 +105,7 @@ def clear(data_dir: str | None, yes: bool, names: tuple[str, ...]) -> None:
     """Delete the feature caches NAMES, or all of them.
 
     NAMES as `svmtrain features info` lists them. Asks first unless --yes; a build still
-    running is never deleted."""
+    running is never deleted, nor is a folder svmtrain did not make."""
     root = resolve_data_dir(data_dir)
     entries = [e for e in cache.list_caches(root) if not e.get("building")]
     if names:
@@ -120,7 +123,7 @@ def clear(data_dir: str | None, yes: bool, names: tuple[str, ...]) -> None:
         return
     total = sum(e["bytes"] for e in entries)
     question = f"Delete {len(entries)} feature cache(s), {_megabytes(total)}?"
-    if not yes and not click.confirm(question, default=False):
+    if not yes and not confirm(question):
         raise click.Abort()
     freed = cache.remove_caches([e["path"] for e in entries])
     click.echo(f"Deleted {len(entries)} feature cache(s), freed {_megabytes(freed)}.")

@@ -9,7 +9,7 @@ import numpy as np
 from svmtrain.config import Config
 from svmtrain.data.preprocess import Splits, split_rows, stats_from_moments, transform
 from svmtrain.data.source import resolve_data_dir
-from svmtrain.features.cache import FeatureCache, load_or_build
+from svmtrain.features.cache import CacheDamaged, FeatureCache, all_finite, load_or_build
 from svmtrain.features.transform import FeatureTransform
 
 
@@ -36,7 +36,8 @@ def feature_splits(
 ) -> Splits:
     """Splits whose X are design matrices (N, dim + 1) of the features ``cfg.features`` names,
     centred and scaled by the training split's moments as ``cfg.preprocess`` says, with the
-    :class:`FeatureTransform` a model of them keeps."""
+    :class:`FeatureTransform` a model of them keeps. Raises CacheDamaged for a cache whose
+    rows are not all finite."""
     cached = cached_features(dataset, cfg, progress=progress, log=log)
     mean, scale = stats_from_moments(
         cached.mean,
@@ -47,7 +48,10 @@ def feature_splits(
     train, val, test = split_rows(dataset, cfg)
 
     def design(x: np.ndarray) -> np.ndarray:
-        return transform(x, mean, scale, cfg.preprocess.dtype)
+        X = transform(x, mean, scale, cfg.preprocess.dtype)
+        if not all_finite(X):  # a build never keeps such rows: the files were changed since
+            raise CacheDamaged(cached.path, "it holds features that are not finite numbers")
+        return X
 
     def labels(y: np.ndarray) -> np.ndarray:
         return np.asarray(y, dtype=np.intp)

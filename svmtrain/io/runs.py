@@ -25,7 +25,7 @@ import numpy as np
 
 from svmtrain.config import Config, save_config
 from svmtrain.errors import SvmtrainError
-from svmtrain.fileio import NpzReader, atomic_write, read_json, read_npz, read_text
+from svmtrain.fileio import NpzReader, atomic_write, loads_json, read_json, read_npz, read_text
 from svmtrain.io.records import write_json
 
 CONFIG = "config.yaml"
@@ -119,9 +119,20 @@ def locked(run_dir: Path) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _remove_stale_temporaries(run_dir)
         yield
     finally:
         os.close(fd)
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Remove what a fit killed outright (SIGKILL, a power cut) left of its atomic writes:
+    ``.<run file>.<pid>.tmp``, as :func:`~svmtrain.fileio.atomic_write` names them. Called
+    with the lock held, so no other fit is writing them; nothing else is touched."""
+    for name in (CONFIG, METRICS, LOSS_HISTORY, WEIGHTS, SUMMARY, CHECKPOINT):
+        for path in run_dir.glob(f".{name}.*.tmp"):
+            if path.name[len(name) + 2 : -len(".tmp")].isdigit():
+                path.unlink(missing_ok=True)
 
 
 def default_dir(cfg: Config, name: str) -> Path:
@@ -178,7 +189,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     hint = restart_hint(path.parent)
     arrays = read_npz(path, "checkpoint", SvmtrainError, hint, names=CHECKPOINT_ARRAYS)
     try:
-        meta = json.loads(str(arrays.pop("meta")))
+        meta = loads_json(str(arrays.pop("meta")))
     except (KeyError, ValueError, RecursionError):
         raise SvmtrainError(f"{path} is not a readable checkpoint (no metadata). {hint}") from None
     if not isinstance(meta, dict):
@@ -262,9 +273,9 @@ def read_metrics(run_dir: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as err:
-            why = err if isinstance(err, json.JSONDecodeError) else "nested too deeply"
+            record = loads_json(line)
+        except (ValueError, RecursionError) as err:
+            why = "nested too deeply" if isinstance(err, RecursionError) else err
             raise SvmtrainError(
                 run_file_fault(path, f"line {number} is not JSON ({why})")
             ) from None

@@ -32,10 +32,12 @@ from svmtrain.errors import (
     ClusterError,
     DivergenceError,
     Interrupted,
+    SigTerm,
     SvmtrainError,
     Terminated,
     WorkerDied,
 )
+from svmtrain.experiments.common import sigterm_as_interrupt
 from svmtrain.experiments.search.results import CRASHED, DIVERGED, OK, Search, TrialResult, rank
 from svmtrain.experiments.search.space import Trial, check_trials, for_rung
 from svmtrain.experiments.train import init_state, train
@@ -273,7 +275,7 @@ def run_search(
     if executor is None:
         executor = LocalPool(splits, search.jobs, len(search.trials))
     batch = search.trials
-    with _termination_as_interrupt():
+    with sigterm_as_interrupt(), _ctrl_c_once():
         try:
             with (
                 executor if own else contextlib.nullcontext(),
@@ -299,14 +301,13 @@ def run_search(
             search.interrupted = True
             search.write()
             runs = "trials" if search.halving is None else "trial runs"
-            # SIGTERM ends as it ends fit: its own word and exit code (143)
-            error, what = (Interrupted, "Interrupted")
-            if _by_sigterm(stop):
-                error, what = (Terminated, "Stopped by SIGTERM")
-            raise error(
-                f"{what} after {search.runs} of {planned} {runs}; their results are in "
-                f"{search.out_dir}."
-            ) from None
+            kept = (
+                f"after {search.runs} of {planned} {runs}; their results are in {search.out_dir}."
+            )
+            # SIGTERM and SIGHUP end as they end fit: their own word and exit code (143, 129)
+            if isinstance(stop, SigTerm):
+                raise Terminated(f"Stopped by {stop.name} {kept}", stop.signum) from None
+            raise Interrupted(f"Interrupted {kept}") from None
         except WorkerDied as died:
             if died.trial is not None:
                 trial = next(t for t in batch if t.number == died.trial)
@@ -362,41 +363,21 @@ def shielded_from_interrupts() -> Iterator[None]:
 
 
 @contextmanager
-def _termination_as_interrupt() -> Iterator[None]:
-    """Inside, SIGTERM and SIGHUP raise KeyboardInterrupt as Ctrl-C does, so that a search
-    stopped by them also stops its workers and records that it was interrupted; after the
-    first of these signals, the others (a second Ctrl-C) are ignored until the block ends, so
-    the stop runs to its end and says where the results are. Only the main thread can set
-    signal handlers; elsewhere this does nothing."""
+def _ctrl_c_once() -> Iterator[None]:
+    """Inside, the first Ctrl-C raises KeyboardInterrupt as ever, and later ones are ignored
+    until the block ends, so that the stop runs to its end and says where the results are (as
+    :func:`~svmtrain.experiments.common.sigterm_as_interrupt` does for SIGTERM and SIGHUP).
+    Only the main thread can set signal handlers; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    saved = {sig: signal.signal(sig, _interrupt) for sig in signals}
+
+    def first(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    saved = signal.signal(signal.SIGINT, first)
     try:
         yield
     finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
-class _Signalled(KeyboardInterrupt):
-    """Ctrl-C, SIGTERM or SIGHUP, raised as Ctrl-C is; ``signum`` says which."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _by_sigterm(stop: KeyboardInterrupt) -> bool:
-    return isinstance(stop, _Signalled) and stop.signum == signal.SIGTERM
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _stopping)
-    raise _Signalled(signum)
-
-
-def _stopping(signum: int, frame: Any) -> None:
-    """A signal while the search stops: it is stopping already."""
+        signal.signal(signal.SIGINT, saved)
