@@ -43,7 +43,7 @@ from svmtrain.core.losses import LOSSES
 from svmtrain.data.cache import PART_NAME
 from svmtrain.data.format import ARCHIVE_NAME
 from svmtrain.data.preprocess import PIXELS, PixelTransform
-from svmtrain.experiments import pixel_steps
+from svmtrain.experiments import train
 from svmtrain.features.cache import STAMP
 from svmtrain.io import runs
 from svmtrain.model import LinearModel
@@ -217,16 +217,14 @@ def interrupted(scene: Scene, options: str = "") -> None:
     cached(scene)
     run = scene.root / "run"
     scene.set(run=run)
-    real_step, calls = pixel_steps.sgd_step, [0]
+    calls = [0]
 
-    def interrupt_in_epoch_two(*args, **kwargs):
+    def interrupt_in_epoch_two(state, updates):
         calls[0] += 1
         if calls[0] == 12:
             raise KeyboardInterrupt
-        real_step(*args, **kwargs)
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
+    with train.step_hook(interrupt_in_epoch_two):
         argv = scene.argv("fit -c quick {data} --out {run} -q " + options)
         result = CliRunner().invoke(main, argv)
     assert result.exit_code == 130, result.output
@@ -266,6 +264,18 @@ def another_runs_checkpoint(scene: Scene) -> None:
     (other / runs.CHECKPOINT).write_bytes((run / runs.CHECKPOINT).read_bytes())
     shutil.rmtree(run)
     other.rename(run)
+
+
+def damaged_checkpoint(**meta: object) -> Callable[[Scene], None]:
+    """Setup: {run} an interrupted run whose checkpoint.npz has the scalars ``meta`` instead."""
+
+    def damage(scene: Scene) -> None:
+        interrupted(scene)
+        path = scene.root / "run" / runs.CHECKPOINT
+        arrays, saved = runs.load_checkpoint(path)
+        runs.save_checkpoint(path, arrays, {**saved, **meta})
+
+    return damage
 
 
 def a_file(name: str, text: str | bytes) -> Callable[[Scene], None]:
@@ -1182,6 +1192,27 @@ DATA = [
 
 CONFIG = [
     Fault(
+        "config-random-search-without-tries",
+        "fit --set optim.name=random_search --set random_search.tries=0 --out {root}/run",
+        1,
+        ("random_search.tries must be an int >= 1. Got 0 instead.",),
+    ),
+    Fault(
+        "config-local-search-step-without-its-optimiser",
+        "fit --set random_local_search.step=1e-3 --out {root}/run",
+        1,
+        (
+            "random_local_search.step is 0.001, but it means nothing to optim.name=sgd",
+            "set optim.name=random_local_search",
+        ),
+    ),
+    Fault(
+        "config-random-search-with-a-learning-rate",
+        "fit --set optim.name=random_search --set optim.learning_rate=1e-3 --out {root}/run",
+        1,
+        ("optim.learning_rate is 0.001, but it means nothing to optim.name=random_search",),
+    ),
+    Fault(
         "config-typo-in-a-key",
         "fit -c {file} --out {root}/run",
         1,
@@ -1266,7 +1297,7 @@ CONFIG = [
         "set-unknown-key",
         "fit --set optim.lr=1 --out {root}/run",
         1,
-        ("--set 'optim.lr=1': 'lr' is not a key of optim; valid: learning_rate",),
+        ("--set 'optim.lr=1': 'lr' is not a key of optim; valid: name, learning_rate",),
     ),
     Fault(
         "set-without-equals",
@@ -1696,6 +1727,83 @@ FIT = [
         1,
         ("{run}/checkpoint.npz belongs to another run",),
         setup=another_runs_checkpoint,
+    ),
+    Fault(
+        "fit-resume-checkpoint-epoch-negative",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has epoch = -5, not a whole number >= 0",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"epoch": -5}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-epoch-huge",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has epoch 1000000000000000000000000000000, step",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"epoch": 1000000000000000000000000000000}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-step-fraction",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has step = 1.5, not a whole number >= 0",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"step": 1.5}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-epoch-a-string",
+        "fit --resume {run} -q",
+        1,
+        (
+            '{run}/checkpoint.npz is damaged: it has epoch = "3", not a whole number >= 0',
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"epoch": "3"}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-metrics-not-a-list",
+        "fit --resume {run} -q",
+        1,
+        (
+            '{run}/checkpoint.npz is damaged: it has metrics = {{"epoch": 1}}, not a list',
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"metrics": {"epoch": 1}}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-seconds-negative",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has seconds = -1.0, not a finite number >= 0",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"seconds": -1.0}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-stopped-early-a-number",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has stopped_early = 1, not true or false",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"stopped_early": 1}),
+        issue="19.26",
     ),
 ]
 
@@ -2225,6 +2333,82 @@ SWEEP = [
     ),
 ]
 
+LANDSCAPE = [
+    Fault(
+        "landscape-span-zero",
+        "landscape --span 0",
+        2,
+        ("Invalid value for '--span'", "0.0 is not in the range 0<x<=1000000"),
+    ),
+    Fault(
+        "landscape-grid-too-fine",
+        "landscape --grid 5000",
+        2,
+        ("Invalid value for '--grid'", "5000 is not in the range 3<=x<=501"),
+    ),
+    Fault(
+        "landscape-config-and-weights",
+        "landscape -c quick -w {root}/w.npz",
+        2,
+        ("--config and --weights both give the config", "change it with --set"),
+    ),
+    Fault(
+        "landscape-more-examples-than-the-training-split",
+        "landscape {data} -n 251 -q",
+        2,
+        ("'--num-examples'", "the training split has 250 images"),
+        setup=cached,
+    ),
+    Fault(
+        "landscape-pickled-weights",
+        "landscape -w {weights} -q",
+        1,
+        ("{weights} is not a readable weights file", "allow_pickle=False"),
+        setup=pickled_weights,
+    ),
+    Fault(
+        "landscape-an-unfinished-run-directory",
+        "landscape -w {run} -q",
+        1,
+        ("svmtrain fit --resume {run}",),
+        setup=interrupted,
+    ),
+    Fault(
+        "landscape-around-the-weights-of-a-diverged-run",
+        "landscape -w {weights} -n 5 --grid 3 --points 3 -q",
+        0,
+        ("Warning: These weights come from a run that diverged in epoch 1",),
+        setup=diverged,
+    ),
+    Fault(
+        "landscape-csv-onto-an-existing-file",
+        "landscape --csv {file}",
+        1,
+        ("{file} already exists; choose a new file name or pass --force",),
+        setup=a_file("l.csv", "my table"),
+    ),
+    Fault(
+        "landscape-plot-onto-an-existing-file",
+        "landscape --plot {file}",
+        1,
+        ("{file} already exists; choose a new file name or pass --force",),
+        setup=a_file("l.png", "my picture"),
+    ),
+    Fault(
+        "landscape-plot-named-pdf",
+        "landscape --plot {root}/l.pdf",
+        2,
+        ("--plot", "does not end in .png"),
+    ),
+    Fault(
+        "landscape-csv-into-proc",
+        "landscape {data} -n 5 --grid 3 --points 3 --csv /proc/svmtrain-landscape.csv -q",
+        1,
+        ("Cannot write /proc/svmtrain-landscape.csv", "No new file can be created in /proc"),
+        setup=cached,
+    ),
+]
+
 SEARCH = [
     Fault(
         "search-nothing-to-search",
@@ -2701,6 +2885,7 @@ CATALOGUE = (
     + PREDICT
     + GRADCHECK
     + SWEEP
+    + LANDSCAPE
     + SEARCH
     + DASK
     + PLOT

@@ -36,7 +36,7 @@ SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.npz"
 LOCK = ".lock"
 # The numbers every line of metrics.jsonl holds (plus "seconds").
-METRIC_KEYS = ("epoch", "step", "loss", "data_loss", "reg_loss", "train_acc", "val_acc", "lr")
+METRIC_KEYS = ("epoch", "step", "loss", "data_loss", "reg_loss", "train_acc", "val_acc")
 
 
 def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
@@ -174,10 +174,6 @@ def restart_hint(run_dir: Path) -> str:
     return f"Start the run again with 'svmtrain fit --config {run_dir / CONFIG} --out NEW_DIR'."
 
 
-# What a checkpoint.npz holds (see svmtrain.experiments.checkpoints); nothing else is read.
-CHECKPOINT_ARRAYS = ("meta", "W", "velocity", "loss_history", "best_W")
-
-
 def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     """Arrays plus a JSON-able dict of scalars and RNG state, in one atomic .npz."""
     with atomic_write(path) as f:
@@ -187,7 +183,7 @@ def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> No
 def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """The arrays and the decoded metadata of a checkpoint.npz (see :func:`save_checkpoint`)."""
     hint = restart_hint(path.parent)
-    arrays = read_npz(path, "checkpoint", SvmtrainError, hint, names=CHECKPOINT_ARRAYS)
+    arrays = read_npz(path, "checkpoint", SvmtrainError, hint)
     try:
         meta = loads_json(str(arrays.pop("meta")))
     except (KeyError, ValueError, RecursionError):
@@ -245,8 +241,8 @@ def weights_file(path: str | os.PathLike) -> Path:
 
 
 def _is_checkpoint(path: Path) -> bool:
-    """Whether ``path`` is a checkpoint.npz (see :func:`save_checkpoint`): its meta and velocity."""
-    return {"meta", "velocity"} <= _npz_names(path)
+    """Whether ``path`` is a checkpoint.npz (see :func:`save_checkpoint`): its meta and W."""
+    return {"meta", "W", "loss_history"} <= _npz_names(path)
 
 
 def run_file_fault(path: Path, what: str) -> str:
