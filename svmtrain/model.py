@@ -24,7 +24,7 @@ learned arrays with the model; a new feature extractor is one more class there.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +39,7 @@ from svmtrain.core.losses import LOSSES, log_softmax
 from svmtrain.data.preprocess import PIXELS, PixelTransform
 from svmtrain.errors import ImageError, WeightsError
 from svmtrain.features.transform import FeatureTransform
-from svmtrain.fileio import atomic_write, read_npz
+from svmtrain.fileio import NpzReader, atomic_write
 
 SIDE, CHANNELS = 32, 3
 CHUNK = 1024  # images transformed at a time: a float buffer of CHUNK x F, never N x F
@@ -64,7 +64,7 @@ class Transform(Protocol):
         """The learned arrays, by name, to save with the model."""
 
 
-TRANSFORMS: dict[str, Callable[[dict[str, np.ndarray], str, str], Transform]] = {
+TRANSFORMS: dict[str, Callable[[Mapping[str, np.ndarray], str, str], Transform]] = {
     PixelTransform.kind: PixelTransform.from_arrays,
     FeatureTransform.kind: FeatureTransform.from_arrays,  # any extractor of svmtrain.features
 }
@@ -168,57 +168,92 @@ class LinearModel:
 
     @classmethod
     def load(cls, path: str | Path) -> LinearModel:
-        """The model a weights.npz (format 1 or 2) holds, read and checked.
-        Raises WeightsError naming the file and what to do for any fault (missing, damaged,
-        pickled, of the wrong shape, written by a newer svmtrain)."""
+        """Read and check a weights.npz (format 1 or 2); any fault is one WeightsError naming
+        the file and what to do.
+
+        Only the members the format names are read, each after its size in the zip directory
+        and its .npy header are checked (W against the exact shape the classes and the
+        transform give it), so a damaged or hostile file costs no more than a good one. The
+        model must give finite scores to every image (see :func:`_check_scores`)."""
         path = Path(path)
-        arrays = read_npz(path, "weights file", WeightsError, _HINT)
-        version = _format_version(arrays, path)
-        if version == 1:  # svmtrain 0.1.0: a pixel model; its loss is in its config
-            missing = [
-                k for k in ("W", "mean", "scale", "class_names", "config") if k not in arrays
-            ]
-            if missing:
-                raise WeightsError(f"{path} lacks {', '.join(missing)}. {_HINT}")
-            config_yaml = _text(arrays, "config", path)
-            loss, kind = _loss_of_config(config_yaml, path), PixelTransform.kind
-        else:
-            missing = [
-                k for k in ("W", "class_names", "loss", "transform", "config") if k not in arrays
-            ]
-            if missing:
-                raise WeightsError(f"{path} lacks {', '.join(missing)}. {_HINT}")
-            config_yaml = _text(arrays, "config", path)
-            loss, kind = _text(arrays, "loss", path), _text(arrays, "transform", path)
-            if kind not in TRANSFORMS:
-                raise WeightsError(
-                    f"{path} uses the input transform '{kind}', which this svmtrain "
-                    f"({__version__}) does not know (it knows {', '.join(TRANSFORMS)}). "
-                    "Upgrade svmtrain to the version that wrote it."
-                )
-        if kind == PixelTransform.kind:
-            own = arrays
-        else:
-            own = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{kind}.")}
-        transform = TRANSFORMS[kind](own, str(path), _HINT)
-        names = arrays["class_names"]
-        if names.ndim != 1 or names.dtype.kind != "U":
-            raise WeightsError(f"{path}: class_names must list two or more class names. {_HINT}")
-        class_names = tuple(str(n) for n in names)
-        _check_model(arrays["W"], transform.num_features, class_names, loss, str(path))
-        diverged = arrays.get("diverged_in_epoch")
-        if diverged is not None and (
-            diverged.shape != () or diverged.dtype.kind not in "iu" or diverged < 1
-        ):
+        with NpzReader(path, "weights file", WeightsError, _HINT) as npz:
+            return _read_model(cls, npz, path)
+
+
+def _read_model(cls: type[LinearModel], npz: NpzReader, path: Path) -> LinearModel:
+    version = _format_version(npz, path)
+    if version == 1:  # svmtrain 0.1.0: a pixel model; its loss is in its config
+        required: tuple[str, ...] = ("W", "mean", "scale", "class_names", "config")
+    else:
+        required = ("W", "class_names", "loss", "transform", "config")
+    missing = [k for k in required if k not in npz.names]
+    if missing:
+        raise WeightsError(f"{path} lacks {', '.join(missing)}. {_HINT}")
+    names = npz.read("class_names", max_bytes=_MAX_TEXT_BYTES)
+    if names.ndim != 1 or names.dtype.kind != "U":
+        raise WeightsError(f"{path}: class_names must list two or more class names. {_HINT}")
+    class_names = tuple(str(n) for n in names)
+    _check_class_names(class_names, str(path))
+    config_yaml = _text(npz, "config", path)
+    if version == 1:
+        loss, kind = _loss_of_config(config_yaml, path), PixelTransform.kind
+    else:
+        loss, kind = _text(npz, "loss", path), _text(npz, "transform", path)
+        if kind not in TRANSFORMS:
+            raise WeightsError(
+                f"{path} uses the input transform '{kind}', which this svmtrain "
+                f"({__version__}) does not know (it knows {', '.join(TRANSFORMS)}). "
+                "Upgrade svmtrain to the version that wrote it."
+            )
+    prefix = "" if kind == PixelTransform.kind else f"{kind}."
+    transform = TRANSFORMS[kind](_Members(npz, prefix), str(path), _HINT)
+    _check_shape(npz.shape("W"), transform.num_features, len(class_names), f" {_HINT}", str(path))
+    W = npz.read("W", shape=(len(class_names), transform.num_features + 1))
+    _check_model(W, transform.num_features, class_names, loss, str(path))
+    diverged = None
+    if "diverged_in_epoch" in npz.names:
+        diverged = npz.read("diverged_in_epoch", max_bytes=64)
+        if diverged.shape != () or diverged.dtype.kind not in "iu" or diverged < 1:
             raise WeightsError(f"{path}: diverged_in_epoch must be one int >= 1. {_HINT}")
-        return cls(
-            W=arrays["W"],
-            transform=transform,
-            class_names=class_names,
-            loss=loss,
-            config_yaml=config_yaml,
-            diverged_in_epoch=None if diverged is None else int(diverged),
-        )
+    model = cls(
+        W=W,
+        transform=transform,
+        class_names=class_names,
+        loss=loss,
+        config_yaml=config_yaml,
+        diverged_in_epoch=None if diverged is None else int(diverged),
+    )
+    _check_scores(model, str(path))
+    return model
+
+
+# Text members (the config, class names) and a transform's arrays are read up to these sizes;
+# the largest shipped extractor's state is a few MB.
+_MAX_TEXT_BYTES = 1 << 20
+_MAX_STATE_BYTES = 256 << 20
+
+
+class _Members(Mapping):
+    """The arrays of an .npz whose names start with ``prefix`` (without it), each read when
+    looked up, at most _MAX_STATE_BYTES: what a transform's ``from_arrays`` is given."""
+
+    def __init__(self, npz: NpzReader, prefix: str) -> None:
+        self._npz, self._prefix = npz, prefix
+        self._keys = [n[len(prefix) :] for n in sorted(npz.names) if n.startswith(prefix)]
+        self._read: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._keys:
+            raise KeyError(key)
+        if key not in self._read:
+            self._read[key] = self._npz.read(self._prefix + key, max_bytes=_MAX_STATE_BYTES)
+        return self._read[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def linear_scores(W: np.ndarray, transform: Transform, images) -> np.ndarray:
@@ -263,36 +298,89 @@ def kept_after_divergence(epoch: int) -> str:
 def _check_model(W, num_features: int, class_names: tuple, loss: str, where: str) -> None:
     """One WeightsError naming ``where`` for the first thing wrong with the model's parts."""
     hint = "" if where == "model" else f" {_HINT}"
-    if len(class_names) < 2 or any(not n for n in class_names):
-        raise WeightsError(f"{where}: class_names must list two or more class names.{hint}")
-    if not isinstance(W, np.ndarray) or W.ndim != 2 or W.shape[1] != num_features + 1:
-        shape = getattr(W, "shape", None)
+    _check_class_names(class_names, where)
+    if not isinstance(W, np.ndarray):
+        raise WeightsError(f"{where}: W must be a numpy array; got {type(W).__name__}.{hint}")
+    _check_shape(W.shape, num_features, len(class_names), hint, where)
+    if W.dtype not in (np.float32, np.float64):
+        raise WeightsError(f"{where}: W must hold float32 or float64 numbers; got {W.dtype}.{hint}")
+    bad = np.flatnonzero(~np.isfinite(W))
+    if bad.size:
+        row, column = np.unravel_index(bad[0], W.shape)
         raise WeightsError(
-            f"{where}: W has shape {shape}, expected (classes, {num_features + 1}): one row per "
-            f"class, {num_features} features plus the bias.{hint}"
+            f"{where}: W holds {bad.size:,} values that are not finite numbers (the first, "
+            f"W[{row}, {column}], is {W[row, column]}).{_not_finite_hint(where)}"
         )
-    if W.shape[0] != len(class_names):
-        raise WeightsError(
-            f"{where}: W has {W.shape[0]} rows but class_names lists {len(class_names)} "
-            f"classes.{hint}"
-        )
-    if W.dtype not in (np.float32, np.float64) or not np.all(np.isfinite(W)):
-        raise WeightsError(f"{where}: W must hold finite float32 or float64 numbers.{hint}")
     if loss not in LOSSES:
         raise WeightsError(f"{where}: loss must be one of {', '.join(LOSSES)}; got {loss!r}.{hint}")
 
 
-def _format_version(arrays: dict[str, np.ndarray], path: Path) -> int:
-    if "format_version" not in arrays:
+def _check_shape(shape: tuple, num_features: int, classes: int, hint: str, where: str) -> None:
+    """WeightsError unless W's ``shape`` is (classes, num_features + 1)."""
+    if len(shape) != 2 or shape[1] != num_features + 1:
+        raise WeightsError(
+            f"{where}: W has shape {shape}, expected (classes, {num_features + 1}): one row per "
+            f"class, {num_features} features plus the bias.{hint}"
+        )
+    if shape[0] != classes:
+        raise WeightsError(
+            f"{where}: W has {shape[0]} rows but class_names lists {classes} classes.{hint}"
+        )
+
+
+def _check_class_names(class_names: tuple, where: str) -> None:
+    """WeightsError unless there are two or more class names, none empty, none twice."""
+    hint = "" if where == "model" else f" {_HINT}"
+    if len(class_names) < 2 or any(not n for n in class_names):
+        raise WeightsError(f"{where}: class_names must list two or more class names.{hint}")
+    twice = sorted({n for n in class_names if class_names.count(n) > 1})
+    if twice:
+        raise WeightsError(
+            f"{where}: class_names lists {twice[0]!r} more than once; each class needs its own "
+            f"name.{hint}"
+        )
+
+
+def _not_finite_hint(where: str) -> str:
+    """What to do about weights that are not finite: a file is damaged; a model being made
+    (``where`` is "model") came from a training run or a caller that produced them."""
+    if where != "model":
+        return f" The file is damaged. {_HINT}"
+    return (
+        " Training produced them: a smaller model.init_scale, optim.learning_rate or "
+        "model.reg keeps them finite."
+    )
+
+
+def _check_scores(model: LinearModel, where: str) -> None:
+    """WeightsError unless the model's scores are finite for the darkest, the brightest and
+    a mid-grey image: a transform whose arrays make features overflow (a pixel scale of
+    1e-45) or W large enough to overflow the scores would otherwise give NaN scores."""
+    probes = np.repeat(np.array([0, 128, 255], dtype=np.uint8)[:, None], PIXELS, axis=1)
+    with np.errstate(all="ignore"):
+        scores = model.scores(probes)
+    if not np.all(np.isfinite(scores)):
+        raise WeightsError(
+            f"{where}: its input transform and weights give scores that are not finite numbers "
+            f"(its transform's arrays or W are out of any sensible range).{_not_finite_hint(where)}"
+        )
+
+
+def _format_version(npz: NpzReader, path: Path) -> int:
+    if "format_version" not in npz.names:
         return 1
-    v = arrays["format_version"]
+    v = npz.read("format_version", max_bytes=64)
     if v.shape != () or v.dtype.kind not in "iu" or int(v) < 2:
         raise WeightsError(f"{path}: format_version must be a whole number >= 2. {_HINT}")
     if int(v) > FORMAT_VERSION:
-        wrote = arrays.get("svmtrain_version")
+        wrote = (
+            npz.read("svmtrain_version", max_bytes=_MAX_TEXT_BYTES)
+            if "svmtrain_version" in npz.names
+            else None
+        )
         by = (
             f"svmtrain {wrote}"
-            if wrote is not None and wrote.dtype.kind == "U"
+            if wrote is not None and wrote.dtype.kind == "U" and wrote.shape == ()
             else "a newer svmtrain"
         )
         raise WeightsError(
@@ -302,8 +390,8 @@ def _format_version(arrays: dict[str, np.ndarray], path: Path) -> int:
     return int(v)
 
 
-def _text(arrays: dict[str, np.ndarray], key: str, path: Path) -> str:
-    a = arrays[key]
+def _text(npz: NpzReader, key: str, path: Path) -> str:
+    a = npz.read(key, max_bytes=_MAX_TEXT_BYTES)
     if a.shape != () or a.dtype.kind != "U":
         raise WeightsError(f"{path}: {key} must be a text value; got {a.dtype} {a.shape}. {_HINT}")
     return str(a)

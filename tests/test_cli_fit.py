@@ -264,7 +264,7 @@ def _npy(path: Path):
         ),
         (
             lambda p: _npz(p, **{**GOOD, "W": np.zeros((10, 3073), np.float16)}),
-            "W must hold finite float32 or float64 numbers",
+            "W must hold float32 or float64 numbers; got float16",
         ),
         (_npy, "is not a weights file (not an .npz archive)"),
         (lambda p: p.write_text("not a zip") and p, "is not a weights file (not an .npz archive)"),

@@ -17,6 +17,7 @@ a regression fails instead of hanging the session.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -31,6 +32,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -64,19 +66,23 @@ class Fault:
     cmd: the arguments after ``svmtrain``, shell-quoted, with ``{name}`` filled from the
     scene's variables (``{root}`` is the row's directory; the setup adds others).
     setup: prepares the scene (files, servers, patches) before the command.
-    says: fragments the output (stdout and stderr, wherever it wraps) must contain.
+    says: fragments the output (stdout and stderr, wherever it wraps) must contain; never:
+    fragments it must not (a misleading clause, a leaked warning).
     creates / changes: glob patterns, relative to ``{root}``, of files the command may add /
     may alter. during: for a child process, what happens while it runs (e.g. a signal); it
     returns the output it read, if any. closed: for a child process, the standard streams it
     starts without (0 stdin, 1 stdout), as ``<&-`` and ``>&-`` start it. issue: where the
     fault was reported (``14.3``: issue 14, item 3), if it was. xfail: why the fault still gets
-    through (the row says how it should behave, and fails strictly once it does).
+    through (the row says how it should behave, and fails strictly once it does). slow: the
+    row takes more than a few seconds (a Dask cluster, a timeout): marked slow, so ``make
+    test-fast`` leaves it out.
     """
 
     id: str
     cmd: str
     exit_code: int
     says: tuple[str, ...]
+    never: tuple[str, ...] = ()
     setup: Callable[[Scene], None] | None = None
     creates: tuple[str, ...] = ()
     changes: tuple[str, ...] = ()
@@ -85,6 +91,7 @@ class Fault:
     closed: tuple[int, ...] = ()
     issue: str = ""
     xfail: str = ""
+    slow: bool = False
 
 
 @dataclass
@@ -97,6 +104,7 @@ class Scene:
     vars: dict[str, str] = field(default_factory=dict)  # {name}: a value (a path, a URL)
     options: dict[str, str] = field(default_factory=dict)  # {name}: options, shell-quoted
     holder: subprocess.Popen | None = None  # a process holding a lock for the row
+    cluster: Any = None  # a Dask cluster (tests/dask_cluster.py) started for the row
 
     def fixture(self, name: str):
         return self.request.getfixturevalue(name)
@@ -346,6 +354,46 @@ def bomb_in_weights(scene: Scene, config_yaml: str = ALIAS_BOMB) -> None:
     scene.set(weights=scene.root / "weights.npz")
 
 
+def summing_weights(scene: Scene) -> None:
+    """{weights}: a pixel model whose score of class a is the sum of an image's 3,072 levels
+    (mean 0, scale 1, W's first row ones), so --json shows what levels predict read."""
+    W = np.zeros((10, PIXELS + 1), np.float32)
+    W[0, :PIXELS] = 1
+    weights_file(W=W)(scene)
+
+
+def kmeans_weights(**state) -> Callable[[Scene], None]:
+    """Setup: {weights} is a k-means model (4 centroids of 3 x 3 patches) with ``state``
+    replacing arrays of the extractor's state, written as the file's members are."""
+
+    def make(scene: Scene) -> None:
+        from svmtrain.features import EXTRACTORS
+        from svmtrain.features.transform import FeatureTransform
+
+        settings = {"num_centroids": 4, "patch_size": 3, "patches_sampled": 4}
+        extractor = EXTRACTORS["kmeans"](settings)
+        good = {k: np.full(shape, 0.1, np.float32) for k, shape in extractor.state_shapes().items()}
+        good["whitening"] = np.eye(len(good["whitening"]), dtype=np.float32)
+        extractor = EXTRACTORS["kmeans"].from_state(settings, good)
+        F = extractor.dim
+        model = LinearModel(
+            W=np.zeros((10, F + 1), np.float32),
+            transform=FeatureTransform(extractor, np.zeros(F, np.float32), np.ones(F, np.float32)),
+            class_names=tuple("abcdefghij"),
+            loss="svm",
+        )
+        path = scene.root / "weights.npz"
+        model.save(path)
+        with np.load(path) as npz:
+            arrays = dict(npz)
+        arrays.update({f"features.state.{k}": v for k, v in state.items()})
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+        scene.set(weights=path)
+
+    return make
+
+
 DEEP = "[" * 20_000 + "]" * 20_000  # 40 KB of nesting: deeper than Python's recursion limit
 BIG_INT = "9" * 5000  # more digits than Python converts from text (4,300)
 
@@ -372,6 +420,119 @@ def deep_in_weights(part: str) -> Callable[[Scene], None]:
         )(scene)
 
     return make
+
+
+def zipped(name: str, members: Callable[[], dict], deflated: bool = False):
+    """Setup: {file} is root/name, a zip of ``members()``: name to bytes, or to (bytes, n):
+    those bytes and then n zero bytes, streamed (so a huge member costs no memory here)."""
+    import zipfile
+
+    def make(scene: Scene) -> None:
+        path = scene.root / name
+        method = zipfile.ZIP_DEFLATED if deflated else zipfile.ZIP_STORED
+        with zipfile.ZipFile(path, "w", method) as z:
+            for member, data in members().items():
+                prefix, zeros = (data, 0) if isinstance(data, bytes) else data
+                with z.open(member, "w", force_zip64=zeros > 0) as f:
+                    f.write(prefix)
+                    for start in range(0, zeros, 1 << 24):
+                        f.write(bytes(min(1 << 24, zeros - start)))
+        scene.set(file=path)
+
+    return make
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _good_weight_members() -> dict[str, bytes]:
+    return {
+        "W.npy": _npy(np.zeros((10, PIXELS + 1), np.float32)),
+        "mean.npy": _npy(np.zeros(PIXELS, np.float32)),
+        "scale.npy": _npy(np.ones(PIXELS, np.float32)),
+        "class_names.npy": _npy(np.array(list("abcdefghij"))),
+        "config.npy": _npy(np.array("")),
+    }
+
+
+def _mean_of_300_mb() -> dict:
+    """Good weights but for a mean declaring 75 million float32 (300 MB of zeros, deflated)."""
+    empty = _npy(np.zeros(0, np.float32))  # the header's padding makes room for the digits
+    header = empty.replace(b"(0,), }" + b" " * 7, b"(75000000,), }")
+    return {**_good_weight_members(), "mean.npy": (header, 300_000_000)}
+
+
+def an_image(name: str, make: Callable[[], bytes]) -> Callable[[Scene], None]:
+    """Setup: {file} is root/name holding the bytes ``make()`` builds (with Pillow)."""
+
+    def setup(scene: Scene) -> None:
+        a_file(name, make())(scene)
+
+    return setup
+
+
+def _saved(pixels: np.ndarray, fmt: str, **options) -> bytes:
+    """``pixels`` (H, W) or (H, W, 3), as Pillow saves them in ``fmt``."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A grey PNG of width x height pixels holding one row of data (88 bytes at 9000 x 9000)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    row = zlib.compress(b"\x00" + b"\x80" * width, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", row) + chunk(b"IEND", b"")
+
+
+def _noise(side: int = 40) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+
+
+def _blp_of_unknown_compression() -> bytes:
+    """A BLP whose compression field (bytes 4-8) is 128: Pillow raises BLPFormatError."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(_noise()).convert("P").save(buffer, "BLP")
+    data = bytearray(buffer.getvalue())
+    data[4:8] = (128).to_bytes(4, "little")
+    return bytes(data)
+
+
+def _tiff_of_2048_samples_per_pixel() -> bytes:
+    """An LZW TIFF whose SamplesPerPixel says 2048: libtiff complains on standard error."""
+    data = bytearray(_saved(_noise(), "TIFF", compression="tiff_lzw"))
+    entry = data.rindex(b"\x15\x01\x03\x00\x01\x00\x00\x00")  # tag 277, SHORT, count 1
+    data[entry + 8 : entry + 10] = (2048).to_bytes(2, "little")
+    return bytes(data)
+
+
+def _jpeg_with_truncated_exif() -> bytes:
+    """A JPEG whose EXIF block (an orientation tag) is cut short: Pillow warns."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _saved(_noise(), "JPEG", exif=exif.tobytes()[:20])
 
 
 def deep_run_config(scene: Scene) -> None:
@@ -515,6 +676,98 @@ def signal_after_first_epoch(sig: int) -> Callable[[Scene, subprocess.Popen], No
         proc.send_signal(sig)
 
     return send
+
+
+def silent_port(scene: Scene) -> None:
+    """{scheduler}: tcp://127.0.0.1:PORT of a server that accepts connections and never
+    answers, until the row ends."""
+    import socket
+
+    from dask_cluster import free_port
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", free_port()))
+    server.listen(8)
+    held: list[socket.socket] = []
+
+    def hold() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=hold, daemon=True).start()
+
+    def close() -> None:
+        server.close()
+        for conn in held:
+            conn.close()
+
+    scene.request.addfinalizer(close)
+    scene.set(scheduler=f"tcp://127.0.0.1:{server.getsockname()[1]}")
+
+
+def http_port(scene: Scene) -> None:
+    """{scheduler}: tcp:// at the port of an HTTP server (a dashboard's, say)."""
+    server = served(scene)
+    scene.set(scheduler=f"tcp://127.0.0.1:{server.base.rsplit(':', 1)[1]}")
+
+
+def dask_cluster(scene: Scene) -> None:
+    """{data} (cached) and {scheduler}: a Dask scheduler with one worker, which downloads the
+    tiny archive itself from a loopback server into its own cache; stopped when the row ends."""
+    pytest.importorskip("distributed")
+    from dask_cluster import Cluster
+
+    cached(scene)
+    data = scene.fixture("tiny_run_data")
+    server = scene.fixture("http_server")(data.archive.body)
+    scene.options["data"] += f" --set data.url={server.url}"
+    directory = scene.fixture("tmp_path_factory").mktemp("dask")
+    scene.cluster = Cluster(directory, [{"SVMTRAIN_DATA_DIR": str(directory / "cache")}])
+    scene.request.addfinalizer(scene.cluster.close)
+    scene.set(scheduler=scene.cluster.address)
+
+
+def finished_trials(out: Path) -> int:
+    """How many trials the search writing ``out`` has finished, by its results.json."""
+    try:
+        return json.loads((out / "results.json").read_text())["finished"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def once_a_trial_finished(act: Callable[[Scene, subprocess.Popen], None]):
+    """During: once the search writing {root}/out has finished a trial, ``act``."""
+
+    def during(scene: Scene, proc: subprocess.Popen) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while (
+            finished_trials(scene.root / "out") < 1
+            and proc.poll() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        act(scene, proc)
+
+    return during
+
+
+def kill_processes(which: Callable[[Scene], list[subprocess.Popen]]):
+    def act(scene: Scene, proc: subprocess.Popen) -> None:
+        for process in which(scene):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    return act
+
+
+def two_quick_ctrl_cs(scene: Scene, proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+
+
+TWO_TRIALS_ONE_LONG = "search -c quick {data} --grid train.epochs=1,100000 -q --out {root}/out"
+SEARCH_OUT = ("out", "out/*")
 
 
 def signal_once_there(pattern: str, sig: int) -> Callable[[Scene, subprocess.Popen], None]:
@@ -1229,6 +1482,23 @@ FIT = [
         creates=RUN,
     ),
     Fault(
+        "fit-init-scale-1e300",
+        "fit -c quick {data} --set model.init_scale=1e300 --out {root}/run -q",
+        1,
+        ("model.init_scale (1e+300) is larger than the largest float32", "use a smaller"),
+        setup=cached,
+        issue="19.32",
+    ),
+    Fault(
+        "fit-learning-rate-1e300",
+        "fit -c quick {data} --set optim.learning_rate=1e300 --out {root}/run -q",
+        1,
+        ("optim.learning_rate (1e+300) is larger than the largest float32",),
+        never=("Warning",),
+        setup=cached,
+        issue="19.33",
+    ),
+    Fault(
         "fit-ctrl-c-mid-run",
         LONG_FIT,
         130,
@@ -1675,6 +1945,184 @@ EVALUATE = [
     ),
 ]
 
+WEIGHTS = [
+    Fault(
+        "evaluate-weights-with-a-member-of-300-mb",
+        "evaluate -w {file}",
+        1,
+        ("{file} holds 300,000,128 bytes in mean", "more than svmtrain reads for a weights"),
+        setup=zipped("weights.npz", _mean_of_300_mb, deflated=True),
+        process=True,  # before the fix, it read the 300 MB
+        issue="19.12",
+    ),
+    Fault(
+        "evaluate-weights-of-1000-members",
+        "evaluate -w {file}",
+        1,
+        ("{file} has a zip directory of 1,005 members", "a weights file has a few arrays"),
+        setup=zipped(
+            "weights.npz",
+            lambda: {**_good_weight_members(), **{f"x{i}.npy": b"" for i in range(1000)}},
+        ),
+        issue="19.12",
+    ),
+    Fault(
+        "evaluate-a-zip-whose-members-are-not-npy",
+        "evaluate -w {file}",
+        1,
+        (
+            "{file} is not a weights file: its members (W, class_names, config and 2 more) are "
+            "not .npy arrays",
+        ),
+        setup=zipped(
+            "weights.npz", lambda: {k[: -len(".npy")]: v for k, v in _good_weight_members().items()}
+        ),
+        issue="19.25",
+    ),
+    Fault(
+        "predict-weights-whose-w-is-not-finite",
+        "predict -w {weights} {file}",
+        1,
+        (
+            "{weights}: W holds 30,730 values that are not finite numbers",
+            "W[0, 0]",
+            "The file is damaged",
+        ),
+        setup=both(
+            weights_file(W=np.full((10, PIXELS + 1), np.nan, np.float32)),
+            an_image("cat.png", lambda: _saved(_noise(), "PNG")),
+        ),
+        issue="19.32",
+    ),
+    Fault(
+        "predict-weights-of-pixel-scale-1e-45",
+        "predict -w {weights} {file}",
+        1,
+        ("{weights}: its input transform and weights give scores that are not finite",),
+        setup=both(
+            weights_file(scale=np.full(PIXELS, 1e-45, np.float32)),
+            an_image("cat.png", lambda: _saved(_noise(), "PNG")),
+        ),
+        issue="19.9",
+    ),
+    Fault(
+        "evaluate-weights-with-nan-centroids",
+        "evaluate -w {weights}",
+        1,
+        ("{weights}", "centroids holds values that are not finite numbers"),
+        setup=kmeans_weights(centroids=np.full((4, 27), np.nan, np.float32)),
+        issue="19.9",
+    ),
+    Fault(
+        "evaluate-weights-with-infinite-whitening",
+        "evaluate -w {weights}",
+        1,
+        ("{weights}", "whitening holds values that are not finite numbers"),
+        setup=kmeans_weights(whitening=np.full((27, 27), np.inf, np.float32)),
+        issue="19.9",
+    ),
+    Fault(
+        "evaluate-weights-with-complex-centroids",
+        "evaluate -w {weights}",
+        1,
+        ("{weights}", "centroids must hold real numbers; got complex64"),
+        never=("ComplexWarning",),
+        setup=kmeans_weights(centroids=np.full((4, 27), 1 + 1j, np.complex64)),
+        issue="19.33",
+    ),
+    Fault(
+        "predict-weights-naming-a-class-twice",
+        "predict -w {weights} {file} --json",
+        1,
+        ("{weights}: class_names lists 'a' more than once",),
+        setup=both(
+            weights_file(class_names=np.array(list("aacdefghij"))),
+            an_image("cat.png", lambda: _saved(_noise(), "PNG")),
+        ),
+        issue="19.35",
+    ),
+]
+
+PREDICT = [
+    Fault(
+        "predict-a-16-bit-grey-png",
+        "predict -w {weights} {file} --json",
+        0,
+        ('"a": 479232.0',),  # 40000 of 65535 is level 156 of 255, in each of 3,072 values
+        setup=both(
+            summing_weights,
+            an_image("grey16.png", lambda: _saved(np.full((64, 64), 40000, np.uint16), "PNG")),
+        ),
+        issue="19.8",
+    ),
+    Fault(
+        "predict-a-float-tiff-in-0-1",
+        "predict -w {weights} {file} --json",
+        0,
+        ('"a": 393216.0',),  # 0.5 is level 128
+        setup=both(
+            summing_weights,
+            an_image("half.tif", lambda: _saved(np.full((64, 64), 0.5, np.float32), "TIFF")),
+        ),
+        issue="19.8",
+    ),
+    Fault(
+        "predict-a-float-tiff-holding-nan",
+        "predict -w {weights} {file}",
+        1,
+        ("{file} holds levels that are not finite numbers",),
+        setup=both(
+            summing_weights,
+            an_image("nan.tif", lambda: _saved(np.full((8, 8), np.nan, np.float32), "TIFF")),
+        ),
+        issue="19.8",
+    ),
+    Fault(
+        "predict-a-damaged-blp",
+        "predict -w {weights} {file}",
+        1,
+        ("{file} cannot be read as an image; it is damaged", "BLPFormatError"),
+        setup=both(summing_weights, an_image("icon.blp", _blp_of_unknown_compression)),
+        issue="19.17",
+    ),
+    Fault(
+        "predict-a-tiff-libtiff-complains-of",
+        "predict -w {weights} {file}",
+        1,
+        ("{file} is not an image Pillow can read",),
+        never=("More samples per pixel",),  # libtiff's own line, on the process's stderr
+        setup=both(summing_weights, an_image("bad.tif", _tiff_of_2048_samples_per_pixel)),
+        process=True,
+        issue="19.33",
+    ),
+    Fault(
+        "predict-a-jpeg-with-a-truncated-exif-block",
+        "predict -w {weights} {file}",
+        0,
+        ("{file}",),
+        never=("Corrupt EXIF", "UserWarning"),
+        setup=both(summing_weights, an_image("photo.jpg", _jpeg_with_truncated_exif)),
+        issue="19.33",
+    ),
+    Fault(
+        "predict-a-100-megapixel-png",
+        "predict -w {weights} {file}",
+        1,
+        ("{file} is 10,000 x 10,000 pixels", "50 megapixels", "shrink it first"),
+        never=("DecompressionBombWarning",),
+        setup=both(summing_weights, an_image("huge.png", lambda: _png_declaring(10_000, 10_000))),
+        issue="19.33",
+    ),
+    Fault(
+        "predict-a-png-declaring-9000-x-9000-with-one-row",
+        "predict -w {weights} {file}",
+        1,
+        ("{file} is 9,000 x 9,000 pixels", "shrink it first"),
+        setup=both(summing_weights, an_image("tall.png", lambda: _png_declaring(9000, 9000))),
+        issue="19.34",
+    ),
+]
+
 GRADCHECK = [
     Fault(
         "gradcheck-h-zero",
@@ -2047,10 +2495,150 @@ SEARCH = [
         setup=a_file("g.png", "my picture"),
     ),
     Fault(
+        "search-random-a-billion-trials",
+        "search --lr 1e-9:1e-5 --random 1000000000 --out {root}/out",
+        2,
+        ("1,000,000,000 trials", "at most 100,000 in one search", "lower --random"),
+        process=True,  # before the fix, it built every trial first: minutes and gigabytes
+        issue="19.6",
+    ),
+    Fault(
+        "search-random-a-billion-trials-with-yes",
+        "search --lr 1e-9:1e-5 --random 1000000000 --yes --out {root}/out",
+        2,
+        ("1,000,000,000 trials", "at most 100,000 in one search"),
+        process=True,
+        issue="19.6",
+    ),
+    Fault(
+        "search-halving-with-enough-trials-but-too-few-epochs",
+        "search --lr 1e-7,1e-6,1e-5 --halving --epochs 1 --out {root}/out",
+        2,
+        ("needs trials of at least 3 epochs (got 1; set --epochs)",),
+        never=("at least 3 trials (got 3)",),
+        issue="19.36",
+    ),
+    Fault(
+        "search-two-quick-ctrl-cs",
+        TWO_TRIALS_ONE_LONG + " -j 1",
+        130,
+        ("Interrupted after 1 of 2 trials", "their results are in {root}/out"),
+        setup=cached,
+        during=once_a_trial_finished(two_quick_ctrl_cs),
+        creates=SEARCH_OUT,
+        process=True,
+        issue="19.38",
+    ),
+    Fault(
         "search-a-grid-of-90000-trials",
         "search --lr 1e-9:1e-5 --random 90000 --out {root}/out",
         2,
         ("90,000 trials, more than 1,000", "--yes"),
+    ),
+]
+
+DASK = [
+    Fault(
+        "search-dask-scheduler-that-never-answers",
+        "search --lr 1e-7 --scheduler {scheduler} --out {root}/out",
+        1,
+        ("Cannot reach the Dask scheduler at {scheduler} within 10 s", "no answer"),
+        setup=silent_port,
+        process=True,  # it used to wait for ever
+        slow=True,
+        issue="19.4",
+    ),
+    Fault(
+        "search-dask-scheduler-at-an-http-port",
+        "search --lr 1e-7 --scheduler {scheduler} --out {root}/out",
+        1,
+        ("Cannot reach the Dask scheduler at {scheduler} within 10 s",),
+        never=("Exception ignored",),
+        setup=http_port,
+        process=True,
+        slow=True,
+        issue="19.4",
+    ),
+    Fault(
+        "search-dask-scheduler-file-not-json",
+        "search --lr 1e-7 --scheduler-file {file} --out {root}/out",
+        1,
+        ("{file} is not a readable scheduler file", "dask scheduler --scheduler-file"),
+        never=("Exception ignored",),
+        setup=a_file("scheduler.json", "not json\n"),
+        process=True,
+        issue="19.15",
+    ),
+    Fault(
+        "search-dask-scheduler-file-without-an-address",
+        "search --lr 1e-7 --scheduler-file {file} --out {root}/out",
+        1,
+        ("The scheduler file {file} names no scheduler address",),
+        never=("Exception ignored",),
+        setup=a_file("scheduler.json", '{"type": "Scheduler"}\n'),
+        process=True,
+        issue="19.15",
+    ),
+    Fault(
+        "search-dask-scheduler-file-with-a-number-for-its-address",
+        "search --lr 1e-7 --scheduler-file {file} --out {root}/out",
+        1,
+        ("The scheduler file {file} names no scheduler address", '"address" must be a string'),
+        never=("Exception ignored",),
+        setup=a_file("scheduler.json", '{"address": 8786}\n'),
+        process=True,
+        issue="19.15",
+    ),
+    Fault(
+        "search-dask-scheduler-not-an-address",
+        "search --lr 1e-7 --scheduler tcp://127.0.0.1:notaport --out {root}/out",
+        1,
+        ("'tcp://127.0.0.1:notaport' is not the address of a Dask scheduler", "tcp://HOST:PORT"),
+        never=("Exception ignored",),
+        process=True,
+        issue="19.15",
+    ),
+    Fault(
+        "search-dask-every-worker-dies",
+        TWO_TRIALS_ONE_LONG + " --scheduler {scheduler}",
+        1,
+        (
+            "Every worker of the Dask scheduler at {scheduler} has gone (none for 30 s)",
+            "1 of 2 trials finished; their results are in {root}/out",
+        ),
+        setup=dask_cluster,
+        during=once_a_trial_finished(kill_processes(lambda s: s.cluster.processes[1:])),
+        creates=SEARCH_OUT,
+        process=True,
+        slow=True,
+        issue="19.5",
+    ),
+    Fault(
+        "search-dask-scheduler-killed",
+        TWO_TRIALS_ONE_LONG + " --scheduler {scheduler}",
+        1,
+        (
+            "Lost the connection to the Dask scheduler at {scheduler}",
+            "1 of 2 trials finished; their results are in {root}/out",
+        ),
+        setup=dask_cluster,
+        during=once_a_trial_finished(kill_processes(lambda s: s.cluster.processes[:1])),
+        creates=SEARCH_OUT,
+        process=True,
+        slow=True,
+        issue="19.14",
+    ),
+    Fault(
+        "search-dask-two-quick-ctrl-cs",
+        TWO_TRIALS_ONE_LONG + " --scheduler {scheduler}",
+        130,
+        ("Interrupted after 1 of 2 trials", "their results are in {root}/out"),
+        setup=dask_cluster,
+        during=once_a_trial_finished(two_quick_ctrl_cs),
+        creates=SEARCH_OUT,
+        process=True,
+        slow=True,
+        issue="19.38",
     ),
 ]
 
@@ -2293,10 +2881,13 @@ CATALOGUE = (
     + CONFIGS
     + FIT
     + EVALUATE
+    + WEIGHTS
+    + PREDICT
     + GRADCHECK
     + SWEEP
     + LANDSCAPE
     + SEARCH
+    + DASK
     + PLOT
     + FEATURE_CACHE
     + COMMAND_LINE
@@ -2311,6 +2902,7 @@ def _params(rows: list[Fault]) -> list:
     params = []
     for row in rows:
         marks = [pytest.mark.xfail(strict=True, reason=row.xfail)] if row.xfail else []
+        marks += [pytest.mark.slow] if row.slow else []
         params.append(pytest.param(row, id=row.id, marks=marks))
     return params
 
@@ -2340,6 +2932,8 @@ def test_fault(row: Fault, tmp_path: Path, request: pytest.FixtureRequest, monke
     flat = " ".join(output.split())  # a message may be wrapped anywhere
     for fragment in row.says:
         assert " ".join(fragment.format(**scene.vars).split()) in flat, output
+    for fragment in row.never:
+        assert " ".join(fragment.format(**scene.vars).split()) not in flat, output
     _assert_nothing_lost_or_half_written(tmp_path, before, existed, row)
 
 

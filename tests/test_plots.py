@@ -317,7 +317,7 @@ def _corrupt(run: Path, name: str, content: str | None) -> None:
         ("metrics.jsonl", "{oops\n", "metrics.jsonl line 1 is not JSON"),
         ("metrics.jsonl", "\n", "metrics.jsonl has no epochs"),
         ("loss_history.npy", "junk", "loss_history.npy is not a readable .npy"),
-        ("summary.json", "{", "summary.json is not JSON"),
+        ("summary.json", "{", "summary.json is not a readable run summary"),
         ("summary.json", '{"confusion": [[1, 2], [3, 4]]}', "not 10 x 10 counts"),
     ],
 )

@@ -8,132 +8,28 @@ SIGTERM; an unreachable scheduler; workers with another svmtrain or none.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from cli_helpers import run
 from conftest import Behaviour, LoopbackServer
+from dask_cluster import STARTUP_SECONDS, Cluster, free_port, wait_for
 
 from svmtrain.config import load_config
 from svmtrain.errors import ClusterError
 from svmtrain.experiments import search
 from svmtrain.experiments.common import load_splits
+from svmtrain.experiments.search.cluster import STARTED
 
 distributed = pytest.importorskip("distributed")
-
-STARTUP_SECONDS = 90  # bounded waits for processes that start on a shared, loaded machine
-
-
-class Cluster:
-    """A scheduler and workers started as `dask` subprocesses, each in its own session so that
-    stopping it stops its children (a nanny's worker process) too.
-
-    ``worker_envs``: one dict of extra environment variables per worker."""
-
-    def __init__(
-        self,
-        directory: Path,
-        worker_envs: list[dict[str, str]],
-        scheduler_env: dict[str, str] | None = None,
-    ) -> None:
-        self.directory = directory
-        self.scheduler_file = directory / "scheduler.json"
-        self.processes: list[subprocess.Popen] = []
-        self.client = None
-        try:
-            self._start(worker_envs, scheduler_env or {})
-        except BaseException:
-            self.close()
-            raise
-
-    def _spawn(self, args: list[str], log: str, env: dict[str, str]) -> None:
-        with open(self.directory / log, "wb") as out:
-            self.processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "dask", *args],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,
-                    cwd=self.directory,
-                )
-            )
-
-    def _start(self, worker_envs: list[dict[str, str]], scheduler_env: dict[str, str]) -> None:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("SVMTRAIN_")}
-        base["NO_PROXY"] = base["no_proxy"] = "127.0.0.1,localhost"
-        scheduler = ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
-        self._spawn(
-            [*scheduler, "--scheduler-file", str(self.scheduler_file)],
-            "scheduler.log",
-            {**base, **scheduler_env},
-        )
-        self.address = _wait_for(lambda: _address(self.scheduler_file), "the scheduler file")
-        for i, extra in enumerate(worker_envs):
-            worker = [
-                "worker",
-                self.address,
-                "--nthreads",
-                "1",
-                "--no-dashboard",
-                "--name",
-                f"w{i}",
-            ]
-            worker += ["--host", "127.0.0.1", "--local-directory", str(self.directory)]
-            self._spawn(worker, f"worker{i}.log", {**base, **extra})
-        self.client = distributed.Client(self.address, set_as_default=False, timeout=30)
-        self.client.wait_for_workers(len(worker_envs), timeout=STARTUP_SECONDS)
-
-    def worker_pid(self, address: str) -> int:
-        return self.client.run(os.getpid, workers=[address])[address]
-
-    def task_count(self) -> int:
-        """Tasks the scheduler still knows of (none once a search's client has gone)."""
-        # A lambda travels by value: the scheduler cannot import this test module.
-        return self.client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
-
-    def close(self) -> None:
-        if self.client is not None:
-            with contextlib.suppress(Exception):
-                self.client.close(timeout=10)
-        for process in self.processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=15)
-
-
-def _address(scheduler_file: Path) -> str | None:
-    try:
-        return json.loads(scheduler_file.read_text())["address"]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _wait_for(condition, what: str, timeout: float = STARTUP_SECONDS):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"waited {timeout} s for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +108,8 @@ def test_successive_halving_on_dask_gives_the_local_results(cluster, data_sets, 
 @pytest.mark.slow
 def _kill_mid_search(cluster, data, mirror_server, out_dir):
     """A search of two 12-epoch trials on ``cluster``; the worker running the first trial to
-    start is killed with SIGKILL. Returns (the search, the killed trial, the splits)."""
+    start is killed with SIGKILL (by the event the trial logs as it starts). Returns (the
+    search, the killed trial, the splits)."""
     overrides = [
         f"data.dir={data.data_dir}",
         f"data.url={mirror_server.url}",
@@ -232,13 +129,13 @@ def _kill_mid_search(cluster, data, mirror_server, out_dir):
         except BaseException as err:  # reported by the main thread
             failures.append(err)
 
+    earlier = len(cluster.client.get_events(STARTED))  # of other tests on this cluster
     thread = threading.Thread(target=searching, daemon=True)
     thread.start()
-    processing = _wait_for(
-        lambda: [(w, k) for w, keys in cluster.client.processing().items() for k in keys],
-        "a trial to start",
-    )
-    worker, key = processing[0]
+    # The first trial a worker started (another may be queued on the same worker, unstarted).
+    started = wait_for(lambda: cluster.client.get_events(STARTED)[earlier:], "a trial to start")
+    key = started[0][1]
+    worker = next(w for w, keys in cluster.client.processing().items() if key in keys)
     killed = int(key.split("-trial-")[1].split("-")[0])
     os.kill(cluster.worker_pid(worker), signal.SIGKILL)
     thread.join(timeout=300)
@@ -262,6 +159,24 @@ def test_a_worker_killed_mid_trial_runs_it_again_elsewhere(
         dataclasses.replace(here, seconds=0)
     )
     cluster.client.wait_for_workers(2, timeout=STARTUP_SECONDS)  # the nanny restarted it
+
+
+@pytest.mark.slow
+def test_a_trial_only_queued_on_a_killed_worker_is_not_reported_as_run_again(
+    cifar_data_dir, mirror_server, tmp_path
+):
+    """One worker: Dask gives it both trials (one running, one queued behind it). Killed, its
+    nanny restarts it and both run; only the one that had started ran again (issue 19.38)."""
+    started = Cluster(tmp_path, [{"SVMTRAIN_DATA_DIR": str(tmp_path / "cache")}])
+    try:
+        job, killed, _ = _kill_mid_search(started, cifar_data_dir, mirror_server, tmp_path / "s")
+    finally:
+        started.close()
+    by_number = {r.number: r for r in job.results}
+    assert by_number[killed].retries == 1
+    assert "ran again after its worker died (1x)" in by_number[killed].message
+    queued = by_number[3 - killed]
+    assert (queued.retries, queued.message) == (0, "")
 
 
 @pytest.mark.slow
@@ -300,7 +215,7 @@ def test_a_stopped_dask_search_cancels_its_trials_and_keeps_the_finished(
         text=True,
     )
     try:
-        _wait_for(lambda: _finished(out) >= 1, "a finished trial", timeout=300)
+        wait_for(lambda: _finished(out) >= 1, "a finished trial", timeout=300)
         process.send_signal(sig)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -315,7 +230,7 @@ def test_a_stopped_dask_search_cancels_its_trials_and_keeps_the_finished(
     document = json.loads((out / search.RESULTS_JSON).read_text())
     assert document["interrupted"] and 1 <= document["finished"] < 8
     assert len(document["results"]) == document["finished"]
-    _wait_for(lambda: cluster.task_count() == 0, "the scheduler to forget the trials", 60)
+    wait_for(lambda: cluster.task_count() == 0, "the scheduler to forget the trials", 60)
 
 
 def _finished(out: Path) -> int:
@@ -325,14 +240,8 @@ def _finished(out: Path) -> int:
         return 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_an_unreachable_scheduler_is_one_clear_error():
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     with (
         pytest.raises(
             ClusterError, match=f"Cannot reach the Dask scheduler at {address} within 1 s"
@@ -344,7 +253,7 @@ def test_an_unreachable_scheduler_is_one_clear_error():
 
 @pytest.mark.slow
 def test_the_cli_gives_up_on_an_unreachable_scheduler(tmp_path):
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     result = run("search", "--lr", "1e-7", "--scheduler", address, "--out", tmp_path / "s")
     assert result.exit_code == 1
     assert f"Cannot reach the Dask scheduler at {address}" in result.output

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from svmtrain.config.keys import (
@@ -35,6 +36,28 @@ def _foreign_hyperparameter_message(model: ModelConfig) -> str:
     return (
         f"model.{name} is {getattr(model, name)}, but the {model.loss} loss has no {name} "
         f"({whose(name)}); remove model.{name} or set model.loss to {' or '.join(owners(name))}."
+    )
+
+
+# Largest finite value of each training dtype (numpy's finfo, written out: no numpy here).
+_LARGEST = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308}
+# Keys whose value multiplies W or its steps: one beyond the dtype makes them infinite at once.
+_SCALES = ("model.init_scale", "optim.learning_rate")
+
+
+def _beyond_dtype(c: Config) -> str | None:
+    """The first of _SCALES whose value the training dtype cannot hold, if any."""
+    largest = _LARGEST.get(c.preprocess.dtype, math.inf)
+    return next((k for k in _SCALES if _value(c, k) > largest), None)
+
+
+def _beyond_dtype_message(c: Config) -> str:
+    key = _beyond_dtype(c)
+    default = _value(Config(), key)
+    return (
+        f"{key} ({_value(c, key):g}) is larger than the largest {c.preprocess.dtype} "
+        f"({_LARGEST[c.preprocess.dtype]:.3g}), so W would be infinite from the first step; "
+        f"use a smaller {key} (the default is {default:g})."
     )
 
 
@@ -78,6 +101,7 @@ def _foreign_optimizer_message(cfg: Config) -> str:
 
 # Rules that tie keys together: (is it broken?, the message saying how to fix it).
 _CROSS_RULES: CrossRules = (
+    (lambda c: _beyond_dtype(c) is not None, _beyond_dtype_message),
     (lambda c: _foreign_optimizer_key(c) is not None, _foreign_optimizer_message),
     (
         lambda c: _foreign_hyperparameter(c.model) is not None,

@@ -30,7 +30,7 @@ from svmtrain.experiments.checkpoints import (
 from svmtrain.experiments.common import load_splits, predict_rows, sigterm_as_interrupt
 from svmtrain.experiments.evaluate import classification_metrics
 from svmtrain.experiments.train import TrainState, final_weights, init_state, optimizer, train
-from svmtrain.fileio import loads_json
+from svmtrain.fileio import read_json
 from svmtrain.io import runs
 from svmtrain.io.plots import plot_run, require_matplotlib
 from svmtrain.io.records import plural
@@ -176,9 +176,9 @@ def _only_config(run_dir: Path) -> bool:
 def _finished(run_dir: Path) -> FitResult:
     """The result of the finished run in run_dir, read back, for a --resume with nothing left."""
     try:
-        summary = loads_json((run_dir / runs.SUMMARY).read_text(encoding="utf-8"))
+        summary = read_json(run_dir / runs.SUMMARY, "run summary", SvmtrainError, "")
         FitResult(run_dir, summary).text()
-    except (OSError, ValueError, KeyError, TypeError):
+    except (SvmtrainError, ValueError, KeyError, TypeError):
         raise SvmtrainError(
             f"{run_dir / runs.SUMMARY} is not a readable summary, so the run cannot be resumed. "
             f"{runs.restart_hint(run_dir)}"

@@ -155,4 +155,14 @@ class Extractor(ABC):
                     f"features '{self.name}': {key} is {self.state[key].shape}, "
                     f"the settings need {shape}."
                 )
+            found = self.state[key]
+            if found.dtype.kind not in "fiu":
+                raise WeightsError(
+                    f"features '{self.name}': {key} must hold real numbers; got {found.dtype}."
+                )
+            if not np.all(np.isfinite(found)):
+                raise WeightsError(
+                    f"features '{self.name}': {key} holds values that are not finite numbers "
+                    "(NaN or inf)."
+                )
             self.state[key] = self.state[key].astype(np.float32, copy=False)

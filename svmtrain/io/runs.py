@@ -16,7 +16,6 @@ import fcntl
 import json
 import os
 import time
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 
 from svmtrain.config import Config, save_config
 from svmtrain.errors import SvmtrainError
-from svmtrain.fileio import atomic_write, loads_json, read_npz
+from svmtrain.fileio import NpzReader, atomic_write, loads_json, read_json, read_npz, read_text
 from svmtrain.io.records import write_json
 
 CONFIG = "config.yaml"
@@ -81,11 +80,19 @@ def listing(names: list[str]) -> str:
 def diverged_weights(path: Path) -> bool:
     """Whether ``path`` is the weights file of a run that diverged (it records the epoch); a
     user's file of that name, or a run's that did not diverge, is not."""
+    return "diverged_in_epoch" in _npz_names(path)
+
+
+def _npz_names(path: Path) -> frozenset[str]:
+    """The arrays of the .npz at ``path`` (its zip directory read as every .npz svmtrain
+    reads is, bounded); none if it is no such file."""
+    if not path.is_file():
+        return frozenset()
     try:
-        with zipfile.ZipFile(path) as npz:
-            return "diverged_in_epoch.npy" in npz.namelist()
-    except (OSError, zipfile.BadZipFile):
-        return False
+        with NpzReader(path, "file", SvmtrainError, "") as npz:
+            return npz.names
+    except SvmtrainError:
+        return frozenset()
 
 
 @contextmanager
@@ -179,7 +186,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     arrays = read_npz(path, "checkpoint", SvmtrainError, hint)
     try:
         meta = loads_json(str(arrays.pop("meta")))
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, RecursionError):
         raise SvmtrainError(f"{path} is not a readable checkpoint (no metadata). {hint}") from None
     if not isinstance(meta, dict):
         raise SvmtrainError(f"{path} is not a readable checkpoint (bad metadata). {hint}")
@@ -235,13 +242,7 @@ def weights_file(path: str | os.PathLike) -> Path:
 
 def _is_checkpoint(path: Path) -> bool:
     """Whether ``path`` is a checkpoint.npz (see :func:`save_checkpoint`): its meta and W."""
-    if not path.is_file():  # opening a named pipe to look would wait for a writer
-        return False
-    try:
-        with zipfile.ZipFile(path) as npz:
-            return {"meta.npy", "W.npy", "loss_history.npy"} <= set(npz.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
+    return {"meta", "W", "loss_history"} <= _npz_names(path)
 
 
 def run_file_fault(path: Path, what: str) -> str:
@@ -249,11 +250,10 @@ def run_file_fault(path: Path, what: str) -> str:
     return f"{path} {what}; {new_run_hint(path.parent)}."
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise SvmtrainError(run_file_fault(path, f"cannot be read ({err})")) from None
+def _hint(run_dir: Path) -> str:
+    """The end of a message about a broken run file: how to make a run."""
+    hint = new_run_hint(run_dir)
+    return hint[0].upper() + hint[1:] + "."
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -264,14 +264,16 @@ def read_metrics(run_dir: Path) -> list[dict]:
     """
     path = run_dir / METRICS
     records = []
-    for number, line in enumerate(_read_text(path).splitlines(), 1):
+    text = read_text(path, "metrics file", SvmtrainError, _hint(run_dir))
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = loads_json(line)
-        except json.JSONDecodeError as err:
+        except (ValueError, RecursionError) as err:
+            why = "nested too deeply" if isinstance(err, RecursionError) else err
             raise SvmtrainError(
-                run_file_fault(path, f"line {number} is not JSON ({err})")
+                run_file_fault(path, f"line {number} is not JSON ({why})")
             ) from None
         if not isinstance(record, dict):
             record = {}
@@ -321,10 +323,7 @@ def read_test_confusion(run_dir: Path, classes: int) -> np.ndarray | None:
     path = run_dir / SUMMARY
     if not path.exists():
         return None
-    try:
-        summary = loads_json(_read_text(path))
-    except json.JSONDecodeError as err:
-        raise SvmtrainError(run_file_fault(path, f"is not JSON ({err})")) from None
+    summary = read_json(path, "run summary", SvmtrainError, _hint(run_dir))
     if not isinstance(summary, dict) or summary.get("confusion") is None:
         return None
     try:

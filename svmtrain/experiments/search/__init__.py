@@ -44,6 +44,7 @@ from svmtrain.experiments.search.runner import (
 )
 from svmtrain.experiments.search.space import (
     LR,
+    MAX_CONFIRMED_TRIALS,
     MAX_TRIALS,
     REG,
     SEED,
@@ -59,6 +60,7 @@ from svmtrain.experiments.search.space import (
     parse_axis,
     parse_grid_option,
     random_settings,
+    trial_count,
     with_seeds,
 )
 
@@ -69,6 +71,7 @@ __all__ = [
     "DIVERGED",
     "FORK_NOTE",
     "LR",
+    "MAX_CONFIRMED_TRIALS",
     "MAX_TRIALS",
     "OK",
     "REG",
@@ -106,5 +109,6 @@ __all__ = [
     "search_dir",
     "search_hyperparameters",
     "setting_records",
+    "trial_count",
     "with_seeds",
 ]

@@ -12,13 +12,19 @@ Dask is imported when a :class:`DaskExecutor` is entered, never when this module
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import importlib.metadata
 import json
+import logging
 import os
+import queue
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +35,20 @@ from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ClusterError
 from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.search.results import CRASHED, TrialResult
-from svmtrain.experiments.search.runner import crashed_result, run_trial
+from svmtrain.experiments.search.runner import (
+    crashed_result,
+    run_trial,
+    shielded_from_interrupts,
+)
 from svmtrain.experiments.search.space import Trial
+from svmtrain.fileio import read_json
 
 ENV_SCHEDULER = "SVMTRAIN_SCHEDULER"
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler
 WORKERS_TIMEOUT = 30.0  # seconds to wait for the scheduler to have a worker
+POLL_SECONDS = 1.0  # how often a search waiting for trials checks that workers are left
+CLOSE_TIMEOUT = 5.0  # seconds to cancel the trials left and disconnect
+STARTED = "svmtrain-trial-started"  # the event a worker logs as it starts a trial
 INSTALL_HINT = "pip install 'svmtrain[dask]'"
 
 
@@ -42,14 +56,18 @@ class DaskExecutor:
     """Runs trials on the workers of the Dask scheduler at ``address`` (e.g.
     tcp://10.0.0.5:8786) or named in ``scheduler_file``; give exactly one.
 
-    Entering connects (within ``connect_timeout`` seconds), waits up to ``workers_timeout``
-    seconds for a worker, and checks that the scheduler and every worker run this svmtrain
-    version; each failure raises :class:`ClusterError`, as does a missing Dask. Leaving
-    cancels the trials not yet finished (after Ctrl-C, say) and disconnects.
+    Entering reads the scheduler file (bounded JSON), exchanges Dask's handshake with the
+    scheduler within ``connect_timeout`` seconds, waits up to ``workers_timeout`` seconds for
+    a worker, and checks that the scheduler and every worker run this svmtrain version; each
+    failure raises :class:`ClusterError`, as does a missing Dask. While trials run, a
+    scheduler that goes away, or one left without a worker for ``workers_timeout`` seconds,
+    raises ClusterError too. Leaving cancels the trials not yet finished (after Ctrl-C, say)
+    and disconnects, within CLOSE_TIMEOUT seconds. Dask's own log lines are silenced inside.
 
-    A trial whose worker dies is run again on another worker (Dask retries it up to its
-    ``distributed.scheduler.allowed-failures`` times) and its result says so (``retries``);
-    one that kills every worker it runs on is recorded as CRASHED and the search goes on.
+    A trial whose worker dies while running it is run again on another worker (Dask retries it
+    up to its ``distributed.scheduler.allowed-failures`` times) and its result says so
+    (``retries``: the runs started beyond the first); one that kills every worker it runs on
+    is recorded as CRASHED and the search goes on.
     """
 
     def __init__(
@@ -68,6 +86,7 @@ class DaskExecutor:
         self.workers_timeout = workers_timeout
         self.client: Any = None
         self._outstanding: list[Any] = []
+        self._log_levels: dict[str, int] = {}
 
     @property
     def where(self) -> str:
@@ -88,29 +107,70 @@ class DaskExecutor:
             raise ClusterError(
                 f"--scheduler needs Dask, which is not installed: {INSTALL_HINT}"
             ) from None
-        if self.scheduler_file is not None and not Path(self.scheduler_file).is_file():
-            raise ClusterError(
-                f"The scheduler file {self.scheduler_file} does not exist; start the scheduler "
-                f"with: dask scheduler --scheduler-file {self.scheduler_file}"
-            )
+        # The search reports what goes wrong with the cluster itself, as one line; Dask's own
+        # log lines (tracebacks of each failed reconnection) are for its developers.
+        self._log_levels = _quiet_dask_logs()
         try:
-            self.client = Client(
-                self.address,
-                scheduler_file=self.scheduler_file,
-                timeout=self.connect_timeout,
-                set_as_default=False,
-            )
+            return self._connect(Client)
+        except BaseException:
+            _restore_levels(self._log_levels)
+            raise
+
+    def _connect(self, Client: Any) -> DaskExecutor:
+        address = self.address if self.address is not None else self._address_in_file()
+        self._reach(address)
+        try:
+            self.client = Client(address, timeout=self.connect_timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as err:
-            raise ClusterError(
-                f"Cannot reach {self.where} within {self.connect_timeout:g} s ({err}). Is "
-                "`dask scheduler` running there, and is the address right (tcp://HOST:PORT)?"
-            ) from None
+            raise self._unreachable(err) from None
         try:
             self._check_cluster()
         except BaseException:
-            self.client.close()
+            self._close()
             raise
         return self
+
+    def _address_in_file(self) -> str:
+        """The address in the scheduler file, read as any JSON svmtrain reads back."""
+        start = f"start the scheduler with: dask scheduler --scheduler-file {self.scheduler_file}"
+        if not Path(self.scheduler_file).exists():
+            raise ClusterError(f"The scheduler file {self.scheduler_file} does not exist; {start}")
+        hint = f"Give the file `dask scheduler --scheduler-file` writes, or {start}."
+        info = read_json(self.scheduler_file, "scheduler file", ClusterError, hint)
+        address = info.get("address") if isinstance(info, dict) else None
+        if not isinstance(address, str) or not address:
+            raise ClusterError(
+                f"The scheduler file {self.scheduler_file} names no scheduler address (its "
+                f'"address" must be a string such as "tcp://10.0.0.5:8786"). {hint}'
+            )
+        return address
+
+    def _reach(self, address: str) -> None:
+        """Open a connection to ``address`` and exchange Dask's handshake, all within
+        connect_timeout (Client alone waits for ever on a port that accepts TCP but never
+        answers); ClusterError if that fails, before any Client exists."""
+        from distributed.comm import connect
+
+        async def handshake() -> None:
+            comm = await connect(address, timeout=self.connect_timeout)
+            await comm.close()
+
+        try:
+            asyncio.run(asyncio.wait_for(handshake(), self.connect_timeout))
+        except (ValueError, TypeError) as err:
+            raise ClusterError(
+                f"{address!r} is not the address of a Dask scheduler ({err}); give "
+                "tcp://HOST:PORT, as `dask scheduler` prints it."
+            ) from None
+        except (OSError, TimeoutError, asyncio.TimeoutError) as err:
+            raise self._unreachable(err) from None
+
+    def _unreachable(self, err: BaseException) -> ClusterError:
+        why = str(err) or f"no answer: {type(err).__name__}"
+        return ClusterError(
+            f"Cannot reach {self.where} within {self.connect_timeout:g} s ({why}). Is "
+            "`dask scheduler` running there, and is the address right (tcp://HOST:PORT)?"
+        )
 
     def _check_cluster(self) -> None:
         try:
@@ -136,50 +196,131 @@ class DaskExecutor:
             )
 
     def __exit__(self, *exc: object) -> None:
+        try:
+            with shielded_from_interrupts():  # a second Ctrl-C must not cut the cleanup short
+                self._close()
+        finally:
+            _restore_levels(self._log_levels)
+
+    def _close(self) -> None:
+        """Cancel the trials not yet finished and disconnect, within CLOSE_TIMEOUT seconds
+        (a scheduler that has gone does not answer)."""
         if self.client is None:
             return
         try:
-            if self._outstanding:
+            if self._outstanding and self.client.status == "running":
                 self.client.cancel(self._outstanding)
+        except (OSError, TimeoutError):
+            pass
         finally:
-            self.client.close()
+            with contextlib.suppress(OSError, TimeoutError):
+                self.client.close(timeout=CLOSE_TIMEOUT)
             self.client = None
             self._outstanding = []
 
     def run(self, trials: Sequence[Trial], splits: Splits) -> Iterator[TrialResult]:
         """The trials' results as they finish, in any order. ``splits``: the data the client
-        loaded; workers load the same archive (its sha256) themselves."""
-        from distributed import KilledWorker, as_completed
+        loaded; workers load the same archive (its sha256) themselves.
 
+        Raises ClusterError when the scheduler goes away, or when it has had no worker for
+        workers_timeout seconds while trials wait (every worker died)."""
         batch = uuid.uuid4().hex[:8]
-        futures = {
-            self.client.submit(
+        finished: queue.Queue = queue.Queue()
+        futures = {}
+        for trial in trials:
+            future = self.client.submit(
                 run_remote_trial,
                 for_workers(trial, splits),
                 key=f"svmtrain-{batch}-trial-{trial.number}-rung-{trial.rung}",
                 pure=False,
-            ): trial
-            for trial in trials
-        }
+            )
+            futures[future] = trial
+            future.add_done_callback(finished.put)  # also once cancelled (the scheduler gone)
         self._outstanding = list(futures)
-        for future in as_completed(futures, loop=self.client.loop):
-            trial = futures[future]
-            try:
-                result = future.result()
-            except KilledWorker as err:
-                result = crashed_result(trial, f"every worker that ran it died ({err})")
-            except ImportError as err:
-                raise ClusterError(
-                    f"A worker of {self.where} cannot run svmtrain ({err}); install svmtrain "
-                    f"on every worker ({INSTALL_HINT})."
-                ) from None
-            retries = self.client.run_on_scheduler(_times_restarted, key=future.key)
-            if retries and result.status != CRASHED:
-                note = f"ran again after its worker died ({retries}x)"
-                message = f"{result.message}; {note}" if result.message else note
-                result = dataclasses.replace(result, retries=retries, message=message)
+        alone_since: float | None = None
+        for _ in range(len(futures)):
+            while True:
+                try:
+                    future = finished.get(timeout=POLL_SECONDS)
+                    break
+                except queue.Empty:
+                    alone_since = self._check_workers(alone_since)
+            alone_since = None
+            yield self._result(future, futures[future])
             self._outstanding.remove(future)
-            yield result
+
+    def _check_workers(self, alone_since: float | None) -> float | None:
+        """While trials wait: when the scheduler first had no worker (None if it has one).
+        Raises ClusterError once it has had none for workers_timeout seconds, or is gone."""
+        try:
+            workers = len(self.client.nthreads())
+        except (OSError, TimeoutError, CancelledError) as err:
+            raise self._lost(err) from None
+        if workers:
+            return None
+        now = time.monotonic()
+        if alone_since is None:
+            return now
+        if now - alone_since >= self.workers_timeout:
+            raise ClusterError(
+                f"Every worker of {self.where} has gone (none for {self.workers_timeout:g} s) "
+                "and trials are waiting; start workers with: dask worker "
+                f"{self.client.scheduler.address} --nthreads 1, then search again."
+            )
+        return alone_since
+
+    def _lost(self, err: BaseException) -> ClusterError:
+        return ClusterError(
+            f"Lost the connection to {self.where} ({type(err).__name__}: {err}); the scheduler "
+            "stopped or the network failed."
+        )
+
+    def _result(self, future: Any, trial: Trial) -> TrialResult:
+        """The finished ``future``'s result: CRASHED if every worker that ran it died, with
+        the runs it had to make again noted."""
+        from distributed import KilledWorker
+
+        try:
+            result = future.result()
+        except KilledWorker as err:
+            return crashed_result(trial, f"every worker that ran it died ({err})")
+        except CancelledError as err:
+            raise self._lost(err) from None
+        except ImportError as err:
+            raise ClusterError(
+                f"A worker of {self.where} cannot run svmtrain ({err}); install svmtrain "
+                f"on every worker ({INSTALL_HINT})."
+            ) from None
+        again = self._runs_of(future.key) - 1
+        if again > 0 and result.status != CRASHED:
+            note = f"ran again after its worker died ({again}x)"
+            message = f"{result.message}; {note}" if result.message else note
+            result = dataclasses.replace(result, retries=again, message=message)
+        return result
+
+    def _runs_of(self, key: str) -> int:
+        """How many times a worker started the task ``key`` (each start logs an event; a task
+        only queued on a worker that died was never started there)."""
+        try:
+            events = self.client.get_events(STARTED)
+        except (OSError, TimeoutError):
+            return 1
+        return sum(1 for _, event in events if event == key)
+
+
+def _quiet_dask_logs() -> dict[str, int]:
+    """Set Dask's loggers (each of "distributed" and below has its own level) to CRITICAL;
+    returns their levels before, for :func:`_restore_levels`."""
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+    levels = {name: logging.getLogger(name).level for name in ["distributed", *names]}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return levels
+
+
+def _restore_levels(levels: dict[str, int]) -> None:
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def for_workers(trial: Trial, splits: Splits) -> Trial:
@@ -201,8 +342,13 @@ _prepared: dict[str, Splits] = {}  # the data this process prepared, by data/pre
 
 
 def run_remote_trial(trial: Trial) -> TrialResult:
-    """On a worker: :func:`run_trial` on this process's prepared data (loaded on first use)."""
+    """On a worker: :func:`run_trial` on this process's prepared data (loaded on first use),
+    once it has logged that it started (see :meth:`DaskExecutor._runs_of`)."""
+    from distributed import get_worker
+
     with _one_trial_at_a_time:
+        worker = get_worker()
+        worker.log_event(STARTED, worker.get_current_task())
         return run_trial(trial, prepared_splits(trial.config))
 
 
@@ -229,9 +375,3 @@ def _has(version: Any) -> str:
     if isinstance(version, BaseException):
         return f"cannot run svmtrain ({type(version).__name__}: {version})"
     return "has no svmtrain installed" if version is None else f"runs svmtrain {version}"
-
-
-def _times_restarted(key: str, dask_scheduler: Any = None) -> int:
-    """On the scheduler: how many workers died while running task ``key``."""
-    task = dask_scheduler.tasks.get(key)
-    return task.suspicious if task is not None else 0

@@ -16,7 +16,7 @@ from typing import Any
 from svmtrain.config import Config, save_config
 from svmtrain.errors import DivergenceError, SvmtrainError
 from svmtrain.experiments.search.space import LR, REG, SEED, Axis, Halving, Trial
-from svmtrain.fileio import loads_json
+from svmtrain.fileio import read_json
 from svmtrain.io import runs
 from svmtrain.io.records import cell, format_table, write_csv, write_json
 
@@ -363,7 +363,7 @@ def new_search_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
 def _finished_trials(results_json: Path) -> int | None:
     """How many trials results.json says finished; None if it cannot be read as ours."""
     try:
-        finished = loads_json(results_json.read_text())["finished"]
-    except (OSError, ValueError, KeyError, TypeError):
+        finished = read_json(results_json, "search's results", SvmtrainError, "")["finished"]
+    except (SvmtrainError, KeyError, TypeError):
         return None
     return finished if isinstance(finished, int) else None

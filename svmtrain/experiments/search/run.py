@@ -24,6 +24,7 @@ from svmtrain.experiments.search.space import (
     parse_axis,
     parse_grid_option,
     random_settings,
+    trial_count,
     with_seeds,
 )
 from svmtrain.io.records import plural
@@ -91,18 +92,19 @@ def search_hyperparameters(
     if seeds is not None and any(a.key == SEED for a in axes):
         raise ArgumentError((), f"--seeds sets {SEED}; drop --grid {SEED}=... or --seeds.")
     base = load_config(config_path, overrides)
+    count = trial_count(axes, random) * (seeds or 1)
+    check_trial_count(count, confirmed=yes)
+    if plan is not None:  # trials cannot search their length: each has the base's, or --epochs
+        plan.rung_epochs(count, epochs if epochs is not None else base.train.epochs)
+    if progress:
+        notify(f"search: {plural(count, 'trial')}")
     if random is None:
         settings = grid_settings(axes)
     else:
         settings = random_settings(axes, random, base.train.seed)
     if seeds is not None:
         settings = with_seeds(settings, base.train.seed, seeds)
-    check_trial_count(len(settings), confirmed=yes)
-    if progress:
-        notify(f"search: {plural(len(settings), 'trial')}")
     trials = make_trials(config_path, overrides, settings, epochs)
-    if plan is not None:
-        plan.rung_epochs(len(trials), trials[0].config.train.epochs)
     jobs = jobs if jobs is not None else os.cpu_count() or 1
     cluster = None
     if scheduler is not None or scheduler_file is not None:

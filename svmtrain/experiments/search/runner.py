@@ -15,16 +15,19 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from svmtrain.config import Config
 from svmtrain.core.blas import limited_threads
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import (
+    ClusterError,
     DivergenceError,
     Interrupted,
     SigTerm,
@@ -271,48 +274,58 @@ def run_search(
     if executor is None:
         executor = LocalPool(splits, search.jobs, len(search.trials))
     batch = search.trials
-    try:
-        with (
-            sigterm_as_interrupt(),
-            executor if own else contextlib.nullcontext(),
-            tqdm(total=planned, unit="trial", disable=not progress, dynamic_ncols=True) as bar,
-        ):
-            for rung, epochs in enumerate(rungs):
-                if epochs is not None:
-                    batch = [for_rung(trial, rung, epochs) for trial in batch]
-                finished = []
-                for result in executor.run(batch, splits):
-                    finished.append(result)
-                    search.record(result)
-                    search.write()
-                    bar.update(1)
-                    top = rank(search.results)[0]
-                    if top.val_acc is not None:
-                        bar.set_postfix(best_val_acc=f"{top.val_acc:.3f}")
-                if search.halving is not None:
-                    keep = search.halving.survivors(len(batch))
-                    best = [r.number for r in rank(finished) if r.status == OK][:keep]
-                    batch = [trial for trial in search.trials if trial.number in best]
-    except KeyboardInterrupt as stop:
-        search.interrupted = True
-        search.write()
-        runs = "trials" if search.halving is None else "trial runs"
-        kept = f"after {search.runs} of {planned} {runs}; their results are in {search.out_dir}."
-        # SIGTERM and SIGHUP end as they end fit: their own word and exit code (143, 129)
-        if isinstance(stop, SigTerm):
-            raise Terminated(f"Stopped by {stop.name} {kept}", stop.signum) from None
-        raise Interrupted(f"Interrupted {kept}") from None
-    except WorkerDied as died:
-        if died.trial is not None:
-            trial = next(t for t in batch if t.number == died.trial)
-            search.record(crashed_result(trial, str(died)))
-        search.write()
-        finished = search.document()["finished"]
-        raise SvmtrainError(
-            f"The search stopped: {died}. {finished} of {len(search.trials)} trials finished; "
-            f"their results are in {search.out_dir}."
-        ) from None
+    with sigterm_as_interrupt(), _ctrl_c_once():
+        try:
+            with (
+                executor if own else contextlib.nullcontext(),
+                tqdm(total=planned, unit="trial", disable=not progress, dynamic_ncols=True) as bar,
+            ):
+                for rung, epochs in enumerate(rungs):
+                    if epochs is not None:
+                        batch = [for_rung(trial, rung, epochs) for trial in batch]
+                    finished = []
+                    for result in executor.run(batch, splits):
+                        finished.append(result)
+                        search.record(result)
+                        search.write()
+                        bar.update(1)
+                        top = rank(search.results)[0]
+                        if top.val_acc is not None:
+                            bar.set_postfix(best_val_acc=f"{top.val_acc:.3f}")
+                    if search.halving is not None:
+                        keep = search.halving.survivors(len(batch))
+                        best = [r.number for r in rank(finished) if r.status == OK][:keep]
+                        batch = [trial for trial in search.trials if trial.number in best]
+        except KeyboardInterrupt as stop:
+            search.interrupted = True
+            search.write()
+            runs = "trials" if search.halving is None else "trial runs"
+            kept = (
+                f"after {search.runs} of {planned} {runs}; their results are in {search.out_dir}."
+            )
+            # SIGTERM and SIGHUP end as they end fit: their own word and exit code (143, 129)
+            if isinstance(stop, SigTerm):
+                raise Terminated(f"Stopped by {stop.name} {kept}", stop.signum) from None
+            raise Interrupted(f"Interrupted {kept}") from None
+        except WorkerDied as died:
+            if died.trial is not None:
+                trial = next(t for t in batch if t.number == died.trial)
+                search.record(crashed_result(trial, str(died)))
+            raise SvmtrainError(f"The search stopped: {died}. {_kept(search)}") from None
+        except ClusterError as lost:  # the scheduler, or every worker, went away
+            raise ClusterError(f"{lost} {_kept(search)}") from None
     return search
+
+
+def _kept(search: Search) -> str:
+    """Write the results so far; what a message of a search that stopped says of them."""
+    with shielded_from_interrupts():
+        search.write()
+    finished = search.document()["finished"]
+    return (
+        f"{finished} of {len(search.trials)} trials finished; their results are in "
+        f"{search.out_dir}."
+    )
 
 
 def crashed_result(trial: Trial, message: str) -> TrialResult:
@@ -327,3 +340,43 @@ def crashed_result(trial: Trial, message: str) -> TrialResult:
         seconds=0.0,
         message=message,
     )
+
+
+@contextmanager
+def shielded_from_interrupts() -> Iterator[None]:
+    """Inside, Ctrl-C (SIGINT) does not interrupt: the block runs to its end, and one that came
+    is raised as KeyboardInterrupt after it, unless an exception is on its way already (a
+    search being stopped: its message, saying where the results are, is the one to keep).
+    Only the main thread can set signal handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    saved = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    if came and sys.exc_info()[0] is None:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def _ctrl_c_once() -> Iterator[None]:
+    """Inside, the first Ctrl-C raises KeyboardInterrupt as ever, and later ones are ignored
+    until the block ends, so that the stop runs to its end and says where the results are (as
+    :func:`~svmtrain.experiments.common.sigterm_as_interrupt` does for SIGTERM and SIGHUP).
+    Only the main thread can set signal handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def first(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    saved = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)

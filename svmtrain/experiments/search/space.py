@@ -216,11 +216,28 @@ class Trial:
 
 
 MAX_TRIALS = 1000  # more is likely a typo in a grid (90,000 trials): asked to confirm
+# Even with --yes: every trial's configs are held in memory and the results files are rewritten
+# after each trial, so a search of more is many searches' work in one; it is refused.
+MAX_CONFIRMED_TRIALS = 100_000
+
+
+def trial_count(axes: Sequence[Axis], random: int | None) -> int:
+    """How many trials ``axes`` make, counted without making them: ``random`` samples, or the
+    product of the listed values' counts (the grid)."""
+    return random if random is not None else math.prod(len(a.values) for a in axes)
 
 
 def check_trial_count(count: int, confirmed: bool) -> None:
-    """Refuse a search of more than MAX_TRIALS trials unless ``confirmed`` (--yes): raises
-    ArgumentError (naming no argument) saying how many and how to go on."""
+    """Refuse a search of more than MAX_TRIALS trials unless ``confirmed`` (--yes), and one of
+    more than MAX_CONFIRMED_TRIALS even so: raises ArgumentError (naming no argument) saying
+    how many and how to go on. Count them with :func:`trial_count`, before building any."""
+    if count > MAX_CONFIRMED_TRIALS:
+        raise ArgumentError(
+            (),
+            f"The search has {count:,} trials; svmtrain runs at most {MAX_CONFIRMED_TRIALS:,} "
+            "in one search (each trial's config is held in memory and the results are rewritten "
+            "after each). Narrow --lr, --reg or --grid, or lower --random.",
+        )
     if count > MAX_TRIALS and not confirmed:
         raise ArgumentError(
             (),
@@ -287,11 +304,17 @@ class Halving:
         while low * eta**rungs <= max_epochs and eta**rungs <= num_trials:
             rungs += 1
         if rungs < 2:
+            unmet = []
+            if eta > num_trials:
+                unmet.append(f"at least {eta} trials (got {num_trials})")
+            if low * eta > max_epochs:
+                unmet.append(
+                    f"trials of at least {low * eta} epochs (got {max_epochs}; set --epochs)"
+                )
             raise ArgumentError(
                 (),
-                f"--halving with --reduction-factor {eta} and --min-epochs {low} needs at least "
-                f"{eta} trials (got {num_trials}) and trials of at least {low * eta} epochs "
-                f"(got {max_epochs}; set --epochs).",
+                f"--halving with --reduction-factor {eta} and --min-epochs {low} needs "
+                f"{' and '.join(unmet)}.",
             )
         return [low * eta**k for k in range(rungs)]
 
