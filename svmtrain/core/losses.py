@@ -50,10 +50,7 @@ def _log_softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def svm_example_losses(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.ndarray:
-    """Weston-Watkins hinge loss of each example: sum_{j != y_i} max(0, s_j - s_{y_i} + delta).
-
-    scores: (..., N, C); y: (N,). Returns (..., N) of scores' dtype.
-    """
+    """sum_{j != y_i} max(0, s_j - s_{y_i} + delta) per example: (..., N) of scores (..., N, C)."""
     # A row sum: einsum is several times faster than .sum(axis=-1) over a short last axis.
     return np.einsum("...j->...", _svm_hinge(scores, y, delta))
 
@@ -61,19 +58,13 @@ def svm_example_losses(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0)
 def squared_hinge_example_losses(
     scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
 ) -> np.ndarray:
-    """Squared (L2-SVM) hinge loss of each example: sum_{j != y_i} max(0, s_j - s_{y_i} + delta)^2.
-
-    scores: (..., N, C); y: (N,). Returns (..., N) of scores' dtype.
-    """
+    """sum_{j != y_i} max(0, s_j - s_{y_i} + delta)^2 per example: (..., N) of (..., N, C)."""
     hinge = _svm_hinge(scores, y, delta)
     return np.einsum("...j,...j->...", hinge, hinge)
 
 
 def softmax_example_losses(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Cross-entropy of each example: -log softmax(s_i)[y_i].
-
-    scores: (..., N, C); y: (N,). Returns (..., N) of scores' dtype.
-    """
+    """-log softmax(s_i)[y_i] per example: (..., N) of scores (..., N, C)."""
     return -_log_softmax(scores)[..., np.arange(scores.shape[-2]), y]
 
 
@@ -173,11 +164,7 @@ def svm_loss(
     delta: float = 1.0,
     reg_bias: bool = True,
 ) -> tuple[float, np.ndarray]:
-    """Multiclass SVM loss and gradient, vectorised (no Python loop over examples or classes).
-
-    W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C); delta: the margin.
-    Returns (loss, dW (C, D) of W's dtype). At a margin of exactly 0 the subgradient taken is 0.
-    """
+    """Multiclass SVM loss and gradient, vectorised; delta is the margin."""
     return _linear(svm_score_gradient, W, X, y, reg, reg_bias, delta=delta)
 
 
@@ -197,11 +184,7 @@ def squared_hinge_loss(
     delta: float = 1.0,
     reg_bias: bool = True,
 ) -> tuple[float, np.ndarray]:
-    """Squared hinge (L2-SVM, Weston-Watkins) loss and gradient, vectorised.
-
-    W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C); delta: the margin.
-    Returns (loss, dW (C, D) of W's dtype).
-    """
+    """Squared hinge (L2-SVM, Weston-Watkins) loss and gradient, vectorised; delta: the margin."""
     return _linear(squared_hinge_score_gradient, W, X, y, reg, reg_bias, delta=delta)
 
 
@@ -225,11 +208,7 @@ def softmax_loss(
     *,
     reg_bias: bool = True,
 ) -> tuple[float, np.ndarray]:
-    """Softmax (cross-entropy) loss and gradient, vectorised and numerically stable.
-
-    W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C).
-    Returns (loss, dW (C, D) of W's dtype).
-    """
+    """Softmax (cross-entropy) loss and gradient, vectorised and numerically stable."""
     return _linear(softmax_score_gradient, W, X, y, reg, reg_bias)
 
 
