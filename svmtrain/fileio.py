@@ -1,10 +1,4 @@
-"""Atomic file writes: a reader never sees a truncated file that looks complete.
-
-Everything svmtrain writes (weights, checkpoints, metrics, configs, pictures) goes through
-:func:`atomic_write`: the bytes go to a hidden temporary file in the same directory, are
-flushed to disk, and only then renamed over the target, which POSIX makes atomic; the
-directory is flushed too, so the rename itself survives a crash.
-"""
+"""Atomic file writes, bounded reads, and one-line messages for file-system errors."""
 
 from __future__ import annotations
 
@@ -26,8 +20,8 @@ import numpy as np
 from svmtrain.errors import SvmtrainError
 
 _ELSEWHERE = "Choose a writable location."
-# How deep the values of any JSON or YAML svmtrain reads back may nest (its own nest 3 or 4):
-# parsing deeper text recurses until Python's stack runs out (a RecursionError).
+# How deep JSON or YAML read back may nest (svmtrain's own nest 3 or 4; deeper recursion
+# would end in a RecursionError).
 MAX_NESTING = 32
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _JSON_BRACKET = re.compile(r"[\[\]{}]")
@@ -43,11 +37,11 @@ _ADVICE = {
 
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary sibling of ``path`` for writing; on success rename it to ``path``.
+    """Open a temporary sibling of ``path`` for writing; on success fsync and rename it over
+    ``path``, and fsync the directory.
 
-    On any exception (Ctrl-C included) the temporary file is removed and ``path`` is left
-    exactly as it was. A failure of the file system (disk full, read-only, no such directory)
-    becomes one :class:`SvmtrainError` that names the file.
+    On any exception (Ctrl-C included) the temporary is removed and ``path`` left as it was.
+    Raises :class:`SvmtrainError` naming the file for a failure of the file system.
     """
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")

@@ -144,9 +144,8 @@ CrossRules = tuple[tuple[Callable[[Any], bool], Callable[[Any], str]], ...]
 
 def check_settings(cls: type, values: Any, path: str = "", where: str = "") -> Any:
     """``values`` (a mapping, or already a ``cls``) as a checked ``cls``: every key known and
-    following its rule, ints given for floats made floats, nested settings checked alike,
-    keys left out at their defaults, then the class's ``cross_rules`` (pairs of: is it
-    broken?, the message saying how to fix it).
+    following its rule, nested settings alike, missing keys at their defaults, then the
+    class's ``cross_rules`` ((is it broken?, the message) pairs).
 
     ``path`` prefixes each key in messages ("features.kmeans"; "" for the whole config);
     ``where`` (the file or override at fault) prefixes messages about names and shapes.

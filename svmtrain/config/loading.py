@@ -1,9 +1,4 @@
-"""Reading, overriding and writing configs: the functions most callers need.
-
-A YAML file (or a shipped config, by name) overrides any subset of the built-in defaults;
-unknown keys are rejected. :func:`load_config` reads one and ``--set section.key=value``
-overrides, and :func:`save_config` writes the resolved config so that a run can be replayed.
-"""
+"""Reading, overriding and writing configs: the functions most callers need."""
 
 from __future__ import annotations
 
@@ -29,14 +24,10 @@ from svmtrain.progress import notify
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
     """Read the config at ``path``, apply ``--set`` overrides, validate.
 
-    ``path`` is a YAML file or the name of a shipped config ("default", "quick", ...); a file
-    that exists wins over a name. None gives the built-in defaults, named "notes". A config
-    that does not set output.name takes its file's name without the suffix (or the shipped
-    name); a file without settings (empty, or only comments) is refused. ``overrides`` are
-    "section.key=value" strings; the value is read as YAML, so ``data.num_train=null`` gives
-    None and ``optim.learning_rate=1e-3`` a float. An override of ``optim.name`` resets what
-    came before it about the other optimisers' keys (a notice names them); set after it, or
-    with it in one file, such a key must keep its default.
+    ``path``: a YAML file, else the name of a shipped config; None: the built-in defaults
+    ("notes"). output.name defaults to the file's stem. ``overrides``: "section.key=value"
+    strings, the value read as YAML; one of ``optim.name`` resets the other optimisers' keys
+    set before it (a notice names them), and after it such a key must keep its default.
     Raises ConfigError naming the file, key or override at fault.
     """
     raw: dict = {}
@@ -207,9 +198,8 @@ def _read_file(path: str) -> str:
 
 
 def _parse_override(item: str) -> tuple[str, str, str | None, Any]:
-    """Split an override "section.key=value" into section, key, None and the value read as
-    YAML; "section.key.setting=value" (a key that is a mapping, e.g. features.kmeans) gives
-    the setting's name third."""
+    """(section, key, setting or None, the value read as YAML) of "section.key=value" or
+    "section.key.setting=value" (a setting of a mapping key, e.g. features.kmeans)."""
     shown = repr(item if len(item) <= 80 else item[:60] + "...")  # a value may be huge
     path, sep, text = item.partition("=")
     if not sep:

@@ -1,9 +1,7 @@
-"""The configs shipped inside the package (``svmtrain.configs``, from the top-level configs/).
+"""The configs shipped inside the package (``svmtrain.configs``), read by name.
 
-``svmtrain fit -c NAME`` reads one by name, so they work without a checkout. Each file lists only
-what it changes from the built-in defaults, below a header comment whose first line says what it
-is. "notes" is shipped too, as no file: it is the built-in defaults
-(:mod:`svmtrain.config.sections`), what a config without ``--config`` runs.
+Each lists only what it changes from the built-in defaults, below a header whose first line
+says what it is; "notes", shipped as no file, is the built-in defaults.
 """
 
 from __future__ import annotations
@@ -32,8 +30,7 @@ _EXPLAINED = (
 
 
 def shipped_names() -> list[str]:
-    """The names of the shipped configs, sorted: their file names without ``.yaml``, and
-    "notes" (the built-in defaults)."""
+    """The names of the shipped configs, "notes" among them, sorted."""
     files = [entry.name for entry in resources.files(_PACKAGE).iterdir()]
     return sorted(
         [NOTES, *(name.removesuffix(_SUFFIX) for name in files if name.endswith(_SUFFIX))]
@@ -75,10 +72,9 @@ def explained_text(name: str, cfg: Config) -> str:
 
 
 def write_new(text: str, out: str | os.PathLike) -> Path:
-    """Write ``text`` to the new file ``out`` (e.g. a config to edit into your own).
+    """Write ``text`` to the new file ``out``; returns it as a Path.
 
     Raises SvmtrainError if ``out`` exists (it is never overwritten) or cannot be written.
-    Returns ``out`` as a Path.
     """
     target = Path(out)
     if target.exists() or target.is_symlink():

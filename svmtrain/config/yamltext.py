@@ -30,16 +30,8 @@ class _Refused(yaml.YAMLError):
 
 
 class _Loader(yaml.SafeLoader):
-    """``yaml.safe_load`` with fixes: floats like ``1e-3``, duplicate keys, aliases, bounds.
-
-    PyYAML follows YAML 1.1, where ``1e-3`` and ``1.5e3`` are strings (a float needs a dot and a
-    signed exponent); a learning rate is written that way, so it must be a float as in YAML 1.2.
-    A key given twice would silently lose its first value, so it is an error instead.
-    Anchors and aliases are refused: a config has no use for them, and a few hundred bytes of
-    nested aliases expand to billions of values (an "alias bomb") that hang whatever prints or
-    copies them. Values nested deeper than MAX_NESTING (a config nests three levels) and
-    integers longer than Python reads from text are refused too, where they are met.
-    """
+    """``yaml.safe_load`` with YAML 1.2 floats (``1e-3``), refusing duplicate keys, anchors and
+    aliases, nesting deeper than MAX_NESTING and integers too long to read (docs/faults.md)."""
 
     def compose_node(self, parent, index):
         event = self.peek_event()

@@ -1,17 +1,7 @@
 """The number of threads of numpy's BLAS, limited around a block of code (OpenBLAS only).
 
-The training loop wants one thread: its products are skinny, (batch, 3073) @ (3073, C) and
-back, hundreds of calls a second, and OpenBLAS splits each call across its threads and waits
-for all of them, so when another process holds a core every call waits for a time slice. One
-BLAS thread also leaves the second core to the worker that gathers the next batch. The
-measurements are in docs/benchmarks.md ("What changed, before and after").
-
-numpy has no API for this, and threadpoolctl is not a dependency, so OpenBLAS's own C
-functions are called through ctypes. They are looked up in numpy's already-loaded extension
-module: ``dlsym`` on that handle also searches the libraries it was linked against, so this
-finds the very OpenBLAS numpy calls (the wheels' ``scipy_openblas`` builds, a system
-OpenBLAS, 32- or 64-bit integers). For any other BLAS (MKL, Accelerate, BLIS) or where the
-lookup fails, :func:`limited_threads` changes nothing.
+OpenBLAS's own functions, found through numpy's extension module with ctypes; for any other
+BLAS :func:`limited_threads` changes nothing. docs/benchmarks.md says why and how.
 """
 
 from __future__ import annotations

@@ -1,13 +1,5 @@
 """Finite differences of a loss, and the probes of them that straddle a kink.
 
-- :func:`numerical_partials` / :func:`numerical_gradient`: finite differences of any scalar
-  function of an array, one coordinate at a time, each probed value written back exactly.
-- :func:`linear_numerical_partials`: the same finite differences of a linear classifier's loss,
-  fast, using that a probe of W[c, d] moves only the scores of class c (see its docstring).
-- :func:`loss_partials`: either of the two for a registered loss.
-- :func:`probe_kinks`: the weights whose probe moves a loss across a kink, where a finite
-  difference disagrees with a correct gradient.
-
 Shapes: W (C, D), X (N, D), y (N,), coords (K,) flat indices into W. Pure: nothing printed.
 """
 
@@ -23,9 +15,7 @@ from svmtrain.errors import ArgumentError, StepTooLarge, StepTooSmall
 METHODS = ("centered", "forward")
 DEFAULT_H = 1e-5  # the CS231n notes' step, the default of the generic finite differences
 
-# The weights of one class probed together by linear_numerical_partials: about 2**20 scores
-# (8 MB in float64) per batch of probes, small enough to stay in cache-friendly territory.
-_PROBE_BATCH_SCORES = 1 << 20
+_PROBE_BATCH_SCORES = 1 << 20  # scores per batch of probes of one class (docs/gradcheck.md)
 _KINK_BATCH = 4096
 
 
@@ -38,8 +28,7 @@ def check_method(method: str) -> None:
 
 
 def probe_values(x0: np.ndarray, h: float, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """(up, down): the values x0 + h and (centred) x0 - h or (forward) x0 itself, as stored in
-    x0's dtype. The step actually taken, up - down, is what a difference quotient divides by.
+    """(up, down): x0 + h and (centred) x0 - h or (forward) x0, as stored in x0's dtype.
 
     x0: (K,) floats. Raises :class:`~svmtrain.errors.StepTooSmall` when a step rounds to
     nothing, :class:`~svmtrain.errors.StepTooLarge` when a probed value overflows.
@@ -83,12 +72,10 @@ def numerical_partials(
 ) -> np.ndarray:
     """Finite-difference partial derivatives of f at x, at the flat indices ``coords``.
 
-    f: any scalar function of x (an array of floats, probed in place); coords: (K,) flat
-    indices into x. Centred: (f(x + h e) - f(x - h e)) / (2h); forward: (f(x + h e) - f(x)) / h,
-    where the divisor is the step actually stored in x's dtype. After each probe x holds exactly
-    the value it had (saved and written back, even if f raises). ``progress(1)`` is called after
-    each coordinate. Returns (K,) float64. Raises ArgumentError for an unknown method and
-    :class:`~svmtrain.errors.StepTooSmall` when x + h rounds back to x.
+    f: any scalar function of x (probed in place, each value written back even if f raises);
+    coords: (K,) flat indices into x; the divisor is the step as stored in x's dtype.
+    ``progress(1)`` is called after each coordinate. Returns (K,) float64. Raises ArgumentError
+    for an unknown method and :class:`~svmtrain.errors.StepTooSmall` when x + h rounds to x.
     """
     check_method(method)
     coords = np.asarray(coords, dtype=np.intp)
@@ -135,13 +122,9 @@ def linear_numerical_partials(
     **hyperparameters: float,
 ) -> np.ndarray:
     """:func:`numerical_partials` of ``LOSSES[loss](W, X, y, reg, ...)[0]`` at the flat indices
-    ``coords`` of W, without one matrix product per probe.
+    ``coords`` of W, moving one column of the cached scores per probe (docs/gradcheck.md).
 
-    Each probe moves one column of the cached scores X @ W.T; docs/gradcheck.md ("The fast
-    path") says why this is the same finite difference, with less rounding noise.
-
-    W: (C, D); X: (N, D); y: (N,); coords: (K,) flat indices into W; hyperparameters: the
-    loss's own (e.g. delta for svm). Returns (K,) float64. Raises
+    hyperparameters: the loss's own (e.g. delta for svm). Returns (K,) float64. Raises
     :class:`~svmtrain.errors.ArgumentError` for an unknown method.
     """
     check_method(method)
@@ -222,11 +205,8 @@ def probe_kinks(
 ) -> np.ndarray:
     """Which probes of W cross a kink of ``LOSSES[loss]``: all False for a loss without kinks.
 
-    Probing W[c, d] by +-h moves scores[i, c] by +-h * X[i, d]. When that is at least the
-    score's distance from a kink of example i's loss (the record's ``kink_gaps``), the finite
-    difference sees both slopes there, so it disagrees with a correct (sub)gradient.
-
-    Returns (K,) bool.
+    Probing W[c, d] by +-h moves scores[i, c] by +-h * X[i, d]: a kink is crossed when that
+    reaches the score's ``kink_gaps``. Returns (K,) bool.
     """
     kink_gaps = LOSSES[loss].kink_gaps
     coords = np.asarray(coords, dtype=np.intp)

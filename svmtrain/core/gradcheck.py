@@ -1,16 +1,7 @@
 """The gradient check: an analytic gradient against finite differences, with a verdict.
 
-:func:`check_gradient` compares the analytic gradient of a registered loss with finite
-differences (:mod:`svmtrain.core.differences`) on sampled or all weights, sets apart the
-weights at a kink and those whose finite difference is too coarse to judge them
-(:mod:`svmtrain.core.fd_error`), and returns a :class:`GradCheck`. Its :meth:`GradCheck.verdict`
-(PASS or FAIL, with the reason and the advice), :meth:`GradCheck.notes` and
-:meth:`GradCheck.to_dict` are exactly what ``svmtrain gradcheck`` prints.
-
-Relative error, per coordinate: |a - n| / max(|a| + |n|, tiny). A weight is *unresolved* when
-its relative error is above the tolerance but |a - n| is within the estimated error of n:
-finite differences cannot tell right from wrong there (docs/gradcheck.md has the story).
-
+Unresolved weights (relative error above the tolerance, but |a - n| within the finite
+difference's estimated error) and weights at a kink are set aside (docs/gradcheck.md).
 Shapes: W (C, D), X (N, D), y (N,), coords (K,) flat indices into W. Pure: nothing printed.
 """
 
@@ -28,15 +19,12 @@ from svmtrain.core.fd_error import finite_difference_error, probe_passes, trunca
 from svmtrain.core.losses import LOSSES, LossFn
 from svmtrain.errors import ArgumentError, StepTooLarge
 
-# The exit status of ``svmtrain gradcheck`` by GradCheck.status. 2 is taken by bad arguments
-# (click's usage errors), so an inconclusive check, which is neither a pass nor a failure of
-# the code, gets 3 (as monitoring plugins' UNKNOWN).
+# The exit status of ``svmtrain gradcheck`` by GradCheck.status (2 is click's usage error).
 EXIT_STATUS = {"pass": 0, "fail": 1, "inconclusive": 3}
 
 TINY = np.finfo(np.float64).tiny  # the floor of |a| + |n|, so that 0 vs 0 is an error of 0
 
-# Default tolerance on the largest relative error away from kinks, by (dtype, method);
-# docs/gradcheck.md says where each comes from.
+# The largest relative error allowed away from kinks, by (dtype, method) (docs/gradcheck.md).
 TOLERANCES: dict[tuple[str, str], float] = {
     ("float64", "centered"): 1e-7,
     ("float64", "forward"): 1e-4,
@@ -136,8 +124,8 @@ class GradCheck:
 
     @property
     def resolution(self) -> np.ndarray:
-        """(K,) float64: fd_error as a relative error, fd_error / (|analytic| + |numerical|):
-        the finest relative error finite differences can confirm on each weight."""
+        """(K,) float64: fd_error relative to |analytic| + |numerical|, the finest relative
+        error finite differences can confirm on each weight."""
         return _relative_to(self.fd_error, self.analytic, self.numerical)
 
     @property
@@ -147,8 +135,7 @@ class GradCheck:
 
     @property
     def by_truncation(self) -> np.ndarray:
-        """(K,) bool: unresolved weights whose fd error is mostly truncation (a smaller h
-        helps); the other unresolved ones are mostly rounding (their gradients are small)."""
+        """(K,) bool: unresolved weights whose fd error is mostly truncation, not rounding."""
         return self.unresolved & (2 * self.fd_truncation > self.fd_error)
 
     def where(self, mask: np.ndarray, limit: int = 5) -> str:
@@ -174,8 +161,7 @@ class GradCheck:
         )
 
     def unresolved_summary(self) -> str:
-        """One line on the unresolved weights: how far off, why (truncation or rounding) and
-        which. Meaningful only when num_unresolved > 0."""
+        """One line on the unresolved weights (when there are some): how far off, why, which."""
         by_truncation = self.by_truncation
         causes = []
         if by_truncation.any():
@@ -198,9 +184,7 @@ class GradCheck:
 
     @property
     def status(self) -> str:
-        """ "pass", "fail", or "inconclusive": no weight could be judged (every one at a kink
-        or unresolved) and the loop reference, if asked for, agrees; that says nothing about
-        the gradient, right or wrong. The CLI's exit status follows (EXIT_STATUS)."""
+        """ "pass", "fail", or "inconclusive" (no weight judged, and no reference failure)."""
         if self.passed:
             return "pass"
         reference_failed = self.reference is not None and not (
@@ -209,8 +193,7 @@ class GradCheck:
         return "inconclusive" if math.isnan(self.max_rel_error) and not reference_failed else "fail"
 
     def verdict(self) -> str:
-        """'PASS: ...', 'FAIL: ...' or 'INCONCLUSIVE: ...', one paragraph: why, and what to
-        change when nothing could be judged."""
+        """'PASS: ...', 'FAIL: ...' or 'INCONCLUSIVE: ...': one paragraph on why, with advice."""
         if self.status == "inconclusive":
             advice = []
             if self.by_truncation.any():
@@ -301,10 +284,7 @@ class GradCheck:
         return weights
 
     def to_dict(self) -> dict:
-        """The check as a JSON-ready document (floats may be NaN): passed, status, verdict,
-        band, loss, reg, dtype, method, h, tol, loss_value, checked, num_kinks, num_unresolved,
-        max_rel_error, median_rel_error, reference (None, or loss, max_rel_error, tol), notes
-        and weights (:meth:`weight_records`)."""
+        """The check as a JSON-ready document (floats may be NaN)."""
         reference = None
         if self.reference is not None:
             reference = {
@@ -355,29 +335,19 @@ def check_gradient(
 ) -> GradCheck:
     """Compare the analytic gradient of ``LOSSES[loss]`` at W with finite differences.
 
-    W: (C, D) (its dtype is the computation dtype); X: (N, D); y: (N,).
-    coords: (K,) flat indices of W to check; None checks every weight.
-    hyperparameters: the loss's own (e.g. delta=1.0 for svm; none for softmax).
-    full_loss: evaluate the whole loss for every probe (slow, the textbook way) instead of the
-    fast :func:`~svmtrain.core.differences.linear_numerical_partials`; ``progress(1)`` is then
-    called per weight and pass (:func:`~svmtrain.core.fd_error.probe_passes`).
-    reference: also compare with the loop implementation (the record's ``naive``).
-    analytic_fn: the (loss, dW) function under test, ``LOSSES[loss]`` by default; the finite
-    differences always use the registered loss. h: default the record's
-    :meth:`~svmtrain.core.losses.Loss.default_step`;
-    tol: default :func:`default_tolerance`.
-
-    Each weight is judged, at a kink, or unresolved: relative error above tol while
-    |analytic - numerical| is within the finite-difference error. Passing means: at least
-    one weight is judged, the max relative error over the judged weights is <= tol (and, with
-    ``reference``, the loss and every checked partial derivative agree with the loop's to
-    :func:`reference_tolerance`).
+    W: (C, D), its dtype the computation dtype; X: (N, D); y: (N,); coords: (K,) flat
+    indices of W (None: every weight); hyperparameters: the loss's own (e.g. delta).
+    full_loss: probe the whole loss (``progress(1)`` per weight and pass) instead of the fast
+    path. reference: also compare with the loop implementation. analytic_fn: the (loss, dW)
+    function under test (the finite differences always use the registered loss). h, tol:
+    default the loss's :meth:`~svmtrain.core.losses.Loss.default_step` and
+    :func:`default_tolerance`. It passes when some weight is judged, every judged one is within
+    tol, and (with ``reference``) the loop agrees to :func:`reference_tolerance`.
 
     Returns a :class:`GradCheck` of K weights. Raises :class:`~svmtrain.errors.ArgumentError`
-    for an unknown method, :class:`~svmtrain.errors.StepTooSmall` when a step h rounds away on
-    some weight,
-    :class:`~svmtrain.errors.StepTooLarge` when the probes overflow, and
-    :class:`~svmtrain.errors.ArgumentError` (argument "W") when the loss at W is not finite.
+    for an unknown method or (argument "W") a loss at W that is not finite,
+    :class:`~svmtrain.errors.StepTooSmall` when h rounds away on some weight and
+    :class:`~svmtrain.errors.StepTooLarge` when the probes overflow.
     """
     check_method(method)
     record = LOSSES[loss]

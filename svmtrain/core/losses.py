@@ -1,27 +1,13 @@
-"""Linear classifiers' losses and their analytic gradients (CS231n optimisation notes).
+"""Linear classifiers' losses and their analytic gradients, one :class:`Loss` record each.
 
-Shapes, throughout: W (C, D) with D = 3072 + 1 (bias trick: the last column of X is 1 and the
-last column of W is the bias), X (N, D), y (N,) ints in [0, C), scores = X @ W.T (N, C).
-The dtype of W is the computation dtype (float32 and float64 both work): X is cast to it.
-
-Each loss is one :class:`Loss` record in the registry ``LOSSES`` (name -> record): its
-vectorised function, its loop reference, its per-example losses, its own hyperparameters and
-what a gradient check needs to know about it. A record is called like its vectorised function,
-with reg, reg_bias and its own hyperparameters only (taken from a config by
-:meth:`Loss.options`)::
+Shapes: W (C, D) with the bias as its last column, X (N, D), y (N,) ints in [0, C),
+scores = X @ W.T (N, C). W's dtype is the computation dtype; X is cast to it. Every loss
+returns (mean data loss + reg * sum(W * W), as a float; dW (C, D) of W's dtype)::
 
     loss = LOSSES[cfg.model.loss]
     value, dW = loss(W, X, y, cfg.model.reg, reg_bias=cfg.model.reg_bias, **loss.options(cfg.model))
 
-It returns the mean data loss over the N examples plus ``reg * sum(W * W)`` (the bias column
-excluded when ``reg_bias`` is False), as a Python float, and dW (C, D) of W's dtype.
-
-The ``*_naive`` functions loop over examples and classes in Python: they are the slow, obvious
-reference that the tests and ``svmtrain gradcheck --reference`` compare against.
-
-A new loss is one more record at the bottom of this module (and its hand-computed tests); the
-registry-driven tests, the config, training and the gradient check pick it up from there. A
-new hyperparameter also needs its ``model.<name>`` key (default and rule) in the config.
+The ``*_naive`` functions are the loop references (docs/losses.md).
 """
 
 from __future__ import annotations
@@ -38,8 +24,7 @@ import numpy as np
 DTYPES = ("float32", "float64")
 
 # ---------------------------------------------------------------------------------------------
-# Per-example losses as functions of the scores. The vectorised losses are built on these, and
-# svmtrain.core.differences uses them to evaluate many probes of W at once from cached scores.
+# Per-example losses as functions of the scores (also used by svmtrain.core.differences).
 
 
 def _svm_hinge(scores: np.ndarray, y: np.ndarray, delta: float) -> np.ndarray:
@@ -55,7 +40,7 @@ def _svm_hinge(scores: np.ndarray, y: np.ndarray, delta: float) -> np.ndarray:
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
-    """log p_j = s_j - log sum_k exp(s_k), shifted by the row max so exp never overflows.
+    """log softmax over the last axis, shifted by the row max so exp never overflows.
 
     scores: (..., C). Returns a new array of the same shape and dtype.
     """
@@ -65,10 +50,7 @@ def log_softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def svm_example_losses(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.ndarray:
-    """Weston-Watkins hinge loss of each example: sum_{j != y_i} max(0, s_j - s_{y_i} + delta).
-
-    scores: (..., N, C); y: (N,). Returns (..., N) of scores' dtype.
-    """
+    """sum_{j != y_i} max(0, s_j - s_{y_i} + delta) per example: (..., N) of scores (..., N, C)."""
     # A row sum: einsum is several times faster than .sum(axis=-1) over a short last axis.
     return np.einsum("...j->...", _svm_hinge(scores, y, delta))
 
@@ -76,31 +58,21 @@ def svm_example_losses(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0)
 def squared_hinge_example_losses(
     scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
 ) -> np.ndarray:
-    """Squared (L2-SVM) hinge loss of each example: sum_{j != y_i} max(0, s_j - s_{y_i} + delta)^2.
-
-    scores: (..., N, C); y: (N,). Returns (..., N) of scores' dtype.
-    """
+    """sum_{j != y_i} max(0, s_j - s_{y_i} + delta)^2 per example: (..., N) of (..., N, C)."""
     hinge = _svm_hinge(scores, y, delta)
     return np.einsum("...j,...j->...", hinge, hinge)
 
 
 def softmax_example_losses(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Cross-entropy of each example: -log softmax(s_i)[y_i].
-
-    scores: (..., N, C); y: (N,). Returns (..., N) of scores' dtype.
-    """
+    """-log softmax(s_i)[y_i] per example: (..., N) of scores (..., N, C)."""
     return -log_softmax(scores)[..., np.arange(scores.shape[-2]), y]
 
 
 def svm_kink_gaps(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.ndarray:
-    """How far each score may move, either way, before a hinge of its example crosses its kink
-    (a margin of 0, where the hinge's slope jumps, and the squared hinge's curvature).
+    """How far each score may move before a hinge of its example reaches a margin of 0.
 
-    Moving s_ij (j != y_i) moves the margin s_ij - s_{y_i} + delta alone; moving s_{y_i} moves
-    every margin of example i. So the gap is |margin_ij| for j != y_i, and the smallest
-    |margin| of the example for j = y_i (inf for a single class).
-
-    scores: (N, C); y: (N,). Returns (N, C) of scores' dtype.
+    |margin_ij| for j != y_i; for j = y_i, which moves every margin, the smallest (inf for a
+    single class). scores: (N, C); y: (N,). Returns (N, C) of scores' dtype.
     """
     rows = np.arange(len(y))
     gap = np.abs(scores - scores[rows, y][:, None] + delta)
@@ -121,8 +93,7 @@ def _regularised(A: np.ndarray, reg_bias: bool) -> np.ndarray:
 def reg_loss(W: np.ndarray, reg: float, reg_bias: bool = True) -> float:
     """reg * sum(W * W) over W (C, D), the bias column excluded when ``reg_bias`` is False.
 
-    0.0 when reg is 0, even where sum(W * W) overflows W's dtype (0 * inf would be NaN); inf,
-    without a warning, where the penalty overflows (the caller judges: training diverged).
+    0.0 when reg is 0 (even where sum(W * W) overflows); inf, without a warning, on overflow.
     """
     if not reg:
         return 0.0
@@ -134,8 +105,7 @@ def reg_loss(W: np.ndarray, reg: float, reg_bias: bool = True) -> float:
 def with_reg(
     data_loss: float, dW: np.ndarray, W: np.ndarray, reg: float, reg_bias: bool
 ) -> tuple[float, np.ndarray]:
-    """Adds the L2 penalty and its gradient 2 * reg * W to (data_loss, dW) in place (inf where
-    they overflow, without a warning)."""
+    """(data_loss, dW) plus the L2 penalty and its gradient 2 * reg * W (dW in place)."""
     if reg:
         with np.errstate(over="ignore"):
             _regularised(dW, reg_bias)[...] += (2 * reg) * _regularised(W, reg_bias)
@@ -149,11 +119,8 @@ def with_reg(
 def _hinge_score_gradient(
     scores: np.ndarray, y: np.ndarray, delta: float, *, squared: bool
 ) -> tuple[float, np.ndarray]:
-    """The mean (squared) hinge data loss of ``scores`` (N, C) with labels y (N,), and its
-    gradient with respect to the scores, (N, C) of scores' dtype: the coefficients with which
-    the examples' features make dW (dW = coef.T @ X). Each active margin m adds its slope (1,
-    or 2 m squared) times x_i to its class's row and takes it from the correct row; at a margin
-    of exactly 0 the slope taken is 0."""
+    """The mean (squared) hinge data loss of scores (N, C) and its gradient coef (N, C) with
+    respect to them (dW = coef.T @ X). At a margin of exactly 0 the slope taken is 0."""
     n = scores.shape[0]
     hinge = _svm_hinge(scores, y, delta)
     if squared:
@@ -175,8 +142,7 @@ def _linear(
     reg_bias: bool,
     **hyperparameters: float,
 ) -> tuple[float, np.ndarray]:
-    """(loss, dW (C, D) of W's dtype) of a linear model W (C, D) on X (N, D), cast to W's
-    dtype, from the loss's ``score_gradient`` of the scores X @ W.T, plus the L2 term."""
+    """(loss, dW) of W on X from the loss's ``score_gradient`` of X @ W.T, plus the L2 term."""
     X = np.asarray(X, dtype=W.dtype)
     data_loss, coef = score_gradient(X @ W.T, y, **hyperparameters)
     return with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
@@ -185,8 +151,7 @@ def _linear(
 def svm_score_gradient(
     scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
 ) -> tuple[float, np.ndarray]:
-    """The mean multiclass SVM data loss of ``scores`` (N, C) with labels y (N,), and its
-    gradient with respect to the scores, (N, C) (:func:`_hinge_score_gradient`)."""
+    """The mean multiclass SVM data loss of scores (N, C) and its gradient (N, C) by them."""
     return _hinge_score_gradient(scores, y, delta, squared=False)
 
 
@@ -199,19 +164,14 @@ def svm_loss(
     delta: float = 1.0,
     reg_bias: bool = True,
 ) -> tuple[float, np.ndarray]:
-    """Multiclass SVM loss and gradient, vectorised (no Python loop over examples or classes).
-
-    W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C); delta: the margin.
-    Returns (loss, dW (C, D) of W's dtype). At a margin of exactly 0 the subgradient taken is 0.
-    """
+    """Multiclass SVM loss and gradient, vectorised; delta is the margin."""
     return _linear(svm_score_gradient, W, X, y, reg, reg_bias, delta=delta)
 
 
 def squared_hinge_score_gradient(
     scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
 ) -> tuple[float, np.ndarray]:
-    """The mean squared-hinge data loss of ``scores`` (N, C) with labels y (N,), and its
-    gradient with respect to the scores, (N, C) (:func:`_hinge_score_gradient`)."""
+    """The mean squared-hinge data loss of scores (N, C) and its gradient (N, C) by them."""
     return _hinge_score_gradient(scores, y, delta, squared=True)
 
 
@@ -224,18 +184,12 @@ def squared_hinge_loss(
     delta: float = 1.0,
     reg_bias: bool = True,
 ) -> tuple[float, np.ndarray]:
-    """Squared hinge (L2-SVM, Weston-Watkins) loss and gradient, vectorised.
-
-    W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C); delta: the margin.
-    Returns (loss, dW (C, D) of W's dtype). Differentiable everywhere: at a margin of 0 the
-    gradient is 0 from both sides.
-    """
+    """Squared hinge (L2-SVM, Weston-Watkins) loss and gradient, vectorised; delta: the margin."""
     return _linear(squared_hinge_score_gradient, W, X, y, reg, reg_bias, delta=delta)
 
 
 def softmax_score_gradient(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """The mean cross-entropy of ``scores`` (N, C) with labels y (N,), and its gradient with
-    respect to the scores, (N, C) of scores' dtype (see :func:`svm_score_gradient`)."""
+    """The mean cross-entropy of scores (N, C) and its gradient (N, C) by them."""
     n = scores.shape[0]
     rows = np.arange(n)
     logp = log_softmax(scores)
@@ -254,11 +208,7 @@ def softmax_loss(
     *,
     reg_bias: bool = True,
 ) -> tuple[float, np.ndarray]:
-    """Softmax (cross-entropy) loss and gradient, vectorised and numerically stable.
-
-    W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C).
-    Returns (loss, dW (C, D) of W's dtype).
-    """
+    """Softmax (cross-entropy) loss and gradient, vectorised and numerically stable."""
     return _linear(softmax_score_gradient, W, X, y, reg, reg_bias)
 
 
@@ -368,26 +318,16 @@ class Loss:
     """Everything svmtrain knows about one loss. Called like :attr:`vectorised`.
 
     name: the registry key (``model.loss``).
-    vectorised: (W (C, D), X (N, D), y (N,), reg=0.0, *, reg_bias=True, **hyperparameters)
-        -> (loss, dW (C, D)); the loss that trains.
-    naive: the same signature and result, with loops over examples and classes (the reference).
-    example_losses: (scores (..., N, C), y (N,), **hyperparameters) -> (..., N): the data loss
-        of each example, of which the vectorised loss is the mean (before the L2 term).
-    score_gradient: (scores (N, C), y (N,), **hyperparameters) -> (mean data loss, its
-        gradient (N, C) with respect to the scores): the vectorised loss without the products,
-        for callers that compute scores their own way (training on uint8 pixels).
-    hyperparameters: the names of its own keyword options besides reg and reg_bias, each a
-        ``model.<name>`` key of the config (svm, squared_hinge: delta; softmax: none).
-    kink_gaps: (scores (N, C), y (N,), **hyperparameters) -> (N, C): how far each score may
-        move before an example's loss crosses a kink (where it changes from one polynomial
-        piece to the next: svm's slope jumps, squared_hinge's curvature); None for a smooth loss.
-    piecewise_degree: the degree of each example's loss as a polynomial in the scores between
-        kinks (svm 1: piecewise linear; squared_hinge 2), or None for a loss that is no
-        piecewise polynomial (softmax): what the finite-difference error model needs
-        (svmtrain.core.fd_error).
-    default_steps: the finite-difference step h for a gradient check, by (dtype name,
-        method): ("float64" | "float32", "centered" | "forward"); docs/gradcheck.md says how
-        they were chosen.
+    vectorised: (W, X, y, reg=0.0, *, reg_bias=True, **hyperparameters) -> (loss, dW).
+    naive: the same, with loops over examples and classes (the reference).
+    example_losses: (scores (..., N, C), y, **hyperparameters) -> (..., N) data losses.
+    score_gradient: (scores (N, C), y, **hyperparameters) -> (mean data loss, its gradient
+        (N, C) by the scores), for callers that compute the scores their own way.
+    hyperparameters: its own options besides reg and reg_bias, each a ``model.<name>`` key.
+    kink_gaps: (scores (N, C), y, **hyperparameters) -> (N, C), how far each score may move
+        before the loss changes polynomial piece; None for a smooth loss.
+    piecewise_degree: the degree of each example's loss between kinks, None if not polynomial.
+    default_steps: the gradient check's step h by (dtype name, method) (docs/gradcheck.md).
     """
 
     name: str
@@ -412,13 +352,11 @@ class Loss:
         return self.kink_gaps is not None
 
     def options(self, settings: object) -> dict[str, Any]:
-        """This loss's hyperparameters read from ``settings`` (e.g. a ModelConfig), by name:
-        the keyword options to pass it besides reg and reg_bias."""
+        """This loss's hyperparameters read by name from ``settings`` (e.g. a ModelConfig)."""
         return {name: getattr(settings, name) for name in self.hyperparameters}
 
     def default_step(self, dtype: Any, method: str = "centered") -> float:
-        """The finite-difference step h for checking this loss's gradient in ``dtype`` with
-        ``method`` ("centered" or "forward")."""
+        """The gradient check's step h in ``dtype`` by ``method`` ("centered" or "forward")."""
         return self.default_steps[(np.dtype(dtype).name, method)]
 
 
@@ -480,8 +418,7 @@ def owners(hyperparameter: str) -> tuple[str, ...]:
 
 
 def whose(hyperparameter: str) -> str:
-    """Whose ``hyperparameter`` is, for messages: "the svm loss's", "the svm and squared_hinge
-    losses'"."""
+    """For messages: "the svm loss's", "the svm and squared_hinge losses'"."""
     names = owners(hyperparameter)
     return f"the {' and '.join(names)} " + ("loss's" if len(names) == 1 else "losses'")
 

@@ -1,12 +1,8 @@
 """CIFAR-10 on disk and in memory: download, verify, cache, and the preprocessing of pixels.
 
-Modules, each importing only those above it: ``format`` (the archive's layout), ``source``
-(URL, digests, data directory), ``fetch`` (HTTP with resume and retries), ``archive`` (reading
-the tar), ``cache`` (lock, stamp, parsed arrays), ``cifar10`` (the entry points below),
-``preprocess`` (from bytes to design matrices).
-
-The entry points are imported on first use, so ``import svmtrain.data.format`` (as config and
-preprocess do) does not load the network code.
+Modules, each importing only those before it: format, source, fetch, archive, cache, cifar10,
+preprocess. The entry points are imported on first use, so importing ``svmtrain.data.format``
+does not load the network code.
 """
 
 from __future__ import annotations

@@ -92,12 +92,8 @@ def no_data(root: Path) -> DataError:
 
 @contextmanager
 def locked(root: Path) -> Iterator[None]:
-    """Hold an exclusive flock on ``root/.lock`` (one writer across threads and processes);
-    an OSError inside becomes one DataError naming the directory.
-
-    A directory that exists but cannot be written (a read-only mount, another user's cache)
-    is only read: then a shared flock is held on its ``.lock`` if there is one to open, so a
-    writer with more rights is waited for, and no lock at all otherwise."""
+    """Hold an exclusive flock on ``root/.lock``, or a shared one (if it exists) on a directory
+    that cannot be written. Raises DataError naming the directory for an OSError inside."""
     mode = fcntl.LOCK_EX
     try:
         if root.is_dir() and not _writable(root):

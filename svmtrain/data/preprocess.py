@@ -1,12 +1,7 @@
 """From raw CIFAR-10 bytes to what training reads: splits, mean image, scaling, bias column.
 
-The statistics (mean image, per-pixel scale) come from the training split only and are
-applied unchanged to every split, so validation and test numbers never see test data.
-The pixels stay uint8, as the cache holds them (memory-mapped): the mean and scale are applied
-to a batch or a chunk when it is formed (:class:`svmtrain.core.objective.AffineRows`,
-:class:`svmtrain.model.LinearModel`), never to a whole split. A design matrix, made only for
-a few rows (:meth:`Splits.design`), has D = 3072 + 1 columns: the pixels, then a constant 1
-(the bias trick).
+The statistics come from the training split only. The pixels stay uint8 (memory-mapped): the
+mean and scale are applied a batch or a chunk at a time, never to a whole split.
 """
 
 from __future__ import annotations
@@ -43,9 +38,8 @@ class PixelTransform:
     num_features: ClassVar[int] = PIXELS
 
     def features(self, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-        # Converting first, then subtracting and dividing in place, is an order of magnitude
-        # faster than np.subtract(rows, mean, dtype=...), which casts through small buffers;
-        # the rounding is the same (the conversion of a byte is exact).
+        # Convert, then subtract and divide in place: the same rounding as
+        # np.subtract(rows, mean, dtype=...), several times faster (docs/benchmarks.md).
         np.copyto(out, rows, casting="unsafe")
         out -= self.mean.astype(out.dtype)
         out /= self.scale.astype(out.dtype)
@@ -76,13 +70,9 @@ class PixelTransform:
 
 @dataclass(frozen=True)
 class Splits:
-    """The splits training reads, every y (N,) intp, and every X either
-
-    - raw pixels: (N, 3072) uint8 rows as the cache holds them (memory-mapped views of it, not
-      copies), with ``mean`` and ``scale`` applied a batch or a chunk at a time; this is what
-      :func:`prepare` makes; or
-    - a design matrix: (N, D) floats already preprocessed, bias column included (a caller's own
-      features; ``mean`` and ``scale`` then only say how they were made).
+    """The splits training reads: every y (N,) intp, and every X either raw pixels (N, 3072)
+    uint8 (views of the cache, as :func:`prepare` makes them) or a design matrix (N, D) of
+    floats, bias column included (``mean`` and ``scale`` then only say how it was made).
     """
 
     X_train: np.ndarray
@@ -117,19 +107,15 @@ class Splits:
         return PIXELS + 1 if self.pixels else self.X_train.shape[1]
 
     def design(self, X: np.ndarray, dtype) -> np.ndarray:
-        """The (n, D) design matrix of ``dtype`` for rows X of a split: made from raw pixels,
-        else X itself. For a few rows (a gradient check, a step-size sweep), not a split."""
+        """The (n, D) design matrix of ``dtype`` for a few rows X of a split."""
         return transform(X, self.mean, self.scale, dtype) if self.pixels else X
 
 
 def _pixel_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation per pixel of x: (N, 3072) uint8. Returns two (3072,) float64.
 
-    The sums of the pixels and of their squares are taken in integers: exact, and faster than
-    converting to float64 first (docs/benchmarks.md). Each chunk of _CHUNK rows is summed in
-    uint32 (a square of a byte fits in uint16, and _CHUNK of them in uint32), the chunks two at
-    a time on two threads (numpy's reductions release the GIL); the totals are int64, so nothing can
-    overflow and the result does not depend on the threads.
+    Exact integer sums: a byte's square fits in uint16, _CHUNK of them in uint32, the totals in
+    int64, so the result does not depend on the two threads.
     """
 
     def sums(start: int) -> tuple[np.ndarray, np.ndarray]:
@@ -170,9 +156,7 @@ def transform(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype) -> np.n
     """(x - mean) / scale with a bias column of ones appended: a design matrix.
 
     x: (N, D) uint8 pixels or float32 features; mean, scale: (D,). Returns (N, D + 1) of
-    ``dtype``, filled chunk by chunk (the affine map of :meth:`PixelTransform.features`, which
-    takes any width), so the peak extra memory is one chunk, not a float64 copy of x (nor, when
-    x is memory-mapped, x itself).
+    ``dtype``, filled chunk by chunk (no float copy of x, nor of a memory-mapped x's pages).
     """
     width = x.shape[1]
     out = np.empty((len(x), width + 1), dtype=np.dtype(dtype))
@@ -185,11 +169,8 @@ def transform(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype) -> np.n
 
 
 def split_indices(n_train: int, val_size: int, num_train: int | None) -> tuple[slice, slice]:
-    """Training and validation slices of the n_train training images.
-
-    Validation is the last ``val_size`` images (as in the CS231n notes); training is the first
-    ``num_train`` of the rest (all of them when None).
-    """
+    """Training and validation slices of the n_train training images: validation the last
+    ``val_size``, training the first ``num_train`` of the rest (None: all). Raises ConfigError."""
     if val_size >= n_train:
         raise ConfigError(
             f"data.val_size must be smaller than the {n_train} training images. "
@@ -229,7 +210,7 @@ def prepare(dataset, cfg: Config) -> Splits:
     def labels(y: np.ndarray) -> np.ndarray:
         return np.asarray(y, dtype=np.intp)
 
-    return Splits(  # slices of the memory maps: views, nothing is read or copied here
+    return Splits(  # views of the memory maps: nothing is read or copied here
         X_train=x_train,
         y_train=labels(dataset.y_train[train]),
         X_val=dataset.x_train[val],

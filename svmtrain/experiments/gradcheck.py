@@ -1,12 +1,6 @@
 """``svmtrain gradcheck`` as a library call: the problem, the check, the report.
 
-:func:`make_problem` builds the problem a check runs on from a config: the data (CIFAR-10,
-loaded and preprocessed as the config says by
-:func:`svmtrain.experiments.common.load_splits`, or synthetic pixels from :func:`synthetic_data`),
-the point W and the weights to check. :func:`run_gradcheck` builds it, runs
-:func:`svmtrain.core.gradcheck.check_gradient` on it and returns a :class:`GradCheckRun`, whose
-:meth:`~GradCheckRun.to_dict` and :meth:`~GradCheckRun.report` are exactly what
-``svmtrain gradcheck --json`` and ``svmtrain gradcheck`` print::
+:func:`run_gradcheck` returns a :class:`GradCheckRun`::
 
     run = run_gradcheck(load_config(), synthetic=True, num_examples=200, checks=None)
     print(run.result.verdict())
@@ -40,8 +34,7 @@ from svmtrain.io.records import format_table
 from svmtrain.progress import tqdm
 
 SYNTHETIC_PIXEL_STD = 64.0  # about the spread of CIFAR-10 pixels once the mean image is subtracted
-# The most synthetic examples a check draws: CIFAR-10's training set (50,000 images, 1.2 GB of
-# float64 pixels). A check needs far fewer, and a larger count would only exhaust the memory.
+# The most synthetic examples a check draws: CIFAR-10's training set (1.2 GB of float64 pixels).
 MAX_SYNTHETIC_EXAMPLES = 50_000
 DEFAULT_CHECKS = 10  # weights checked when the caller does not say
 
@@ -64,9 +57,8 @@ def synthetic_data(
     num_pixels: int = PIXELS,
     num_classes: int = NUM_CLASSES,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """X (N, num_pixels + 1) float64: Gaussian pixels N(0, pixel_std^2), shaped like
-    mean-subtracted CIFAR-10 by default, then the bias column of ones; y (N,) intp, uniform
-    over the classes."""
+    """X (N, num_pixels + 1) float64: pixels N(0, pixel_std^2), then the bias column of ones;
+    y (N,) intp, uniform over the classes."""
     X = np.ones((num_examples, num_pixels + 1))
     X[:, :num_pixels] = rng.normal(0.0, pixel_std, (num_examples, num_pixels))
     return X, rng.integers(0, num_classes, num_examples).astype(np.intp)
@@ -83,16 +75,14 @@ def make_problem(
     checks: int | None = None,
     progress: bool = True,
 ) -> GradCheckProblem:
-    """The first ``num_examples`` training images of CIFAR-10 (downloaded or cached, and
-    preprocessed as ``cfg`` says; ``progress``: show the download's progress bar) or, with
-    ``synthetic``, :func:`synthetic_data`; W = weight_scale * N(0, 1) (default
-    cfg.model.init_scale), and ``checks`` weights drawn by :func:`spread_sample` (None: every
-    one).
+    """The first ``num_examples`` training images as ``cfg`` prepares them (or, with
+    ``synthetic``, :func:`synthetic_data`), W = weight_scale * N(0, 1) (default
+    cfg.model.init_scale) and ``checks`` weights by :func:`spread_sample` (None: every one).
 
-    Data, W and the sample come from separate streams of ``seed``, so that e.g. ``checks``
-    does not change W. Raises :class:`~svmtrain.errors.ProblemSizeError` when
-    ``num_examples`` or ``checks`` is below 1, ``num_examples`` more than the config's
-    training images (synthetic: MAX_SYNTHETIC_EXAMPLES) or ``checks`` more than the weights.
+    Data, W and the sample come from separate streams of ``seed``. Raises
+    :class:`~svmtrain.errors.ProblemSizeError` when ``num_examples`` or ``checks`` is below 1,
+    ``num_examples`` more than the training images (synthetic: MAX_SYNTHETIC_EXAMPLES) or
+    ``checks`` more than the weights.
     """
     require_count("num_examples", num_examples)
     require_count("checks", checks)
@@ -131,10 +121,10 @@ def make_problem(
 
 
 def spread_sample(rng: np.random.Generator, shape: tuple[int, int], checks: int) -> np.ndarray:
-    """``checks`` distinct flat indices into a W of ``shape`` (C, D), sorted, that cover as many
-    class rows as they can (one weight in each of min(checks, C) rows drawn at random, one of
-    those in the bias column, the last) and are otherwise drawn uniformly. So even a small
-    sample sees a bug confined to the bias column or to one class. Returns (checks,) intp.
+    """``checks`` sorted distinct flat indices into a W of ``shape`` (C, D), one in each of
+    min(checks, C) rows (one of those in the bias column), the rest uniform.
+
+    So even a small sample sees a bug confined to the bias or to one class. Returns (checks,) intp.
     """
     num_classes, num_columns = shape
     rows = rng.permutation(num_classes)[: min(checks, num_classes)]
@@ -162,8 +152,7 @@ class GradCheckRun:
     tol_given: bool  # whether the tolerance was the caller's (else the default for dtype, method)
 
     def to_dict(self) -> dict:
-        """The JSON document of ``svmtrain gradcheck --json``: the check's own document
-        (:meth:`GradCheck.to_dict`) with the settings and seconds after its verdict and band."""
+        """The JSON document of ``svmtrain gradcheck --json``."""
         check = self.result.to_dict()
         head = {key: check.pop(key) for key in ("passed", "status", "verdict", "band")}
         return {**head, **self.settings, "seconds": self.seconds, **check}
@@ -199,8 +188,7 @@ class GradCheckRun:
         return f"{caption}:\n{table}" if caption else table
 
     def report(self, rows: int = 20) -> str:
-        """The text ``svmtrain gradcheck`` prints: the settings, a table of at most ``rows``
-        weights (none for 0), the statistics, the reading, notes and the verdict."""
+        """The text ``svmtrain gradcheck`` prints, with a table of at most ``rows`` weights."""
         result, s = self.result, self.settings
         bias = "regularised" if s["reg_bias"] else "not regularised"
         hyper = "".join(f", {name}={s[name]:g}" for name in sorted(HYPERPARAMETERS))
@@ -272,26 +260,18 @@ def run_gradcheck(
     progress: bool = True,
     **hyperparameters: float,
 ) -> GradCheckRun:
-    """Check the gradient of a loss as ``svmtrain gradcheck`` does: :func:`make_problem`, then
-    :func:`~svmtrain.core.gradcheck.check_gradient`, timed.
+    """Check the gradient of a loss as ``svmtrain gradcheck`` does, timed.
 
-    loss, reg, reg_bias, weight_scale and the losses' hyperparameters (e.g. delta=2.0) default
-    to cfg.model's; checks=None checks every weight; h and tol default to the loss's and the
-    dtype's (:meth:`~svmtrain.core.losses.Loss.default_step`, ``default_tolerance``).
-    ``progress`` shows the download's and (with ``full_loss``) the probes' progress bars.
-
-    h, tol, weight_scale and the hyperparameters must be finite numbers > 0, reg a finite
-    number >= 0; each may also be given as text (as a command line gives it), which messages
-    quote as given.
+    loss, reg, reg_bias, weight_scale and the hyperparameters (e.g. delta=2.0) default to
+    cfg.model's; checks=None checks every weight. h, tol, weight_scale and the hyperparameters
+    must be finite and > 0, reg finite and >= 0 (numbers, or text as a command line gives them).
 
     Returns a :class:`GradCheckRun`. Raises :class:`~svmtrain.errors.ArgumentError` naming the
-    argument for a number out of those bounds, for a
-    hyperparameter that the loss does not have (e.g. delta for softmax),
-    :class:`~svmtrain.errors.ProblemSizeError` for an impossible num_examples or checks,
-    :class:`~svmtrain.errors.StepTooSmall` when a given h rounds away on the weights,
-    :class:`~svmtrain.errors.StepTooLarge` when the probes overflow, and ArgumentError naming
-    weight_scale (and h) when the default h rounds away on the weights or the loss at W is not
-    finite.
+    argument for a number out of bounds, a hyperparameter the loss does not have, or (naming
+    weight_scale) weights on which the default h rounds away or the loss is not finite;
+    :class:`~svmtrain.errors.ProblemSizeError` for an impossible num_examples or checks;
+    :class:`~svmtrain.errors.StepTooSmall` when a given h rounds away on the weights and
+    :class:`~svmtrain.errors.StepTooLarge` when the probes overflow.
     """
     unknown = sorted(set(hyperparameters) - HYPERPARAMETERS)
     if unknown:

@@ -1,9 +1,4 @@
-"""Tables and documents of results: CSV and JSON files, written atomically, and plain text.
-
-Used for run summaries, search and sweep results, and the ``--json`` output of evaluate and
-gradcheck, so every JSON svmtrain writes is strict (no NaN or Infinity). A failing disk is one
-SvmtrainError naming the file (raised by :func:`svmtrain.fileio.atomic_write`).
-"""
+"""Tables and documents of results: CSV and strict JSON (no NaN) written atomically, and text."""
 
 from __future__ import annotations
 

@@ -42,10 +42,8 @@ METRIC_KEYS = ("epoch", "step", "loss", "data_loss", "reg_loss", "train_acc", "v
 def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
     """The run directory to use: ``out``, or ``<output.dir>/<timestamp>-<output.name>``.
 
-    A directory that already holds a run is refused, so no run is ever overwritten by accident,
-    and so is a non-empty one that holds anything but the start of a run (its config.yaml):
-    svmtrain never overwrites files it did not write. Whether that config.yaml is the same
-    config is the caller's to check. Raises SvmtrainError saying which and what to do.
+    Raises SvmtrainError saying what to do for a directory that holds a run, or anything but
+    the start of one (its config.yaml, whose sameness the caller checks).
     """
     run_dir = Path(out) if out is not None else default_dir(cfg, cfg.output.name)
     if run_dir.exists() and not run_dir.is_dir():
@@ -78,8 +76,7 @@ def listing(names: list[str]) -> str:
 
 
 def diverged_weights(path: Path) -> bool:
-    """Whether ``path`` is the weights file of a run that diverged (it records the epoch); a
-    user's file of that name, or a run's that did not diverge, is not."""
+    """Whether ``path`` is the weights file of a run that diverged (it records the epoch)."""
     return "diverged_in_epoch" in _npz_names(path)
 
 
@@ -97,9 +94,9 @@ def _npz_names(path: Path) -> frozenset[str]:
 
 @contextmanager
 def locked(run_dir: Path) -> Iterator[None]:
-    """Hold run_dir's lock file (an exclusive ``flock``, with this process's PID in it) for the
-    block, so one ``fit`` at a time writes the directory; the lock is released when the block
-    ends or the process dies. Raises SvmtrainError naming the PID of the process that holds it.
+    """Hold an exclusive ``flock`` on run_dir's lock file, with this process's PID in it.
+
+    Raises SvmtrainError naming the PID of the process that holds it.
     """
     path = run_dir / LOCK
     try:
@@ -126,9 +123,7 @@ def locked(run_dir: Path) -> Iterator[None]:
 
 
 def _remove_stale_temporaries(run_dir: Path) -> None:
-    """Remove what a fit killed outright (SIGKILL, a power cut) left of its atomic writes:
-    ``.<run file>.<pid>.tmp``, as :func:`~svmtrain.fileio.atomic_write` names them. Called
-    with the lock held, so no other fit is writing them; nothing else is touched."""
+    """Remove the ``.<run file>.<pid>.tmp`` left by a fit killed outright (lock held)."""
     for name in (CONFIG, METRICS, LOSS_HISTORY, WEIGHTS, SUMMARY, CHECKPOINT):
         for path in run_dir.glob(f".{name}.*.tmp"):
             if path.name[len(name) + 2 : -len(".tmp")].isdigit():
@@ -197,16 +192,15 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def new_run_hint(run_dir: Path) -> str:
-    """How to make a run: into ``run_dir`` itself when ``fit`` would take it (it does not exist
-    or is empty), else into a new directory."""
+    """How to make a run: into ``run_dir`` if it is absent or empty, else into a new one."""
     empty = not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir()))
     target = run_dir if empty else "NEW_DIR"
     return f"make one with `svmtrain fit -c default --out {target}`"
 
 
 def unusable_run(run_dir: Path) -> str | None:
-    """Why the run in run_dir has no results to read, and what to do, if it is a run that
-    stopped before the end (interrupted, or diverged in its first epoch); None otherwise."""
+    """Why the run in run_dir has no results (interrupted, or diverged in its first epoch) and
+    what to do; None for any other directory."""
     if (run_dir / CHECKPOINT).exists() and not (run_dir / WEIGHTS).exists():
         return (
             f"The run in {run_dir} is unfinished (it was stopped); continue it with "
@@ -224,8 +218,7 @@ def unusable_run(run_dir: Path) -> str | None:
 def weights_file(path: str | os.PathLike) -> Path:
     """The weights file ``path`` names: itself, or RUN_DIR/weights.npz for a run directory.
 
-    Raises SvmtrainError for a run directory without weights (saying why: unfinished,
-    diverged, or no run) and for a checkpoint.npz given as weights (naming the weights file).
+    Raises SvmtrainError for a run directory without weights and for a checkpoint.npz.
     """
     path = Path(path)
     if path.is_dir():
@@ -241,7 +234,7 @@ def weights_file(path: str | os.PathLike) -> Path:
 
 
 def _is_checkpoint(path: Path) -> bool:
-    """Whether ``path`` is a checkpoint.npz (see :func:`save_checkpoint`): its meta and W."""
+    """Whether ``path`` is a checkpoint.npz: it holds meta, W and loss_history."""
     return {"meta", "W", "loss_history"} <= _npz_names(path)
 
 
@@ -259,8 +252,7 @@ def _hint(run_dir: Path) -> str:
 def read_metrics(run_dir: Path) -> list[dict]:
     """The per-epoch records of run_dir/metrics.jsonl, each with numeric (or null) METRIC_KEYS.
 
-    Raises SvmtrainError naming the file, the line and the fix when it is unreadable, not JSON,
-    lacks a key, or holds no epoch.
+    Raises SvmtrainError naming the file, the line and the fix.
     """
     path = run_dir / METRICS
     records = []
@@ -317,9 +309,9 @@ def read_loss_history(run_dir: Path) -> np.ndarray | None:
 
 
 def read_test_confusion(run_dir: Path, classes: int) -> np.ndarray | None:
-    """The (C, C) int64 test confusion matrix of run_dir/summary.json, or None if there is no
-    summary or it has none. Raises SvmtrainError when summary.json is not JSON or its confusion
-    entry is not ``classes`` x ``classes`` counts."""
+    """The (C, C) int64 test confusion matrix of run_dir/summary.json, or None if there is none.
+
+    Raises SvmtrainError when summary.json is not JSON or the matrix not C x C counts."""
     path = run_dir / SUMMARY
     if not path.exists():
         return None
