@@ -38,7 +38,7 @@ from svmtrain.features.base import Extractor
 from svmtrain.fileio import fsync_path
 
 FEATURES_DIR = "features"
-FORMAT = 1  # bump when the files' layout or an extractor's numbers change
+FORMAT = 2  # bump when the files' layout or an extractor's numbers change
 DTYPE = np.float32
 _MOMENT_ROWS = 2048  # rows read at a time when summing moments
 _TMP_SUFFIX = ".tmp"
