@@ -4,6 +4,7 @@ and weights.npz alone turning raw images into predictions."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -233,3 +234,40 @@ def test_a_weights_file_whose_extractor_is_damaged_is_refused(data_args, tmp_pat
         LinearModel.load(tmp_path / "bad.npz")
     result = _run("evaluate", "--weights", tmp_path / "bad.npz", "-q")
     assert result.exit_code == 1 and "feature extractor" in result.output
+
+
+def test_features_too_big_for_the_disk_are_refused_before_any_work(data_args, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(type(make_extractor("hog_color")), "_fit", refuse)
+    free = shutil.disk_usage("/")._replace(free=5 * 10**8)
+    monkeypatch.setattr("svmtrain.features.sizes.shutil.disk_usage", lambda _path: free)
+    hog = ["features.name=hog_color", "features.hog_color.orientation_bins=100000"]
+    for command in (["features", "build"], ["fit"]):
+        result = _run(*command, "-c", QUICK, *data_args, *_sets(hog), "-q")
+        assert result.exit_code == 1, result.output
+        # 130 images x (16 cells x 100,000 bins + 10 hues) float32: 832.0 MB
+        assert "need 832.0 MB on disk" in result.output, result.output
+        assert "130 images x 1,600,010 features" in result.output
+        assert "has 500.0 MB free" in result.output
+
+
+def test_features_too_big_for_memory_are_refused_with_the_figure(data_args, monkeypatch):
+    monkeypatch.setattr("svmtrain.features.sizes.available_memory", lambda: 10**8)
+    hog = ["features.name=hog_color", "features.hog_color.orientation_bins=10000"]
+    result = _run("features", "build", "-c", QUICK, *data_args, *_sets(hog), "-q")
+    assert result.exit_code == 1, result.output
+    assert "of memory to build" in result.output and "100.0 MB available" in result.output
+
+
+def test_a_build_says_what_it_needs_then_a_line_per_phase(data_args):
+    result = _run("features", "build", "-c", QUICK, *data_args, *_sets(KMEANS))
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("features kmeans:")]
+    assert "130 images x 24 features: 12.5 kB on disk" in lines[0]
+    phases = [line.split(": ")[1].split(" ")[0] for line in lines[1:-1]]
+    assert phases == ["sampling", "whitening", "k-means", "extracting", "moments"]
+    assert "extracting 130 images in" in result.output
+    quiet = _run("features", "build", "-c", QUICK, *data_args, *_sets(KMEANS), "-q")
+    assert quiet.output.count("\n") == 1  # the result line alone

@@ -11,6 +11,7 @@ from svmtrain.cli.options import (
     config_option,
     config_overrides,
     data_dir_option,
+    phase_log,
     progress_enabled,
     quiet_option,
     set_option,
@@ -64,7 +65,7 @@ def build(config_path, overrides, data_dir, quiet) -> None:
       svmtrain features build -c configs/kmeans.yaml --set features.kmeans.num_centroids=400
     """
     cfg = load_config(config_path, config_overrides(overrides, data_dir))
-    built = build_features(cfg, progress=progress_enabled(quiet), log=click.echo)
+    built = build_features(cfg, progress=progress_enabled(quiet), log=phase_log(quiet))
     meta = built.meta
     rows = meta["train_images"] + meta["test_images"]
     click.echo(

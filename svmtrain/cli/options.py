@@ -21,6 +21,13 @@ def progress_enabled(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+def phase_log(quiet: bool):
+    """Where a long job's phase lines go (stderr, beside the bars), or None with --quiet."""
+    if quiet:
+        return None
+    return lambda line: click.echo(line, err=True)
+
+
 quiet_option = click.option(
     "--quiet", "-q", is_flag=True, help="No progress bars; print only the results."
 )

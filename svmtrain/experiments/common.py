@@ -40,21 +40,24 @@ def load_dataset(
     )
 
 
-def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
+def load_splits(
+    cfg: Config, *, progress: bool = True, log: Callable[[str], None] | None = None
+) -> Splits:
     """CIFAR-10 downloaded (or found in the cache ``cfg.data`` names) and preprocessed as
     ``cfg`` says: X (N, 3073) of ``cfg.preprocess.dtype`` and y (N,) for train, val and test;
     with ``cfg.features`` other than pixels, X (N, dim + 1) of features from the feature cache
     (built on first use, with a progress bar when ``progress``).
 
-    ``progress``: show the download's progress bar. Raises :class:`~svmtrain.errors.DataError`
-    when the data cannot be fetched or verified, :class:`~svmtrain.errors.ConfigError` when the
-    config's split sizes do not fit them.
+    ``progress``: show the download's and the feature build's progress bars; ``log``
+    receives a line per phase of a feature build (what it needs, then each phase). Raises
+    :class:`~svmtrain.errors.DataError` when the data cannot be fetched or verified,
+    :class:`~svmtrain.errors.ConfigError` when the config's split sizes do not fit them.
     """
     check_settings(cfg.features)
     dataset = load_dataset(cfg.data, progress=progress)
     if cfg.features.name != PIXELS:
         with limited_threads(1):  # the extractor's threads make the products, one core each
-            return feature_splits(dataset, cfg, progress=progress)
+            return feature_splits(dataset, cfg, progress=progress, log=log)
     return prepare(dataset, cfg)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def fit(
     progress: bool = True,
     splits: Splits | None = None,
     plot: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Train as ``cfg`` says (None: the built-in defaults) and write the run directory ``out``
     (None: ``<output.dir>/<timestamp>-<output.name>``); or continue the run in ``resume``.
@@ -82,7 +84,8 @@ def fit(
     the start of a run of the same config (its config.yaml alone). The run directory is locked
     for the whole run (:func:`svmtrain.io.runs.locked`). ``plot``: then draw the run's
     pictures (:func:`svmtrain.io.plots.plot_run`); without matplotlib that fails first, before
-    any work, with :class:`~svmtrain.errors.PlotUnavailable`.
+    any work, with :class:`~svmtrain.errors.PlotUnavailable`. ``log`` receives a line per
+    phase of the work before training (a feature build: what it needs, then each phase).
     Raises :class:`Interrupted` on Ctrl-C and :class:`Terminated` on SIGTERM (in the main
     thread), after saving a checkpoint once training has started (the message says what was
     kept and how to resume); :class:`DivergenceError` on divergence, after saving the last good
@@ -93,7 +96,7 @@ def fit(
         require_matplotlib()  # say so now, not after the training
     with sigterm_as_interrupt():
         try:
-            result = _fit(cfg, out, resume, data_dir, progress, splits)
+            result = _fit(cfg, out, resume, data_dir, progress, splits, log)
         except SigTerm:
             raise Terminated(
                 "Stopped by SIGTERM before training started; there is nothing to resume."
@@ -110,6 +113,7 @@ def _fit(
     data_dir: str | Path | None,
     progress: bool,
     splits: Splits | None,
+    log: Callable[[str], None] | None = None,
 ) -> FitResult:
     """:func:`fit` without the SIGTERM handler and the pictures."""
     if resume is not None:
@@ -126,7 +130,7 @@ def _fit(
     if resume is None:
         run_dir = _new_run_dir(cfg, out)
     if splits is None:
-        splits = load_splits(cfg, progress=progress)
+        splits = load_splits(cfg, progress=progress, log=log)
     plan(cfg, len(splits.y_train))  # reject an impossible batch size before writing anything
     if resume is None:
         runs.create_run_dir(run_dir)

@@ -20,6 +20,7 @@ import numpy as np
 
 from svmtrain.data.format import IMAGE_BYTES
 from svmtrain.errors import ConfigError, WeightsError
+from svmtrain.features.progress import SILENT, Phases
 
 SIDE = 32  # CIFAR-10 images are SIDE x SIDE pixels, 3 colour planes
 
@@ -101,13 +102,16 @@ class Extractor(ABC):
     def settings_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.settings)
 
-    def fit(self, images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Learn the state from ``images`` (N, 3072) uint8, the training split only.
+    def fit(
+        self, images: np.ndarray, rng: np.random.Generator, phases: Phases = SILENT
+    ) -> dict[str, np.ndarray]:
+        """Learn the state from ``images`` (N, 3072) uint8, the training split only; its
+        phases are said to ``phases``.
 
         Returns the state (also kept on the extractor): a dict of numpy arrays.
         """
         check_images(images)
-        self.state = self._fit(images, rng)
+        self.state = self._fit(images, rng, phases)
         return self.state
 
     def transform(
@@ -159,7 +163,17 @@ class Extractor(ABC):
         """Features per image."""
 
     @abstractmethod
-    def _fit(self, images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]: ...
+    def _fit(
+        self, images: np.ndarray, rng: np.random.Generator, phases: Phases
+    ) -> dict[str, np.ndarray]: ...
+
+    def fit_bytes(self, images: int) -> int:
+        """Memory :meth:`fit` needs on ``images`` training images, at most (bytes)."""
+        return 0
+
+    def chunk_bytes(self) -> int:
+        """Memory one worker of :meth:`transform` needs for a chunk, at most (bytes)."""
+        return 2 * self.chunk_images * self.dim * 4
 
     @abstractmethod
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:

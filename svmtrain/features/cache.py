@@ -30,17 +30,17 @@ from pathlib import Path
 
 import numpy as np
 from numpy.lib.format import open_memmap
-from tqdm import tqdm
 
 from svmtrain.errors import DataError
 from svmtrain.features import make_extractor
 from svmtrain.features.base import Extractor
+from svmtrain.features.progress import Phases
+from svmtrain.features.sizes import MOMENT_BYTES, build_needs, check_room
 from svmtrain.fileio import fsync_path
 
 FEATURES_DIR = "features"
 FORMAT = 2  # bump when the files' layout or an extractor's numbers change
 DTYPE = np.float32
-_MOMENT_ROWS = 2048  # rows read at a time when summing moments
 _TMP_SUFFIX = ".tmp"
 
 
@@ -102,6 +102,11 @@ def load_or_build(
             return open_cache(final)
         except DataError:
             shutil.rmtree(final, ignore_errors=True)  # damaged: built again below
+    phases = Phases(f"features {name}", bar=progress, log=log)
+    rows = len(dataset.x_train) + len(dataset.x_test)
+    needs = build_needs(extractor, train.stop - (train.start or 0), rows)
+    check_room(needs, root, f"features {name} with these settings")
+    phases.say(f"building the cache in {final}: {needs.text()}")
     try:
         root.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(root, dirname)
@@ -110,7 +115,7 @@ def load_or_build(
     except OSError as err:
         raise _unwritable(root, err) from None
     try:
-        _build(dataset, extractor, identity, train, tmp, progress=progress, log=log)
+        _build(dataset, extractor, identity, train, tmp, phases)
         try:
             os.rename(tmp, final)
         except OSError:
@@ -125,35 +130,17 @@ def load_or_build(
 
 
 def _build(
-    dataset,
-    extractor: Extractor,
-    identity: dict,
-    train: slice,
-    tmp: Path,
-    *,
-    progress: bool,
-    log: Callable[[str], None] | None,
+    dataset, extractor: Extractor, identity: dict, train: slice, tmp: Path, phases: Phases
 ) -> None:
-    say = log or (lambda _line: None)
     seed = int(getattr(extractor.settings, "seed", 0))
     started = time.perf_counter()
-    extractor.fit(dataset.x_train[train], np.random.default_rng(seed))
+    extractor.fit(dataset.x_train[train], np.random.default_rng(seed), phases)
     fit_seconds = time.perf_counter() - started
-    say(
-        f"features {extractor.name}: learned from {train.stop - (train.start or 0):,} "
-        f"training images in {fit_seconds:.1f} s"
-    )
     np.savez(tmp / "state.npz", **extractor.state)
     timings = {"fit_seconds": round(fit_seconds, 3)}
     total = len(dataset.x_train) + len(dataset.x_test)
     started = time.perf_counter()
-    with tqdm(
-        total=total,
-        unit="img",
-        desc=f"features {extractor.name}",
-        disable=not progress,
-        leave=False,
-    ) as bar:
+    with phases.phase("extracting", total, "images") as bar:
         for split, images in (("train", dataset.x_train), ("test", dataset.x_test)):
             out = open_memmap(
                 tmp / f"{split}.npy", mode="w+", dtype=DTYPE, shape=(len(images), extractor.dim)
@@ -166,12 +153,9 @@ def _build(
         "transform_seconds": round(seconds, 3),
         "images_per_second": round(total / seconds, 1),
     }
-    say(
-        f"features {extractor.name}: {total:,} images in {seconds:.1f} s "
-        f"({total / seconds:.0f} images/s)"
-    )
     train_rows = np.load(tmp / "train.npy", mmap_mode="r")[train]
-    mean, std = feature_moments(train_rows)
+    with phases.phase("moments", len(train_rows), "images"):
+        mean, std = feature_moments(train_rows)
     np.savez(tmp / "moments.npz", mean=mean, std=std)
     meta = {
         **identity,
@@ -192,8 +176,9 @@ def feature_moments(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     chunk by chunk. Returns two (dim,) float64."""
     total = np.zeros(rows.shape[1])
     total_sq = np.zeros(rows.shape[1])
-    for start in range(0, len(rows), _MOMENT_ROWS):
-        chunk = np.asarray(rows[start : start + _MOMENT_ROWS], dtype=np.float64)
+    step = max(1, MOMENT_BYTES // (8 * rows.shape[1]))  # rows of float64 at a time
+    for start in range(0, len(rows), step):
+        chunk = np.asarray(rows[start : start + step], dtype=np.float64)
         total += chunk.sum(axis=0)
         total_sq += np.einsum("ij,ij->j", chunk, chunk)
     mean = total / len(rows)

@@ -21,6 +21,7 @@ three elementwise passes: absolute value, square root, minimum.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ from svmtrain.features.base import (
     positive_setting,
     worker_count,
 )
+from svmtrain.features.progress import Phases
 
 CHANNELS = 3
 CONTRAST_EPSILON = 10.0  # added to each patch's pixel variance (0..255 scale), as in the paper
@@ -134,10 +136,16 @@ def nearest_centroid(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return labels
 
 
-def lloyd(x: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
+def lloyd(
+    x: np.ndarray,
+    k: int,
+    iterations: int,
+    rng: np.random.Generator,
+    on_round: Callable[[int], object] | None = None,
+) -> np.ndarray:
     """Lloyd's k-means on rows of x (n, d) float32: ``iterations`` rounds of assignment and
     mean update, starting from k distinct rows drawn by ``rng``; a centroid left empty moves
-    to a row drawn at random. Returns (k, d) float32."""
+    to a row drawn at random; ``on_round(1)`` after each round. Returns (k, d) float32."""
     centroids = x[rng.choice(len(x), size=k, replace=False)].copy()
     for _ in range(iterations):
         labels = nearest_centroid(x, centroids)
@@ -150,6 +158,8 @@ def lloyd(x: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> n
         empty = np.flatnonzero(~occupied)
         if len(empty):
             centroids[empty] = x[rng.choice(len(x), size=len(empty), replace=False)]
+        if on_round is not None:
+            on_round(1)
     return centroids
 
 
@@ -164,22 +174,33 @@ class KMeansFeatures(Extractor):
     def dim(self) -> int:
         return self.settings.pooling_grid**2 * self.settings.num_centroids
 
-    def _fit(self, images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def _fit(
+        self, images: np.ndarray, rng: np.random.Generator, phases: Phases
+    ) -> dict[str, np.ndarray]:
         s = self.settings
-        patches = self.sample_patches(images, rng)
-        mean, whitening = zca(patches, s.whitening_epsilon)
-        white = ((patches - mean) @ whitening).astype(np.float32)
+        with phases.phase("sampling", s.patches_sampled, "patches") as bar:
+            patches = self.sample_patches(images, rng, on_rows=bar.update)
+        with phases.phase("whitening"):
+            mean, whitening = zca(patches, s.whitening_epsilon)
+            white = ((patches - mean) @ whitening).astype(np.float32)
         del patches
-        centroids = lloyd(white, s.num_centroids, s.kmeans_iterations, rng)
+        with phases.phase("k-means", s.kmeans_iterations, "rounds") as bar:
+            centroids = lloyd(white, s.num_centroids, s.kmeans_iterations, rng, bar.update)
         return {
             "whitening_mean": mean.astype(np.float32),
             "whitening": whitening.astype(np.float32),
             "centroids": centroids,
         }
 
-    def sample_patches(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def sample_patches(
+        self,
+        images: np.ndarray,
+        rng: np.random.Generator,
+        on_rows: Callable[[int], object] | None = None,
+    ) -> np.ndarray:
         """``patches_sampled`` normalised patches at random images and positions (any position,
-        whatever the stride): (patches_sampled, patch_dim) float32."""
+        whatever the stride): (patches_sampled, patch_dim) float32. ``on_rows(n)`` is called
+        as each part of n patches is gathered."""
         s = self.settings
         n = s.patches_sampled
         which = np.sort(rng.integers(0, len(images), size=n))
@@ -195,7 +216,23 @@ class KMeansFeatures(Extractor):
             part = slice(start, start + step)
             block = planes[which[part, None, None, None], channels, rows[part], cols[part]]
             patches[part] = block.reshape(len(block), -1)
+            if on_rows is not None:
+                on_rows(len(block))
         return normalize_patches(patches)
+
+    def fit_bytes(self, images: int) -> int:
+        s = self.settings
+        # whitening: the float32 sample, its float64 copy and product (24 bytes a value);
+        # k-means: the whitened sample, its sorted copy in float64, a block of scores per core
+        sample = s.patches_sampled * s.patch_dim
+        scores = worker_count() * _ASSIGN_ROWS * s.num_centroids * 8
+        return max(24 * sample, 16 * sample + scores)
+
+    def chunk_bytes(self) -> int:
+        s = self.settings
+        patches = self.chunk_images * s.positions**2 * s.patch_dim * 4
+        image = s.positions**2 * (s.patch_dim + 2 + s.num_centroids) * 4
+        return 3 * patches + image + self.chunk_images * self.dim * 4
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         s = self.settings
