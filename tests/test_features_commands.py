@@ -271,3 +271,43 @@ def test_a_build_says_what_it_needs_then_a_line_per_phase(data_args):
     assert "extracting 130 images in" in result.output
     quiet = _run("features", "build", "-c", QUICK, *data_args, *_sets(KMEANS), "-q")
     assert quiet.output.count("\n") == 1  # the result line alone
+
+
+def test_evaluate_and_predict_read_the_cache_only_when_its_state_is_the_models(
+    data_args, tmp_path, monkeypatch
+):
+    out = tmp_path / "run"
+    assert _run("fit", "-c", QUICK, *data_args, *_sets(KMEANS), "--out", out, "-q").exit_code == 0
+    weights = out / runs.WEIGHTS
+    report = _run("evaluate", "--weights", weights, "--json", "-q").output
+    val = _run("evaluate", "--weights", weights, "--split", "val", "--json", "-q").output
+    predicted = _run("predict", "-w", weights, "-i", 3, "-i", 0, "--json", "-q").output
+    kmeans = type(make_extractor("kmeans"))
+    computed = kmeans._transform_chunk
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the features were computed, not read from the cache")
+
+    monkeypatch.setattr(kmeans, "_transform_chunk", refuse)
+    assert _run("evaluate", "--weights", weights, "--json", "-q").output == report
+    assert _run("evaluate", "-w", weights, "--split", "val", "--json", "-q").output == val
+    assert _run("predict", "-w", weights, "-i", 3, "-i", 0, "--json", "-q").output == predicted
+    # A cache under the same name whose state is not the model's is not read: the features are
+    # computed, with a line that says so, and the report is the same.
+    (cache_dir,) = (Path(a.split("=", 1)[1]) / "features" for a in data_args if "data.dir=" in a)
+    (path,) = cache_dir.glob("kmeans-*")
+    with np.load(path / "state.npz") as npz:
+        state = {k: npz[k] for k in npz.files}
+    state["centroids"] = state["centroids"] + np.float32(1e-3)
+    np.savez(path / "state.npz", **state)
+    calls = []
+
+    def count(self, images):
+        calls.append(len(images))
+        return computed(self, images)
+
+    monkeypatch.setattr(kmeans, "_transform_chunk", count)
+    again = _run("evaluate", "--weights", weights, "--json")
+    assert again.exit_code == 0 and sum(calls) == 30
+    assert "evaluate: scoring test 30 images in" in again.output
+    assert json.loads(again.output[again.output.index("{") :]) == json.loads(report)

@@ -10,6 +10,8 @@ carry it beside the classifier's weights.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -101,6 +103,18 @@ class Extractor(ABC):
 
     def settings_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.settings)
+
+    def state_digest(self) -> str:
+        """sha256 (hex) of the name, the settings and every array of the state (key, dtype,
+        shape and bytes): equal digests, the same features of every image."""
+        if self.state is None:
+            raise RuntimeError(f"features '{self.name}': call fit or from_state first")
+        digest = hashlib.sha256(json.dumps([self.name, self.settings_dict()]).encode())
+        for key in sorted(self.state):
+            array = np.ascontiguousarray(self.state[key])
+            digest.update(json.dumps([key, array.dtype.str, array.shape]).encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
 
     def fit(
         self, images: np.ndarray, rng: np.random.Generator, phases: Phases = SILENT

@@ -9,7 +9,14 @@ import numpy as np
 from svmtrain.config import Config
 from svmtrain.data.preprocess import Splits, split_rows, stats_from_moments, transform
 from svmtrain.data.source import resolve_data_dir
-from svmtrain.features.cache import FeatureCache, load_or_build
+from svmtrain.errors import DataError
+from svmtrain.features.cache import (
+    FeatureCache,
+    cache_key,
+    features_root,
+    load_or_build,
+    open_cache,
+)
 from svmtrain.features.transform import FeatureTransform
 
 
@@ -29,6 +36,26 @@ def cached_features(
         progress=progress,
         log=log,
     )
+
+
+def matching_cache(
+    dataset, cfg: Config, transform: FeatureTransform, data_dir: str | None = None
+) -> FeatureCache | None:
+    """The finished feature cache of ``dataset`` that the config ``cfg`` (a model's own)
+    names, when its extractor's state is the one of ``transform`` (equal digests of name,
+    settings and state arrays); else None. Nothing is built. ``data_dir`` overrides
+    ``cfg.data.dir``."""
+    extractor = transform.extractor
+    train, _, _ = split_rows(dataset, cfg)
+    dirname, _ = cache_key(dataset.sha256, extractor.name, extractor.settings_dict(), train)
+    path = features_root(resolve_data_dir(data_dir or cfg.data.dir)) / dirname
+    if not path.is_dir():
+        return None
+    try:
+        cached = open_cache(path)
+    except DataError:
+        return None
+    return cached if cached.extractor.state_digest() == extractor.state_digest() else None
 
 
 def feature_splits(
