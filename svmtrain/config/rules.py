@@ -101,6 +101,7 @@ RULES: dict[str, _Rule] = {
     "features.name": _NON_EMPTY,
     "features.kmeans": _Rule(wording="{type} of its settings"),
     "features.hog_color": _Rule(wording="{type} of its settings"),
+    "features.flip": _BOOL,
     "model.loss": _one_of(*LOSSES),
     "model.delta": _compare(">", 0),
     "model.reg": _compare(">=", 0),

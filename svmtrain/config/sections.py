@@ -34,6 +34,8 @@ class FeaturesConfig:
     # checks them (svmtrain.features.check_settings), before any work that uses the config.
     kmeans: dict = field(default_factory=dict)
     hog_color: dict = field(default_factory=dict)
+    # Also train on every training image mirrored left to right (never validation or test).
+    flip: bool = False
 
 
 @dataclass

@@ -38,6 +38,12 @@ def check_settings(features) -> None:
     extractor's settings, used or not. Raises ConfigError naming the key at fault."""
     if features.name != PIXELS:
         make_extractor(features.name)
+    elif features.flip:
+        raise ConfigError(
+            "features.flip adds the features of the mirrored training images, and pixels have "
+            "no extractor: set features.name (e.g. --set features.name=kmeans) or drop "
+            "features.flip."
+        )
     for name in EXTRACTORS:
         make_extractor(name, getattr(features, name))
 

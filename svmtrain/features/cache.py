@@ -140,7 +140,7 @@ def _build(
     timings = {"fit_seconds": round(fit_seconds, 3)}
     total = len(dataset.x_train) + len(dataset.x_test)
     started = time.perf_counter()
-    with phases.phase("extracting", total, "images") as bar:
+    with phases.phase("extracting", total, "images", rate=True) as bar:
         for split, images in (("train", dataset.x_train), ("test", dataset.x_test)):
             out = open_memmap(
                 tmp / f"{split}.npy", mode="w+", dtype=DTYPE, shape=(len(images), extractor.dim)

@@ -17,6 +17,8 @@ from svmtrain.features.cache import (
     load_or_build,
     open_cache,
 )
+from svmtrain.features.flips import flipped_features
+from svmtrain.features.progress import Phases
 from svmtrain.features.transform import FeatureTransform
 
 
@@ -63,7 +65,8 @@ def feature_splits(
 ) -> Splits:
     """Splits whose X are design matrices (N, dim + 1) of the features ``cfg.features`` names,
     centred and scaled by the training split's moments as ``cfg.preprocess`` says, with the
-    :class:`FeatureTransform` a model of them keeps."""
+    :class:`FeatureTransform` a model of them keeps. With ``features.flip`` the training
+    split is followed by its mirror images (:mod:`svmtrain.features.flips`), labels alike."""
     cached = cached_features(dataset, cfg, progress=progress, log=log)
     mean, scale = stats_from_moments(
         cached.mean,
@@ -79,9 +82,20 @@ def feature_splits(
     def labels(y: np.ndarray) -> np.ndarray:
         return np.asarray(y, dtype=np.intp)
 
+    y_train = labels(dataset.y_train[train])
+    if cfg.features.flip:
+        phases = Phases(f"features {cached.extractor.name}", bar=progress, log=log)
+        flipped = flipped_features(cached, dataset, phases)
+        n = len(y_train)
+        X_train = np.empty((2 * n, cached.train.shape[1] + 1), dtype=cfg.preprocess.dtype)
+        transform(cached.train[train], mean, scale, None, out=X_train[:n])
+        transform(flipped[train], mean, scale, None, out=X_train[n:])
+        y_train = np.concatenate([y_train, y_train])
+    else:
+        X_train = design(cached.train[train])
     return Splits(
-        X_train=design(cached.train[train]),
-        y_train=labels(dataset.y_train[train]),
+        X_train=X_train,
+        y_train=y_train,
         X_val=design(cached.train[val]),
         y_val=labels(dataset.y_train[val]),
         X_test=design(cached.test[test]),

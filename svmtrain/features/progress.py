@@ -30,9 +30,12 @@ class Phases:
             self.log(f"{self.prefix}: {line}")
 
     @contextmanager
-    def phase(self, what: str, total: int | None = None, unit: str = "") -> Iterator[tqdm]:
+    def phase(
+        self, what: str, total: int | None = None, unit: str = "", *, rate: bool = False
+    ) -> Iterator[tqdm]:
         """A phase: yields a tqdm (disabled off a terminal; call ``update(n)``), then says
-        "what: total unit in s" (the count left out when ``total`` is None)."""
+        "what total unit in s" (the count left out when ``total`` is None), and with ``rate``
+        how many units a second."""
         started = time.perf_counter()
         with tqdm(
             total=total,
@@ -46,8 +49,8 @@ class Phases:
             yield bar
         seconds = time.perf_counter() - started
         count = f" {total:,} {unit}" if total is not None and unit else ""
-        rate = f", {total / seconds:,.0f} {unit}/s" if count and seconds > 0 else ""
-        self.say(f"{what}{count} in {seconds:.1f} s{rate}")
+        speed = f", {total / seconds:,.0f} {unit}/s" if rate and count and seconds > 0 else ""
+        self.say(f"{what}{count} in {seconds:.1f} s{speed}")
 
 
 SILENT = Phases("")

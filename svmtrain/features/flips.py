@@ -1,0 +1,81 @@
+"""The features of the training images mirrored left to right, kept beside a feature cache.
+
+``features.flip`` trains on every training image and its mirror image (CIFAR-10's usual
+augmentation: a mirrored cat is a cat). The mirrored images are never validation or test
+images. Their features go in ``train_flipped.npy`` inside the cache directory they belong to,
+row i the mirror of ``train.npy``'s row i, so the extractor state, the moments (of the
+unmirrored training split) and the cache key are shared. The file is written under a hidden
+temporary name and renamed into place when complete; a temporary file whose process is gone
+is removed by the next build.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.format import open_memmap
+
+from svmtrain.errors import DataError
+from svmtrain.features.base import as_planes
+from svmtrain.features.cache import DTYPE, FeatureCache, _owner_alive
+from svmtrain.features.progress import Phases
+from svmtrain.features.sizes import Needs, check_room
+from svmtrain.fileio import fsync_path
+
+FLIPPED = "train_flipped.npy"
+_BLOCK = 4096  # images mirrored at a time (12 MB of pixels)
+
+
+def mirrored(images: np.ndarray) -> np.ndarray:
+    """(n, 3072) uint8 images as stored -> the same images mirrored left to right, (n, 3072)."""
+    return np.ascontiguousarray(as_planes(images)[:, :, :, ::-1]).reshape(len(images), -1)
+
+
+def flipped_features(cache: FeatureCache, dataset, phases: Phases) -> np.ndarray:
+    """(N, dim) read-only memory map: the features of every training image of ``dataset``
+    (the archive ``cache`` was built from) mirrored, computed and kept first if need be.
+    Raises ConfigError when the disk cannot hold them, DataError when they cannot be written."""
+    path = cache.path / FLIPPED
+    shape = cache.train.shape
+    if path.is_file():
+        try:
+            flipped = np.load(path, mmap_mode="r")
+            if flipped.shape == shape and flipped.dtype == DTYPE:
+                return flipped
+        except (OSError, ValueError):
+            pass
+        path.unlink()  # damaged: built again below
+    needs = Needs(shape[0], shape[1], shape[0] * shape[1] * np.dtype(DTYPE).itemsize, 0)
+    check_room(needs, cache.path, "the mirrored training images' features")
+    phases.say(f"mirrored training images: {needs.text().split(',')[0]}")
+    for stale in cache.path.glob(f".{FLIPPED}.*.tmp"):
+        if not _owner_alive(stale):
+            stale.unlink(missing_ok=True)
+    tmp = cache.path / f".{FLIPPED}.{os.getpid()}.tmp"
+    try:
+        _write(cache, dataset.x_train, tmp, phases)
+        os.replace(tmp, path)
+        fsync_path(cache.path)
+    except OSError as err:
+        raise DataError(
+            f"Cannot write {path}: {err.strerror or err}. Free some space or choose another "
+            f"--data-dir."
+        ) from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return np.load(path, mmap_mode="r")
+
+
+def _write(cache: FeatureCache, images: np.ndarray, tmp: Path, phases: Phases) -> None:
+    out = open_memmap(tmp, mode="w+", dtype=DTYPE, shape=cache.train.shape)
+    with phases.phase("extracting mirrored", len(images), "images", rate=True) as bar:
+        for start in range(0, len(images), _BLOCK):
+            block = mirrored(images[start : start + _BLOCK])
+            cache.extractor.transform(
+                block, out=out[start : start + len(block)], on_chunk=bar.update
+            )
+    out.flush()
+    del out
+    fsync_path(tmp)
