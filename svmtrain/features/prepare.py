@@ -26,10 +26,11 @@ def cached_features(
     dataset, cfg: Config, *, progress: bool = True, log: Callable[[str], None] | None = None
 ) -> FeatureCache:
     """The feature cache ``cfg.features`` names for ``dataset``, built first if need be, its
-    state learned from the config's training split only."""
+    state learned from the config's training split only; with ``features.flip``, the mirrored
+    training images' features too (:func:`flipped_of`)."""
     train, _, _ = split_rows(dataset, cfg)
     name = cfg.features.name
-    return load_or_build(
+    cached = load_or_build(
         dataset,
         name,
         getattr(cfg.features, name),
@@ -38,6 +39,21 @@ def cached_features(
         progress=progress,
         log=log,
     )
+    if cfg.features.flip:
+        flipped_of(cached, dataset, progress=progress, log=log)
+    return cached
+
+
+def flipped_of(
+    cached: FeatureCache,
+    dataset,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """The features of ``dataset``'s training images mirrored (N, dim), kept in ``cached``."""
+    phases = Phases(f"features {cached.extractor.name}", bar=progress, log=log)
+    return flipped_features(cached, dataset, phases)
 
 
 def matching_cache(
@@ -84,8 +100,7 @@ def feature_splits(
 
     y_train = labels(dataset.y_train[train])
     if cfg.features.flip:
-        phases = Phases(f"features {cached.extractor.name}", bar=progress, log=log)
-        flipped = flipped_features(cached, dataset, phases)
+        flipped = flipped_of(cached, dataset, progress=progress, log=log)
         n = len(y_train)
         X_train = np.empty((2 * n, cached.train.shape[1] + 1), dtype=cfg.preprocess.dtype)
         transform(cached.train[train], mean, scale, None, out=X_train[:n])
