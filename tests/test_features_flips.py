@@ -85,7 +85,9 @@ def test_flip_adds_the_mirrored_training_images_only(run_data, monkeypatch):
     monkeypatch.setattr(type(make_extractor("kmeans")), "_transform_chunk", refuse)
     again = load_splits(_config(run_data, "features.flip=true"), progress=False, log=lines.append)
     np.testing.assert_array_equal(again.X_train, flipped.X_train)
-    assert lines == []
+    assert lines == [
+        "features kmeans: design matrices of 210 images x 25 columns (float32): 21.0 kB of memory"
+    ]  # 80 training images and their mirrors, 20 validation and 30 test images
 
 
 def test_fit_with_flip_says_so_and_trains(run_data, tmp_path):

@@ -19,6 +19,7 @@ from svmtrain.features.cache import (
 )
 from svmtrain.features.flips import flipped_features
 from svmtrain.features.progress import Phases
+from svmtrain.features.sizes import human_bytes
 from svmtrain.features.transform import FeatureTransform
 
 
@@ -99,6 +100,15 @@ def feature_splits(
         return np.asarray(y, dtype=np.intp)
 
     y_train = labels(dataset.y_train[train])
+    rows = (len(y_train) * (2 if cfg.features.flip else 1)) + (val.stop - val.start)
+    rows += test.stop - test.start
+    width = cached.train.shape[1] + 1
+    if log is not None:
+        size = human_bytes(rows * width * np.dtype(cfg.preprocess.dtype).itemsize)
+        log(
+            f"features {cached.extractor.name}: design matrices of {rows:,} images x "
+            f"{width:,} columns ({cfg.preprocess.dtype}): {size} of memory"
+        )
     if cfg.features.flip:
         flipped = flipped_of(cached, dataset, progress=progress, log=log)
         n = len(y_train)
