@@ -19,13 +19,12 @@ from numpy.lib.format import open_memmap
 
 from svmtrain.errors import DataError
 from svmtrain.features.base import as_planes
-from svmtrain.features.cache import DTYPE, FeatureCache, _owner_alive
+from svmtrain.features.cache import DTYPE, FeatureCache, _owner_alive, write_in_blocks
 from svmtrain.features.progress import Phases
 from svmtrain.features.sizes import Needs, check_room
 from svmtrain.fileio import fsync_path
 
 FLIPPED = "train_flipped.npy"
-_BLOCK = 4096  # images mirrored at a time (12 MB of pixels)
 
 
 def mirrored(images: np.ndarray) -> np.ndarray:
@@ -71,11 +70,6 @@ def flipped_features(cache: FeatureCache, dataset, phases: Phases) -> np.ndarray
 def _write(cache: FeatureCache, images: np.ndarray, tmp: Path, phases: Phases) -> None:
     out = open_memmap(tmp, mode="w+", dtype=DTYPE, shape=cache.train.shape)
     with phases.phase("extracting mirrored", len(images), "images", rate=True) as bar:
-        for start in range(0, len(images), _BLOCK):
-            block = mirrored(images[start : start + _BLOCK])
-            cache.extractor.transform(
-                block, out=out[start : start + len(block)], on_chunk=bar.update
-            )
-    out.flush()
+        write_in_blocks(cache.extractor, images, out, bar.update, prepare=mirrored)
     del out
     fsync_path(tmp)
