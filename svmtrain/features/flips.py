@@ -21,7 +21,7 @@ from svmtrain.errors import DataError
 from svmtrain.features.base import as_planes
 from svmtrain.features.cache import DTYPE, FeatureCache, _owner_alive, write_in_blocks
 from svmtrain.features.progress import Phases
-from svmtrain.features.sizes import Needs, check_room
+from svmtrain.features.sizes import Needs, check_room, human_bytes
 from svmtrain.fileio import fsync_path
 
 FLIPPED = "train_flipped.npy"
@@ -48,7 +48,10 @@ def flipped_features(cache: FeatureCache, dataset, phases: Phases) -> np.ndarray
         path.unlink()  # damaged: built again below
     needs = Needs(shape[0], shape[1], shape[0] * shape[1] * np.dtype(DTYPE).itemsize, 0)
     check_room(needs, cache.path, "the mirrored training images' features")
-    phases.say(f"mirrored training images: {needs.text().split(',')[0]}")
+    phases.say(
+        f"mirrored training images: {shape[0]:,} images x {shape[1]:,} features, "
+        f"{human_bytes(needs.disk)} on disk"
+    )
     for stale in cache.path.glob(f".{FLIPPED}.*.tmp"):
         if not _owner_alive(stale):
             stale.unlink(missing_ok=True)
