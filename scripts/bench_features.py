@@ -3,7 +3,9 @@
 For kmeans, the FLOPs counted are those of the two matrix products per image (whitening,
 patches x 108 x 108, and distances, patches x 110 x K), which are most of the arithmetic; the
 product rate is the same distance product timed alone on one image's patches, one BLAS thread,
-so "share of the product rate" says how much the elementwise work and the threading cost.
+in turns with the extraction (a round of each, then the next round, medians over rounds), so
+"share of the product rate" says how much the elementwise work and the threading cost, and a
+load that comes and goes weighs on both alike.
 Random images and a random state: the speed does not depend on what the pixels are.
 
     python scripts/bench_features.py [--centroids 1600] [--images 512] [--repeats 3]
