@@ -35,6 +35,7 @@ import numpy as np
 from svmtrain import __version__
 from svmtrain.config.yamltext import parse_yaml
 from svmtrain.core.blas import limited_threads
+from svmtrain.core.losses import LOSSES
 from svmtrain.data.preprocess import PIXELS, PixelTransform
 from svmtrain.errors import ImageError, WeightsError
 from svmtrain.features.transform import FeatureTransform
@@ -42,7 +43,6 @@ from svmtrain.fileio import atomic_write, read_npz
 
 SIDE, CHANNELS = 32, 3
 CHUNK = 1024  # images transformed at a time: a float buffer of CHUNK x F, never N x F
-LOSS_NAMES = ("svm", "softmax")
 
 # weights.npz formats. 1: svmtrain 0.1.0 (W, mean, scale, class_names, config; no
 # format_version). 2: the model whole (adds format_version, loss, transform, svmtrain_version);
@@ -75,10 +75,10 @@ class LinearModel:
     """A fitted linear classifier on raw images.
 
     W: (C, F + 1) float32 or float64, F = transform.num_features, the last column the bias;
-    class_names: C names; loss: "svm" or "softmax"; config_yaml: the config the model was
-    trained with (where its data came from), or "" when unknown. ``diverged_in_epoch`` is set
-    when training diverged in that epoch (1-based): W is then the last good weights, those
-    after the epoch before it (the untrained initial W for epoch 1).
+    class_names: C names; loss: its name in svmtrain.core.losses.LOSSES; config_yaml: the
+    config the model was trained with (where its data came from), or "" when unknown.
+    ``diverged_in_epoch`` is set when training diverged in that epoch (1-based): W is then the
+    last good weights, those after the epoch before it (the untrained initial W for epoch 1).
     """
 
     W: np.ndarray
@@ -277,10 +277,8 @@ def _check_model(W, num_features: int, class_names: tuple, loss: str, where: str
         )
     if W.dtype not in (np.float32, np.float64) or not np.all(np.isfinite(W)):
         raise WeightsError(f"{where}: W must hold finite float32 or float64 numbers.{hint}")
-    if loss not in LOSS_NAMES:
-        raise WeightsError(
-            f"{where}: loss must be one of {', '.join(LOSS_NAMES)}; got {loss!r}.{hint}"
-        )
+    if loss not in LOSSES:
+        raise WeightsError(f"{where}: loss must be one of {', '.join(LOSSES)}; got {loss!r}.{hint}")
 
 
 def _format_version(arrays: dict[str, np.ndarray], path: Path) -> int:

@@ -14,6 +14,7 @@ import yaml
 
 from svmtrain import __version__
 from svmtrain.config import (
+    DTYPES,
     Config,
     OptimConfig,
     TrainConfig,
@@ -25,6 +26,9 @@ from svmtrain.config import (
 )
 from svmtrain.config.rules import KEY_TYPES, RULES
 from svmtrain.config.shipped import shipped_names, shipped_text
+from svmtrain.core.losses import LOSSES, owners, whose
+from svmtrain.core.optim import SCHEDULES
+from svmtrain.core.scaling import SCALINGS
 from svmtrain.errors import ConfigError, SvmtrainError
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -317,24 +321,24 @@ BAD_FILES = [
     (
         "scaling typo",
         "preprocess:\n  scaling: unt\n",
-        "preprocess.scaling must be one of none, unit, standardize. Got 'unt' instead; "
+        f"preprocess.scaling must be one of {', '.join(SCALINGS)}. Got 'unt' instead; "
         "did you mean 'unit'?",
     ),
     (
         "dtype",
         "preprocess:\n  dtype: float16\n",
-        "preprocess.dtype must be one of float32, float64. Got 'float16' instead; "
+        f"preprocess.dtype must be one of {', '.join(DTYPES)}. Got 'float16' instead; "
         "did you mean 'float64'?",
     ),
     (
         "loss, no close choice",
         "model:\n  loss: hinge\n",
-        "model.loss must be one of svm, softmax. Got 'hinge' instead.",
+        f"model.loss must be one of {', '.join(LOSSES)}. Got 'hinge' instead.",
     ),
     (
         "schedule name",
         "schedule:\n  name: cos\n",
-        "schedule.name must be one of constant, step, exponential, cosine. Got 'cos' instead; "
+        f"schedule.name must be one of {', '.join(SCHEDULES)}. Got 'cos' instead; "
         "did you mean 'cosine'?",
     ),
     (
@@ -825,8 +829,9 @@ def test_a_hyperparameter_of_another_loss_is_refused_when_set():
     with pytest.raises(ConfigError) as caught:
         load_config(None, ["model.loss=softmax", "model.delta=2"])
     message = str(caught.value)
-    assert "model.delta is 2.0, but the softmax loss has no delta (the svm loss's)" in message
-    assert "remove model.delta or set model.loss to svm" in " ".join(message.split())
+    assert f"model.delta is 2.0, but the softmax loss has no delta ({whose('delta')})" in message
+    remedy = f"remove model.delta or set model.loss to {' or '.join(owners('delta'))}."
+    assert remedy in " ".join(message.split())
 
 
 def test_a_hyperparameter_of_another_loss_at_its_default_is_accepted():

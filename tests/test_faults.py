@@ -445,6 +445,16 @@ def bias_gradient_sign_flipped(scene: Scene) -> None:
     scene.monkeypatch.setitem(LOSSES, "svm", replace(true_svm, vectorised=wrong))
 
 
+def reference_overflows(scene: Scene) -> None:
+    """The SVM's loop reference returning an infinite loss (as the loop softmax once did)."""
+    true_svm = LOSSES["svm"]
+
+    def overflows(W, *args, **kwargs):
+        return float("inf"), np.zeros_like(W)
+
+    scene.monkeypatch.setitem(LOSSES, "svm", replace(true_svm, naive=overflows))
+
+
 def signal_after_first_epoch(sig: int) -> Callable[[Scene, subprocess.Popen], None]:
     """During: once the run's first checkpoint is written, send ``sig`` to the process."""
 
@@ -1195,6 +1205,35 @@ GRADCHECK = [
         ("FAIL", "W[", ", 3072]"),
         setup=bias_gradient_sign_flipped,
         issue="14.10",
+    ),
+    Fault(
+        "gradcheck-forward-with-the-built-in-defaults",
+        "gradcheck --synthetic --method forward",
+        0,
+        ("forward differences with h=1e-09", "PASS"),
+        issue="20",
+    ),
+    Fault(
+        "gradcheck-nothing-can-be-judged",
+        "gradcheck --synthetic --tol 1e-300",
+        3,
+        ("INCONCLUSIVE: every checked weight is at a kink or unresolved", "no verdict"),
+        issue="20",
+    ),
+    Fault(
+        "gradcheck-softmax-reference-where-a-probability-underflows",
+        "gradcheck --synthetic --loss softmax --reference --weight-scale 1",
+        0,
+        ("loop reference: loss 775727158.19870", "PASS"),
+        issue="19.13",
+    ),
+    Fault(
+        "gradcheck-reference-not-finite",
+        "gradcheck --synthetic -n 20 --reference",
+        1,
+        ("FAIL: the loop reference's loss is inf", "overflows"),
+        setup=reference_overflows,
+        issue="19.13",
     ),
 ]
 

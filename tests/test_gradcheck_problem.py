@@ -200,7 +200,7 @@ def test_run_gradcheck_gives_exactly_what_the_cli_prints():
     assert printed.pop("seconds") >= 0 and document.pop("seconds") >= 0
     assert printed == document
     assert document["verdict"] == run.result.verdict() and document["verdict"].startswith("PASS")
-    assert list(document)[:5] == ["passed", "verdict", "band", "loss", "data"]
+    assert list(document)[:6] == ["passed", "status", "verdict", "band", "loss", "data"]
 
     text = CliRunner().invoke(main, ["gradcheck", "--synthetic", "-n", "20", *args]).output
     timing = re.compile(r"checked in [0-9.]+ s")

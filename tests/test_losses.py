@@ -20,8 +20,6 @@ from svmtrain.core.losses import (
     softmax_loss,
     softmax_loss_naive,
     svm_kink_gaps,
-    svm_loss,
-    svm_loss_naive,
 )
 
 LOSS_NAMES = list(LOSSES)
@@ -38,36 +36,18 @@ SVM_X = np.array([[1.0, 2.0, 1.0], [2.0, -1.0, 1.0]])
 SVM_Y = np.array([0, 2])
 SVM_DATA_GRAD = np.array([[0.0, -2.5, -0.5], [0.5, 1.0, 0.5], [-0.5, 1.5, 0.0]])
 
-SVM_CASES = {
-    # reg, reg_bias, delta -> loss, dW. reg * sum(W^2): sum is 7.25, or 0.75 without the bias.
-    "no reg": (0.0, True, 1.0, 2.5, SVM_DATA_GRAD),
-    "reg": (0.1, True, 1.0, 2.5 + 0.725, SVM_DATA_GRAD + 0.2 * SVM_W),
-    "reg, bias free": (
-        0.1,
-        False,
-        1.0,
-        2.5 + 0.075,
-        SVM_DATA_GRAD + 0.2 * np.hstack([SVM_W[:, :2], np.zeros((3, 1))]),
-    ),
-    # delta 2: margins 3.0, 3.5 | 1.5, 0.5 -> (6.5 + 2.0) / 2; now example 1 violates twice.
-    "delta 2": (
-        0.0,
-        True,
-        2.0,
-        4.25,
-        np.array([[0.0, -2.5, -0.5], [1.5, 0.5, 1.0], [-1.5, 2.0, -0.5]]),
-    ),
-}
+
+def _svm_case(reg, reg_bias, delta, loss, dW):
+    return (SVM_W, SVM_X, SVM_Y, reg, reg_bias, {"delta": delta}, loss, dW)
 
 
-@pytest.mark.parametrize("impl", [svm_loss, svm_loss_naive], ids=["vectorised", "loop"])
-@pytest.mark.parametrize("case", SVM_CASES.values(), ids=SVM_CASES.keys())
-def test_svm_hand_computed(impl, case):
-    reg, reg_bias, delta, loss, dW = case
-    got_loss, got_dW = impl(SVM_W, SVM_X, SVM_Y, reg, delta=delta, reg_bias=reg_bias)
-    assert got_loss == pytest.approx(loss, abs=1e-14)
-    np.testing.assert_allclose(got_dW, dW, atol=1e-14)
-
+# The squared hinge on the SVM case: sum of squared active margins, each margin m adding 2 m x
+# to its class's row and taking it from the correct row.
+#   delta 1: (2.0^2 + 2.5^2 + 0.5^2) / 2 = 5.25;
+#            dW rows: (-9 x0 + x1) / 2, 4 x0 / 2, (5 x0 - x1) / 2
+#   delta 2: margins 3.0, 3.5 | 1.5, 0.5: (9 + 12.25 + 2.25 + 0.25) / 2 = 11.875;
+#            dW rows: (-13 x0 + 3 x1) / 2, (6 x0 + x1) / 2, (7 x0 - 4 x1) / 2
+SQUARED_HINGE_DATA_GRAD = np.array([[-3.5, -9.5, -4.0], [2.0, 4.0, 2.0], [1.5, 5.5, 2.0]])
 
 # Hand-computed softmax case: C = 3, D = 3, N = 2, W zero but for W[2, 0] = ln 2.
 #   example 0: x = (1, 0, 1), y = 2: scores (0, 0, ln 2), p = (1/4, 1/4, 1/2), loss ln 2
@@ -81,12 +61,63 @@ SOFTMAX_GRAD = np.array(
     [[1 / 8, -1 / 3, -5 / 24], [1 / 8, 1 / 6, 7 / 24], [-1 / 4, 1 / 6, -1 / 12]]
 )
 
+# loss name -> case name -> (W, X, y, reg, reg_bias, hyperparameters, loss, dW), every number
+# worked out by hand above. Each registered loss must have some (a test says so).
+HAND_CASES = {
+    "svm": {
+        # reg * sum(W^2): sum is 7.25, or 0.75 without the bias.
+        "no reg": _svm_case(0.0, True, 1.0, 2.5, SVM_DATA_GRAD),
+        "reg": _svm_case(0.1, True, 1.0, 2.5 + 0.725, SVM_DATA_GRAD + 0.2 * SVM_W),
+        "reg, bias free": _svm_case(
+            0.1,
+            False,
+            1.0,
+            2.5 + 0.075,
+            SVM_DATA_GRAD + 0.2 * np.hstack([SVM_W[:, :2], np.zeros((3, 1))]),
+        ),
+        # delta 2: margins 3.0, 3.5 | 1.5, 0.5 -> (6.5 + 2.0) / 2; now example 1 violates twice.
+        "delta 2": _svm_case(
+            0.0,
+            True,
+            2.0,
+            4.25,
+            np.array([[0.0, -2.5, -0.5], [1.5, 0.5, 1.0], [-1.5, 2.0, -0.5]]),
+        ),
+    },
+    "squared_hinge": {
+        "no reg": _svm_case(0.0, True, 1.0, 5.25, SQUARED_HINGE_DATA_GRAD),
+        "reg, bias free": _svm_case(
+            0.1,
+            False,
+            1.0,
+            5.25 + 0.075,
+            SQUARED_HINGE_DATA_GRAD + 0.2 * np.hstack([SVM_W[:, :2], np.zeros((3, 1))]),
+        ),
+        "delta 2": _svm_case(
+            0.0,
+            True,
+            2.0,
+            11.875,
+            np.array([[-3.5, -14.5, -5.0], [4.0, 5.5, 3.5], [-0.5, 9.0, 1.5]]),
+        ),
+    },
+    "softmax": {
+        "no reg": (SOFTMAX_W, SOFTMAX_X, SOFTMAX_Y, 0.0, True, {}, SOFTMAX_LOSS, SOFTMAX_GRAD),
+    },
+}
 
-@pytest.mark.parametrize("impl", [softmax_loss, softmax_loss_naive], ids=["vectorised", "loop"])
-def test_softmax_hand_computed(impl):
-    loss, dW = impl(SOFTMAX_W, SOFTMAX_X, SOFTMAX_Y)
-    assert loss == pytest.approx(SOFTMAX_LOSS, abs=1e-14)
-    np.testing.assert_allclose(dW, SOFTMAX_GRAD, atol=1e-14)
+
+@pytest.mark.parametrize("version", ["vectorised", "naive"])
+@pytest.mark.parametrize(
+    ("name", "case"),
+    [(name, case) for name, cases in HAND_CASES.items() for case in cases],
+)
+def test_hand_computed(name, case, version):
+    W, X, y, reg, reg_bias, options, loss, dW = HAND_CASES[name][case]
+    impl = getattr(LOSSES[name], version)
+    got_loss, got_dW = impl(W, X, y, reg, reg_bias=reg_bias, **options)
+    assert got_loss == pytest.approx(loss, abs=1e-14)
+    np.testing.assert_allclose(got_dW, dW, atol=1e-14)
 
 
 def test_softmax_is_stable_for_huge_scores():
@@ -98,14 +129,28 @@ def test_softmax_is_stable_for_huge_scores():
     np.testing.assert_allclose(dW, SOFTMAX_GRAD, atol=1e-12)
 
 
-def test_svm_subgradient_is_zero_at_a_margin_of_exactly_zero():
-    # scores (1, 0), y = 0, delta 1: the margin of class 1 is exactly 0, counted as inactive.
+@pytest.mark.parametrize("name", ["svm", "squared_hinge"])
+def test_hinge_gradient_is_zero_at_a_margin_of_exactly_zero(name):
+    # scores (1, 0), y = 0, delta 1: the margin of class 1 is exactly 0, counted as inactive
+    # (svm: the subgradient taken; squared hinge: its gradient, 2 * 0, from both sides).
     W = np.array([[1.0, 0.0], [0.0, 0.0]])
     X = np.array([[1.0, 1.0]])
-    for impl in (svm_loss, svm_loss_naive):
+    for impl in (LOSSES[name].vectorised, LOSSES[name].naive):
         loss, dW = impl(W, X, np.array([0]))
         assert loss == 0.0
         assert not dW.any()
+
+
+def test_squared_hinge_is_the_hinge_squared_margin_by_margin():
+    W, X, y = _problem(seed=11)
+    scores = X @ W.T
+    rows = np.arange(len(y))
+    margins = scores - scores[rows, y][:, None] + 1.5
+    margins[rows, y] = 0
+    expected = (np.maximum(margins, 0) ** 2).sum(axis=1)
+    got = LOSSES["squared_hinge"].example_losses(scores, y, delta=1.5)
+    np.testing.assert_allclose(got, expected, rtol=1e-13)
+    assert np.all(got <= LOSSES["svm"].example_losses(scores, y, delta=1.5) ** 2 + 1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,11 +242,11 @@ def test_softmax_has_no_margin_option():
             impl(W, X, y, 0.1, delta=1.0)
 
 
-def test_the_registry_holds_the_two_losses():
-    assert set(LOSSES) == {"svm", "softmax"}
-    assert LOSSES["svm"].vectorised is svm_loss and LOSSES["svm"].naive is svm_loss_naive
-    assert LOSSES["softmax"].vectorised is softmax_loss
-    assert LOSSES["softmax"].naive is softmax_loss_naive
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_every_loss_has_hand_computed_cases(name):
+    """A new loss comes with its own hand-computed numbers (HAND_CASES), not only the
+    registry-driven comparisons with its loop reference."""
+    assert HAND_CASES.get(name), f"add hand-computed cases of the {name} loss to HAND_CASES"
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
@@ -262,41 +307,54 @@ def test_record_reads_its_options_from_settings(name):
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
-def test_default_steps_cover_both_dtypes(name):
+def test_default_steps_cover_both_dtypes_and_methods(name):
     record = LOSSES[name]
     for dtype in ("float64", "float32", np.float64, np.dtype("float32")):
-        assert 0 < record.default_step(dtype) < 1e-2
+        for method in ("centered", "forward"):
+            assert 0 < record.default_step(dtype, method) < 1e-2
+        assert record.default_step(dtype) == record.default_step(dtype, "centered")
+
+
+def _difference(values: list[float]) -> float:
+    """The finite difference of order len(values) - 1 of equally spaced values."""
+    order = len(values) - 1
+    return sum((-1) ** (order - k) * math.comb(order, k) * v for k, v in enumerate(values))
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
-def test_kink_gaps_are_where_the_example_loss_bends(name):
-    """Moving one score by less than its gap leaves the example loss linear in that score (a
-    centred second difference of 0 for a piecewise linear loss, or smooth curvature); moving it
-    past a gap of 0 bends it. A loss without kinks has a second difference that shrinks with
-    the step like h^2 everywhere."""
+def test_kink_gaps_are_where_the_example_loss_changes_piece(name):
+    """A loss that is a polynomial of degree d between kinks (the record's piecewise_degree)
+    has a difference of order d + 1 of 0 (to rounding) where a score moves less than its gap,
+    and not where the score sits on a kink (gap 0). A smooth loss has no kinks: its second
+    difference shrinks with the step like h^2 everywhere."""
     record = LOSSES[name]
     W, X, y = _problem(seed=8)
     scores = X @ W.T
     h = 1e-4
 
-    def second_difference(i: int, c: int, step: float) -> float:
-        moved = [scores.copy() for _ in range(3)]
-        for k, t in enumerate((-step, 0.0, step)):
-            moved[k][i, c] += t
-        values = [float(record.example_losses(m, y)[i]) for m in moved]
-        return values[0] - 2 * values[1] + values[2]
+    def difference(i: int, c: int, order: int) -> float:
+        """The difference of order ``order`` of example i's loss along score (i, c), over
+        ``order + 1`` points h apart centred on the score."""
+        values = []
+        for k in range(order + 1):
+            moved = scores.copy()
+            moved[i, c] += (k - order / 2) * h
+            values.append(float(record.example_losses(moved, y)[i]))
+        return _difference(values)
 
+    assert record.has_kinks == (record.piecewise_degree is not None)
     if not record.has_kinks:
         for i, c in [(0, 0), (3, 2), (7, 9)]:
-            assert abs(second_difference(i, c, h)) < 1e-6
+            assert abs(difference(i, c, 2)) < 1e-6
         return
+    order = record.piecewise_degree + 1
     gaps = record.kink_gaps(scores, y)
     assert gaps.shape == scores.shape and np.all(gaps >= 0)
     far = np.argwhere(gaps > 10 * h)[:20]
     for i, c in far:
-        assert abs(second_difference(i, c, h)) < 1e-12 * (1 + abs(scores[i]).sum())
+        assert abs(difference(i, c, order)) < 1e-12 * (1 + abs(scores[i]).sum()) ** order
     # Move scores by their gap, one way or the other: that puts them on a kink (gap 0), where
-    # a small step bends the loss.
+    # the next piece starts and the difference is of the size h^d.
     for i, c in far[:5]:
         start = scores[i, c]
         for sign in (1.0, -1.0):
@@ -305,7 +363,7 @@ def test_kink_gaps_are_where_the_example_loss_bends(name):
                 break
         else:
             pytest.fail(f"no kink at a distance of the gap of score ({i}, {c})")
-        assert abs(second_difference(i, c, h)) > h / 2
+        assert abs(difference(i, c, order)) > h**record.piecewise_degree / 4
         scores[i, c] = start
 
 
@@ -339,3 +397,59 @@ def test_no_penalty_means_no_penalty_even_when_sum_w_squared_overflows(name, ver
     assert loss == pytest.approx(exact_loss, rel=1e-5)
     np.testing.assert_allclose(dW, exact_dW, rtol=1e-3, atol=1e-4 * np.abs(exact_dW).max())
     assert reg_loss(W, 0.0) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Against torch autograd, where torch is installed (not a dependency: pip install torch)
+
+
+def _torch_references():
+    """loss name -> (scores tensor (N, C), y tensor (N,), delta) -> summed data loss, written
+    with torch's own losses: MultiMarginLoss averages over the C classes (the correct one adds
+    0), so it is scaled back by C."""
+    F = pytest.importorskip("torch").nn.functional
+
+    def margin(p):
+        return lambda s, y, delta: (
+            s.shape[1] * F.multi_margin_loss(s, y, p=p, margin=delta, reduction="sum")
+        )
+
+    return {
+        "svm": margin(1),
+        "squared_hinge": margin(2),
+        "softmax": lambda s, y, delta: F.cross_entropy(s, y, reduction="sum"),
+    }
+
+
+@pytest.mark.parametrize("reg_bias", [True, False])
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_loss_and_gradient_match_torch_autograd(name, reg_bias):
+    references = _torch_references()
+    torch = pytest.importorskip("torch")
+    assert name in references, f"add a torch reference of the {name} loss"
+    W, X, y = _problem(seed=12)
+    options = {"delta": 1.5} if "delta" in LOSSES[name].hyperparameters else {}
+    loss, dW = LOSSES[name](W, X, y, 0.3, reg_bias=reg_bias, **options)
+    Wt = torch.tensor(W, requires_grad=True)
+    scores = torch.tensor(X) @ Wt.T
+    penalised = Wt if reg_bias else Wt[:, :-1]
+    data = references[name](scores, torch.tensor(y), options.get("delta", 1.0)) / len(y)
+    total = data + 0.3 * (penalised**2).sum()
+    total.backward()
+    assert loss == pytest.approx(total.item(), rel=1e-13)
+    np.testing.assert_allclose(dW, Wt.grad.numpy(), rtol=1e-11, atol=1e-13 * np.abs(dW).max())
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_the_loop_reference_is_as_overflow_safe_as_the_vectorised_loss(name):
+    """Scores in the thousands (W = N(0, 1) on pixel-scale data): softmax probabilities
+    underflow to 0, which the loop once turned into log(0) = inf (issue 19 #13)."""
+    W, X, y = _problem(seed=13)
+    W = np.random.default_rng(13).standard_normal(W.shape)
+    assert np.abs(X @ W.T).max() > 1000  # precondition: exp(-score gaps) underflows
+    loss, dW = LOSSES[name](W, X, y, 0.1)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow is harmless
+        ref_loss, ref_dW = LOSSES[name].naive(W, X, y, 0.1)
+    assert math.isfinite(loss) and math.isfinite(ref_loss)
+    assert ref_loss == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(ref_dW, dW, rtol=1e-10, atol=1e-12 * np.abs(dW).max())

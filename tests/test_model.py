@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from svmtrain import __version__
+from svmtrain.core.losses import LOSSES
 from svmtrain.data.preprocess import PixelTransform
 from svmtrain.errors import ImageError, SvmtrainError, WeightsError
 from svmtrain.model import CHUNK, FORMAT_VERSION, LinearModel
@@ -185,7 +186,7 @@ def _damaged(tmp_path, **changes):
         ({"mean": np.zeros(5, np.float32)}, "mean must be 3072 finite floats"),
         ({"class_names": np.array(["one"])}, "two or more class names"),
         ({"class_names": np.arange(C)}, "two or more class names"),
-        ({"loss": np.array("hinge")}, "loss must be one of svm, softmax; got 'hinge'"),
+        ({"loss": np.array("hinge")}, f"loss must be one of {', '.join(LOSSES)}; got 'hinge'"),
         ({"transform": np.array("kmeans")}, "uses the input transform 'kmeans'"),
         ({"format_version": np.array(1.5)}, "format_version must be a whole number"),
         ({"config": np.arange(3)}, "config must be a text value"),

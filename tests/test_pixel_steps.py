@@ -80,7 +80,7 @@ def _epochs(cfg, x, y, lrs=(1e-3, 5e-4), seed=2):
     return state, runs, t
 
 
-@pytest.mark.parametrize("loss", ["svm", "softmax"])
+@pytest.mark.parametrize("loss", list(LOSSES))
 @pytest.mark.parametrize(
     "extra",
     [
@@ -110,7 +110,7 @@ def test_pixel_steps_match_the_plain_loop_on_float_matrices(data, loss, extra):
     assert not np.allclose(state.W, train.init_state(cfg, C, P + 1).W)  # it did train
 
 
-@pytest.mark.parametrize("loss", ["svm", "softmax"])
+@pytest.mark.parametrize("loss", list(LOSSES))
 def test_pixel_steps_are_bit_identical_run_to_run(data, loss):
     x, y = data
     cfg = _cfg(loss, "optim.momentum=0.9")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from svmtrain.config import load_config
+from svmtrain.core.scaling import SCALINGS
 from svmtrain.data.preprocess import PIXELS, fit_stats, prepare, split_indices, transform
 from svmtrain.errors import ConfigError
 
@@ -14,7 +15,7 @@ def _pixels(rng, n, low=0, high=256):
     return rng.integers(low, high, size=(n, PIXELS), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("scaling", ["none", "unit", "standardize"])
+@pytest.mark.parametrize("scaling", list(SCALINGS))
 def test_fit_stats_match_float64_numpy(scaling):
     x = _pixels(np.random.default_rng(0), 5000)  # more rows than one conversion chunk
     mean, scale = fit_stats(x, scaling=scaling)

@@ -26,6 +26,7 @@ from svmtrain.cli.plot import plot
 from svmtrain.cli.predict import predict_cmd
 from svmtrain.cli.search import search
 from svmtrain.cli.sweep_step import sweep_step
+from svmtrain.core.losses import LOSSES
 from svmtrain.errors import ArgumentError, Notice, SigTerm, SvmtrainError, Terminated
 from svmtrain.experiments.common import sigterm_as_interrupt
 
@@ -109,10 +110,7 @@ def _notices_as_lines():
         configs,
     ],
     context_settings={"help_option_names": ["-h", "--help"]},
-)
-@click.version_option(__version__, "-V", "--version", prog_name="svmtrain")
-def main() -> None:
-    """Train, sweep and gradient-check linear classifiers (multiclass SVM, softmax)
+    help=f"""Train, sweep and gradient-check linear classifiers ({", ".join(LOSSES)} losses)
     on CIFAR-10 with numpy.
 
     \b
@@ -121,7 +119,11 @@ def main() -> None:
       svmtrain fit -c default         train the shipped default config
                                       (svmtrain configs list shows them all)
       svmtrain gradcheck --synthetic  check the analytic gradient
-    """
+    """,
+)
+@click.version_option(__version__, "-V", "--version", prog_name="svmtrain")
+def main() -> None:
+    """The svmtrain command group; its help names the losses of the registry."""
 
 
 class _OutputFailed(Exception):

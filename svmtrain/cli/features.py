@@ -19,7 +19,7 @@ from svmtrain.cli.options import (
 from svmtrain.config import load_config
 from svmtrain.data.source import resolve_data_dir
 from svmtrain.experiments.common import build_features
-from svmtrain.features import cache
+from svmtrain.features import EXTRACTORS, cache
 from svmtrain.io.records import format_table
 
 
@@ -38,13 +38,15 @@ def _describe(entry: dict) -> tuple[str, str, str, str]:
     return name, settings, shape, _megabytes(entry["bytes"])
 
 
-@click.group()
-def features() -> None:
-    """Build, list and delete cached kmeans and hog_color features.
+@click.group(
+    help=f"""Build, list and delete cached {" and ".join(EXTRACTORS)} features.
 
     A cache is keyed on the archive's digest, the extractor's settings and the training
     split it learns from, so a run whose config asks for the same features reuses it.
     """
+)
+def features() -> None:
+    """The features command group; its help names the extractors of the registry."""
 
 
 @features.command()

@@ -19,8 +19,8 @@ from svmtrain.cli.options import (
 )
 from svmtrain.config import DTYPES, load_config
 from svmtrain.core.differences import METHODS
-from svmtrain.core.gradcheck import TOLERANCES
-from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
+from svmtrain.core.gradcheck import EXIT_STATUS, TOLERANCES
+from svmtrain.core.losses import HYPERPARAMETERS, LOSSES, whose
 from svmtrain.experiments.gradcheck import DEFAULT_CHECKS, run_gradcheck
 from svmtrain.io.records import to_json
 
@@ -29,12 +29,11 @@ def _hyperparameter_options(command):
     """One option per loss hyperparameter of the registry (--delta for the svm loss's delta),
     passed to :func:`run_gradcheck` by name only when given. run_gradcheck checks the values."""
     for name in sorted(HYPERPARAMETERS, reverse=True):
-        owners = " and ".join(n for n, loss in LOSSES.items() if name in loss.hyperparameters)
         command = click.option(
             "--" + name.replace("_", "-"),
             name,
             metavar="FLOAT",
-            help=f"The {owners} loss's {name}. [default: model.{name}]",
+            help=f"{whose(name).capitalize()} {name}. [default: model.{name}]",
         )(command)
     return command
 
@@ -54,13 +53,18 @@ def _by_dtype(values: dict[str, float]) -> str:
 
 
 # The defaults --h and --tol show, read from the loss records and the tolerance table.
+def _by_method(table: dict[tuple[str, str], float]) -> str:
+    """'centered 1e-5, forward 1e-9 in float64, 1e-5 in float32' from {(dtype, method): v}."""
+    return ", ".join(
+        f"{method} {_by_dtype({d: v for (d, m), v in table.items() if m == method})}"
+        for method in METHODS
+    )
+
+
 _DEFAULT_STEPS = "; ".join(
-    f"{name} {_by_dtype(dict(loss.default_steps))}" for name, loss in LOSSES.items()
+    f"{name}: {_by_method(dict(loss.default_steps))}" for name, loss in LOSSES.items()
 )
-_DEFAULT_TOLERANCES = "; ".join(
-    f"{method} {_by_dtype({d: tol for (d, m), tol in TOLERANCES.items() if m == method})}"
-    for method in METHODS
-)
+_DEFAULT_TOLERANCES = _by_method(TOLERANCES)
 
 
 @click.command(short_help="Check the analytic gradient against finite differences.")
@@ -182,11 +186,17 @@ def gradcheck(
     W is drawn at random and the loss is taken over --num-examples images. Each checked weight
     gets its relative error |a - n| / (|a| + |n|) and the estimated error of its finite
     difference (fd error: truncation + rounding). Two kinds of weight are flagged, counted and
-    left out of the verdict: "kink", whose probe moves an SVM margin across 0 (a kink of the
-    hinge); and "unresolved", whose relative error is above --tol while |a - n| is within the
+    left out of the verdict: "kink", whose probe moves a margin across 0 (a kink of the hinge
+    losses); and "unresolved", whose relative error is above --tol while |a - n| is within the
     fd error: finite differences at this h cannot confirm it to the tolerance (the report says
-    whether truncation or rounding is in the way, and what to change). Exit status 0 on pass,
-    1 on fail.
+    whether truncation or rounding is in the way, and what to change).
+
+    \b
+    Exit status:
+      0  PASS: every judged weight within --tol (and the loop reference agrees)
+      1  FAIL: a judged weight beyond --tol, or the loop reference disagrees
+      3  INCONCLUSIVE: no weight could be judged (all at kinks or unresolved);
+         no verdict on the gradient: try more --checks, another --h or --seed
 
     From the config (--config, --set) gradcheck takes model.* (loss, delta, reg, reg_bias,
     init_scale) and, without --synthetic, data.* and preprocess.*; its own options override
@@ -229,5 +239,4 @@ def gradcheck(
         **{name: value for name, value in hyperparameters.items() if value is not None},
     )
     click.echo(to_json(run.to_dict()) if as_json else run.report(rows))
-    if not run.result.passed:
-        raise SystemExit(1)
+    raise SystemExit(EXIT_STATUS[run.result.status])

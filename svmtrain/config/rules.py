@@ -19,7 +19,7 @@ from typing import Any, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 from svmtrain.config.sections import Config, ModelConfig
-from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
+from svmtrain.core.losses import DTYPES, HYPERPARAMETERS, LOSSES, owners, whose
 from svmtrain.core.optim import SCHEDULES
 from svmtrain.core.scaling import SCALINGS
 from svmtrain.errors import ConfigError
@@ -79,9 +79,6 @@ def is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-# The dtypes W and the design matrices may have: preprocess.dtype, gradcheck --dtype.
-DTYPES = ("float32", "float64")
-
 _POSITIVE_INT = _compare(">=", 1)
 _NON_EMPTY = _Rule(lambda v: v != "", "a non-empty string")
 _BOOL = _Rule(wording="true or false")
@@ -139,11 +136,9 @@ def _foreign_hyperparameter(model: ModelConfig) -> str | None:
 
 def _foreign_hyperparameter_message(model: ModelConfig) -> str:
     name = _foreign_hyperparameter(model)
-    owners = [loss for loss, record in LOSSES.items() if name in record.hyperparameters]
     return (
         f"model.{name} is {getattr(model, name)}, but the {model.loss} loss has no {name} "
-        f"(the {' and '.join(owners)} loss's); remove model.{name} or set model.loss to "
-        f"{' or '.join(owners)}."
+        f"({whose(name)}); remove model.{name} or set model.loss to {' or '.join(owners(name))}."
     )
 
 

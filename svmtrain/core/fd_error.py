@@ -1,10 +1,11 @@
 """How far a finite difference may be from the true derivative: truncation plus rounding.
 
 - :func:`rounding_error_bound`: a bound on the rounding error of each difference quotient.
-- :func:`finite_difference_error`: truncation (known for a piecewise quadratic loss, estimated
-  by Richardson's comparison of the steps h and 2h otherwise) and rounding, as an
-  :class:`FdError`, so that a check can tell a wrong gradient from a difference too coarse to
-  judge it. docs/gradcheck.md explains why a check needs this and how the bounds were tested.
+- :func:`finite_difference_error`: truncation (known for a loss that is a polynomial of low
+  enough degree between kinks, estimated by Richardson's comparison of the steps h and 2h
+  otherwise) and rounding, as an :class:`FdError`, so that a check can tell a wrong gradient
+  from a difference too coarse to judge it. docs/gradcheck.md explains why a check needs this
+  and how the bounds were tested.
 
 Shapes: W (C, D), X (N, D), y (N,), coords (K,) flat indices into W. Pure: nothing printed.
 """
@@ -28,12 +29,23 @@ from svmtrain.core.losses import LOSSES, reg_loss
 # Richardson's estimate of the truncation error is exact to leading order in h only; doubling
 # it covers the next orders (docs/gradcheck.md; checked in tests/test_gradients.py).
 _TRUNCATION_SAFETY = 2.0
+_ORDER = {"centered": 2, "forward": 1}  # the order p of each method's truncation error, O(h^p)
 
 
-def probe_passes(loss: str) -> int:
-    """How many passes over the weights a check of ``loss`` makes: 1, or 2 when its truncation
-    error must be estimated at a second step 2h (not piecewise quadratic). For progress bars."""
-    return 1 if LOSSES[loss].piecewise_quadratic else 2
+def truncation_known(loss: str, method: str) -> bool:
+    """Whether the truncation error of ``method``'s differences of ``loss`` is known without a
+    second probe: 0 for centred differences of a loss of degree <= 2 between kinks (a
+    quadratic's centred differences are exact), reg * t for forward differences of a piecewise
+    linear one (the L2 term's alone). Otherwise it is estimated from a second pass at 2h."""
+    degree = LOSSES[loss].piecewise_degree
+    return degree is not None and degree <= _ORDER[method]
+
+
+def probe_passes(loss: str, method: str) -> int:
+    """How many passes over the weights a check of ``loss`` by ``method`` makes: 1, or 2 when
+    its truncation error must be estimated at a second step 2h (:func:`truncation_known`). The
+    farthest probe is ``probe_passes * h`` from W: the kinks to look for lie within it."""
+    return 1 if truncation_known(loss, method) else 2
 
 
 def rounding_error_bound(
@@ -116,10 +128,11 @@ def finite_difference_error(
     numerical: (K,) the differences at step h, as
     :func:`~svmtrain.core.differences.loss_partials` returned them for these arguments.
 
-    Truncation is known for a piecewise quadratic loss (the record says) and estimated from a
-    second pass at step 2h (Richardson) for a smooth one; docs/gradcheck.md ("Error estimates")
-    derives the bound. ``progress(1)`` is called per weight of that second pass, and only with
-    ``full_loss``.
+    Truncation is known where :func:`truncation_known` says, and estimated from a second pass
+    at step 2h (Richardson) otherwise: exactly for a loss of degree <= p + 1 between kinks (p:
+    the method's order, 2 centred, 1 forward: e.g. forward differences of a piecewise quadratic
+    loss), with a safety factor for a smooth one; docs/gradcheck.md ("Error estimates") derives
+    it. ``progress(1)`` is called per weight of that second pass, and only with ``full_loss``.
 
     Returns an FdError of (K,) float64 arrays. Raises :class:`~svmtrain.errors.ArgumentError`
     for an unknown method.
@@ -127,7 +140,7 @@ def finite_difference_error(
     check_method(method)
     options = {"reg": reg, "reg_bias": reg_bias, "method": method, **hyperparameters}
     rounding = rounding_error_bound(loss, W, X, y, coords, h=h, full_loss=full_loss, **options)
-    if LOSSES[loss].piecewise_quadratic:
+    if truncation_known(loss, method):
         if method == "centered":
             return FdError(np.zeros_like(rounding), rounding)
         ds, up, down = probed_columns(W, coords, h, method)
@@ -139,6 +152,9 @@ def finite_difference_error(
     coarse_rounding = rounding_error_bound(
         loss, W, X, y, coords, h=2 * h, full_loss=full_loss, **options
     )
-    q = 3.0 if method == "centered" else 1.0
-    truncation = _TRUNCATION_SAFETY * np.abs(coarse - numerical) / q
+    order, degree = _ORDER[method], LOSSES[loss].piecewise_degree
+    # Between kinks a polynomial of degree <= p + 1 has D(h) = f' + c h^p exactly: no next orders.
+    safety = 1.0 if degree is not None and degree <= order + 1 else _TRUNCATION_SAFETY
+    q = 2.0**order - 1
+    truncation = safety * np.abs(coarse - numerical) / q
     return FdError(truncation, ((q + 1) * rounding + coarse_rounding) / q)

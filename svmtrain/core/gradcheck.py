@@ -24,9 +24,14 @@ from typing import Any
 import numpy as np
 
 from svmtrain.core.differences import check_method, loss_partials, probe_kinks, probed_columns
-from svmtrain.core.fd_error import finite_difference_error
+from svmtrain.core.fd_error import finite_difference_error, probe_passes, truncation_known
 from svmtrain.core.losses import LOSSES, LossFn
 from svmtrain.errors import ArgumentError, StepTooLarge
+
+# The exit status of ``svmtrain gradcheck`` by GradCheck.status. 2 is taken by bad arguments
+# (click's usage errors), so an inconclusive check, which is neither a pass nor a failure of
+# the code, gets 3 (as monitoring plugins' UNKNOWN).
+EXIT_STATUS = {"pass": 0, "fail": 1, "inconclusive": 3}
 
 TINY = np.finfo(np.float64).tiny  # the floor of |a| + |n|, so that 0 vs 0 is an error of 0
 
@@ -35,8 +40,8 @@ TINY = np.finfo(np.float64).tiny  # the floor of |a| + |n|, so that 0 vs 0 is an
 TOLERANCES: dict[tuple[str, str], float] = {
     ("float64", "centered"): 1e-7,
     ("float64", "forward"): 1e-4,
-    ("float32", "centered"): 1e-1,
-    ("float32", "forward"): 1e-1,
+    ("float32", "centered"): 3e-3,
+    ("float32", "forward"): 1e-2,
 }
 
 
@@ -73,7 +78,9 @@ def _band(max_rel: float, dtype: Any, method: str) -> str:
     if not bands_apply(dtype, method):
         why = []
         if np.dtype(dtype) != np.float64:
-            why.append(f"{np.dtype(dtype).name} rounding alone gives relative errors near 1e-2")
+            why.append(
+                f"{np.dtype(dtype).name} rounding alone gives relative errors of 1e-3 and more"
+            )
         if method != "centered":
             why.append("forward differences add an O(h) truncation error")
         return (
@@ -153,7 +160,7 @@ class GradCheck:
     def truncation_advice(self) -> str:
         """What the truncation error of the unresolved weights is, and what lowers it."""
         by_truncation = self.by_truncation
-        if self.method == "forward" and LOSSES[self.loss].piecewise_quadratic:
+        if self.method == "forward" and truncation_known(self.loss, self.method):
             # Between kinks the forward difference is off by exactly reg * t, the penalty's part.
             size = f"about h*reg = {self.h * self.reg:.2g}"
         else:
@@ -189,10 +196,22 @@ class GradCheck:
             f"{'; '.join(causes)}: {self.where(self.unresolved)}"
         )
 
+    @property
+    def status(self) -> str:
+        """ "pass", "fail", or "inconclusive": no weight could be judged (every one at a kink
+        or unresolved) and the loop reference, if asked for, agrees; that says nothing about
+        the gradient, right or wrong. The CLI's exit status follows (EXIT_STATUS)."""
+        if self.passed:
+            return "pass"
+        reference_failed = self.reference is not None and not (
+            self.reference_max_rel_error <= self.reference_tol
+        )
+        return "inconclusive" if math.isnan(self.max_rel_error) and not reference_failed else "fail"
+
     def verdict(self) -> str:
-        """'PASS: ...' or 'FAIL: ...', one paragraph: why, and what to change when nothing
-        could be judged."""
-        if math.isnan(self.max_rel_error):
+        """'PASS: ...', 'FAIL: ...' or 'INCONCLUSIVE: ...', one paragraph: why, and what to
+        change when nothing could be judged."""
+        if self.status == "inconclusive":
             advice = []
             if self.by_truncation.any():
                 sentence = self.truncation_advice()
@@ -200,18 +219,26 @@ class GradCheck:
             if (self.kink | (self.unresolved & ~self.by_truncation)).any():
                 advice.append("Check more weights (--checks), another --seed or another --h.")
             return (
-                "FAIL: every checked weight is at a kink or unresolved, so nothing could be "
-                "judged. " + " ".join(advice)
+                "INCONCLUSIVE: every checked weight is at a kink or unresolved, so nothing "
+                "could be judged; this is no verdict on the gradient, right or wrong. "
+                + " ".join(advice)
             )
         reasons = []
         set_aside = self.kink | self.unresolved
-        if self.max_rel_error > self.tol:
+        if math.isnan(self.max_rel_error):
+            reasons.append("no weight could be judged (every one at a kink or unresolved)")
+        elif self.max_rel_error > self.tol:
             c, d = self.coords[np.nanargmax(np.where(set_aside, np.nan, self.rel_error))]
             reasons.append(
                 f"the largest relative error away from kinks and unresolved weights, "
                 f"{self.max_rel_error:.1e} at W[{c}, {d}], is above the tolerance {self.tol:g}"
             )
-        if self.reference is not None and self.reference_max_rel_error > self.reference_tol:
+        if self.reference is not None and not math.isfinite(self.reference_loss):
+            reasons.append(
+                f"the loop reference's loss is {self.reference_loss} (the vectorised loss "
+                f"{self.loss_value!r}): one of the two implementations overflows"
+            )
+        elif self.reference is not None and self.reference_max_rel_error > self.reference_tol:
             reasons.append(
                 f"the vectorised loss or gradient differs from the loop reference by a relative "
                 f"error of {self.reference_max_rel_error:.1e} (tolerance {self.reference_tol:g})"
@@ -236,8 +263,9 @@ class GradCheck:
         notes = []
         if self.dtype == "float32":
             notes.append(
-                "float32: relative errors near 1e-2 are expected from rounding alone, so this "
-                "check proves little; use --dtype float64 to check the maths."
+                "float32: rounding alone gives relative errors of 1e-3 and more, so this check "
+                "catches a gradient wrong by about 1% (centred) or 10% (forward) but not less; "
+                "use --dtype float64 to check the maths."
             )
         if self.method == "forward":
             penalty = self.h * self.reg
@@ -273,8 +301,8 @@ class GradCheck:
         return weights
 
     def to_dict(self) -> dict:
-        """The check as a JSON-ready document (floats may be NaN): passed, verdict, band, loss,
-        reg, dtype, method, h, tol, loss_value, checked, num_kinks, num_unresolved,
+        """The check as a JSON-ready document (floats may be NaN): passed, status, verdict,
+        band, loss, reg, dtype, method, h, tol, loss_value, checked, num_kinks, num_unresolved,
         max_rel_error, median_rel_error, reference (None, or loss, max_rel_error, tol), notes
         and weights (:meth:`weight_records`)."""
         reference = None
@@ -286,6 +314,7 @@ class GradCheck:
             }
         return {
             "passed": self.passed,
+            "status": self.status,
             "verdict": self.verdict(),
             "band": self.band,
             "loss": self.loss,
@@ -352,7 +381,7 @@ def check_gradient(
     """
     check_method(method)
     record = LOSSES[loss]
-    h = record.default_step(W.dtype) if h is None else h
+    h = record.default_step(W.dtype, method) if h is None else h
     tol = default_tolerance(W.dtype, method) if tol is None else tol
     coords = np.arange(W.size) if coords is None else np.asarray(coords, dtype=np.intp)
     probed_columns(W, coords, h, method)  # a step that rounds away or overflows, first
@@ -372,7 +401,9 @@ def check_gradient(
     with np.errstate(over="ignore", invalid="ignore"):
         numerical = loss_partials(loss, W, X, y, coords, **probe)
         fd = finite_difference_error(loss, W, X, y, coords, numerical, **probe)
-        kink = probe_kinks(loss, W, X, y, coords, h=h, **hyperparameters)
+        # Every probe (the second pass's at 2h too) must stay clear of kinks.
+        reach = h * probe_passes(loss, method)
+        kink = probe_kinks(loss, W, X, y, coords, h=reach, **hyperparameters)
     if not (np.isfinite(numerical).all() and np.isfinite(fd.total).all()):
         raise StepTooLarge(h, W.dtype.name)
     rel = relative_error(analytic, numerical)
@@ -382,11 +413,17 @@ def check_gradient(
     passed = bool(judged.size) and max_rel <= tol
     extra = {}
     if reference:
-        ref_loss, ref_dW = record.naive(W, X, y, **options)
+        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite result FAILs below
+            ref_loss, ref_dW = record.naive(W, X, y, **options)
         ref = ref_dW[idx].astype(np.float64)
-        ref_rel = relative_error(analytic, ref)
         ref_tol = reference_tolerance(W.dtype)
-        worst = max(float(ref_rel.max()), float(relative_error(value, ref_loss)))
+        # A reference that is not finite agrees with nothing: its error is inf, never NaN.
+        finite = math.isfinite(ref_loss) and bool(np.isfinite(ref).all())
+        with np.errstate(invalid="ignore"):
+            ref_rel = relative_error(analytic, ref)
+        worst = math.inf
+        if finite:
+            worst = max(float(ref_rel.max()), float(relative_error(value, ref_loss)))
         passed = passed and worst <= ref_tol
         extra = {
             "reference": ref,

@@ -26,12 +26,16 @@ new hyperparameter also needs its ``model.<name>`` key (default and rule) in the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+
+# The dtypes W may have, in which every loss computes (preprocess.dtype, gradcheck --dtype).
+DTYPES = ("float32", "float64")
 
 # ---------------------------------------------------------------------------------------------
 # Per-example losses as functions of the scores. The vectorised losses are built on these, and
@@ -69,6 +73,17 @@ def svm_example_losses(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0)
     return np.einsum("...j->...", _svm_hinge(scores, y, delta))
 
 
+def squared_hinge_example_losses(
+    scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
+) -> np.ndarray:
+    """Squared (L2-SVM) hinge loss of each example: sum_{j != y_i} max(0, s_j - s_{y_i} + delta)^2.
+
+    scores: (..., N, C); y: (N,). Returns (..., N) of scores' dtype.
+    """
+    hinge = _svm_hinge(scores, y, delta)
+    return np.einsum("...j,...j->...", hinge, hinge)
+
+
 def softmax_example_losses(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Cross-entropy of each example: -log softmax(s_i)[y_i].
 
@@ -78,7 +93,8 @@ def softmax_example_losses(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def svm_kink_gaps(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.ndarray:
-    """How far each score may move, either way, before a hinge of its example crosses its kink.
+    """How far each score may move, either way, before a hinge of its example crosses its kink
+    (a margin of 0, where the hinge's slope jumps, and the squared hinge's curvature).
 
     Moving s_ij (j != y_i) moves the margin s_ij - s_{y_i} + delta alone; moving s_{y_i} moves
     every margin of example i. So the gap is |margin_ij| for j != y_i, and the smallest
@@ -126,22 +142,48 @@ def with_reg(
 # Vectorised losses
 
 
-def svm_score_gradient(
-    scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
+def _hinge_score_gradient(
+    scores: np.ndarray, y: np.ndarray, delta: float, *, squared: bool
 ) -> tuple[float, np.ndarray]:
-    """The mean multiclass SVM data loss of ``scores`` (N, C) with labels y (N,), and its
+    """The mean (squared) hinge data loss of ``scores`` (N, C) with labels y (N,), and its
     gradient with respect to the scores, (N, C) of scores' dtype: the coefficients with which
-    the examples' features make dW (dW = coef.T @ X). At a margin of exactly 0 the
-    subgradient taken is 0."""
+    the examples' features make dW (dW = coef.T @ X). Each active margin m adds its slope (1,
+    or 2 m squared) times x_i to its class's row and takes it from the correct row; at a margin
+    of exactly 0 the slope taken is 0."""
     n = scores.shape[0]
     hinge = _svm_hinge(scores, y, delta)
-    data_loss = float(hinge.sum()) / n
-    # Each violated margin adds x_i to its class's row and takes x_i from the correct row.
-    coef = (hinge > 0).astype(scores.dtype)
+    if squared:
+        data_loss, coef = float(np.vdot(hinge, hinge)) / n, 2 * hinge
+    else:
+        data_loss, coef = float(hinge.sum()) / n, (hinge > 0).astype(scores.dtype)
     rows = np.arange(n)
     coef[rows, y] = -coef.sum(axis=1)
     coef /= n
     return data_loss, coef
+
+
+def _linear(
+    score_gradient: Callable[..., tuple[float, np.ndarray]],
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    reg: float,
+    reg_bias: bool,
+    **hyperparameters: float,
+) -> tuple[float, np.ndarray]:
+    """(loss, dW (C, D) of W's dtype) of a linear model W (C, D) on X (N, D), cast to W's
+    dtype, from the loss's ``score_gradient`` of the scores X @ W.T, plus the L2 term."""
+    X = np.asarray(X, dtype=W.dtype)
+    data_loss, coef = score_gradient(X @ W.T, y, **hyperparameters)
+    return with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
+
+
+def svm_score_gradient(
+    scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
+) -> tuple[float, np.ndarray]:
+    """The mean multiclass SVM data loss of ``scores`` (N, C) with labels y (N,), and its
+    gradient with respect to the scores, (N, C) (:func:`_hinge_score_gradient`)."""
+    return _hinge_score_gradient(scores, y, delta, squared=False)
 
 
 def svm_loss(
@@ -158,9 +200,33 @@ def svm_loss(
     W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C); delta: the margin.
     Returns (loss, dW (C, D) of W's dtype). At a margin of exactly 0 the subgradient taken is 0.
     """
-    X = np.asarray(X, dtype=W.dtype)
-    data_loss, coef = svm_score_gradient(X @ W.T, y, delta=delta)
-    return with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
+    return _linear(svm_score_gradient, W, X, y, reg, reg_bias, delta=delta)
+
+
+def squared_hinge_score_gradient(
+    scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
+) -> tuple[float, np.ndarray]:
+    """The mean squared-hinge data loss of ``scores`` (N, C) with labels y (N,), and its
+    gradient with respect to the scores, (N, C) (:func:`_hinge_score_gradient`)."""
+    return _hinge_score_gradient(scores, y, delta, squared=True)
+
+
+def squared_hinge_loss(
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    reg: float = 0.0,
+    *,
+    delta: float = 1.0,
+    reg_bias: bool = True,
+) -> tuple[float, np.ndarray]:
+    """Squared hinge (L2-SVM, Weston-Watkins) loss and gradient, vectorised.
+
+    W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C); delta: the margin.
+    Returns (loss, dW (C, D) of W's dtype). Differentiable everywhere: at a margin of 0 the
+    gradient is 0 from both sides.
+    """
+    return _linear(squared_hinge_score_gradient, W, X, y, reg, reg_bias, delta=delta)
 
 
 def softmax_score_gradient(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -189,9 +255,7 @@ def softmax_loss(
     W: (C, D); X: (N, D), cast to W's dtype; y: (N,) ints in [0, C).
     Returns (loss, dW (C, D) of W's dtype).
     """
-    X = np.asarray(X, dtype=W.dtype)
-    data_loss, coef = softmax_score_gradient(X @ W.T, y)
-    return with_reg(data_loss, coef.T @ X, W, reg, reg_bias)
+    return _linear(softmax_score_gradient, W, X, y, reg, reg_bias)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,16 +275,17 @@ def _reg_naive(
     return loss, dW
 
 
-def svm_loss_naive(
+def _hinge_loss_naive(
     W: np.ndarray,
     X: np.ndarray,
     y: np.ndarray,
-    reg: float = 0.0,
+    reg: float,
+    delta: float,
+    reg_bias: bool,
     *,
-    delta: float = 1.0,
-    reg_bias: bool = True,
+    squared: bool,
 ) -> tuple[float, np.ndarray]:
-    """:func:`svm_loss` with explicit loops over examples and classes (the reference)."""
+    """The (squared) hinge loss and gradient, one example and one margin at a time."""
     num_classes, n = W.shape[0], X.shape[0]
     loss, dW = 0.0, np.zeros_like(W)
     for i in range(n):
@@ -231,10 +296,37 @@ def svm_loss_naive(
                 continue
             margin = scores[j] - scores[y[i]] + delta
             if margin > 0:
-                loss += float(margin) / n
-                dW[j] += x / n
-                dW[y[i]] -= x / n
+                loss += (float(margin) ** 2 if squared else float(margin)) / n
+                slope = 2 * margin if squared else 1
+                dW[j] += slope * x / n
+                dW[y[i]] -= slope * x / n
     return _reg_naive(loss, dW, W, reg, reg_bias)
+
+
+def svm_loss_naive(
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    reg: float = 0.0,
+    *,
+    delta: float = 1.0,
+    reg_bias: bool = True,
+) -> tuple[float, np.ndarray]:
+    """:func:`svm_loss` with explicit loops over examples and classes (the reference)."""
+    return _hinge_loss_naive(W, X, y, reg, delta, reg_bias, squared=False)
+
+
+def squared_hinge_loss_naive(
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    reg: float = 0.0,
+    *,
+    delta: float = 1.0,
+    reg_bias: bool = True,
+) -> tuple[float, np.ndarray]:
+    """:func:`squared_hinge_loss` with explicit loops over examples and classes (the reference)."""
+    return _hinge_loss_naive(W, X, y, reg, delta, reg_bias, squared=True)
 
 
 def softmax_loss_naive(
@@ -251,10 +343,11 @@ def softmax_loss_naive(
     for i in range(n):
         x = X[i].astype(W.dtype)
         scores = [float(W[j] @ x) for j in range(num_classes)]
-        top = max(scores)
-        exps = [np.exp(s - top) for s in scores]
+        top = max(scores)  # shifted by the max, as the vectorised loss, so exp never overflows
+        exps = [math.exp(s - top) for s in scores]
         total = sum(exps)
-        loss -= np.log(exps[y[i]] / total) / n
+        # -log p_y = log(total) - (s_y - top): never log(0), even where p_y underflows to 0.
+        loss += (math.log(total) - (scores[y[i]] - top)) / n
         for j in range(num_classes):
             dW[j] += (exps[j] / total - (j == y[i])) * x / n
     return _reg_naive(float(loss), dW, W, reg, reg_bias)
@@ -280,14 +373,17 @@ class Loss:
         gradient (N, C) with respect to the scores): the vectorised loss without the products,
         for callers that compute scores their own way (training on uint8 pixels).
     hyperparameters: the names of its own keyword options besides reg and reg_bias, each a
-        ``model.<name>`` key of the config (svm: delta; softmax: none).
+        ``model.<name>`` key of the config (svm, squared_hinge: delta; softmax: none).
     kink_gaps: (scores (N, C), y (N,), **hyperparameters) -> (N, C): how far each score may
-        move before an example's loss crosses a kink (where its derivative jumps); None for a
-        loss without kinks.
-    piecewise_quadratic: between kinks a polynomial of degree <= 2 in each weight (with the L2
-        term), so the truncation error of a finite difference is known without a second probe.
-    default_steps: the finite-difference step h for a gradient check, by dtype name
-        ("float64", "float32"); docs/gradcheck.md says how they were chosen.
+        move before an example's loss crosses a kink (where it changes from one polynomial
+        piece to the next: svm's slope jumps, squared_hinge's curvature); None for a smooth loss.
+    piecewise_degree: the degree of each example's loss as a polynomial in the scores between
+        kinks (svm 1: piecewise linear; squared_hinge 2), or None for a loss that is no
+        piecewise polynomial (softmax): what the finite-difference error model needs
+        (svmtrain.core.fd_error).
+    default_steps: the finite-difference step h for a gradient check, by (dtype name,
+        method): ("float64" | "float32", "centered" | "forward"); docs/gradcheck.md says how
+        they were chosen.
     """
 
     name: str
@@ -297,8 +393,8 @@ class Loss:
     score_gradient: Callable[..., tuple[float, np.ndarray]]
     hyperparameters: tuple[str, ...]
     kink_gaps: Callable[..., np.ndarray] | None
-    piecewise_quadratic: bool
-    default_steps: Mapping[str, float]
+    piecewise_degree: int | None
+    default_steps: Mapping[tuple[str, str], float]
 
     def __call__(
         self, W: np.ndarray, X: np.ndarray, y: np.ndarray, reg: float = 0.0, **options: Any
@@ -316,9 +412,20 @@ class Loss:
         the keyword options to pass it besides reg and reg_bias."""
         return {name: getattr(settings, name) for name in self.hyperparameters}
 
-    def default_step(self, dtype: Any) -> float:
-        """The finite-difference step h for checking this loss's gradient in ``dtype``."""
-        return self.default_steps[np.dtype(dtype).name]
+    def default_step(self, dtype: Any, method: str = "centered") -> float:
+        """The finite-difference step h for checking this loss's gradient in ``dtype`` with
+        ``method`` ("centered" or "forward")."""
+        return self.default_steps[(np.dtype(dtype).name, method)]
+
+
+def _steps(
+    centered: tuple[float, float], forward: tuple[float, float]
+) -> Mapping[tuple[str, str], float]:
+    """Default steps by (dtype, method), from (float64, float32) pairs per method."""
+    pairs = {"centered": centered, "forward": forward}
+    return MappingProxyType(
+        {(d, m): pair[d == "float32"] for m, pair in pairs.items() for d in ("float64", "float32")}
+    )
 
 
 LOSSES: dict[str, Loss] = {
@@ -330,8 +437,8 @@ LOSSES: dict[str, Loss] = {
         score_gradient=svm_score_gradient,
         hyperparameters=("delta",),
         kink_gaps=svm_kink_gaps,
-        piecewise_quadratic=True,
-        default_steps=MappingProxyType({"float64": 1e-5, "float32": 1e-5}),
+        piecewise_degree=1,
+        default_steps=_steps(centered=(1e-5, 1e-5), forward=(1e-9, 1e-5)),
     ),
     "softmax": Loss(
         name="softmax",
@@ -341,8 +448,19 @@ LOSSES: dict[str, Loss] = {
         score_gradient=softmax_score_gradient,
         hyperparameters=(),
         kink_gaps=None,
-        piecewise_quadratic=False,
-        default_steps=MappingProxyType({"float64": 1e-6, "float32": 1e-5}),
+        piecewise_degree=None,
+        default_steps=_steps(centered=(1e-6, 1e-5), forward=(1e-9, 1e-5)),
+    ),
+    "squared_hinge": Loss(
+        name="squared_hinge",
+        vectorised=squared_hinge_loss,
+        naive=squared_hinge_loss_naive,
+        example_losses=squared_hinge_example_losses,
+        score_gradient=squared_hinge_score_gradient,
+        hyperparameters=("delta",),
+        kink_gaps=svm_kink_gaps,
+        piecewise_degree=2,
+        default_steps=_steps(centered=(1e-5, 1e-5), forward=(1e-9, 1e-5)),
     ),
 }
 
@@ -350,6 +468,18 @@ LOSSES: dict[str, Loss] = {
 HYPERPARAMETERS: frozenset[str] = frozenset(
     name for loss in LOSSES.values() for name in loss.hyperparameters
 )
+
+
+def owners(hyperparameter: str) -> tuple[str, ...]:
+    """The names of the losses that take ``hyperparameter`` (e.g. delta), in registry order."""
+    return tuple(name for name, loss in LOSSES.items() if hyperparameter in loss.hyperparameters)
+
+
+def whose(hyperparameter: str) -> str:
+    """Whose ``hyperparameter`` is, for messages: "the svm loss's", "the svm and squared_hinge
+    losses'"."""
+    names = owners(hyperparameter)
+    return f"the {' and '.join(names)} " + ("loss's" if len(names) == 1 else "losses'")
 
 
 def predict(W: np.ndarray, X: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from svmtrain.config import Config
 from svmtrain.core.fd_error import probe_passes
 from svmtrain.core.gradcheck import GradCheck, bands_apply, check_gradient, default_tolerance
-from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
+from svmtrain.core.losses import HYPERPARAMETERS, LOSSES, whose
 from svmtrain.data.format import NUM_CLASSES
 from svmtrain.data.preprocess import PIXELS
 from svmtrain.errors import (
@@ -165,7 +165,7 @@ class GradCheckRun:
         """The JSON document of ``svmtrain gradcheck --json``: the check's own document
         (:meth:`GradCheck.to_dict`) with the settings and seconds after its verdict and band."""
         check = self.result.to_dict()
-        head = {key: check.pop(key) for key in ("passed", "verdict", "band")}
+        head = {key: check.pop(key) for key in ("passed", "status", "verdict", "band")}
         return {**head, **self.settings, "seconds": self.seconds, **check}
 
     def _table(self, rows: int) -> str:
@@ -310,8 +310,7 @@ def run_gradcheck(
     model = dataclasses.replace(cfg.model, **{k: v for k, v in given.items() if v is not None})
     record = LOSSES[model.loss]
     for name in sorted(set(hyperparameters) - set(record.hyperparameters)):
-        owners = " and ".join(n for n, other in LOSSES.items() if name in other.hyperparameters)
-        raise ArgumentError(name, f"the {model.loss} loss has no {name} (the {owners} loss's).")
+        raise ArgumentError(name, f"the {model.loss} loss has no {name} ({whose(name)}).")
     problem = make_problem(
         cfg,
         num_examples=num_examples,
@@ -325,7 +324,7 @@ def run_gradcheck(
     W, coords = problem.W, problem.coords
     started = time.perf_counter()
     with tqdm(
-        total=(W.size if coords is None else len(coords)) * probe_passes(model.loss),
+        total=(W.size if coords is None else len(coords)) * probe_passes(model.loss, method),
         disable=not (progress and full_loss),
         unit="weight",
         desc="probing",
