@@ -63,15 +63,30 @@ class ClusterError(SvmtrainError):
 
 
 class SigTerm(KeyboardInterrupt):
-    """SIGTERM, raised where the main thread was (see ``svmtrain.experiments.common.
-    sigterm_as_interrupt``), so that every Ctrl-C path handles it; such a path raises
-    :class:`Terminated` where it would raise :class:`Interrupted`."""
+    """SIGTERM or SIGHUP (``signum``), raised where the main thread was (see
+    ``svmtrain.experiments.common.sigterm_as_interrupt``), so that every Ctrl-C path handles it;
+    such a path raises :class:`Terminated` where it would raise :class:`Interrupted`, saying
+    :attr:`name`."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        """The signal's name, e.g. ``SIGHUP``."""
+        return _signal_name(self.signum) or f"signal {self.signum}"
 
 
 class Terminated(Interrupted):
-    """SIGTERM stopped the run; as :class:`Interrupted`, with the exit code of a SIGTERM."""
+    """A signal (SIGTERM, SIGHUP) stopped the run; as :class:`Interrupted`, with the exit code
+    a shell reports for a process that signal ended (128 + its number: 143, 129)."""
 
-    exit_code = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
+    exit_code = 128 + signal.SIGTERM
+
+    def __init__(self, message: str, signum: int = signal.SIGTERM) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 class ArgumentError(SvmtrainError, ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import zipfile
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ _ADVICE = {
     errno.EDQUOT: "Free some space, or choose a location on another disk.",
     errno.ENOENT: "Its directory does not exist: create it or choose another location.",
     errno.ENOTDIR: "A part of that path is a file, not a directory: choose another location.",
+    errno.ENAMETOOLONG: "A name in that path is longer than the file system allows (255 "
+    "bytes): choose a shorter one.",
 }
 
 
@@ -77,6 +80,13 @@ def _discard(tmp: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def os_error_message(err: OSError) -> str:
+    """One line for a file-system error that no caller turned into its own message: the file,
+    what went wrong, and the way on."""
+    where = f" {err.filename}" if err.filename is not None else ""
+    return f"Cannot use{where}: {err.strerror or err}. {_advice(err)}"
+
+
 def _advice(err: OSError) -> str:
     """How to get past ``err``, raised by writing the temporary file or renaming it."""
     failed = Path(err.filename) if isinstance(err.filename, str) else None
@@ -109,3 +119,24 @@ def read_npz(path: Path, what: str, error: type[SvmtrainError], hint: str) -> di
             return {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise error(f"{path} is not a readable {what} ({err}). {hint}") from None
+
+
+def read_json(path: Path, what: str, error: type[SvmtrainError], hint: str, limit: int) -> dict:
+    """The JSON object in the file ``path``, read only if it is at most ``limit`` bytes; any
+    fault (missing, too large, not UTF-8, not JSON, nested too deep, not an object) is one
+    ``error`` naming the file, then ``hint``."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as err:
+        raise error(f"{path} cannot be read ({err.strerror or err}). {hint}".strip()) from None
+    if len(data) > limit:
+        raise error(f"{path} is larger than a {what} can be ({limit:,} bytes). {hint}".strip())
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise error(f"{path} is not a readable {what} ({reason}). {hint}".strip()) from None
+    if not isinstance(value, dict):
+        raise error(f"{path} is not a {what} (not a JSON object). {hint}".strip())
+    return value

@@ -438,7 +438,7 @@ def test_search_stopped_by_a_signal(data, tmp_path, sig, group):
     """SIGINT to the whole process group, as a terminal sends it, or SIGTERM/SIGHUP to the
     parent alone, as kill or a closed terminal does: the parent stops the workers (none is
     left running), keeps the two finished trials and exits with one message: 130, or 143
-    "Stopped by SIGTERM" for SIGTERM, as fit does."""
+    "Stopped by SIGTERM" for SIGTERM and 129 "Stopped by SIGHUP" for SIGHUP, as fit does."""
     pids = tmp_path / "worker-pids"
     driver = (
         "import os, sys, time\n"
@@ -479,8 +479,9 @@ def test_search_stopped_by_a_signal(data, tmp_path, sig, group):
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    # SIGTERM ends a search as it ends fit: 143, "Stopped by SIGTERM"
-    code, what = (143, "Stopped by SIGTERM") if sig == signal.SIGTERM else (130, "Interrupted")
+    # SIGTERM and SIGHUP end a search as they end fit: 128 + the signal, "Stopped by SIGTERM"
+    stopped = {signal.SIGTERM: "Stopped by SIGTERM", signal.SIGHUP: "Stopped by SIGHUP"}
+    code, what = (128 + sig, stopped[sig]) if sig in stopped else (130, "Interrupted")
     assert process.returncode == code, stderr
     assert stderr.strip() == (f"Error: {what} after 2 of 4 trials; their results are in {out}.")
     assert stdout == ""

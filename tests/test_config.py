@@ -227,7 +227,8 @@ BAD_FILES = [
     (
         "yaml 1.1 'no' is a bool",
         "output:\n  name: no\n",
-        "output.name must be a non-empty string without '/'. Got false (a bool) instead.",
+        "output.name must be a non-empty string without '/' or NUL, at most 239 bytes. "
+        "Got false (a bool) instead.",
     ),
     (
         "batch_size 0",
@@ -400,22 +401,26 @@ BAD_FILES = [
     (
         "name with slash",
         "output:\n  name: a/b\n",
-        "output.name must be a non-empty string without '/'. Got 'a/b' instead.",
+        "output.name must be a non-empty string without '/' or NUL, at most 239 bytes. "
+        "Got 'a/b' instead.",
     ),
     (
         "name empty",
         "output:\n  name: ''\n",
-        "output.name must be a non-empty string without '/'. Got '' instead.",
+        "output.name must be a non-empty string without '/' or NUL, at most 239 bytes. "
+        "Got '' instead.",
     ),
     (
         "output dir empty",
         "output:\n  dir: ''\n",
-        "output.dir must be a non-empty string. Got '' instead.",
+        "output.dir must be a non-empty string without NUL, at most 255 bytes between '/'s. "
+        "Got '' instead.",
     ),
     (
         "data dir empty",
         "data:\n  dir: ''\n",
-        "data.dir must be null or a non-empty string. Got '' instead.",
+        "data.dir must be null or a non-empty string without NUL, at most 255 bytes between '/'s. "
+        "Got '' instead.",
     ),
 ]
 

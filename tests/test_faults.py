@@ -18,6 +18,7 @@ a regression fails instead of hanging the session.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import shlex
 import shutil
@@ -41,6 +42,7 @@ from svmtrain.data.cache import PART_NAME
 from svmtrain.data.format import ARCHIVE_NAME
 from svmtrain.data.preprocess import PIXELS, PixelTransform
 from svmtrain.experiments import pixel_steps
+from svmtrain.features.cache import STAMP
 from svmtrain.io import runs
 from svmtrain.model import LinearModel
 
@@ -65,9 +67,10 @@ class Fault:
     says: fragments the output (stdout and stderr, wherever it wraps) must contain.
     creates / changes: glob patterns, relative to ``{root}``, of files the command may add /
     may alter. during: for a child process, what happens while it runs (e.g. a signal); it
-    returns the output it read, if any. issue: where the fault was reported (``14.3``: issue
-    14, item 3), if it was. xfail: why the fault still gets through (the row says how it should
-    behave, and fails strictly once it does).
+    returns the output it read, if any. closed: for a child process, the standard streams it
+    starts without (0 stdin, 1 stdout), as ``<&-`` and ``>&-`` start it. issue: where the
+    fault was reported (``14.3``: issue 14, item 3), if it was. xfail: why the fault still gets
+    through (the row says how it should behave, and fails strictly once it does).
     """
 
     id: str
@@ -79,6 +82,7 @@ class Fault:
     changes: tuple[str, ...] = ()
     process: bool = False
     during: Callable[[Scene, subprocess.Popen], str | None] | None = None
+    closed: tuple[int, ...] = ()
     issue: str = ""
     xfail: str = ""
 
@@ -468,6 +472,158 @@ def signal_after_first_epoch(sig: int) -> Callable[[Scene, subprocess.Popen], No
     return send
 
 
+def signal_once_there(pattern: str, sig: int) -> Callable[[Scene, subprocess.Popen], None]:
+    """During: once a path matching ``pattern`` (a glob below {root}) exists, send ``sig``."""
+
+    def send(scene: Scene, proc: subprocess.Popen) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while (
+            not any(scene.root.glob(pattern))
+            and proc.poll() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.01)
+        proc.send_signal(sig)
+
+    return send
+
+
+# k-means features small enough for a tiny archive: 16 centroids, 3 x 3 pooling, 144 features
+SMALL_KMEANS = " ".join(
+    f"--set features.kmeans.{key}"
+    for key in ("num_centroids=16", "stride=4", "kmeans_iterations=2", "patches_sampled=200")
+)
+FEATURE_DIRS = ("data/features", "data/features/*")  # the feature caches beside the data
+
+
+def feature_cache(scene: Scene) -> None:
+    """A finished k-means feature cache of the tiny archive: {cache}, its {name}; and what
+    `cached` gives."""
+    cached(scene)
+    scene.options["kmeans"] = SMALL_KMEANS
+    argv = scene.argv("features build -c kmeans {data} {kmeans} -q")
+    assert CliRunner().invoke(main, argv).exit_code == 0
+    (path,) = (scene.root / "data" / "features").iterdir()
+    scene.set(cache=path, name=path.name)
+
+
+def edit_meta(edit: Callable[[dict], object]) -> Callable[[Scene], None]:
+    """Setup: a feature cache whose meta.json ``edit`` changed (or replaced, if it returns)."""
+
+    def make(scene: Scene) -> None:
+        feature_cache(scene)
+        meta = Path(scene.vars["cache"]) / "meta.json"
+        data = json.loads(meta.read_text())
+        replaced = edit(data)
+        meta.write_text(replaced if isinstance(replaced, str) else json.dumps(data))
+
+    return make
+
+
+def in_features_dir(name: str, stamped: bool = False) -> Callable[[Scene], None]:
+    """Setup: a folder ``name`` with a file in it under the data's features/ ({folder}):
+    a user's own (not ``stamped``), or what a build of svmtrain's that died left."""
+
+    def make(scene: Scene) -> None:
+        folder = scene.root / "data" / "features" / name.format(pid=os.getpid())
+        folder.mkdir(parents=True)
+        (folder / "notes.txt").write_text("mine\n")
+        if stamped:
+            (folder / STAMP).write_text("1\n")
+        scene.set(folder=folder)
+
+    return make
+
+
+def abandoned_build_with_this_pid(scene: Scene) -> None:
+    """The temporary directory an earlier version's build left, named with this process's PID
+    (PIDs are reused), of the very cache the row builds."""
+    feature_cache(scene)
+    shutil.rmtree(scene.vars["cache"])
+    in_features_dir(f".{scene.vars['name']}.{{pid}}.tmp", stamped=True)(scene)
+
+
+def features_on_a_full_disk(scene: Scene) -> None:
+    """{full}: a tmpfs holding a copy of the cached data, with 48 KB to spare."""
+    cached(scene)
+    data = scene.root / "data"
+    used = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
+    full = scene.fixture("small_tmpfs")(used + 48 * 1024 + 64 * 1024)
+    shutil.copytree(data, full, dirs_exist_ok=True)
+    scene.set(full=full)
+    scene.options["kmeans"] = SMALL_KMEANS
+
+
+def nan_rows_in_the_cache(scene: Scene) -> None:
+    """A feature cache whose train.npy had NaN written over its first row."""
+    feature_cache(scene)
+    rows = np.load(Path(scene.vars["cache"]) / "train.npy", mmap_mode="r+")
+    rows[0] = np.nan
+    rows.flush()
+    del rows
+
+
+def _data_file(scene: Scene, pattern: str) -> Path:
+    """The one file of the data cache {root}/data matching ``pattern``."""
+    (path,) = (scene.root / "data").glob(pattern)
+    return path
+
+
+def _parsed_again_beside_a_users_folder(scene: Scene) -> None:
+    """The data cache's parsed arrays removed (so they are parsed again), and a folder of the
+    user's in their place's parent, data/parsed/mine."""
+    parsed = scene.root / "data" / "parsed"
+    for built in parsed.iterdir():
+        shutil.rmtree(built)
+    (parsed / "mine").mkdir()
+    (parsed / "mine" / "notes.txt").write_text("mine\n")
+
+
+def _edit_json(path: Path, **values) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **values}))
+
+
+def no_home(scene: Scene) -> None:
+    """No HOME, no SVMTRAIN_DATA_DIR, no XDG_CACHE_HOME, and no passwd entry for this user."""
+    import pwd
+
+    for name in ("HOME", "SVMTRAIN_DATA_DIR", "XDG_CACHE_HOME"):
+        scene.monkeypatch.delenv(name, raising=False)
+
+    def unknown(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    scene.monkeypatch.setattr(pwd, "getpwuid", unknown)
+
+
+def users_config_in_out(scene: Scene) -> None:
+    """{file}: {root}/exp/config.yaml, the user's own commented config holding exactly the
+    settings fit resolves from it."""
+    from svmtrain.config import config_to_yaml, load_config
+
+    overrides = [a for a in shlex.split(scene.options["data"]) if a != "--set"]
+    text = config_to_yaml(load_config("quick", overrides))
+    path = scene.root / "exp" / "config.yaml"
+    path.parent.mkdir()
+    path.write_text("# my experiment: quick, on the tiny data\n" + text)
+    scene.set(file=path)
+
+
+def out_of_memory_in_numpy(scene: Scene) -> None:
+    """fit asks numpy for an array no machine holds (numpy's MemoryError says which)."""
+
+    def too_big(*args, **kwargs):
+        np.empty((10**12, 10**6), dtype=np.float32)
+
+    scene.monkeypatch.setattr(sys.modules["svmtrain.cli.fit"], "fit_run", too_big)
+
+
+# k-means features that take a second or more to extract from the tiny archive
+HEAVY_KMEANS = " ".join(
+    f"--set features.kmeans.{key}"
+    for key in ("num_centroids=400", "kmeans_iterations=1", "patches_sampled=400")
+)
+LONG_NAME = "n" * 300  # one name longer than any file system takes (255 bytes)
 LONG_FIT = "fit -c quick {data} --set train.epochs=1000 --out {root}/run -q"
 RUN = ("run", "run/*")  # a run directory and what fit writes into it
 CACHE = ("data", "data/*")  # a data cache being filled (a * spans directories)
@@ -665,6 +821,69 @@ DATA = [
         issue="14.6",
     ),
     Fault(
+        "download-sighup",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256}",
+        129,
+        ("Download stopped by SIGHUP", "{root}/data/" + PART_NAME, "resume"),
+        setup=lambda s: served(s, stall_after=1 << 17),
+        during=signal_once_downloading(signal.SIGHUP),
+        creates=CACHE,
+        process=True,
+        issue="19.27",
+    ),
+    Fault(
+        "data-dir-of-a-user-without-a-home",
+        "data info",
+        1,
+        ("HOME is not set", "SVMTRAIN_DATA_DIR", "XDG_CACHE_HOME", "--data-dir"),
+        setup=no_home,
+        issue="19.23",
+    ),
+    Fault(
+        "download-url-a-malformed-ipv6-address",
+        "data download --data-dir {root}/data --url http://[::1",
+        1,
+        ("'http://[::1'", "must start with http:// or https:// and name a host"),
+        issue="19.22",
+    ),
+    Fault(
+        "download-env-url-a-malformed-ipv6-address",
+        "data download --data-dir {root}/data",
+        1,
+        ("'http://[::1'", "SVMTRAIN_DATA_URL"),
+        setup=lambda s: s.monkeypatch.setenv("SVMTRAIN_DATA_URL", "http://[::1"),
+        issue="19.22",
+    ),
+    Fault(
+        "fit-on-a-data-cache-whose-description-is-a-list",
+        "fit -c quick {data} --out {root}/run -q",
+        0,
+        ("test accuracy",),
+        setup=lambda s: (cached(s), _data_file(s, "parsed/*/meta.json").write_text("[]")),
+        creates=RUN,
+        changes=CACHE,
+        issue="19.16",
+    ),
+    Fault(
+        "fit-on-a-data-cache-whose-stamp-has-a-number-for-a-digest",
+        "fit -c quick {data} --out {root}/run -q",
+        0,
+        ("test accuracy",),
+        setup=lambda s: (cached(s), _edit_json(_data_file(s, ARCHIVE_NAME + ".json"), sha256=7)),
+        creates=RUN,
+        changes=CACHE,
+        issue="19.16",
+    ),
+    Fault(
+        "parse-spares-the-users-folder-in-parsed",
+        "data download --data-dir {root}/data --url {url} --sha256 {sha256} -q",
+        0,
+        ("CIFAR-10 is ready",),
+        setup=lambda s: (cached(s), _parsed_again_beside_a_users_folder(s)),
+        creates=CACHE,
+        issue="19.1",
+    ),
+    Fault(
         "download-into-read-only-media",
         "data download --data-dir {ro} --url {url} --sha256 {sha256}",
         1,
@@ -774,6 +993,27 @@ CONFIG = [
         ("train.epochs must be null or an int >= 1. Got 0 instead.",),
     ),
     Fault(
+        "set-nul-in-output-name",
+        "fit --set 'output.name=\"a\\0b\"' --out {root}/run",
+        1,
+        ("output.name must be a non-empty string without '/' or NUL",),
+        issue="19.21",
+    ),
+    Fault(
+        "set-nul-in-data-dir",
+        "fit --set 'data.dir=\"{root}/a\\0b\"' --out {root}/run",
+        1,
+        ("data.dir must be null or a non-empty string without NUL",),
+        issue="19.21",
+    ),
+    Fault(
+        "set-an-output-name-too-long-for-a-file-name",
+        "fit --set output.name=" + LONG_NAME + " --out {root}/run",
+        1,
+        ("output.name must be", "at most 239 bytes"),
+        issue="19.20",
+    ),
+    Fault(
         "alias-bomb-in-a-config-file",
         "fit -c {file} --out {root}/run",
         1,
@@ -831,6 +1071,17 @@ FIT = [
         creates=RUN,
         process=True,
         issue="14.11",
+    ),
+    Fault(
+        "fit-sighup-mid-run",
+        LONG_FIT,
+        129,
+        ("SIGHUP after epoch", "continue with: svmtrain fit --resume {root}/run"),
+        setup=cached,
+        during=signal_after_first_epoch(signal.SIGHUP),
+        creates=RUN,
+        process=True,
+        issue="19.27",
     ),
     Fault(
         "fit-resume-after-ctrl-c",
@@ -991,6 +1242,39 @@ FIT = [
         changes=RUN,
     ),
     Fault(
+        "fit-out-holding-the-users-config-of-the-same-settings",
+        "fit -c {file} --out {root}/exp -q",
+        1,
+        ("{file} is not the config.yaml fit writes", "Choose a new or empty directory"),
+        setup=both(cached, users_config_in_out),
+        issue="19.2",
+    ),
+    Fault(
+        "fit-out-with-a-name-too-long",
+        "fit -c quick {data} --out {root}/" + LONG_NAME + " -q",
+        1,
+        ("{root}/" + LONG_NAME, "File name too long", "choose a shorter one"),
+        setup=cached,
+        issue="19.20",
+    ),
+    Fault(
+        "fit-reg-so-large-the-weight-decay-diverges",
+        "fit -c quick {data} --set model.reg=1e300 --out {root}/run -q",
+        1,
+        ("Training diverged", "smaller model.reg", "with model.reg=1e+300 the weight decay alone"),
+        setup=cached,
+        creates=RUN,
+        issue="19.10",
+    ),
+    Fault(
+        "fit-out-of-memory-says-what-did-not-fit",
+        "fit -c quick --out {root}/run",
+        1,
+        ("Out of memory (unable to allocate", "shape (1000000000000, 1000000)", "fewer examples"),
+        setup=out_of_memory_in_numpy,
+        issue="19.31",
+    ),
+    Fault(
         "fit-resume-with-another-runs-checkpoint",
         "fit --resume {run} -q",
         1,
@@ -1112,6 +1396,21 @@ EVALUATE = [
         1,
         ("{run}/checkpoint.npz is a checkpoint", "{run}/weights.npz"),
         setup=interrupted,
+    ),
+    Fault(
+        "evaluate-weights-path-with-a-name-too-long",
+        "evaluate -w {root}/" + LONG_NAME + "/weights.npz",
+        1,
+        ("File name too long", "choose a shorter one"),
+        issue="19.20",
+    ),
+    Fault(
+        "predict-an-image-with-a-name-too-long",
+        "predict -w {weights} {root}/" + LONG_NAME + ".png",
+        1,
+        ("{root}/" + LONG_NAME + ".png", "File name too long"),
+        setup=fitted,
+        issue="19.20",
     ),
     Fault(
         "evaluate-an-unfinished-run-directory",
@@ -1503,10 +1802,173 @@ COMMAND_LINE = [
     Fault("unknown-option", "fit --frobnicate", 2, ("No such option '--frobnicate'",)),
     Fault("option-without-its-value", "fit --out", 2, ("Option '--out' requires an argument",)),
     Fault("unknown-data-subcommand", "data fetch", 2, ("No such command 'fetch'",)),
+    Fault(
+        "stdout-closed",
+        "configs list",
+        1,
+        ("Cannot write to standard output: it is closed",),
+        process=True,
+        closed=(1,),
+        issue="19.37",
+    ),
+]
+
+FEATURE_CACHE = [
+    Fault(
+        "features-clear-spares-the-users-folder",
+        "features clear -y --data-dir {root}/data",
+        0,
+        ("No feature caches to delete",),
+        setup=both(cached, in_features_dir("mine"), in_features_dir(".kmeans-0123.77.tmp")),
+        issue="19.1",
+    ),
+    Fault(
+        "features-clear-an-abandoned-build-named-with-a-live-pid",
+        "features clear -y --data-dir {root}/data",
+        0,
+        ("Deleted 1 feature cache(s)",),
+        setup=both(cached, in_features_dir(".kmeans-0123456789abcdef.1.tmp", stamped=True)),
+        changes=FEATURE_DIRS,
+        issue="19.30",
+    ),
+    Fault(
+        "features-build-beside-an-abandoned-build-with-this-pid",
+        "features build -c kmeans {data} {kmeans} -q",
+        0,
+        ("features kmeans: 350 images x 144 features",),
+        setup=abandoned_build_with_this_pid,
+        creates=FEATURE_DIRS,
+        changes=FEATURE_DIRS,
+        issue="19.30",
+    ),
+    Fault(
+        "features-build-on-a-full-disk",
+        "features build -c kmeans {data} {kmeans} --data-dir {full}",
+        1,
+        ("features of 350 images", "GB in {full}/features", "are free", "--data-dir"),
+        setup=features_on_a_full_disk,
+        creates=("tmpfs-0/features",),
+        changes=("tmpfs-0/*.json",),  # the data cache's stamp, of a copied archive
+        process=True,  # the regression is SIGBUS: it kills the process
+        issue="19.3",
+    ),
+    Fault(
+        "features-build-larger-than-any-disk",
+        "features build -c kmeans {data} --set features.kmeans.num_centroids=1000000000 "
+        "--set features.kmeans.patches_sampled=1000000000",
+        1,
+        ("9,000,000,000 each", "GB in {root}/data/features", "features.kmeans"),
+        setup=cached,
+        creates=("data/features",),
+        issue="19.31",
+    ),
+    Fault(
+        "features-build-with-settings-that-learn-nan",
+        "features build -c kmeans {data} --set features.kmeans.num_centroids=1 "
+        "--set features.kmeans.patches_sampled=1",
+        1,
+        ("features.kmeans (num_centroids=1", "not finite", "nothing was kept"),
+        setup=cached,
+        creates=("data/features",),
+        issue="19.10",
+    ),
+    Fault(
+        "features-build-with-a-whitening-epsilon-that-flattens-everything",
+        "features build -c kmeans {data} {kmeans} --set features.kmeans.whitening_epsilon=1e300",
+        1,
+        ("whitening_epsilon=1e+300", "the same for every image", "nothing was kept"),
+        setup=lambda s: (cached(s), s.options.update(kmeans=SMALL_KMEANS)),
+        creates=("data/features",),
+        issue="19.11",
+    ),
+    Fault(
+        "fit-on-a-feature-cache-with-nan-rows",
+        "fit -c kmeans {data} {kmeans} --out {root}/run -q",
+        1,
+        ("{cache} is damaged", "not finite", "svmtrain features clear {name}"),
+        setup=nan_rows_in_the_cache,
+        issue="19.10",
+    ),
+    Fault(
+        "features-info-with-a-meta-json-that-is-not-json",
+        "features info --data-dir {root}/data",
+        0,
+        ("{name}", "damaged:", "meta.json is not a readable cache description"),
+        setup=edit_meta(lambda meta: "{not json"),
+        issue="19.16",
+    ),
+    Fault(
+        "features-clear-a-cache-whose-meta-json-is-not-json",
+        "features clear -y --data-dir {root}/data",
+        0,
+        ("Deleted 1 feature cache(s)",),
+        setup=edit_meta(lambda meta: "{not json"),
+        changes=FEATURE_DIRS,
+        issue="19.16",
+    ),
+    Fault(
+        "fit-on-a-cache-whose-meta-json-lacks-a-key",
+        "fit -c kmeans {data} {kmeans} --out {root}/run -q",
+        0,
+        ("{cache} is damaged", "lacks 'dim'", "building it again", "test accuracy"),
+        setup=edit_meta(lambda meta: meta.pop("dim")),
+        creates=(*RUN, *FEATURE_DIRS),
+        changes=FEATURE_DIRS,
+        issue="19.16",
+    ),
+    Fault(
+        "fit-on-a-cache-whose-settings-were-edited",
+        "fit -c kmeans {data} {kmeans} --out {root}/run -q",
+        0,
+        ("{cache} is damaged", "does not match its name: settings", "building it again"),
+        setup=edit_meta(lambda meta: meta["settings"].update(num_centroids=0)),
+        creates=(*RUN, *FEATURE_DIRS),
+        changes=FEATURE_DIRS,
+        issue="19.29",
+    ),
+    Fault(
+        "features-clear-on-read-only-media",
+        "features clear -y --data-dir {ro}",
+        1,
+        ("Cannot delete the feature cache {ro}/features/{name}", "Read-only file system"),
+        setup=lambda s: (feature_cache(s), s.set(ro=s.fixture("read_only_view")(s.root / "data"))),
+        issue="19.28",
+    ),
+    Fault(
+        "features-clear-with-stdin-closed",
+        "features clear --data-dir {root}/data",
+        2,
+        ("Delete 1 feature cache(s)", "No answer can be read", "--yes"),
+        setup=feature_cache,
+        process=True,
+        closed=(0,),
+        issue="19.24",
+    ),
+    Fault(
+        "features-build-sighup-mid-extraction",
+        "features build -c kmeans {data} " + HEAVY_KMEANS,
+        129,
+        ("Stopped by SIGHUP",),
+        setup=cached,
+        during=signal_once_there("data/features/.kmeans-*.tmp/train.npy", signal.SIGHUP),
+        creates=("data/features",),
+        process=True,
+        issue="19.27",
+    ),
 ]
 
 CATALOGUE = (
-    DATA + CONFIG + CONFIGS + FIT + EVALUATE + GRADCHECK + SWEEP + SEARCH + PLOT + COMMAND_LINE
+    DATA
+    + CONFIG
+    + CONFIGS
+    + FIT
+    + EVALUATE
+    + GRADCHECK
+    + SWEEP
+    + SEARCH
+    + PLOT
+    + FEATURE_CACHE
+    + COMMAND_LINE
 )
 
 
@@ -1565,8 +2027,16 @@ def _run_in_process(argv: list[str]) -> tuple[str, int]:
 
 
 def _run_process(scene: Scene, row: Fault, argv: list[str]) -> tuple[str, int]:
+    def close_streams() -> None:
+        for fd in row.closed:
+            os.close(fd)
+
     proc = subprocess.Popen(
-        [*SVMTRAIN, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*SVMTRAIN, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=close_streams if row.closed else None,
     )
     try:
         seen = (row.during(scene, proc) if row.during is not None else None) or ""

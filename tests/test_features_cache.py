@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from svmtrain.cli import main
 from svmtrain.data.cache import CIFAR10
-from svmtrain.errors import DataError
+from svmtrain.errors import DataError, Notice
 from svmtrain.features import cache, make_extractor
 
 KMEANS = {"num_centroids": 4, "stride": 4, "kmeans_iterations": 2, "patches_sampled": 200}
@@ -113,25 +113,42 @@ def test_an_interrupted_build_leaves_nothing_that_looks_finished(tmp_path, monke
     assert _build(dataset, tmp_path).train.shape == (40, 16)
 
 
+def _abandoned(tmp_path, dirname: str, tag: str):
+    """A build's temporary directory, stamped, whose process died (its stamp's lock is free)."""
+    leftover = tmp_path / cache.FEATURES_DIR / f".{dirname}.{tag}.tmp"
+    leftover.mkdir(parents=True)
+    (leftover / cache.STAMP).write_text("1\n")
+    (leftover / "train.npy").write_bytes(b"half")
+    return leftover
+
+
 def test_a_killed_build_is_listed_as_unfinished_then_swept(tmp_path):
+    """Judged by its lock, not its PID: a leftover named with this very PID (a PID reused, as
+    in a container) is abandoned all the same, and the next build sweeps it."""
     dataset = _dataset()
     dirname, _ = cache.cache_key(
         dataset.sha256, "kmeans", make_extractor("kmeans", KMEANS).settings_dict(), TRAIN
     )
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    leftover = tmp_path / cache.FEATURES_DIR / f".{dirname}.{int(dead.stdout)}.tmp"
-    leftover.mkdir(parents=True)
-    (leftover / "train.npy").write_bytes(b"half")
+    leftover = _abandoned(tmp_path, dirname, str(os.getpid()))
     (listed,) = cache.list_caches(tmp_path)
     assert not listed["finished"] and not listed["building"]
     _build(dataset, tmp_path)
     assert not leftover.exists()
     assert [e["finished"] for e in cache.list_caches(tmp_path)] == [True]
+
+
+def test_a_folder_svmtrain_did_not_make_is_no_cache(tmp_path):
+    """A user's folders under features/ (named like a build's or not) are neither listed nor
+    deleted, and a build beside them leaves them as they were."""
+    mine = [tmp_path / cache.FEATURES_DIR / name for name in ("mine", ".kmeans-0123.77.tmp")]
+    for folder in mine:
+        folder.mkdir(parents=True)
+        (folder / "notes.txt").write_text("mine\n")
+    assert cache.list_caches(tmp_path) == []
+    with pytest.raises(DataError, match="not made by svmtrain"):
+        cache.remove_caches([str(mine[0])])
+    _build(_dataset(), tmp_path)
+    assert all((folder / "notes.txt").read_text() == "mine\n" for folder in mine)
 
 
 def test_a_damaged_cache_is_rebuilt(tmp_path):
@@ -141,7 +158,9 @@ def test_a_damaged_cache_is_rebuilt(tmp_path):
     (built.path / "test.npy").write_bytes(b"\x93NUMPY broken")
     with pytest.raises(DataError, match="damaged"):
         cache.open_cache(built.path)
-    np.testing.assert_array_equal(_build(dataset, tmp_path).train, expected)
+    with pytest.warns(Notice, match=f"{built.path} is damaged .*; building it again"):
+        rebuilt = _build(dataset, tmp_path)
+    np.testing.assert_array_equal(rebuilt.train, expected)
 
 
 def test_cli_info_and_clear(tmp_path):
@@ -165,7 +184,66 @@ def test_cli_info_and_clear(tmp_path):
 
 
 def test_a_running_build_is_not_cleared(tmp_path):
-    running = tmp_path / cache.FEATURES_DIR / f".kmeans-0123.{os.getpid()}.tmp"
+    """A build holds its stamp's lock while it runs: listed as building, never deleted."""
+    running = tmp_path / cache.FEATURES_DIR / ".kmeans-0123.x1y2.tmp"
     running.mkdir(parents=True)
-    result = CliRunner().invoke(main, ["features", "clear", "-y", "--data-dir", str(tmp_path)])
-    assert result.exit_code == 0 and running.is_dir()
+    with cache._stamped(running):
+        (listed,) = cache.list_caches(tmp_path)
+        assert listed["building"]
+        result = CliRunner().invoke(main, ["features", "clear", "-y", "--data-dir", str(tmp_path)])
+        assert result.exit_code == 0 and running.is_dir()
+    assert not cache.list_caches(tmp_path)[0]["building"]
+
+
+def test_a_disk_that_fills_during_extraction_is_an_error_not_sigbus(tmp_path, small_tmpfs):
+    """Issue 19 #3: writing features into a memory map on a full disk was SIGBUS (exit 135,
+    no message, the temporary directory left). With the disk's room misreported, so that the
+    check before any work passes, the blocks are claimed before mapping: one DataError. In a
+    child process, as a regression would kill the process."""
+    full = small_tmpfs(320 * 1024)  # room for the learned state, not the features
+    driver = (
+        "import shutil, sys\n"
+        "import numpy as np\n"
+        "from svmtrain.data.cache import CIFAR10\n"
+        "from svmtrain.errors import DataError, Notice\n"
+        "from svmtrain.features import cache\n"
+        "plenty = shutil._ntuple_diskusage(1 << 40, 0, 1 << 40)\n"
+        "cache.shutil.disk_usage = lambda path: plenty\n"
+        "rng = np.random.default_rng(0)\n"
+        "images = rng.integers(0, 256, (400, 3072), dtype=np.uint8)\n"
+        "data = CIFAR10(images, images[:, 0], images[:40], images[:40, 0], tuple('abcdefghij'),"
+        " None, 'ab' * 32)\n"
+        "settings = {'num_centroids': 64, 'stride': 4, 'kmeans_iterations': 1,"
+        " 'patches_sampled': 200}\n"
+        "try:\n"
+        "    cache.load_or_build(data, 'kmeans', settings, slice(0, 300), sys.argv[1],"
+        " progress=False)\n"
+        "except DataError as err:\n"
+        "    print(err)\n"
+        "    sys.exit(1)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", driver, str(full)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stderr
+    assert "No space left on device" in done.stdout and "--data-dir" in done.stdout
+    assert [p.name for p in (full / cache.FEATURES_DIR).iterdir()] == []
+
+
+def test_a_cache_built_before_stamps_is_known_by_its_name_and_meta(tmp_path):
+    """A finished cache without the stamp (built by svmtrain before it stamped them) is
+    still svmtrain's, as its name is the digest of what its meta.json says it holds: listed
+    and cleared. Renamed, it is a folder like any other."""
+    built = _build(_dataset(), tmp_path)
+    (built.path / cache.STAMP).unlink()
+    assert [e["path"] for e in cache.list_caches(tmp_path)] == [str(built.path)]
+    renamed = built.path.with_name("kmeans-" + "0" * 16)
+    built.path.rename(renamed)
+    assert cache.list_caches(tmp_path) == []
+    renamed.rename(built.path)
+    assert cache.remove_caches([str(built.path)]) > 0 and not built.path.exists()
+
+
+def test_a_cache_is_readable_by_others_as_the_data_cache_is(tmp_path):
+    built = _build(_dataset(), tmp_path)
+    assert built.path.stat().st_mode & 0o777 == 0o755

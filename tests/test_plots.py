@@ -323,3 +323,16 @@ def test_importing_svmtrain_does_not_import_matplotlib():
     code = "import sys, svmtrain.cli, svmtrain.io.plots; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_centroids_learned_in_a_singular_whitening_are_one_clear_error(tmp_path):
+    """A run whose whitening is all zeros (whitening_epsilon=1e300 rounds it to 0 in float32)
+    cannot have its centroids drawn: one SvmtrainError naming the setting, not LinAlgError."""
+    from svmtrain.features.kmeans import KMeansFeatures
+
+    settings = {"num_centroids": 2, "whitening_epsilon": 1e300}
+    shapes = KMeansFeatures(settings).state_shapes()
+    state = {key: np.zeros(shape) for key, shape in shapes.items()}
+    extractor = KMeansFeatures.from_state(settings, state)
+    with pytest.raises(SvmtrainError, match=r"whitening_epsilon=1e\+300 is too large"):
+        plots.kmeans_pictures(extractor, tmp_path / "weights.npz")

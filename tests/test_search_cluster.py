@@ -307,8 +307,9 @@ def test_a_stopped_dask_search_cancels_its_trials_and_keeps_the_finished(
         if process.poll() is None:
             process.kill()
             process.wait()
-    # SIGTERM ends a search as it ends fit: 143, "Stopped by SIGTERM"
-    code, what = (143, "Stopped by SIGTERM") if sig == signal.SIGTERM else (130, "Interrupted")
+    # SIGTERM and SIGHUP end a search as they end fit: 128 + the signal, "Stopped by SIGTERM"
+    stopped = {signal.SIGTERM: "Stopped by SIGTERM", signal.SIGHUP: "Stopped by SIGHUP"}
+    code, what = (128 + sig, stopped[sig]) if sig in stopped else (130, "Interrupted")
     assert process.returncode == code, stderr
     assert f"{what} after" in stderr and "Traceback" not in stderr
     document = json.loads((out / search.RESULTS_JSON).read_text())

@@ -27,8 +27,9 @@ from svmtrain.cli.predict import predict_cmd
 from svmtrain.cli.search import search
 from svmtrain.cli.sweep_step import sweep_step
 from svmtrain.core.losses import LOSSES
-from svmtrain.errors import ArgumentError, Notice, SigTerm, SvmtrainError, Terminated
+from svmtrain.errors import ArgumentError, Notice, SigTerm, SvmtrainError
 from svmtrain.experiments.common import sigterm_as_interrupt
+from svmtrain.fileio import os_error_message
 
 
 class _UserError(click.ClickException):
@@ -65,16 +66,25 @@ class _Group(click.Group):
             ) from None
         except SvmtrainError as err:
             raise _UserError(str(err), err.exit_code) from None
-        except SigTerm:
-            raise _UserError("Stopped by SIGTERM.", Terminated.exit_code) from None
+        except SigTerm as stop:
+            raise _UserError(f"Stopped by {stop.name}.", 128 + stop.signum) from None
         except KeyboardInterrupt:
             raise _UserError("Interrupted.", 130) from None
-        except MemoryError:
-            raise _UserError(
-                "Out of memory: the data or the arrays asked for do not fit. Use fewer examples "
-                "(e.g. data.num_train, --num-examples) or a machine with more memory.",
-                1,
-            ) from None
+        except OSError as err:  # a file system's refusal no caller named: still one line
+            raise _UserError(os_error_message(err), 1) from None
+        except MemoryError as err:
+            raise _UserError(_out_of_memory(err), 1) from None
+
+
+def _out_of_memory(err: MemoryError) -> str:
+    """What did not fit (numpy says which array: its size, shape and type) and the way on."""
+    what = str(err).rstrip(".")
+    what = f" ({what[0].lower()}{what[1:]})" if what else ""
+    return (
+        f"Out of memory{what}: the data or the arrays asked for do not fit. Use smaller "
+        "settings (fewer examples, e.g. data.num_train or --num-examples; smaller features) "
+        "or a machine with more memory."
+    )
 
 
 @contextmanager
@@ -171,10 +181,17 @@ def _guard_stdout() -> None:
 def run() -> None:
     """The ``svmtrain`` command line, as the console script runs it.
 
-    A standard output that cannot be written (a full disk, ``> /dev/full``) is one line on
-    stderr and exit 1; a closed pipe (``svmtrain ... | head -1``) ends quietly with exit 141
-    (128 + SIGPIPE), as Unix tools do. Either way nothing more is written to it.
+    A standard output that is closed or cannot be written (``>&-``, a full disk,
+    ``> /dev/full``) is one line on stderr and exit 1 (before any work when it is closed); a
+    closed pipe (``svmtrain ... | head -1``) ends quietly with exit 141 (128 + SIGPIPE), as
+    Unix tools do. Either way nothing more is written to it.
     """
+    if sys.stdout is None:  # started with standard output closed (``>&-``)
+        sys.stderr.write(
+            "Cannot write to standard output: it is closed. Send it somewhere (a file, a pipe, "
+            "or > /dev/null to discard it).\n"
+        )
+        sys.exit(1)
     _guard_stdout()
     try:
         main(prog_name="svmtrain")

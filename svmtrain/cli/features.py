@@ -10,6 +10,7 @@ import click
 from svmtrain.cli.options import (
     config_option,
     config_overrides,
+    confirm,
     data_dir_option,
     phase_log,
     progress_enabled,
@@ -32,6 +33,8 @@ def _describe(entry: dict) -> tuple[str, str, str, str]:
     if not entry["finished"]:
         state = "building" if entry["building"] else "unfinished (interrupted build)"
         return name, state, "", _megabytes(entry["bytes"])
+    if "damaged" in entry:
+        return name, f"damaged: {entry['damaged']}", "", _megabytes(entry["bytes"])
     meta = entry["meta"]
     settings = " ".join(f"{k}={v}" for k, v in meta["settings"].items())
     shape = f"{meta['train_images'] + meta['test_images']:,} x {meta['dim']:,}"
@@ -103,7 +106,7 @@ def clear(data_dir: str | None, yes: bool, names: tuple[str, ...]) -> None:
     """Delete the feature caches NAMES, or all of them.
 
     NAMES as `svmtrain features info` lists them. Asks first unless --yes; a build still
-    running is never deleted."""
+    running is never deleted, nor is a folder svmtrain did not make."""
     root = resolve_data_dir(data_dir)
     entries = [e for e in cache.list_caches(root) if not e.get("building")]
     if names:
@@ -121,7 +124,7 @@ def clear(data_dir: str | None, yes: bool, names: tuple[str, ...]) -> None:
         return
     total = sum(e["bytes"] for e in entries)
     question = f"Delete {len(entries)} feature cache(s), {_megabytes(total)}?"
-    if not yes and not click.confirm(question, default=False):
+    if not yes and not confirm(question):
         raise click.Abort()
     freed = cache.remove_caches([e["path"] for e in entries])
     click.echo(f"Deleted {len(entries)} feature cache(s), freed {_megabytes(freed)}.")

@@ -42,7 +42,7 @@ def fit(config_path, overrides, out, resume, data_dir, quiet, plot):
     Downloads and caches the data on first use, then writes a run directory with
     config.yaml, metrics.jsonl, weights.npz, summary.json and a checkpoint. --out must be
     new or empty; the directory is locked while the run writes it. Ctrl-C (exit 130) or
-    SIGTERM (exit 143) saves the checkpoint; --resume continues it bit-identically.
+    SIGTERM (exit 143) and SIGHUP (129) save the checkpoint; --resume continues it bit-identically.
 
     \b
     Examples:

@@ -120,6 +120,17 @@ force_option = click.option(
 )
 
 
+def confirm(question: str) -> bool:
+    """Ask ``question`` (default no) and return the answer; with standard input closed (no
+    one can answer), a usage error that says to pass --yes instead."""
+    if sys.stdin is None or sys.stdin.closed:
+        raise click.UsageError(
+            f"{question} No answer can be read: standard input is closed. Pass --yes to go "
+            "ahead without being asked."
+        )
+    return click.confirm(question, default=False)
+
+
 def check_output_file(path: str | None, force: bool) -> None:
     """Fail now, not after the work, if ``path`` (an output file option) exists and --force was
     not given: a user's file is never overwritten without being asked."""

@@ -10,6 +10,7 @@ Everything a caller needs is importable from here.
 """
 
 from svmtrain.config.loading import (
+    config_file_text,
     config_from_dict,
     config_from_yaml,
     config_to_dict,
@@ -42,6 +43,7 @@ __all__ = [
     "PreprocessConfig",
     "ScheduleConfig",
     "TrainConfig",
+    "config_file_text",
     "config_from_dict",
     "config_from_yaml",
     "config_to_dict",

@@ -77,15 +77,19 @@ def config_from_yaml(text: str, where: str) -> Config:
     return config_from_dict(raw)
 
 
-def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    """Write ``cfg`` as commented YAML, atomically; :func:`load_config` reads back an equal one."""
-    text = config_to_yaml(cfg)
+def config_file_text(cfg: Config) -> str:
+    """What :func:`save_config` writes for ``cfg``: a comment saying what it is, then the YAML."""
     header = (
         f"# Resolved svmtrain {__version__} config: every key, with defaults filled in.\n"
         "# Pass it to --config to run again with exactly these settings.\n"
     )
+    return header + config_to_yaml(cfg)
+
+
+def save_config(cfg: Config, path: str | os.PathLike) -> None:
+    """Write ``cfg`` as commented YAML, atomically; :func:`load_config` reads back an equal one."""
     with atomic_write(path, "w") as f:
-        f.write(header + text)
+        f.write(config_file_text(cfg))
 
 
 def _read_config(path: str | os.PathLike) -> tuple[dict, str]:

@@ -12,6 +12,7 @@ import difflib
 import math
 import numbers
 import operator
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -74,17 +75,37 @@ def _hex_digest(algo: str) -> _Rule:
 
 def is_http_url(value: str) -> bool:
     """Whether ``value`` is an http(s) URL with a host: data.url here, the data code's
-    SVMTRAIN_DATA_URL and --url alike."""
-    parts = urlsplit(value)
+    SVMTRAIN_DATA_URL and --url alike (a malformed one, e.g. ``http://[::1``, is not)."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
+
+NAME_MAX = 255  # bytes in one name of a path, on every common file system
+
+
+def is_path(value: str, name_max: int = NAME_MAX) -> bool:
+    """Whether ``value`` can name a file: not empty, no NUL byte, no name in it (between the
+    '/'s) longer than ``name_max`` bytes."""
+    names = os.fsencode(value).split(b"/")
+    return value != "" and "\0" not in value and all(len(n) <= name_max for n in names)
+
+
+_PATH = _Rule(is_path, f"a non-empty string without NUL, at most {NAME_MAX} bytes between '/'s")
+# A run's directory is <timestamp>-<output.name>: 16 bytes are the timestamp's
+_RUN_NAME = _Rule(
+    lambda v: "/" not in v and is_path(v, NAME_MAX - 16),
+    f"a non-empty string without '/' or NUL, at most {NAME_MAX - 16} bytes",
+)
 
 _POSITIVE_INT = _compare(">=", 1)
 _NON_EMPTY = _Rule(lambda v: v != "", "a non-empty string")
 _BOOL = _Rule(wording="true or false")
 
 RULES: dict[str, _Rule] = {
-    "data.dir": _NON_EMPTY,
+    "data.dir": _PATH,
     "data.url": _Rule(is_http_url, "an http:// or https:// URL"),
     "data.sha256": _hex_digest("sha256"),
     "data.md5": _hex_digest("md5"),
@@ -120,8 +141,8 @@ RULES: dict[str, _Rule] = {
     "train.patience": _POSITIVE_INT,
     "train.train_acc_samples": _POSITIVE_INT,
     "train.divergence_factor": _compare(">", 1),
-    "output.dir": _NON_EMPTY,
-    "output.name": _Rule(lambda v: v != "" and "/" not in v, "a non-empty string without '/'"),
+    "output.dir": _PATH,
+    "output.name": _RUN_NAME,
 }
 
 

@@ -121,20 +121,24 @@ def _regularised(A: np.ndarray, reg_bias: bool) -> np.ndarray:
 def reg_loss(W: np.ndarray, reg: float, reg_bias: bool = True) -> float:
     """reg * sum(W * W) over W (C, D), the bias column excluded when ``reg_bias`` is False.
 
-    0.0 when reg is 0, even where sum(W * W) overflows W's dtype (0 * inf would be NaN).
+    0.0 when reg is 0, even where sum(W * W) overflows W's dtype (0 * inf would be NaN); inf,
+    without a warning, where the penalty overflows (the caller judges: training diverged).
     """
     if not reg:
         return 0.0
     V = _regularised(W, reg_bias)
-    return float(reg * np.vdot(V, V))
+    with np.errstate(over="ignore"):
+        return float(reg * np.vdot(V, V))
 
 
 def with_reg(
     data_loss: float, dW: np.ndarray, W: np.ndarray, reg: float, reg_bias: bool
 ) -> tuple[float, np.ndarray]:
-    """Adds the L2 penalty and its gradient 2 * reg * W to (data_loss, dW) in place."""
+    """Adds the L2 penalty and its gradient 2 * reg * W to (data_loss, dW) in place (inf where
+    they overflow, without a warning)."""
     if reg:
-        _regularised(dW, reg_bias)[...] += (2 * reg) * _regularised(W, reg_bias)
+        with np.errstate(over="ignore"):
+            _regularised(dW, reg_bias)[...] += (2 * reg) * _regularised(W, reg_bias)
     return data_loss + reg_loss(W, reg, reg_bias), dW
 
 

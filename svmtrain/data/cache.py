@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -41,7 +42,7 @@ from svmtrain.data.format import (
 )
 from svmtrain.data.source import ENV_DIR, Source
 from svmtrain.errors import DataError, Notice
-from svmtrain.fileio import atomic_write, fsync_path
+from svmtrain.fileio import atomic_write, fsync_path, read_json
 
 PART_NAME = ARCHIVE_NAME + ".part"
 STAMP_NAME = ARCHIVE_NAME + ".json"
@@ -50,6 +51,9 @@ PARSED_DIR = "parsed"
 
 _ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 _ROWS_PER_WRITE = 4096  # images copied out of the records per write: 12 MB at a time
+# what build_parsed makes in parsed/: a digest's directory, or its mkdtemp(prefix=".tmp-")
+_PARSED_NAME = re.compile(r"[0-9a-f]{64}|\.tmp-[A-Za-z0-9_]{8}")
+_JSON_BYTES = 1 << 20  # the stamp and a description are a few hundred bytes; more is not ours
 
 
 @dataclass(frozen=True, eq=False)  # eq on arrays is ambiguous; identity is the honest equality
@@ -174,11 +178,15 @@ def _stat_key(path: Path) -> list[int]:
 def _recorded_stamp(root: Path) -> Stamp | None:
     """The stamp file's contents, whatever archive is in place now; None if absent or bad."""
     try:
-        stamp = Stamp(**json.loads((root / STAMP_NAME).read_text()))
-    except (OSError, ValueError, TypeError):
+        stamp = Stamp(**read_json(root / STAMP_NAME, "stamp", DataError, "", _JSON_BYTES))
+    except (DataError, TypeError):
         return None
     # Stamps are written in lower case; any other is not ours.
-    valid = is_hex_digest(stamp.sha256, "sha256") and stamp.sha256 == stamp.sha256.lower()
+    valid = (
+        isinstance(stamp.sha256, str)
+        and is_hex_digest(stamp.sha256, "sha256")
+        and stamp.sha256 == stamp.sha256.lower()
+    )
     return stamp if valid else None
 
 
@@ -238,8 +246,9 @@ def hash_file(path: Path) -> dict[str, str]:
 
 def build_parsed(root: Path, stamp: Stamp) -> None:
     """Parse the archive into ``parsed/<sha256>/`` (built in a temporary directory, renamed into
-    place whole), after removing everything else in ``parsed/`` (caches of other archives,
-    leftovers of a build that crashed). Call with the lock held.
+    place whole), after removing what else svmtrain put in ``parsed/`` (caches of other
+    archives, leftovers of a build that crashed; a folder of the user's stays). Call with the
+    lock held.
 
     Raises ArchiveError for a damaged archive, DataError when the disk is full (nothing
     half-written is left), OSError for other failures to write."""
@@ -247,7 +256,8 @@ def build_parsed(root: Path, stamp: Stamp) -> None:
     parsed = root / PARSED_DIR
     parsed.mkdir(exist_ok=True)
     for stale in parsed.iterdir():
-        shutil.rmtree(stale, ignore_errors=True)
+        if _PARSED_NAME.fullmatch(stale.name) and stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
     target = parsed / stamp.sha256
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parsed))
     try:
@@ -304,7 +314,13 @@ def load_parsed(root: Path, stamp: Stamp) -> CIFAR10:
     """Memory-map the parsed cache of ``stamp``'s archive; OSError or ValueError if it is
     missing or not what we wrote."""
     directory = root / PARSED_DIR / stamp.sha256
-    meta = json.loads((directory / "meta.json").read_text())
+    try:
+        meta = read_json(directory / "meta.json", "description", DataError, "", _JSON_BYTES)
+    except DataError as err:
+        raise ValueError(str(err)) from None
+    names = meta.get("class_names")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"parsed cache {directory} has no class names")
     arrays = {
         name: np.load(directory / f"{name}.npy", mmap_mode="r", allow_pickle=False)
         for name in _ARRAYS

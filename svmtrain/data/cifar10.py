@@ -187,7 +187,7 @@ def _ensure_archive(
             else "Nothing was downloaded yet; run the same command again to start over."
         )
         if isinstance(stop, SigTerm):
-            raise Terminated(f"Download stopped by SIGTERM. {kept}") from None
+            raise Terminated(f"Download stopped by {stop.name}. {kept}", stop.signum) from None
         raise Interrupted(f"Download interrupted. {kept}") from None
     _verify(source, digests, part)
     os.replace(part, root / ARCHIVE_NAME)

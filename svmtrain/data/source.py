@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from svmtrain.config.rules import HEX_DIGITS, is_hex_digest, is_http_url
-from svmtrain.errors import ConfigError
+from svmtrain.errors import ConfigError, DataError
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 OFFICIAL_SHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
@@ -82,9 +82,18 @@ def resolve_source(
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The cache directory: the argument, else $SVMTRAIN_DATA_DIR, else
-    $XDG_CACHE_HOME/svmtrain, else ~/.cache/svmtrain (absolute; not created here)."""
+    $XDG_CACHE_HOME/svmtrain, else ~/.cache/svmtrain (absolute; not created here).
+
+    Raises DataError when a ``~`` cannot be expanded: no $HOME and no home directory for the
+    user (a container run with ``--user``), or no such user for ``~name``."""
     chosen = data_dir or os.environ.get(ENV_DIR)
     if not chosen:
-        cache = os.environ.get("XDG_CACHE_HOME") or Path("~/.cache").expanduser()
-        chosen = Path(cache) / "svmtrain"
-    return Path(chosen).expanduser().absolute()
+        chosen = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "svmtrain"
+    try:
+        return Path(chosen).expanduser().absolute()
+    except RuntimeError:
+        raise DataError(
+            f"Cannot tell where to keep the data: {str(chosen)!r} needs a home directory, and "
+            f"HOME is not set and user {os.getuid()} has none. Set {ENV_DIR} (or "
+            "XDG_CACHE_HOME) to a writable directory, or pass --data-dir."
+        ) from None

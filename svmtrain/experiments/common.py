@@ -100,30 +100,52 @@ def divergence_error(
     cfg: Config, state, i: int, loss: float, initial: float, lr: float
 ) -> DivergenceError:
     """The error for a loss that diverged at step ``i`` of the epoch after ``state`` (a
-    TrainState): where, the loss against the first one, and a smaller learning rate to try."""
-    base = cfg.optim.learning_rate
+    TrainState): where, the loss against the first one, and what to change: a smaller learning
+    rate, and model.reg too when the weight decay's own step (lr x reg times W) overshoots."""
+    base, reg = cfg.optim.learning_rate, cfg.model.reg
+    decay = lr * reg
+    also = (
+        f" Or a smaller model.reg (e.g. --set model.reg={0.1 / lr:.3g}): with model.reg="
+        f"{reg:g} the weight decay alone moves W by {decay:.3g} times itself each step, and "
+        "from about 2 that diverges whatever the data."
+        if decay >= 1
+        else ""
+    )
     return DivergenceError(
         f"Training diverged at epoch {state.epoch + 1}, step {state.step + i + 1}: loss "
         f"{loss:.4g} (it started at {initial:.4g}) with optim.learning_rate={base:g} "
         f"(this epoch {lr:g}). Try a smaller learning rate, e.g. "
-        f"--set optim.learning_rate={base / 10:g}."
+        f"--set optim.learning_rate={base / 10:g}.{also}"
     )
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # a kill, a closed terminal: stop as Ctrl-C
 
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`~svmtrain.errors.SigTerm` (a KeyboardInterrupt)
-    in the main thread, so it stops work as Ctrl-C does; the previous handler is restored after.
-    Elsewhere than the main thread (where no handler can be set) it does nothing."""
+    """Within the block, SIGTERM and SIGHUP raise :class:`~svmtrain.errors.SigTerm` (a
+    KeyboardInterrupt) in the main thread, so they stop work as Ctrl-C does: a checkpoint is
+    saved, temporaries are removed. Once one has come, more of them are ignored until the block
+    (the outermost, when blocks nest) ends, so the clean-up is not cut short. The previous
+    handlers are restored after. Elsewhere than the main thread (where no handler can be set)
+    it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def handler(signum: int, frame: object) -> None:
-        raise SigTerm
-
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            if old is _stop and signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # stopping: the enclosing block ignores more of them too, to its end
+            signal.signal(sig, old)
+
+
+def _stop(signum: int, frame: object) -> None:
+    """The handler of :func:`sigterm_as_interrupt`."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise SigTerm(signum)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from svmtrain import __version__
-from svmtrain.config import Config, config_to_yaml, load_config
+from svmtrain.config import Config, config_file_text, config_to_yaml, load_config
 from svmtrain.core.metrics import accuracy
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import (
@@ -24,7 +24,6 @@ from svmtrain.errors import (
     Terminated,
 )
 from svmtrain.experiments.checkpoints import (
-    config_digest,
     load_checkpoint,
     run_identity,
     save_checkpoint,
@@ -86,7 +85,7 @@ def fit(
     pictures (:func:`svmtrain.io.plots.plot_run`); without matplotlib that fails first, before
     any work, with :class:`~svmtrain.errors.PlotUnavailable`. ``log`` receives a line per
     phase of the work before training (a feature build: what it needs, then each phase).
-    Raises :class:`Interrupted` on Ctrl-C and :class:`Terminated` on SIGTERM (in the main
+    Raises :class:`Interrupted` on Ctrl-C and :class:`Terminated` on SIGTERM or SIGHUP (in the main
     thread), after saving a checkpoint once training has started (the message says what was
     kept and how to resume); :class:`DivergenceError` on divergence, after saving the last good
     weights; :class:`ConfigError` or :class:`~svmtrain.errors.SvmtrainError` for a config that
@@ -97,9 +96,10 @@ def fit(
     with sigterm_as_interrupt():
         try:
             result = _fit(cfg, out, resume, data_dir, progress, splits, log)
-        except SigTerm:
+        except SigTerm as stop:
             raise Terminated(
-                "Stopped by SIGTERM before training started; there is nothing to resume."
+                f"Stopped by {stop.name} before training started; there is nothing to resume.",
+                stop.signum,
             ) from None
     if plot:
         return dataclasses.replace(result, pictures=tuple(plot_run(result.run_dir)))
@@ -144,10 +144,10 @@ def _fit(
             else:
                 state = load_checkpoint(run_dir, cfg, splits)
         except KeyboardInterrupt as stop:
-            error, what = _stop(stop)
-            raise error(
-                f"{what} before training started. {run_dir} holds the run's config; start it "
-                f"with: svmtrain fit --resume {run_dir}"
+            raise _stopped(
+                stop,
+                f"before training started. {run_dir} holds the run's config; start it "
+                f"with: svmtrain fit --resume {run_dir}",
             ) from None
         return _train_and_write(cfg, splits, state, run_dir, progress)
 
@@ -172,18 +172,20 @@ def _finished(run_dir: Path) -> FitResult:
 
 
 def _new_run_dir(cfg: Config, out: str | Path | None) -> Path:
-    """:func:`runs.run_dir_for`, and a config.yaml already there must be of this same config."""
+    """:func:`runs.run_dir_for`, and a config.yaml already there must be the very file fit
+    writes for this config (the start of this run), not a file of the user's, however alike."""
     run_dir = runs.run_dir_for(cfg, out)
     path = run_dir / runs.CONFIG
     if path.exists():
         try:
-            same = config_digest(load_config(path)) == config_digest(cfg)
-        except ConfigError:
+            same = path.read_text(encoding="utf-8") == config_file_text(cfg)
+        except (OSError, UnicodeDecodeError):
             same = False
         if not same:
             raise SvmtrainError(
-                f"{run_dir} holds {runs.CONFIG} of another config (or a file of yours); fit "
-                "would overwrite it. Choose a new or empty directory with --out."
+                f"{path} is not the config.yaml fit writes for this config (a file of yours, or "
+                "another run's config); fit would overwrite it. Choose a new or empty directory "
+                "with --out."
             )
     return run_dir
 
@@ -203,9 +205,8 @@ def _train_and_write(
         train(cfg, splits, state, progress=progress, on_epoch=checkpoint)
     except KeyboardInterrupt as stop:
         checkpoint(state)
-        error, what = _stop(stop)
-        raise error(
-            f"{what} after epoch {state.epoch}. The checkpoint is saved in {run_dir}; {resume_hint}"
+        raise _stopped(
+            stop, f"after epoch {state.epoch}. The checkpoint is saved in {run_dir}; {resume_hint}"
         ) from None
     except DivergenceError as err:
         _save_weights(run_dir, cfg, splits, state.W, diverged_in_epoch=state.epoch + 1)
@@ -218,19 +219,19 @@ def _train_and_write(
         summary = run_summary(splits, state, W)
         runs.write_summary(run_dir, summary)
     except KeyboardInterrupt as stop:
-        error, what = _stop(stop)
-        raise error(
-            f"{what} while saving the results; the checkpoint in {run_dir} is complete: "
-            f"{resume_hint}"
+        raise _stopped(
+            stop,
+            f"while saving the results; the checkpoint in {run_dir} is complete: {resume_hint}",
         ) from None
     return FitResult(run_dir=run_dir, summary=summary)
 
 
-def _stop(stop: KeyboardInterrupt) -> tuple[type[SvmtrainError], str]:
-    """The error to raise for a Ctrl-C or SIGTERM, and the word that says which it was."""
+def _stopped(stop: KeyboardInterrupt, what: str) -> Interrupted:
+    """The error to raise for a Ctrl-C, SIGTERM or SIGHUP: "Interrupted" (or "Stopped by
+    SIGTERM") and then ``what``, with the exit code of that stop."""
     if isinstance(stop, SigTerm):
-        return Terminated, "Stopped by SIGTERM"
-    return Interrupted, "Interrupted"
+        return Terminated(f"Stopped by {stop.name} {what}", stop.signum)
+    return Interrupted(f"Interrupted {what}")
 
 
 def _save_weights(

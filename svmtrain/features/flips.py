@@ -6,20 +6,20 @@ images. Their features go in ``train_flipped.npy`` inside the cache directory th
 row i the mirror of ``train.npy``'s row i, so the extractor state, the moments (of the
 unmirrored training split) and the cache key are shared. The file is written under a hidden
 temporary name and renamed into place when complete; a temporary file whose process is gone
-is removed by the next build.
+(its lock free) is removed by the next build.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.format import open_memmap
 
 from svmtrain.errors import DataError
 from svmtrain.features.base import as_planes
-from svmtrain.features.cache import DTYPE, FeatureCache, _owner_alive, write_in_blocks
+from svmtrain.features.cache import DTYPE, FeatureCache, allocated_memmap, write_in_blocks
 from svmtrain.features.progress import Phases
 from svmtrain.features.sizes import Needs, check_room, human_bytes
 from svmtrain.fileio import fsync_path
@@ -47,18 +47,27 @@ def flipped_features(cache: FeatureCache, dataset, phases: Phases) -> np.ndarray
             pass
         path.unlink()  # damaged: built again below
     needs = Needs(shape[0], shape[1], shape[0] * shape[1] * np.dtype(DTYPE).itemsize, 0)
-    check_room(needs, cache.path, "the mirrored training images' features")
+    check_room(needs, cache.path, cache.extractor)
     phases.say(
         f"mirrored training images: {shape[0]:,} images x {shape[1]:,} features, "
         f"{human_bytes(needs.disk)} on disk"
     )
     for stale in cache.path.glob(f".{FLIPPED}.*.tmp"):
-        if not _owner_alive(stale):
+        if not _locked(stale):  # its build is gone
             stale.unlink(missing_ok=True)
     tmp = cache.path / f".{FLIPPED}.{os.getpid()}.tmp"
     try:
-        _write(cache, dataset.x_train, tmp, phases)
-        os.replace(tmp, path)
+        out = allocated_memmap(tmp, shape)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held while the file is written: not stale
+            with phases.phase("extracting mirrored", shape[0], "images", rate=True) as bar:
+                write_in_blocks(cache.extractor, dataset.x_train, out, bar.update, mirrored)
+            del out
+            fsync_path(tmp)
+            os.replace(tmp, path)
+        finally:
+            os.close(fd)
         fsync_path(cache.path)
     except OSError as err:
         raise DataError(
@@ -70,9 +79,16 @@ def flipped_features(cache: FeatureCache, dataset, phases: Phases) -> np.ndarray
     return np.load(path, mmap_mode="r")
 
 
-def _write(cache: FeatureCache, images: np.ndarray, tmp: Path, phases: Phases) -> None:
-    out = open_memmap(tmp, mode="w+", dtype=DTYPE, shape=cache.train.shape)
-    with phases.phase("extracting mirrored", len(images), "images", rate=True) as bar:
-        write_in_blocks(cache.extractor, images, out, bar.update, prepare=mirrored)
-    del out
-    fsync_path(tmp)
+def _locked(path: Path) -> bool:
+    """Whether another process holds the lock of the temporary file ``path`` (it is writing)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -11,7 +11,9 @@ from svmtrain.data.preprocess import Splits, split_rows, stats_from_moments, tra
 from svmtrain.data.source import resolve_data_dir
 from svmtrain.errors import DataError
 from svmtrain.features.cache import (
+    CacheDamaged,
     FeatureCache,
+    all_finite,
     cache_key,
     features_root,
     load_or_build,
@@ -83,7 +85,8 @@ def feature_splits(
     """Splits whose X are design matrices (N, dim + 1) of the features ``cfg.features`` names,
     centred and scaled by the training split's moments as ``cfg.preprocess`` says, with the
     :class:`FeatureTransform` a model of them keeps. With ``features.flip`` the training
-    split is followed by its mirror images (:mod:`svmtrain.features.flips`), labels alike."""
+    split is followed by its mirror images (:mod:`svmtrain.features.flips`), labels alike.
+    Raises CacheDamaged for a cache whose rows are not all finite."""
     cached = cached_features(dataset, cfg, progress=progress, log=log)
     mean, scale = stats_from_moments(
         cached.mean,
@@ -93,8 +96,11 @@ def feature_splits(
     )
     train, val, test = split_rows(dataset, cfg)
 
-    def design(x: np.ndarray) -> np.ndarray:
-        return transform(x, mean, scale, cfg.preprocess.dtype)
+    def design(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        X = transform(x, mean, scale, cfg.preprocess.dtype, out=out)
+        if not all_finite(X):  # a build never keeps such rows: the files were changed since
+            raise CacheDamaged(cached.path, "it holds features that are not finite numbers")
+        return X
 
     def labels(y: np.ndarray) -> np.ndarray:
         return np.asarray(y, dtype=np.intp)
@@ -113,8 +119,8 @@ def feature_splits(
         flipped = flipped_of(cached, dataset, progress=progress, log=log)
         n = len(y_train)
         X_train = np.empty((2 * n, cached.train.shape[1] + 1), dtype=cfg.preprocess.dtype)
-        transform(cached.train[train], mean, scale, None, out=X_train[:n])
-        transform(flipped[train], mean, scale, None, out=X_train[n:])
+        design(cached.train[train], out=X_train[:n])
+        design(flipped[train], out=X_train[n:])
         y_train = np.concatenate([y_train, y_train])
     else:
         X_train = design(cached.train[train])

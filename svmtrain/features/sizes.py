@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from svmtrain.errors import ConfigError
+from svmtrain.errors import ConfigError, DataError
 from svmtrain.features.base import Extractor, worker_count
 
 ITEMSIZE = 4  # bytes of a stored feature (float32)
@@ -50,23 +50,25 @@ def build_needs(extractor: Extractor, fit_images: int, rows: int) -> Needs:
     return Needs(rows=rows, dim=dim, disk=rows * dim * ITEMSIZE, memory=memory)
 
 
-def check_room(needs: Needs, where: Path, what: str) -> None:
-    """ConfigError naming the figures when the disk under ``where`` has less free space than
-    ``needs.disk`` or the machine less available memory than ``needs.memory``; ``what``
-    names the settings (e.g. "features kmeans with these settings")."""
+def check_room(needs: Needs, where: Path, extractor: Extractor) -> None:
+    """DataError naming the figures when the disk under ``where`` has less free space than
+    ``needs.disk``; ConfigError when the machine has less available memory than
+    ``needs.memory`` (the settings of ``extractor`` ask for more than it can hold)."""
+    name = extractor.name
     free = shutil.disk_usage(_existing(where)).free
     if needs.disk > free:
-        raise ConfigError(
-            f"{what} need {human_bytes(needs.disk)} on disk for the feature cache "
-            f"({needs.rows:,} images x {needs.dim:,} features), but {where} has "
-            f"{human_bytes(free)} free. Choose smaller settings, or another --data-dir."
+        raise DataError(
+            f"The {name} features of {needs.rows:,} images ({needs.dim:,} each) need "
+            f"{needs.disk / 1e9:,.2f} GB in {where}, and {free / 1e9:,.2f} GB are free. Free "
+            f"some space, choose another --data-dir, or change features.{name} for fewer "
+            "features."
         )
     memory = available_memory()
     if memory is not None and needs.memory > memory:
         raise ConfigError(
-            f"{what} need about {human_bytes(needs.memory)} of memory to build the feature "
-            f"cache ({needs.dim:,} features an image), but this machine has "
-            f"{human_bytes(memory)} available. Choose smaller settings."
+            f"The {name} features ({needs.dim:,} each) need about "
+            f"{human_bytes(needs.memory)} of memory to build, and this machine has "
+            f"{human_bytes(memory)} available. Change features.{name} for fewer features."
         )
 
 

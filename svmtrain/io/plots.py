@@ -402,6 +402,21 @@ def _search_scatter(fig: Any, ax: Any, lr: np.ndarray, reg: np.ndarray, acc: np.
     ax.legend()
 
 
+def kmeans_pictures(extractor, weights: Path) -> np.ndarray:
+    """The centroids of a kmeans ``extractor`` (from the model in ``weights``) as colour
+    patches (see :func:`~svmtrain.features.kmeans.centroid_images`). Raises SvmtrainError
+    when its whitening cannot be undone (a singular matrix: degenerate features)."""
+    try:
+        return centroid_images(extractor)
+    except np.linalg.LinAlgError:
+        raise SvmtrainError(
+            f"The k-means centroids in {weights} cannot be drawn: the whitening they were "
+            "learned in is singular, so the features were degenerate (e.g. "
+            f"features.kmeans.whitening_epsilon={extractor.settings.whitening_epsilon:g} is too "
+            "large). Fit again with other features.kmeans settings."
+        ) from None
+
+
 def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     """Draw a finished run's pictures into its directory; returns the paths written.
 
@@ -430,6 +445,7 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     extractor = getattr(weights.transform, "extractor", None)
     picture = None if extractor is None else extractor.name
     first = {None: ["weights.png"], "kmeans": ["centroids.png"]}.get(picture, [])
+    centroids = kmeans_pictures(extractor, run_dir / runs.WEIGHTS) if picture == "kmeans" else None
     names = [*first, "curves.png"] + (["confusion.png"] if confusion is not None else [])
     for name in names:
         path = run_dir / name
@@ -443,7 +459,7 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     if extractor is None:  # W's rows are pictures only when they weigh pixels
         written.append(plot_weights(weights.W, class_names, run_dir / "weights.png"))
     elif extractor.name == "kmeans":
-        written.append(plot_centroids(centroid_images(extractor), run_dir / "centroids.png"))
+        written.append(plot_centroids(centroids, run_dir / "centroids.png"))
     written.append(plot_curves(metrics, loss_history, run_dir / "curves.png"))
     if confusion is not None:
         written.append(plot_confusion(confusion, class_names, run_dir / "confusion.png"))

@@ -112,9 +112,20 @@ def locked(run_dir: Path) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _remove_stale_temporaries(run_dir)
         yield
     finally:
         os.close(fd)
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Remove what a fit killed outright (SIGKILL, a power cut) left of its atomic writes:
+    ``.<run file>.<pid>.tmp``, as :func:`~svmtrain.fileio.atomic_write` names them. Called
+    with the lock held, so no other fit is writing them; nothing else is touched."""
+    for name in (CONFIG, METRICS, LOSS_HISTORY, WEIGHTS, SUMMARY, CHECKPOINT):
+        for path in run_dir.glob(f".{name}.*.tmp"):
+            if path.name[len(name) + 2 : -len(".tmp")].isdigit():
+                path.unlink(missing_ok=True)
 
 
 def default_dir(cfg: Config, name: str) -> Path:

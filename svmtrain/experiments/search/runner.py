@@ -15,12 +15,10 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from typing import Any, Protocol
 
 from tqdm.auto import tqdm
@@ -31,10 +29,12 @@ from svmtrain.data.preprocess import Splits
 from svmtrain.errors import (
     DivergenceError,
     Interrupted,
+    SigTerm,
     SvmtrainError,
     Terminated,
     WorkerDied,
 )
+from svmtrain.experiments.common import sigterm_as_interrupt
 from svmtrain.experiments.search.results import CRASHED, DIVERGED, OK, Search, TrialResult, rank
 from svmtrain.experiments.search.space import Trial, check_trials, for_rung
 from svmtrain.experiments.train import init_state, train
@@ -274,7 +274,7 @@ def run_search(
     batch = search.trials
     try:
         with (
-            _termination_as_interrupt(),
+            sigterm_as_interrupt(),
             executor if own else contextlib.nullcontext(),
             tqdm(total=planned, unit="trial", disable=not progress, dynamic_ncols=True) as bar,
         ):
@@ -298,14 +298,11 @@ def run_search(
         search.interrupted = True
         search.write()
         runs = "trials" if search.halving is None else "trial runs"
-        # SIGTERM ends as it ends fit: its own word and exit code (143)
-        error, what = (Interrupted, "Interrupted")
-        if _by_sigterm(stop):
-            error, what = (Terminated, "Stopped by SIGTERM")
-        raise error(
-            f"{what} after {search.runs} of {planned} {runs}; their results are in "
-            f"{search.out_dir}."
-        ) from None
+        kept = f"after {search.runs} of {planned} {runs}; their results are in {search.out_dir}."
+        # SIGTERM and SIGHUP end as they end fit: their own word and exit code (143, 129)
+        if isinstance(stop, SigTerm):
+            raise Terminated(f"Stopped by {stop.name} {kept}", stop.signum) from None
+        raise Interrupted(f"Interrupted {kept}") from None
     except WorkerDied as died:
         if died.trial is not None:
             trial = next(t for t in batch if t.number == died.trial)
@@ -331,35 +328,3 @@ def crashed_result(trial: Trial, message: str) -> TrialResult:
         seconds=0.0,
         message=message,
     )
-
-
-@contextmanager
-def _termination_as_interrupt() -> Iterator[None]:
-    """Inside, SIGTERM and SIGHUP raise KeyboardInterrupt as Ctrl-C does, so that a search
-    stopped by them also stops its workers and records that it was interrupted. Only the
-    main thread can set signal handlers; elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    saved = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
-class _Signalled(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised as Ctrl-C is; ``signum`` says which."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _by_sigterm(stop: KeyboardInterrupt) -> bool:
-    return isinstance(stop, _Signalled) and stop.signum == signal.SIGTERM
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise _Signalled(signum)
