@@ -12,17 +12,23 @@ import contextlib
 import errno
 import json
 import os
+import re
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
 from svmtrain.errors import SvmtrainError
 
 _ELSEWHERE = "Choose a writable location."
+# How deep the values of any JSON or YAML svmtrain reads back may nest (its own nest 3 or 4):
+# parsing deeper text recurses until Python's stack runs out (a RecursionError).
+MAX_NESTING = 32
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
 _ADVICE = {
     errno.ENOSPC: "Free some space, or choose a location on another disk.",
     errno.EDQUOT: "Free some space, or choose a location on another disk.",
@@ -110,6 +116,8 @@ def read_npz(path: Path, what: str, error: type[SvmtrainError], hint: str) -> di
 
     Never unpickles: an npz holding Python objects is refused, not loaded.
     """
+    if path.exists() and not path.is_file():  # a pipe or a device: reading may never end
+        raise error(f"{path} is not a regular file, so not a {what}. {hint}")
     if not path.is_file():
         raise error(f"No {what} at {path}. {hint}")
     if not zipfile.is_zipfile(path):
@@ -119,6 +127,19 @@ def read_npz(path: Path, what: str, error: type[SvmtrainError], hint: str) -> di
             return {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise error(f"{path} is not a readable {what} ({err}). {hint}") from None
+
+
+def loads_json(text: str | bytes) -> Any:
+    """``json.loads(text)``, bounded: ValueError (as for text that is not JSON) if its values
+    nest deeper than MAX_NESTING. Every JSON svmtrain reads back is read by this."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    depth = 0
+    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_NESTING:
+            raise ValueError(f"values nested more than {MAX_NESTING} levels deep")
+    return json.loads(text)
 
 
 def read_json(path: Path, what: str, error: type[SvmtrainError], hint: str, limit: int) -> dict:
@@ -133,7 +154,7 @@ def read_json(path: Path, what: str, error: type[SvmtrainError], hint: str, limi
     if len(data) > limit:
         raise error(f"{path} is larger than a {what} can be ({limit:,} bytes). {hint}".strip())
     try:
-        value = json.loads(data.decode("utf-8"))
+        value = loads_json(data)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
         raise error(f"{path} is not a readable {what} ({reason}). {hint}".strip()) from None

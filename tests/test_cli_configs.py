@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from svmtrain import __version__
 from svmtrain.cli import main
-from svmtrain.config import load_config
+from svmtrain.config import Config, config_from_dict, config_to_dict, load_config
+from svmtrain.config.rules import KEYS
 from svmtrain.config.shipped import shipped_text
 from svmtrain.data.cifar10 import load_cifar10
 
@@ -40,6 +42,7 @@ def test_python_m_svmtrain_keeps_exit_codes_and_names_itself():
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 SHIPPED = sorted(CONFIGS_DIR.glob("*.yaml"))
 NAMES = sorted([*(p.stem for p in SHIPPED), "notes"])  # notes: the built-in defaults, no file
+DEFAULTS = config_to_dict(Config())
 
 
 def _run(*args: str):
@@ -71,13 +74,29 @@ def test_notes_is_a_config_name_like_the_others(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == [tmp_path / "mine.yaml"]
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
-def test_configs_show_prints_the_file_and_writes_nothing(path, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", NAMES)
+def test_configs_show_prints_every_key_resolved_and_explained_and_writes_nothing(
+    name, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
-    result = _run("configs", "show", path.stem)
+    result = _run("configs", "show", name)
     assert result.exit_code == 0, result.output
-    assert result.output == path.read_text()
     assert list(tmp_path.iterdir()) == []
+    text = result.output
+    file = CONFIGS_DIR / f"{name}.yaml"
+    header = file.read_text().split("\n\n")[0] if file.exists() else shipped_text(name)[:40]
+    assert text.startswith(header)  # what it is and why its values, from the file
+    raw = yaml.safe_load(text)
+    assert {s: set(v) for s, v in raw.items()} == {s: set(v) for s, v in DEFAULTS.items()}
+    assert set(raw["features"]["kmeans"]) == set(DEFAULTS["features"]["kmeans"])
+    assert config_from_dict(raw) == load_config(name)
+    body = text[text.index("\ndata:") :]
+    key_lines = [line for line in body.splitlines() if line.strip()]
+    assert len(key_lines) == len(KEYS) + len(DEFAULTS) + 2  # keys, sections, two extractors
+    assert all("  # " in line for line in key_lines)
+    docs = {line.split("  # ")[1] for line in key_lines if line.startswith("    ")}
+    assert "K centroids; pooling_grid**2 * K features" in docs
+    assert "docs/" not in text and ".py" not in text and "configs/" not in text  # a wheel has none
 
 
 def test_configs_show_out_writes_a_new_file_that_fit_reads(tmp_path):
@@ -85,7 +104,7 @@ def test_configs_show_out_writes_a_new_file_that_fit_reads(tmp_path):
     result = _run("configs", "show", "quick", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert result.output == f"wrote {out}\n"
-    assert out.read_text() == (CONFIGS_DIR / "quick.yaml").read_text()
+    assert out.read_text() == _run("configs", "show", "quick").output
     assert load_config(out) == load_config("quick")
 
 
@@ -257,8 +276,14 @@ def test_a_local_file_named_like_a_shipped_config_wins_with_a_note(tmp_path, mon
 
 
 def test_an_empty_config_file_is_refused_not_run_as_the_defaults(tmp_path):
-    result = CliRunner().invoke(main, ["fit", "-c", "/dev/null", "--out", str(tmp_path / "run")])
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    result = CliRunner().invoke(main, ["fit", "-c", str(empty), "--out", str(tmp_path / "run")])
     assert result.exit_code == 1
-    assert "/dev/null holds no settings" in result.output
+    assert f"{empty} holds no settings" in result.output
     assert "-c notes" in result.output
     assert not (tmp_path / "run").exists()
+    # /dev/null reads as empty too, but a device is no config file (/dev/zero never ends)
+    result = CliRunner().invoke(main, ["fit", "-c", "/dev/null", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert "Config file /dev/null is not a regular file (it is a device)" in result.output

@@ -324,15 +324,50 @@ def pickled_weights(scene: Scene) -> None:
     weights_file(W=W)(scene)
 
 
-def bomb_in_weights(scene: Scene) -> None:
+def bomb_in_weights(scene: Scene, config_yaml: str = ALIAS_BOMB) -> None:
+    """{weights}: good pixel weights whose stored config is ``config_yaml`` (an alias bomb)."""
     LinearModel(
         W=np.zeros((10, PIXELS + 1), np.float32),
         transform=PixelTransform(np.zeros(PIXELS, np.float32), np.ones(PIXELS, np.float32)),
         class_names=tuple("abcdefghij"),
         loss="svm",
-        config_yaml=ALIAS_BOMB,
+        config_yaml=config_yaml,
     ).save(scene.root / "weights.npz")
     scene.set(weights=scene.root / "weights.npz")
+
+
+DEEP = "[" * 20_000 + "]" * 20_000  # 40 KB of nesting: deeper than Python's recursion limit
+BIG_INT = "9" * 5000  # more digits than Python converts from text (4,300)
+
+
+def a_fifo(scene: Scene) -> None:
+    """{fifo}: a named pipe nobody writes to (opening it to read would wait forever)."""
+    os.mkfifo(scene.root / "fifo")
+    scene.set(fifo=scene.root / "fifo")
+
+
+def deep_in_weights(part: str) -> Callable[[Scene], None]:
+    """Setup: {weights} holds 40 KB of nested lists where ``part`` ("config": the stored
+    config's YAML; "extractor": the feature extractor's JSON) goes."""
+
+    def make(scene: Scene) -> None:
+        if part == "config":
+            bomb_in_weights(scene, config_yaml=f"train:\n  seed: {DEEP}\n")
+            return
+        weights_file(
+            format_version=np.array(2),
+            loss=np.array("svm"),
+            transform=np.array("features"),
+            **{"features.extractor": np.array(DEEP)},
+        )(scene)
+
+    return make
+
+
+def deep_run_config(scene: Scene) -> None:
+    """{run}: an unfinished run whose config.yaml is 40 KB of nested lists."""
+    interrupted_before_training(scene)
+    (scene.root / "run" / runs.CONFIG).write_text(f"train:\n  seed: {DEEP}\n")
 
 
 def run_locked_by_another(scene: Scene) -> None:
@@ -1039,6 +1074,117 @@ CONFIG = [
         setup=bomb_in_weights,
         process=True,
         issue="14.2",
+    ),
+    Fault(
+        "config-is-a-fifo",
+        "fit -c {fifo} --out {root}/run",
+        1,
+        ("Config file {fifo} is not a regular file", "a named pipe"),
+        setup=a_fifo,
+        process=True,
+        issue="19.7",
+    ),
+    Fault(
+        "weights-is-a-fifo",
+        "evaluate -w {fifo} --data-dir {root}/data",
+        1,
+        ("{fifo} is not a regular file, so not a weights file",),
+        setup=a_fifo,
+        process=True,
+        issue="19.7",
+    ),
+    Fault(
+        "config-is-dev-zero",
+        "fit -c /dev/zero --out {root}/run",
+        1,
+        ("Config file /dev/zero is not a regular file", "a device"),
+        process=True,
+        issue="19.7",
+    ),
+    Fault(
+        "config-is-dev-urandom",
+        "fit -c /dev/urandom --out {root}/run",
+        1,
+        ("Config file /dev/urandom is not a regular file",),
+        process=True,
+        issue="19.7",
+    ),
+    Fault(
+        "config-far-too-large",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("Config file {file} is 2.0 MB", "a config is a few KB"),
+        setup=a_file("big.yaml", "# " + "x" * 2_000_000 + "\n"),
+        issue="19.7",
+    ),
+    Fault(
+        "config-nested-too-deeply",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("{file}: values nested more than", "at line 2, column"),
+        setup=a_file("deep.yaml", f"train:\n  seed: {DEEP}\n"),
+        process=True,
+        issue="19.18",
+    ),
+    Fault(
+        "set-nested-too-deeply",
+        "fit --set train.seed={deep} --out {root}/run",
+        1,
+        ("--set 'train.seed=[[[", "values nested more than"),
+        setup=lambda s: s.set(deep=DEEP),
+        process=True,
+        issue="19.18",
+    ),
+    Fault(
+        "run-config-nested-too-deeply",
+        "fit --resume {run} -q",
+        1,
+        ("{run}/config.yaml: values nested more than",),
+        setup=deep_run_config,
+        process=True,
+        issue="19.18",
+    ),
+    Fault(
+        "weights-config-nested-too-deeply",
+        "evaluate -w {weights} --data-dir {root}/data",
+        1,
+        ("the config stored in {weights}: values nested more than",),
+        setup=deep_in_weights("config"),
+        process=True,
+        issue="19.18",
+    ),
+    Fault(
+        "weights-extractor-nested-too-deeply",
+        "evaluate -w {weights} --data-dir {root}/data",
+        1,
+        ("{weights}: its feature extractor cannot be read", "nested more than"),
+        setup=deep_in_weights("extractor"),
+        process=True,
+        issue="19.18",
+    ),
+    Fault(
+        "set-integer-over-4300-digits",
+        "fit --set train.seed={big} --out {root}/run",
+        1,
+        ("--set 'train.seed=99999", "has 5000 digits"),
+        setup=lambda s: s.set(big=BIG_INT),
+        issue="19.19",
+    ),
+    Fault(
+        "config-integer-over-4300-digits",
+        "fit -c {file} --out {root}/run",
+        1,
+        ("{file}: the number at line 2, column 9 has 5000 digits",),
+        setup=a_file("big.yaml", f"train:\n  seed: {BIG_INT}\n"),
+        issue="19.19",
+    ),
+    Fault(
+        "search-lr-integer-over-4300-digits",
+        "search -c quick --lr {big} --out {root}/out",
+        1,
+        ("Trial 1 (optim.learning_rate=99999", "...)", "has 5000 digits"),
+        setup=lambda s: s.set(big=BIG_INT),
+        issue="19.19",
     ),
 ]
 

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from svmtrain.cli import main
+from svmtrain.config import load_config
 from svmtrain.data.cache import CIFAR10
 from svmtrain.errors import DataError, Notice
 from svmtrain.features import cache, make_extractor
@@ -247,3 +248,16 @@ def test_a_cache_built_before_stamps_is_known_by_its_name_and_meta(tmp_path):
 def test_a_cache_is_readable_by_others_as_the_data_cache_is(tmp_path):
     built = _build(_dataset(), tmp_path)
     assert built.path.stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.parametrize(
+    ("name", "directory"),
+    [("kmeans", "kmeans-917dd5f532ef4d88"), ("hog", "hog_color-15c417a74618b7cb")],
+)
+def test_the_shipped_feature_configs_keep_their_cache_directories(name, directory):
+    """The names the code gave before extractor settings became typed config sections (commit
+    1cdcf73): a cache built then is found now."""
+    cfg = load_config(name)
+    settings = make_extractor(cfg.features.name, getattr(cfg.features, cfg.features.name))
+    key = cache.cache_key("0" * 64, cfg.features.name, settings.settings_dict(), slice(0, 29000))
+    assert key[0] == directory

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from conftest import cached_tiny_run_data
 
 from svmtrain.cli import main
-from svmtrain.config import load_config
+from svmtrain.config import HogColorSettings, KMeansSettings, load_config
 from svmtrain.errors import ConfigError, WeightsError
-from svmtrain.features import check_settings, make_extractor
+from svmtrain.features import check_feature_name, make_extractor
 from svmtrain.io import runs
 from svmtrain.model import LinearModel
 
@@ -206,21 +206,39 @@ def test_features_build_of_pixels_says_there_is_nothing_to_build(data_args):
 
 def test_config_settings_of_extractors(tmp_path):
     cfg = load_config(None, ["features.name=kmeans", "features.kmeans.num_centroids=400"])
-    assert cfg.features.kmeans == {"num_centroids": 400}
+    assert cfg.features.kmeans == KMeansSettings(num_centroids=400)  # the rest: defaults
     settings = make_extractor("kmeans", cfg.features.kmeans).settings_dict()
-    assert settings["num_centroids"] == 400 and settings["patch_size"] == 6  # the rest: defaults
+    assert settings["num_centroids"] == 400 and settings["patch_size"] == 6
     path = tmp_path / "c.yaml"
     path.write_text("features:\n  name: hog_color\n  hog_color:\n    cell_size: 4\n")
-    assert load_config(path).features.hog_color == {"cell_size": 4}
-    for bad, where in [
-        (["features.kmeans.num_centroids=0"], "features.kmeans.num_centroids"),
-        (["features.kmeans.centroids=4"], "'centroids' is not a setting of features.kmeans"),
-        (["features.name=sift"], "features.name must be one of pixels, kmeans, hog_color"),
-        (["features.kmeans=4"], "features.kmeans must be a mapping"),
-        (["train.epochs.x=1"], "the key must be section.key"),
+    assert load_config(path).features.hog_color == HogColorSettings(cell_size=4)
+    for bad, message in [
+        (
+            ["features.kmeans.num_centroids=0"],
+            "features.kmeans.num_centroids must be an int >= 1. Got 0 instead.",
+        ),
+        (
+            ["features.kmeans.centroids=4"],
+            "--set 'features.kmeans.centroids=4': 'centroids' is not a key of features.kmeans; "
+            "did you mean 'num_centroids'?",
+        ),
+        (
+            ["features.kmeans.whitening_epsilon=-1"],
+            "features.kmeans.whitening_epsilon must be a float > 0. Got -1.0 instead.",
+        ),
+        (
+            ["features.kmeans=4"],
+            "features.kmeans must be a mapping of its keys (num_centroids, patch_size, stride, "
+            "whitening_epsilon, pooling_grid, kmeans_iterations, patches_sampled, seed) to "
+            "values. Got an int instead.",
+        ),
+        (["train.epochs.x=1"], "--set 'train.epochs.x=1': the key must be section.key"),
     ]:
-        with pytest.raises(ConfigError, match=where):
-            check_settings(load_config(None, bad).features)
+        with pytest.raises(ConfigError) as caught:
+            load_config(None, bad)
+        assert str(caught.value).startswith(message)
+    with pytest.raises(ConfigError, match=r"features\.name must be one of pixels, kmeans, hog"):
+        check_feature_name(load_config(None, ["features.name=sift"]).features)
 
 
 def test_a_weights_file_whose_extractor_is_damaged_is_refused(data_args, tmp_path):

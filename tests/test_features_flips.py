@@ -14,7 +14,7 @@ from svmtrain.cli import main
 from svmtrain.config import load_config
 from svmtrain.errors import ConfigError
 from svmtrain.experiments.common import load_splits
-from svmtrain.features import check_settings, make_extractor
+from svmtrain.features import check_feature_name, make_extractor
 from svmtrain.features.flips import FLIPPED, mirrored
 
 QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
@@ -102,4 +102,4 @@ def test_fit_with_flip_says_so_and_trains(run_data, tmp_path):
 
 def test_flip_of_pixels_is_refused():
     with pytest.raises(ConfigError, match=r"features\.flip adds"):
-        check_settings(load_config(None, ["features.flip=true"]).features)
+        check_feature_name(load_config(None, ["features.flip=true"]).features)

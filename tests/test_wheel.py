@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from svmtrain.cli import main
-from svmtrain.config import load_config
+from svmtrain.config import config_from_yaml, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 # What a build must not see: environments, caches, earlier builds.
@@ -79,6 +79,13 @@ def test_the_wheel_in_a_fresh_venv_trains_the_quick_config(tmp_path, tiny_archiv
         "quick",
         "softmax",
     ]
+    # What the wheel prints points at commands and names, never at files it does not carry.
+    shown = _run([python, "-m", "svmtrain", "configs", "show", "default"], env, work).stdout
+    assert load_config("default") == config_from_yaml(shown, "configs show default")
+    helped = _run([python, "-m", "svmtrain", "features", "build", "--help"], env, work).stdout
+    assert "-c kmeans" in helped
+    for text in (shown, helped):
+        assert "docs/" not in text and ".py" not in text and "configs/" not in text
 
     archive = tiny_archive(train_counts=(50,) * 5, test_count=50)
     with http_server(archive.body) as server:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from svmtrain.config.shipped import copy_shipped, shipped_summaries, shipped_text
+from svmtrain.config.loading import shipped_config
+from svmtrain.config.shipped import explained_text, shipped_summaries, write_new
 
 
 @click.group(short_help="List the shipped configs, or print one to start your own.")
@@ -37,8 +38,9 @@ def list_configs() -> None:
     "overwritten; - is standard output).",
 )
 def show(name: str, out: str | None) -> None:
-    """Print the shipped config NAME (every key, explained), or write it to --out."""
+    """Print the shipped config NAME resolved, every key explained, or write it to --out."""
+    text = explained_text(name, shipped_config(name))
     if out is None or out == "-":
-        click.echo(shipped_text(name), nl=False)
+        click.echo(text, nl=False)
         return
-    click.echo(f"wrote {copy_shipped(name, out)}")
+    click.echo(f"wrote {write_new(text, out)}")

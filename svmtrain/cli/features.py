@@ -66,8 +66,8 @@ def build(config_path, overrides, data_dir, quiet) -> None:
 
     \b
     Examples:
-      svmtrain features build -c configs/kmeans.yaml
-      svmtrain features build -c configs/kmeans.yaml --set features.kmeans.num_centroids=400
+      svmtrain features build -c kmeans
+      svmtrain features build -c kmeans --set features.kmeans.num_centroids=400
     """
     cfg = load_config(config_path, config_overrides(overrides, data_dir))
     built = build_features(cfg, progress=progress_enabled(quiet), log=phase_log(quiet))

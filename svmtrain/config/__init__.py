@@ -1,7 +1,8 @@
 """The run configuration: typed sections with defaults, validated, read from and written to YAML.
 
-    sections.py  the dataclasses: every key, its type and its default (the built-in "notes")
-    rules.py     what each key accepts; validate()
+    keys.py      the vocabulary keys are declared in (key(), rules), and check_settings()
+    sections.py  the dataclasses: every key, its type, default, rule and doc (the "notes")
+    rules.py     validate(): every key, then the rules between keys
     yamltext.py  YAML in and out
     loading.py   load_config (a file and --set overrides), save_config, dict and YAML forms
     shipped.py   the configs shipped inside the package, by name ("default", "quick", ...)
@@ -18,11 +19,14 @@ from svmtrain.config.loading import (
     load_config,
     save_config,
 )
-from svmtrain.config.rules import DTYPES, key_type, validate
+from svmtrain.config.rules import key_type, validate
 from svmtrain.config.sections import (
+    DTYPES,
     Config,
     DataConfig,
     FeaturesConfig,
+    HogColorSettings,
+    KMeansSettings,
     ModelConfig,
     OptimConfig,
     OutputConfig,
@@ -30,13 +34,15 @@ from svmtrain.config.sections import (
     ScheduleConfig,
     TrainConfig,
 )
-from svmtrain.config.shipped import copy_shipped, shipped_names, shipped_text
+from svmtrain.config.shipped import shipped_names, shipped_text
 
 __all__ = [
     "DTYPES",
     "Config",
     "DataConfig",
     "FeaturesConfig",
+    "HogColorSettings",
+    "KMeansSettings",
     "ModelConfig",
     "OptimConfig",
     "OutputConfig",
@@ -48,7 +54,6 @@ __all__ = [
     "config_from_yaml",
     "config_to_dict",
     "config_to_yaml",
-    "copy_shipped",
     "key_type",
     "load_config",
     "save_config",

@@ -10,15 +10,17 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from svmtrain import __version__
-from svmtrain.config.rules import KEY_TYPES, SECTIONS, check_key, check_keys, validate
+from svmtrain.config.keys import check_name, check_names, check_settings, is_settings, keys_of
+from svmtrain.config.rules import SECTIONS, check_key, validate
 from svmtrain.config.sections import Config
 from svmtrain.config.shipped import shipped_names, shipped_text
-from svmtrain.config.yamltext import dump_yaml, parse_yaml
+from svmtrain.config.yamltext import dump_yaml, explained_yaml, parse_yaml
 from svmtrain.errors import ConfigError
 from svmtrain.fileio import atomic_write
 
@@ -37,9 +39,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     raw: dict = {}
     if path is not None:
         raw, name = _read_config(path)
-        output = raw.get("output") or {}
-        if "name" not in output:
-            raw["output"] = {**output, "name": name}
+        raw["output"] = {"name": name, **(raw.get("output") or {})}
     for item in overrides:
         section, key, setting, value = _parse_override(item)
         if raw.get(section) is None:
@@ -55,9 +55,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
 
 def config_from_dict(d: Mapping) -> Config:
     """Build and validate a Config from ``{section: {key: value}}``; missing keys keep defaults."""
-    check_keys(d, "")
-    sections = {name: cls(**(d.get(name) or {})) for name, cls in SECTIONS.items()}
-    return validate(Config(**sections))
+    return validate(check_settings(Config, d))
 
 
 def config_to_dict(cfg: Config) -> dict:
@@ -73,21 +71,23 @@ def config_to_yaml(cfg: Config) -> str:
 def config_from_yaml(text: str, where: str) -> Config:
     """The Config in YAML ``text`` (e.g. stored in a weights file); ``where`` names it in errors."""
     raw = parse_yaml(text, where) or {}
-    check_keys(raw, f"{where}: ")
+    check_names(Config, raw, where=f"{where}: ")
     return config_from_dict(raw)
 
 
 def config_file_text(cfg: Config) -> str:
-    """What :func:`save_config` writes for ``cfg``: a comment saying what it is, then the YAML."""
+    """What :func:`save_config` writes for ``cfg``: a comment saying what it is, then the YAML
+    with every key explained."""
     header = (
         f"# Resolved svmtrain {__version__} config: every key, with defaults filled in.\n"
         "# Pass it to --config to run again with exactly these settings.\n"
     )
-    return header + config_to_yaml(cfg)
+    return header + explained_yaml(validate(cfg))
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    """Write ``cfg`` as commented YAML, atomically; :func:`load_config` reads back an equal one."""
+    """Write ``cfg`` as YAML with every key explained, atomically; :func:`load_config` reads
+    back an equal one."""
     with atomic_write(path, "w") as f:
         f.write(config_file_text(cfg))
 
@@ -97,9 +97,12 @@ def _read_config(path: str | os.PathLike) -> tuple[dict, str]:
     no such file exists, and the config's name (the file's stem, or the shipped name)."""
     where = os.fspath(path)
     if not os.path.exists(where) and where in shipped_names():
-        text, name = shipped_text(where), where
-    else:
-        text, name = _read_file(where), Path(where).stem
+        return _sections(shipped_text(where), where), where
+    return _sections(_read_file(where), where), Path(where).stem
+
+
+def _sections(text: str, where: str) -> dict:
+    """The sections in config ``text`` (from ``where``), their names checked."""
     raw = parse_yaml(text, where)
     if raw is None:  # likely a mistake (a truncated file, the wrong one): not silently defaults
         raise ConfigError(
@@ -107,14 +110,49 @@ def _read_config(path: str | os.PathLike) -> tuple[dict, str]:
             "change in it (svmtrain configs show default prints a full config to start from), "
             "or use -c notes for the built-in defaults."
         )
-    check_keys(raw, f"{where}: ")
-    return raw, name
+    check_names(Config, raw, where=f"{where}: ")
+    return raw
+
+
+def shipped_config(name: str) -> Config:
+    """The shipped config ``name`` resolved (a file of that name in the working directory
+    aside); ConfigError listing the names if there is none."""
+    raw = _sections(shipped_text(name), name)
+    raw["output"] = {"name": name, **(raw.get("output") or {})}
+    return config_from_dict(raw)
+
+
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few KB; more is not one (or not the file meant)
+_NOT_REGULAR = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
 
 
 def _read_file(path: str) -> str:
+    """The text of config file ``path``: a regular file of at most MAX_CONFIG_BYTES, UTF-8.
+
+    A pipe or a device is refused before it is opened (reading one may never end)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _NOT_REGULAR.get(stat.S_IFMT(info.st_mode), "not a file")
+            raise ConfigError(
+                f"Config file {path} is not a regular file (it is {kind}); pass the path of a "
+                "YAML file or the name of a shipped config (svmtrain configs list)."
+            )
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            size = max(info.st_size, len(data))
+            raise ConfigError(
+                f"Config file {path} is {size / 1e6:.1f} MB; a config is a few KB (at most "
+                f"{MAX_CONFIG_BYTES / 1e6:.0f} MB is read): is it the file you meant?"
+            )
+        return data.decode("utf-8")
     except FileNotFoundError:
         names = shipped_names()
         close = difflib.get_close_matches(Path(path).stem, names, n=1)
@@ -136,20 +174,24 @@ def _parse_override(item: str) -> tuple[str, str, str | None, Any]:
     """Split an override "section.key=value" into section, key, None and the value read as
     YAML; "section.key.setting=value" (a key that is a mapping, e.g. features.kmeans) gives
     the setting's name third."""
+    shown = repr(item if len(item) <= 80 else item[:60] + "...")  # a value may be huge
     path, sep, text = item.partition("=")
     if not sep:
         raise ConfigError(
-            f"--set {item!r}: expected section.key=value, e.g. --set optim.learning_rate=1e-3."
+            f"--set {shown}: expected section.key=value, e.g. --set optim.learning_rate=1e-3."
         )
     parts = path.strip().split(".")
     malformed = ConfigError(
-        f"--set {item!r}: the key must be section.key, e.g. train.epochs. Got {path!r}."
+        f"--set {shown}: the key must be section.key, e.g. train.epochs. Got {path!r}."
     )
     if len(parts) not in (2, 3) or "" in parts:  # three: a setting of a mapping key
         raise malformed
     section, key, setting = (*parts, None)[:3]
-    where = f"--set {item!r}: "
+    where = f"--set {shown}: "
     check_key(section, key, where)
-    if setting is not None and KEY_TYPES[f"{section}.{key}"][0] is not dict:
+    kind = keys_of(SECTIONS[section])[key][0]
+    if setting is not None and not is_settings(kind):
         raise malformed
-    return section, key, setting, parse_yaml(text, f"--set {item!r}")
+    if setting is not None:
+        check_name(setting, keys_of(kind), f"a key of {section}.{key}", where)
+    return section, key, setting, parse_yaml(text, f"--set {shown}")

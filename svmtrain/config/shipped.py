@@ -1,20 +1,20 @@
 """The configs shipped inside the package (``svmtrain.configs``, from the top-level configs/).
 
-``svmtrain fit -c NAME`` reads one by name, so they work without a checkout; ``svmtrain configs
-list`` and ``show`` print them to start your own. The first line of each file is a one-line
-comment saying what it is. "notes" is shipped too, as no file: it is the built-in defaults
+``svmtrain fit -c NAME`` reads one by name, so they work without a checkout. Each file lists only
+what it changes from the built-in defaults, below a header comment whose first line says what it
+is. "notes" is shipped too, as no file: it is the built-in defaults
 (:mod:`svmtrain.config.sections`), what a config without ``--config`` runs.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 import os
 from importlib import resources
 from pathlib import Path
 
 from svmtrain.config.sections import Config
-from svmtrain.config.yamltext import dump_yaml
+from svmtrain.config.yamltext import explained_yaml
 from svmtrain.errors import ConfigError, SvmtrainError
 from svmtrain.fileio import atomic_write
 
@@ -25,6 +25,9 @@ _NOTES_HEADER = (
     "# The built-in defaults: the CS231n notes' SVM, mean-subtracted pixels, lr 1e-7, reg 2.5e4.\n"
     "#   svmtrain fit -c notes   (the same as no --config at all)\n"
     "# A key another config leaves out takes its value from here.\n"
+)
+_EXPLAINED = (
+    "#\n# Every key, resolved and explained; edit what you need, then svmtrain fit -c FILE.\n\n"
 )
 
 
@@ -45,7 +48,7 @@ def shipped_text(name: str) -> str:
             f"{', '.join(shipped_names())} (svmtrain configs list)."
         )
     if name == NOTES:
-        return _NOTES_HEADER + dump_yaml(dataclasses.asdict(Config()))
+        return _NOTES_HEADER + explained_yaml(Config())
     return resources.files(_PACKAGE).joinpath(name + _SUFFIX).read_text(encoding="utf-8")
 
 
@@ -57,13 +60,26 @@ def shipped_summaries() -> dict[str, str]:
     }
 
 
-def copy_shipped(name: str, out: str | os.PathLike) -> Path:
-    """Write the shipped config ``name`` to the new file ``out``, to edit into your own.
+def shipped_header(name: str) -> str:
+    """The comment lines that open the shipped config ``name``: what it is and why its values."""
+    if name == NOTES:
+        return _NOTES_HEADER
+    lines = shipped_text(name).splitlines(keepends=True)
+    return "".join(line for line in itertools.takewhile(lambda x: x.startswith("#"), lines))
 
-    Raises ConfigError if ``name`` is unknown and SvmtrainError if ``out`` exists (it is never
-    overwritten) or cannot be written. Returns ``out`` as a Path.
+
+def explained_text(name: str, cfg: Config) -> str:
+    """What ``svmtrain configs show NAME`` prints: the header of the shipped config ``name``,
+    then ``cfg`` (it resolved) with every key explained."""
+    return shipped_header(name) + _EXPLAINED + explained_yaml(cfg)
+
+
+def write_new(text: str, out: str | os.PathLike) -> Path:
+    """Write ``text`` to the new file ``out`` (e.g. a config to edit into your own).
+
+    Raises SvmtrainError if ``out`` exists (it is never overwritten) or cannot be written.
+    Returns ``out`` as a Path.
     """
-    text = shipped_text(name)
     target = Path(out)
     if target.exists() or target.is_symlink():
         raise SvmtrainError(

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from svmtrain.config.rules import is_hex_digest
+from svmtrain.config.keys import is_hex_digest
 from svmtrain.data.archive import parse_archive
 from svmtrain.data.format import (
     ARCHIVE_NAME,

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from svmtrain.config.rules import HEX_DIGITS, is_hex_digest, is_http_url
+from svmtrain.config.keys import HEX_DIGITS, is_hex_digest, is_http_url
 from svmtrain.errors import ConfigError, DataError
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from svmtrain.config import Config, config_to_yaml
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import SvmtrainError
 from svmtrain.experiments.train import TrainState
+from svmtrain.fileio import loads_json
 from svmtrain.io import runs
 
 _SCALARS = (
@@ -121,7 +121,7 @@ def _from_another_run(run_dir: Path, saved_metrics: object) -> bool:
     False when metrics.jsonl cannot tell (missing or unreadable)."""
     try:
         lines = (run_dir / runs.METRICS).read_text(encoding="utf-8").splitlines()
-        written = [json.loads(line) for line in lines if line.strip()]
+        written = [loads_json(line) for line in lines if line.strip()]
     except (OSError, ValueError):
         return False
     if not isinstance(saved_metrics, list):

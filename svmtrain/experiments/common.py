@@ -19,7 +19,7 @@ from svmtrain.data.cache import CIFAR10
 from svmtrain.data.preprocess import Splits, prepare
 from svmtrain.data.source import CONFIG_DIGEST
 from svmtrain.errors import ConfigError, DivergenceError, SigTerm
-from svmtrain.features import EXTRACTORS, PIXELS, check_settings
+from svmtrain.features import EXTRACTORS, PIXELS, check_feature_name
 from svmtrain.features.cache import FeatureCache
 from svmtrain.features.prepare import cached_features, feature_splits
 from svmtrain.model import linear_scores
@@ -53,7 +53,7 @@ def load_splits(
     :class:`~svmtrain.errors.DataError` when the data cannot be fetched or verified,
     :class:`~svmtrain.errors.ConfigError` when the config's split sizes do not fit them.
     """
-    check_settings(cfg.features)
+    check_feature_name(cfg.features)
     dataset = load_dataset(cfg.data, progress=progress)
     if cfg.features.name != PIXELS:
         with limited_threads(1):  # the extractor's threads make the products, one core each
@@ -67,7 +67,7 @@ def build_features(
     """The feature cache ``cfg.features`` names, built first if need be: what ``svmtrain
     features build`` does. The data come from ``cfg.data`` (downloaded on first use).
     Raises ConfigError when ``cfg.features.name`` is pixels (nothing to build)."""
-    check_settings(cfg.features)
+    check_feature_name(cfg.features)
     if cfg.features.name == PIXELS:
         raise ConfigError(
             "features.name is pixels, which need no feature cache; set features.name to one "

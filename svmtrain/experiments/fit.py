@@ -4,7 +4,6 @@ write the run directory (:mod:`svmtrain.io.runs` describes it)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from svmtrain.experiments.checkpoints import (
 from svmtrain.experiments.common import load_splits, predict_rows, sigterm_as_interrupt
 from svmtrain.experiments.evaluate import classification_metrics
 from svmtrain.experiments.train import TrainState, final_weights, init_state, plan, train
+from svmtrain.fileio import loads_json
 from svmtrain.io import runs
 from svmtrain.io.plots import plot_run, require_matplotlib
 from svmtrain.io.records import plural
@@ -161,7 +161,7 @@ def _only_config(run_dir: Path) -> bool:
 def _finished(run_dir: Path) -> FitResult:
     """The result of the finished run in run_dir, read back, for a --resume with nothing left."""
     try:
-        summary = json.loads((run_dir / runs.SUMMARY).read_text(encoding="utf-8"))
+        summary = loads_json((run_dir / runs.SUMMARY).read_text(encoding="utf-8"))
         FitResult(run_dir, summary).text()
     except (OSError, ValueError, KeyError, TypeError):
         raise SvmtrainError(

@@ -7,7 +7,6 @@ preprocessed pixels, W of 10 x 3073) is not an extractor: it is the absence of o
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
 from typing import Any
 
 from svmtrain.errors import ConfigError
@@ -22,8 +21,9 @@ EXTRACTORS: dict[str, type[Extractor]] = {
 NAMES = (PIXELS, *EXTRACTORS)
 
 
-def make_extractor(name: str, settings: Mapping[str, Any] | None = None) -> Extractor:
-    """A new, unfitted extractor; ConfigError for an unknown name or a bad setting."""
+def make_extractor(name: str, settings: Any = None) -> Extractor:
+    """A new, unfitted extractor with ``settings`` (a mapping or its settings dataclass; keys
+    left out take their defaults); ConfigError for an unknown name or a bad setting."""
     if name not in EXTRACTORS:
         close = difflib.get_close_matches(str(name), NAMES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else "."
@@ -33,9 +33,9 @@ def make_extractor(name: str, settings: Mapping[str, Any] | None = None) -> Extr
     return EXTRACTORS[name](settings)
 
 
-def check_settings(features) -> None:
-    """Check a config's ``features`` section (a FeaturesConfig): its name, and every
-    extractor's settings, used or not. Raises ConfigError naming the key at fault."""
+def check_feature_name(features) -> None:
+    """Check the name in a config's ``features`` section (a FeaturesConfig; the config checked
+    the extractors' settings). Raises ConfigError for a name no extractor has."""
     if features.name != PIXELS:
         make_extractor(features.name)
     elif features.flip:
@@ -44,13 +44,6 @@ def check_settings(features) -> None:
             "no extractor: set features.name (e.g. --set features.name=kmeans) or drop "
             "features.flip."
         )
-    for name in EXTRACTORS:
-        make_extractor(name, getattr(features, name))
-
-
-def default_settings(name: str) -> dict[str, Any]:
-    """The settings extractor ``name`` uses for every key left out."""
-    return make_extractor(name).settings_dict()
 
 
 __all__ = [
@@ -58,7 +51,6 @@ __all__ = [
     "NAMES",
     "PIXELS",
     "Extractor",
-    "check_settings",
-    "default_settings",
+    "check_feature_name",
     "make_extractor",
 ]

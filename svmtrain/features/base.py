@@ -1,9 +1,9 @@
 """What every feature extractor is: settings, state learned from training images, a transform.
 
 An extractor turns raw CIFAR-10 images, (N, 3072) uint8 (R, G, B planes of 32x32, as the cache
-stores them), into a float32 feature matrix (N, dim). Its settings are plain numbers (they name
-the features: the cache key and the config section come from them); what it learns from the
-training split is its state, a dict of numpy arrays, so that a ``.npz`` file (no pickle) can
+stores them), into a float32 feature matrix (N, dim). Its settings are plain numbers declared
+as a config section (they name the features: the cache key comes from them); what it learns from
+the training split is its state, a dict of numpy arrays, so that a ``.npz`` file (no pickle) can
 carry it beside the classifier's weights.
 """
 
@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from svmtrain.config.keys import check_settings
+from svmtrain.config.sections import SIDE
 from svmtrain.data.format import IMAGE_BYTES
-from svmtrain.errors import ConfigError, WeightsError
+from svmtrain.errors import WeightsError
 from svmtrain.features.progress import SILENT, Phases
-
-SIDE = 32  # CIFAR-10 images are SIDE x SIDE pixels, 3 colour planes
 
 
 def as_planes(images: np.ndarray) -> np.ndarray:
@@ -46,49 +46,26 @@ def worker_count() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
-def int_setting(where: str, value: Any, low: int, high: int | None = None) -> int:
-    """``value`` as an int in [low, high]; else a ConfigError naming ``where``."""
-    ok = isinstance(value, int) and not isinstance(value, bool)
-    if ok and value >= low and (high is None or value <= high):
-        return value
-    bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-    raise ConfigError(f"{where} must be an int {bound}. Got {value!r} instead.")
-
-
-def positive_setting(where: str, value: Any) -> float:
-    """``value`` as a finite float > 0; else a ConfigError naming ``where``."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and np.isfinite(value) and value > 0:
-        return float(value)
-    raise ConfigError(f"{where} must be a number > 0. Got {value!r} instead.")
-
-
 class Extractor(ABC):
     """A feature extractor: construct with settings, :meth:`fit` on training images (or
     :meth:`from_state` with a saved state), then :meth:`transform` any images.
 
-    Subclasses set ``name`` and ``Settings`` (a frozen dataclass whose ``__post_init__``
-    validates with ConfigError), and implement ``dim``, ``state_shapes``, ``_fit`` and
-    ``_transform_chunk``.
+    ``settings`` is a mapping (keys left out take their defaults) or a ``Settings``; a bad one
+    raises ConfigError naming the key. Subclasses set ``name`` and ``Settings`` (the settings
+    dataclass of config section features.NAME, :mod:`svmtrain.config.sections`), and implement
+    ``dim``, ``state_shapes``, ``_fit`` and ``_transform_chunk``.
     """
 
     name: ClassVar[str]
     Settings: ClassVar[type]
     chunk_images: ClassVar[int] = 64  # images per work item of transform: bounds its memory
 
-    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
-        known = {f.name for f in dataclasses.fields(self.Settings)}
-        unknown = sorted(set(settings or {}) - known)
-        if unknown:
-            raise ConfigError(
-                f"{unknown[0]!r} is not a setting of features.{self.name}; "
-                f"valid: {', '.join(sorted(known))}."
-            )
-        self.settings = self.Settings(**(settings or {}))
+    def __init__(self, settings: Any = None) -> None:
+        self.settings = check_settings(self.Settings, settings or {}, f"features.{self.name}")
         self.state: dict[str, np.ndarray] | None = None
 
     @classmethod
-    def from_state(cls, settings: Mapping[str, Any], state: Mapping[str, np.ndarray]) -> Extractor:
+    def from_state(cls, settings: Any, state: Mapping[str, np.ndarray]) -> Extractor:
         """An extractor with a state saved earlier; WeightsError if arrays are missing."""
         extractor = cls(settings)
         keys = extractor.state_shapes()

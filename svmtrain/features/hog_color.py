@@ -15,27 +15,13 @@ with the model, like every extractor's).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from svmtrain.features.base import SIDE, Extractor, as_planes, int_setting
+from svmtrain.config.sections import HogColorSettings
+from svmtrain.features.base import SIDE, Extractor, as_planes
 from svmtrain.features.progress import Phases
 
 GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma
-
-
-@dataclass(frozen=True)
-class HogColorSettings:
-    cell_size: int = 8
-    orientation_bins: int = 9
-    hue_bins: int = 10
-
-    def __post_init__(self) -> None:
-        where = "features.hog_color."
-        int_setting(where + "cell_size", self.cell_size, 2, SIDE)
-        int_setting(where + "orientation_bins", self.orientation_bins, 1)
-        int_setting(where + "hue_bins", self.hue_bins, 1)
 
 
 def grey_levels(planes: np.ndarray) -> np.ndarray:

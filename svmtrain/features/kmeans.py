@@ -23,16 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
+from svmtrain.config.sections import KMeansSettings
 from svmtrain.features.base import (
     SIDE,
     Extractor,
     as_planes,
-    int_setting,
-    positive_setting,
     worker_count,
 )
 from svmtrain.features.progress import Phases
@@ -40,38 +38,6 @@ from svmtrain.features.progress import Phases
 CHANNELS = 3
 CONTRAST_EPSILON = 10.0  # added to each patch's pixel variance (0..255 scale), as in the paper
 _ASSIGN_ROWS = 8192  # patches assigned at a time during k-means: bounds its memory
-
-
-@dataclass(frozen=True)
-class KMeansSettings:
-    num_centroids: int = 1600
-    patch_size: int = 6
-    stride: int = 1
-    whitening_epsilon: float = 0.1
-    pooling_grid: int = 2
-    kmeans_iterations: int = 20
-    patches_sampled: int = 200_000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        where = "features.kmeans."
-        int_setting(where + "num_centroids", self.num_centroids, 1)
-        int_setting(where + "patch_size", self.patch_size, 1, SIDE)
-        int_setting(where + "stride", self.stride, 1, SIDE)
-        positive_setting(where + "whitening_epsilon", self.whitening_epsilon)
-        int_setting(where + "pooling_grid", self.pooling_grid, 1, self.positions)
-        int_setting(where + "kmeans_iterations", self.kmeans_iterations, 1)
-        int_setting(where + "patches_sampled", self.patches_sampled, self.num_centroids)
-        int_setting(where + "seed", self.seed, 0)
-
-    @property
-    def positions(self) -> int:
-        """Patch positions along each side of an image."""
-        return (SIDE - self.patch_size) // self.stride + 1
-
-    @property
-    def patch_dim(self) -> int:
-        return self.patch_size * self.patch_size * CHANNELS
 
 
 def region_edges(positions: int, grid: int) -> np.ndarray:

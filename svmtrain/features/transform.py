@@ -16,6 +16,7 @@ import numpy as np
 
 from svmtrain.errors import ConfigError, WeightsError
 from svmtrain.features import EXTRACTORS, Extractor
+from svmtrain.fileio import loads_json
 
 _STATE = "state."  # prefix of the extractor's state arrays among the transform's arrays
 
@@ -69,7 +70,7 @@ class FeatureTransform:
         """The transform saved in ``arrays`` (as :meth:`arrays` gives them); a fault is a
         WeightsError naming ``where`` and ending with ``hint``."""
         try:
-            described = json.loads(str(arrays["extractor"]))
+            described = loads_json(str(arrays["extractor"]))
             name, settings = described["name"], described["settings"]
             state = {k[len(_STATE) :]: v for k, v in arrays.items() if k.startswith(_STATE)}
             extractor = EXTRACTORS[name].from_state(settings, state)

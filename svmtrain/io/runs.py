@@ -26,7 +26,7 @@ import numpy as np
 
 from svmtrain.config import Config, save_config
 from svmtrain.errors import SvmtrainError
-from svmtrain.fileio import atomic_write, read_npz
+from svmtrain.fileio import atomic_write, loads_json, read_npz
 from svmtrain.io.records import write_json
 
 CONFIG = "config.yaml"
@@ -178,7 +178,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     hint = restart_hint(path.parent)
     arrays = read_npz(path, "checkpoint", SvmtrainError, hint)
     try:
-        meta = json.loads(str(arrays.pop("meta")))
+        meta = loads_json(str(arrays.pop("meta")))
     except (KeyError, ValueError):
         raise SvmtrainError(f"{path} is not a readable checkpoint (no metadata). {hint}") from None
     if not isinstance(meta, dict):
@@ -235,6 +235,8 @@ def weights_file(path: str | os.PathLike) -> Path:
 
 def _is_checkpoint(path: Path) -> bool:
     """Whether ``path`` is a checkpoint.npz (see :func:`save_checkpoint`): its meta and velocity."""
+    if not path.is_file():  # opening a named pipe to look would wait for a writer
+        return False
     try:
         with zipfile.ZipFile(path) as npz:
             return {"meta.npy", "velocity.npy"} <= set(npz.namelist())
@@ -266,7 +268,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = loads_json(line)
         except json.JSONDecodeError as err:
             raise SvmtrainError(
                 run_file_fault(path, f"line {number} is not JSON ({err})")
@@ -320,7 +322,7 @@ def read_test_confusion(run_dir: Path, classes: int) -> np.ndarray | None:
     if not path.exists():
         return None
     try:
-        summary = json.loads(_read_text(path))
+        summary = loads_json(_read_text(path))
     except json.JSONDecodeError as err:
         raise SvmtrainError(run_file_fault(path, f"is not JSON ({err})")) from None
     if not isinstance(summary, dict) or summary.get("confusion") is None:

@@ -5,7 +5,6 @@ that an interrupted search keeps what it finished.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 from svmtrain.config import Config, save_config
 from svmtrain.errors import DivergenceError, SvmtrainError
 from svmtrain.experiments.search.space import LR, REG, Axis, Halving, Trial
+from svmtrain.fileio import loads_json
 from svmtrain.io import runs
 from svmtrain.io.records import format_table, write_csv, write_json
 
@@ -246,7 +246,7 @@ def new_search_dir(cfg: Config, out: str | os.PathLike | None) -> Path:
 def _finished_trials(results_json: Path) -> int | None:
     """How many trials results.json says finished; None if it cannot be read as ours."""
     try:
-        finished = json.loads(results_json.read_text())["finished"]
+        finished = loads_json(results_json.read_text())["finished"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return finished if isinstance(finished, int) else None

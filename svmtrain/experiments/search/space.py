@@ -242,7 +242,8 @@ def make_trials(
             config = load_config(config_path, [*overrides, *length, *items])
             full = load_config(config_path, [*overrides, *items])
         except ConfigError as err:
-            raise ConfigError(f"Trial {number} ({', '.join(items)}): {err}") from None
+            shown = ", ".join(i if len(i) <= 80 else i[:60] + "..." for i in items)
+            raise ConfigError(f"Trial {number} ({shown}): {err}") from None
         trials.append(Trial(number, dict(setting), config, full))
     return trials
 
