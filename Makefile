@@ -38,6 +38,7 @@ lint: install-test
 bench: install-test
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_features.py
+	$(BIN)/python scripts/bench_lbfgs.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -57,11 +57,12 @@ import numpy as np
 from svmtrain.config import load_config
 from svmtrain.core import blas as _blas
 from svmtrain.core.losses import LOSSES, reg_loss
-from svmtrain.core.optim import sgd_step
+from svmtrain.core.objective import AffineRows, Objective
+from svmtrain.core.optimizers.sgd import batch_indices, sgd_step
 from svmtrain.data import load_cifar10
 from svmtrain.data.format import IMAGE_BYTES, META_MEMBER, TEST_MEMBER, TRAIN_MEMBERS
-from svmtrain.data.preprocess import PixelTransform, fit_stats, transform
-from svmtrain.experiments import pixel_steps, train
+from svmtrain.data.preprocess import fit_stats, transform
+from svmtrain.experiments import train
 
 REPO = Path(__file__).resolve().parent.parent
 MAKE_MIRROR = REPO.parent / "shared" / "cifar10" / "make-mirror"
@@ -262,7 +263,6 @@ class Epochs:
         self.cfg = load_config(DEFAULT_CONFIG)
         p = self.cfg.preprocess
         mean, scale = fit_stats(x, subtract_mean=p.subtract_mean, scaling=p.scaling)
-        self.pixels = PixelTransform(mean, scale)
         self.x, self.X, self.y = x, transform(x, mean, scale, np.float32), y
         self.batch = self.cfg.train.batch_size
         self.steps = len(y) // self.batch
@@ -270,21 +270,30 @@ class Epochs:
         self.momentum, self.delta = self.cfg.optim.momentum, self.cfg.model.delta
         self.W0 = train.init_state(self.cfg, 10, self.X.shape[1]).W
         self.rng = np.random.default_rng(0)
-        self.steppers = {
-            lanes: pixel_steps.PixelStepper(
-                self.cfg, x, y, self.pixels, 10, on_step=lambda: None, lanes=lanes
+        m = self.cfg.model
+        self.objectives = {
+            lanes: Objective(
+                LOSSES[m.loss],
+                AffineRows(x, mean, scale, lanes),
+                y,
+                reg=m.reg,
+                reg_bias=m.reg_bias,
+                options=LOSSES[m.loss].options(m),
+                num_classes=10,
             )
             for lanes in (1, 2)
         }
 
     def batches(self) -> np.ndarray:
-        return train.batch_indices(self.rng, len(self.y), self.batch, self.steps, "shuffle")
+        return batch_indices(self.rng, len(self.y), self.batch, self.steps, "shuffle")
 
     def svmtrain(self, batches: np.ndarray | None = None, lanes: int = 2) -> np.ndarray:
         state = train.init_state(self.cfg, 10, self.X.shape[1])
         batches = self.batches() if batches is None else batches
-        self.steppers[lanes].run(state, batches, self.lr)
-        return state.W
+        W, velocity = state.W, state.optimizer["velocity"]
+        for _, dW in self.objectives[lanes].batches(W, batches):  # SGD's epoch, batches given
+            sgd_step(W, dW, velocity, self.lr, self.momentum)
+        return W
 
     def svmtrain_one_lane(self) -> np.ndarray:
         return self.svmtrain(lanes=1)
@@ -746,7 +755,7 @@ def epochs(e: Epochs, repeats: int) -> tuple[dict, list[str], dict]:
         f"(float32 rounding) and {agreement:.1e} after the epoch. The SVM's hinge has a kink: "
         "once a margin lies within rounding of 0 the two take different subgradients, and "
         "their paths part by about one example's share of a step (the smooth softmax stays "
-        "at float32 rounding over the whole epoch, tests/test_pixel_steps.py)."
+        "at float32 rounding over the whole epoch, tests/test_sgd_paths.py)."
     )
     contenders = {
         "svmtrain": e.svmtrain,

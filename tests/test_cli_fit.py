@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from svmtrain.cli import main
 from svmtrain.errors import SigTerm
-from svmtrain.experiments import pixel_steps
+from svmtrain.experiments import train
 from svmtrain.experiments.common import sigterm_as_interrupt
 from svmtrain.io import runs
 
@@ -95,18 +95,17 @@ def test_resume_refuses_a_new_config(tmp_path):
     assert "--resume takes the run's own config.yaml" in result.output
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monkeypatch):
-    real_step, calls = pixel_steps.sgd_step, [0]
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path):
+    calls = [0]
 
-    def interrupt_in_epoch_two(*args, **kwargs):
+    def interrupt_in_epoch_two(state, updates):
         calls[0] += 1
         if calls[0] == 12:
             raise KeyboardInterrupt
-        real_step(*args, **kwargs)
 
-    monkeypatch.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
     out = tmp_path / "cut"
-    result = _fit(data_args, out)
+    with train.step_hook(interrupt_in_epoch_two):
+        result = _fit(data_args, out)
     assert result.exit_code == 130
     assert f"continue with: svmtrain fit --resume {out}" in result.output
     assert (out / runs.CHECKPOINT).exists() and not (out / runs.WEIGHTS).exists()
@@ -116,35 +115,32 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(data_args, tmp_path, monk
     assert f"`svmtrain fit --resume {out}`" in result.output
     assert "NEW_DIR" not in result.output
 
-    monkeypatch.setattr(pixel_steps, "sgd_step", real_step)
     result = _run("fit", "--resume", out, "-q")
     assert result.exit_code == 0, result.output
     assert json.loads((out / runs.SUMMARY).read_text())["epochs"] == 2
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
-def test_a_signal_exits_128_plus_it_saying_what_was_kept(data_args, tmp_path, monkeypatch, sig):
+def test_a_signal_exits_128_plus_it_saying_what_was_kept(data_args, tmp_path, sig):
     """Issue 14 #11: SIGTERM during fit printed nothing; issue 19 #27: SIGHUP (a closed
     terminal) killed it silently. Both stop as Ctrl-C does, with their own exit code; and a
     resume clears what a fit killed outright left of its atomic writes, nothing else."""
-    real_step, calls = pixel_steps.sgd_step, [0]
+    calls = [0]
 
-    def signal_in_epoch_two(*args, **kwargs):
+    def signal_in_epoch_two(state, updates):
         calls[0] += 1
         if calls[0] == 12:
             os.kill(os.getpid(), sig)
-        real_step(*args, **kwargs)
 
-    monkeypatch.setattr(pixel_steps, "sgd_step", signal_in_epoch_two)
     out = tmp_path / "cut"
-    result = _fit(data_args, out)
+    with train.step_hook(signal_in_epoch_two):
+        result = _fit(data_args, out)
     assert result.exit_code == 128 + sig
     assert f"{sig.name} after epoch 1" in result.output
     assert f"continue with: svmtrain fit --resume {out}" in result.output
     assert (out / runs.CHECKPOINT).exists() and not (out / runs.WEIGHTS).exists()
     assert not list(out.glob(".*.tmp"))
 
-    monkeypatch.setattr(pixel_steps, "sgd_step", real_step)
     killed, mine = out / f".{runs.CHECKPOINT}.4242.tmp", out / ".notes.1.tmp"
     killed.write_bytes(b"half a checkpoint")
     mine.write_text("mine\n")
@@ -393,19 +389,18 @@ def test_resume_of_a_finished_run_says_so_and_changes_nothing(data_args, tmp_pat
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != runs.LOCK} == before
 
 
-def test_resume_with_another_runs_checkpoint_says_so(data_args, tmp_path, monkeypatch):
-    real_step, calls = pixel_steps.sgd_step, [0]
+def test_resume_with_another_runs_checkpoint_says_so(data_args, tmp_path):
+    calls = [0]
 
-    def interrupt_in_epoch_two(*args, **kwargs):
+    def interrupt_in_epoch_two(state, updates):
         calls[0] += 1
         if calls[0] in (12, 24):
             raise KeyboardInterrupt
-        real_step(*args, **kwargs)
 
-    monkeypatch.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
     mine, other = tmp_path / "mine", tmp_path / "other"
-    assert _fit(data_args, mine).exit_code == 130
-    assert _fit(data_args, other, "--set", "model.reg=0.5").exit_code == 130
+    with train.step_hook(interrupt_in_epoch_two):
+        assert _fit(data_args, mine).exit_code == 130
+        assert _fit(data_args, other, "--set", "model.reg=0.5").exit_code == 130
     (mine / runs.CHECKPOINT).write_bytes((other / runs.CHECKPOINT).read_bytes())
     result = _run("fit", "--resume", mine, "-q")
     assert result.exit_code == 1

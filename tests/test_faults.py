@@ -41,7 +41,7 @@ from svmtrain.core.losses import LOSSES
 from svmtrain.data.cache import PART_NAME
 from svmtrain.data.format import ARCHIVE_NAME
 from svmtrain.data.preprocess import PIXELS, PixelTransform
-from svmtrain.experiments import pixel_steps
+from svmtrain.experiments import train
 from svmtrain.features.cache import STAMP
 from svmtrain.io import runs
 from svmtrain.model import LinearModel
@@ -209,16 +209,14 @@ def interrupted(scene: Scene, options: str = "") -> None:
     cached(scene)
     run = scene.root / "run"
     scene.set(run=run)
-    real_step, calls = pixel_steps.sgd_step, [0]
+    calls = [0]
 
-    def interrupt_in_epoch_two(*args, **kwargs):
+    def interrupt_in_epoch_two(state, updates):
         calls[0] += 1
         if calls[0] == 12:
             raise KeyboardInterrupt
-        real_step(*args, **kwargs)
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
+    with train.step_hook(interrupt_in_epoch_two):
         argv = scene.argv("fit -c quick {data} --out {run} -q " + options)
         result = CliRunner().invoke(main, argv)
     assert result.exit_code == 130, result.output
@@ -258,6 +256,18 @@ def another_runs_checkpoint(scene: Scene) -> None:
     (other / runs.CHECKPOINT).write_bytes((run / runs.CHECKPOINT).read_bytes())
     shutil.rmtree(run)
     other.rename(run)
+
+
+def damaged_checkpoint(**meta: object) -> Callable[[Scene], None]:
+    """Setup: {run} an interrupted run whose checkpoint.npz has the scalars ``meta`` instead."""
+
+    def damage(scene: Scene) -> None:
+        interrupted(scene)
+        path = scene.root / "run" / runs.CHECKPOINT
+        arrays, saved = runs.load_checkpoint(path)
+        runs.save_checkpoint(path, arrays, {**saved, **meta})
+
+    return damage
 
 
 def a_file(name: str, text: str | bytes) -> Callable[[Scene], None]:
@@ -1013,7 +1023,7 @@ CONFIG = [
         "set-unknown-key",
         "fit --set optim.lr=1 --out {root}/run",
         1,
-        ("--set 'optim.lr=1': 'lr' is not a key of optim; valid: learning_rate",),
+        ("--set 'optim.lr=1': 'lr' is not a key of optim; valid: name, learning_rate",),
     ),
     Fault(
         "set-without-equals",
@@ -1426,6 +1436,83 @@ FIT = [
         1,
         ("{run}/checkpoint.npz belongs to another run",),
         setup=another_runs_checkpoint,
+    ),
+    Fault(
+        "fit-resume-checkpoint-epoch-negative",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has epoch = -5, not a whole number >= 0",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"epoch": -5}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-epoch-huge",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has epoch 1000000000000000000000000000000, step",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"epoch": 1000000000000000000000000000000}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-step-fraction",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has step = 1.5, not a whole number >= 0",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"step": 1.5}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-epoch-a-string",
+        "fit --resume {run} -q",
+        1,
+        (
+            '{run}/checkpoint.npz is damaged: it has epoch = "3", not a whole number >= 0',
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"epoch": "3"}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-metrics-not-a-list",
+        "fit --resume {run} -q",
+        1,
+        (
+            '{run}/checkpoint.npz is damaged: it has metrics = {{"epoch": 1}}, not a list',
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"metrics": {"epoch": 1}}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-seconds-negative",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has seconds = -1.0, not a finite number >= 0",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"seconds": -1.0}),
+        issue="19.26",
+    ),
+    Fault(
+        "fit-resume-checkpoint-stopped-early-a-number",
+        "fit --resume {run} -q",
+        1,
+        (
+            "{run}/checkpoint.npz is damaged: it has stopped_early = 1, not true or false",
+            "--out NEW_DIR",
+        ),
+        setup=damaged_checkpoint(**{"stopped_early": 1}),
+        issue="19.26",
     ),
 ]
 

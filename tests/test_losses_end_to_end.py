@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from svmtrain.cli import main
 from svmtrain.core.losses import LOSSES
-from svmtrain.experiments import pixel_steps
+from svmtrain.core.optimizers import OPTIMIZERS
+from svmtrain.experiments import train
 from svmtrain.io import runs
 from svmtrain.model import LinearModel
 
@@ -52,24 +53,30 @@ def test_fit_save_load_evaluate_predict(name, tiny_run_data, tmp_path):
     assert set(row["scores"]) == set(model.class_names)
 
 
+# Each optimiser's settings for the tiny data, and the update in its second round to stop at.
+OPTIMIZER_ARGS = {
+    "sgd": ([], 10),
+    "lbfgs": (["--set", "optim.name=lbfgs", "--set", "lbfgs.iterations=4"], 3),
+}
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 @pytest.mark.parametrize("name", list(LOSSES))
-def test_an_interrupted_fit_resumes_to_the_same_weights(name, tiny_run_data, tmp_path, monkeypatch):
-    args = [*tiny_run_data.args, *_loss_args(name)]
+def test_an_interrupted_fit_resumes_to_the_same_weights(name, optimizer, tiny_run_data, tmp_path):
+    extra, stop_at = OPTIMIZER_ARGS[optimizer]
+    args = [*tiny_run_data.args, *_loss_args(name), *extra]
     whole = tmp_path / "whole"
     assert _run("fit", *args, "--out", whole, "-q").exit_code == 0
+    calls = [0]
 
-    real_step, calls = pixel_steps.sgd_step, [0]
-
-    def interrupt_in_epoch_two(*step_args, **kwargs):
+    def interrupt_in_round_two(state, updates):
         calls[0] += 1
-        if calls[0] == 10:
+        if calls[0] == stop_at:
             raise KeyboardInterrupt
-        real_step(*step_args, **kwargs)
 
-    monkeypatch.setattr(pixel_steps, "sgd_step", interrupt_in_epoch_two)
     cut = tmp_path / "cut"
-    assert _run("fit", *args, "--out", cut, "-q").exit_code == 130
-    monkeypatch.setattr(pixel_steps, "sgd_step", real_step)
+    with train.step_hook(interrupt_in_round_two):
+        assert _run("fit", *args, "--out", cut, "-q").exit_code == 130
     result = _run("fit", "--resume", cut, "-q")
     assert result.exit_code == 0, result.output
     resumed, fresh = LinearModel.load(cut / runs.WEIGHTS), LinearModel.load(whole / runs.WEIGHTS)

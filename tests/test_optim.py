@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from svmtrain.config import ScheduleConfig
-from svmtrain.core.optim import SCHEDULES, sgd_step
+from svmtrain.core.optimizers.sgd import SCHEDULES, sgd_step
 
 PARAMS = ScheduleConfig(step_epochs=2, gamma=0.5, min_lr=0.1)
 

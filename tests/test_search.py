@@ -75,7 +75,7 @@ def test_parse_axis(key, spec, expected):
     ("key", "spec", "message"),
     [
         ("optim.learning_rat", "1", "not a config key; did you mean 'optim.learning_rate'?"),
-        ("optim.lr", "1", "the keys of optim: learning_rate, momentum, nesterov."),
+        ("optim.lr", "1", "the keys of optim: name, learning_rate, momentum, nesterov."),
         ("optimm.momentum", "1", "not a config key \\(section.key\\); did you mean 'optim'?"),
         ("learning_rate", "1", "the sections: data, preprocess, features, model"),
         (search.LR, "1e-7,,1e-6", "has an empty value"),

@@ -54,8 +54,24 @@ def _cfg(*extra):
     return load_config(overrides=[*BASE, *extra])
 
 
-def _fit(splits, tmp_path, name="run", *extra, **kw):
-    return fit.fit(_cfg(*extra), out=tmp_path / name, splits=splits, progress=False, **kw)
+def _fit(splits, tmp_path, name="run", *extra, on_step=None, **kw):
+    """fit on ``splits`` into tmp_path/name; ``on_step``: a hook of every update."""
+    with train.step_hook(on_step or (lambda state, updates: None)):
+        return fit.fit(_cfg(*extra), out=tmp_path / name, splits=splits, progress=False, **kw)
+
+
+def _stop_at(call, action=None):
+    """A step hook that, at its ``call``-th call, does ``action`` (default: Ctrl-C)."""
+    calls = [0]
+
+    def hook(state, updates):
+        calls[0] += 1
+        if calls[0] == call:
+            if action is None:
+                raise KeyboardInterrupt
+            action()
+
+    return hook
 
 
 def _weights(run_dir):
@@ -70,24 +86,20 @@ def _metrics(run_dir):
 @pytest.mark.parametrize(
     ("overrides", "n", "expected"),
     [
-        (["train.epochs=3", "train.batch_size=100"], 1050, train.Plan(10, 3, 30)),
-        (
-            ["train.epochs=null", "train.iterations=25", "train.batch_size=100"],
-            1000,
-            train.Plan(10, 3, 25),
-        ),
-        (["train.epochs=1", "train.batch_size=7"], 7, train.Plan(1, 1, 1)),
+        (["train.epochs=3", "train.batch_size=100"], 1050, (3, 30)),
+        (["train.epochs=null", "train.iterations=25", "train.batch_size=100"], 1000, (3, 25)),
+        (["train.epochs=1", "train.batch_size=7"], 7, (1, 1)),
     ],
 )
 def test_plan(overrides, n, expected):
-    assert train.plan(load_config(overrides=overrides), n) == expected
+    assert train.optimizer(load_config(overrides=overrides)).plan(n) == expected
 
 
 def test_plan_rejects_batch_larger_than_training_set():
     with pytest.raises(
         ConfigError, match=r"train.batch_size must be at most the 50 training images"
     ):
-        train.plan(load_config(overrides=["train.batch_size=51"]), 50)
+        train.optimizer(load_config(overrides=["train.batch_size=51"])).plan(50)
 
 
 def test_fit_learns_and_writes_a_complete_run(splits, tmp_path):
@@ -126,22 +138,12 @@ def test_same_seed_is_bit_identical_and_another_seed_differs(splits, tmp_path):
         ("train.sampling=replacement", "schedule.name=step", "schedule.step_epochs=1"),
     ],
 )
-def test_resume_after_ctrl_c_equals_an_uninterrupted_run(splits, tmp_path, monkeypatch, extra):
+def test_resume_after_ctrl_c_equals_an_uninterrupted_run(splits, tmp_path, extra):
     whole = _fit(splits, tmp_path, "whole", *extra)
-    real_step, calls = train.sgd_step, [0]
-
-    def interrupt_in_epoch_three(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == 30:  # step 30 of 48: the middle of epoch 3
-            raise KeyboardInterrupt
-        real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train, "sgd_step", interrupt_in_epoch_three)
     with pytest.raises(Interrupted, match=r"after epoch 2.*svmtrain fit --resume"):
-        _fit(splits, tmp_path, "cut", *extra)
+        _fit(splits, tmp_path, "cut", *extra, on_step=_stop_at(30))  # step 30 of 48: epoch 3
     assert not (tmp_path / "cut" / runs.WEIGHTS).exists()
     assert len(_metrics(tmp_path / "cut")) == 2
-    monkeypatch.setattr(train, "sgd_step", real_step)
     resumed = fit.fit(resume=tmp_path / "cut", splits=splits, progress=False)
     assert _weights(resumed.run_dir).tobytes() == _weights(whole.run_dir).tobytes()
     assert _metrics(resumed.run_dir) == _metrics(whole.run_dir)
@@ -240,24 +242,14 @@ def test_a_diverged_run_directory_says_to_choose_another(splits, tmp_path):
         _fit(splits, tmp_path, "div")
 
 
-def _interrupted(splits, tmp_path, monkeypatch, name="cut"):
-    real_step, calls = train.sgd_step, [0]
-
-    def interrupt_in_epoch_two(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == 15:
-            raise KeyboardInterrupt
-        real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train, "sgd_step", interrupt_in_epoch_two)
+def _interrupted(splits, tmp_path, name="cut", *extra):
     with pytest.raises(Interrupted):
-        _fit(splits, tmp_path, name)
-    monkeypatch.setattr(train, "sgd_step", real_step)
+        _fit(splits, tmp_path, name, *extra, on_step=_stop_at(15))  # in epoch 2
     return tmp_path / name
 
 
 def test_resume_refuses_an_edited_config(splits, tmp_path, monkeypatch):
-    run = _interrupted(splits, tmp_path, monkeypatch)
+    run = _interrupted(splits, tmp_path)
     text = (run / runs.CONFIG).read_text()
     (run / runs.CONFIG).write_text(text.replace("batch_size: 100", "batch_size: 50"))
     with pytest.raises(SvmtrainError, match=r"config.yaml was changed after the run started"):
@@ -265,14 +257,14 @@ def test_resume_refuses_an_edited_config(splits, tmp_path, monkeypatch):
 
 
 def test_resume_refuses_other_data(splits, tmp_path, monkeypatch):
-    run = _interrupted(splits, tmp_path, monkeypatch)
+    run = _interrupted(splits, tmp_path)
     other = dataclasses.replace(splits, data_sha256="f" * 64)
     with pytest.raises(SvmtrainError, match=r"now come from f{64}"):
         fit.fit(resume=run, splits=other, progress=False)
 
 
 def test_resume_may_move_the_data_cache(splits, tmp_path, monkeypatch):
-    run = _interrupted(splits, tmp_path, monkeypatch)
+    run = _interrupted(splits, tmp_path)
     result = fit.fit(resume=run, data_dir=tmp_path / "moved", splits=splits, progress=False)
     assert result.summary["epochs"] == 4
 
@@ -280,13 +272,13 @@ def test_resume_may_move_the_data_cache(splits, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda a: a.pop("velocity"), "lacks velocity"),
+        (lambda a: a.pop("optimizer.velocity"), "lacks optimizer.velocity"),
         (lambda a: a.update(W=a["W"][:, :-1]), r"W is not \(10, 3073\) float32"),
         (lambda a: a.update(W=a["W"].astype(np.float64)), r"W is not \(10, 3073\) float32"),
     ],
 )
 def test_resume_refuses_a_damaged_checkpoint(splits, tmp_path, monkeypatch, damage, message):
-    run = _interrupted(splits, tmp_path, monkeypatch)
+    run = _interrupted(splits, tmp_path)
     arrays, meta = runs.load_checkpoint(run / runs.CHECKPOINT)
     damage(arrays)
     runs.save_checkpoint(run / runs.CHECKPOINT, arrays, meta)
@@ -295,7 +287,7 @@ def test_resume_refuses_a_damaged_checkpoint(splits, tmp_path, monkeypatch, dama
 
 
 def test_resume_refuses_a_file_that_is_no_checkpoint(splits, tmp_path, monkeypatch):
-    run = _interrupted(splits, tmp_path, monkeypatch)
+    run = _interrupted(splits, tmp_path)
     (run / runs.CHECKPOINT).write_text("garbage")
     with pytest.raises(SvmtrainError, match=r"is not a checkpoint \(not an .npz archive\)"):
         fit.fit(resume=run, splits=splits, progress=False)
@@ -404,22 +396,13 @@ def test_an_empty_directory_or_the_start_of_the_same_run_is_taken(splits, tmp_pa
     np.testing.assert_array_equal(_weights(whole.run_dir), _weights(tmp_path / "empty"))
 
 
-def test_sigterm_saves_a_checkpoint_like_ctrl_c_and_resume_finishes(splits, tmp_path, monkeypatch):
+def test_sigterm_saves_a_checkpoint_like_ctrl_c_and_resume_finishes(splits, tmp_path):
     whole = _fit(splits, tmp_path, "whole")
-    real_step, calls = train.sgd_step, [0]
-
-    def sigterm_in_epoch_three(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == 30:
-            os.kill(os.getpid(), signal.SIGTERM)
-        real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train, "sgd_step", sigterm_in_epoch_three)
+    sigterm = _stop_at(30, lambda: os.kill(os.getpid(), signal.SIGTERM))
     with pytest.raises(Terminated, match=r"SIGTERM after epoch 2.*svmtrain fit --resume") as err:
-        _fit(splits, tmp_path, "cut")
+        _fit(splits, tmp_path, "cut", on_step=sigterm)
     assert err.value.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is restored
-    monkeypatch.setattr(train, "sgd_step", real_step)
     resumed = fit.fit(resume=tmp_path / "cut", splits=splits, progress=False)
     np.testing.assert_array_equal(_weights(resumed.run_dir), _weights(whole.run_dir))
 

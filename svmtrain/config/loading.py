@@ -11,17 +11,18 @@ import dataclasses
 import difflib
 import os
 import stat
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from svmtrain import __version__
 from svmtrain.config.keys import check_name, check_names, check_settings, is_settings, keys_of
-from svmtrain.config.rules import SECTIONS, check_key, validate
+from svmtrain.config.rules import OPTIMIZERS, SECTIONS, check_key, optimizer_keys, validate
 from svmtrain.config.sections import Config
 from svmtrain.config.shipped import shipped_names, shipped_text
 from svmtrain.config.yamltext import dump_yaml, explained_yaml, parse_yaml
-from svmtrain.errors import ConfigError
+from svmtrain.errors import ConfigError, Notice
 from svmtrain.fileio import atomic_write
 
 
@@ -33,7 +34,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     that does not set output.name takes its file's name without the suffix (or the shipped
     name); a file without settings (empty, or only comments) is refused. ``overrides`` are
     "section.key=value" strings; the value is read as YAML, so ``data.num_train=null`` gives
-    None and ``optim.learning_rate=1e-3`` a float.
+    None and ``optim.learning_rate=1e-3`` a float. An override of ``optim.name`` resets what
+    came before it about the other optimisers' keys (a Notice names them); set after it, or
+    with it in one file, such a key must keep its default.
     Raises ConfigError naming the file, key or override at fault.
     """
     raw: dict = {}
@@ -42,6 +45,8 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
         raw["output"] = {"name": name, **(raw.get("output") or {})}
     for item in overrides:
         section, key, setting, value = _parse_override(item)
+        if (section, key) == ("optim", "name"):
+            _reset_optimizers_but(raw, value)
         if raw.get(section) is None:
             raw[section] = {}
         if setting is None:
@@ -51,6 +56,28 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
                 raw[section][key] = {}
             raw[section][key][setting] = value
     return config_from_dict(raw)
+
+
+def _reset_optimizers_but(raw: dict, name: Any) -> None:
+    """Drop from ``raw`` the keys of every optimiser but ``name``, with a Notice naming those
+    it set away from their defaults."""
+    if name not in OPTIMIZERS:
+        return  # validate() says what optim.name may be
+    defaults, dropped = config_to_dict(Config()), []
+    for owner in OPTIMIZERS:
+        for key in optimizer_keys(owner) if owner != name else []:
+            section, k = key.split(".")
+            values = raw.get(section) or {}
+            if k in values and values.pop(k) != defaults[section][k]:
+                dropped.append(key)
+    if dropped:
+        warnings.warn(
+            Notice(
+                f"optim.name={name}: {', '.join(dropped)} mean nothing to {name}, so they are "
+                "reset to their defaults."
+            ),
+            stacklevel=3,
+        )
 
 
 def config_from_dict(d: Mapping) -> Config:

@@ -13,9 +13,11 @@ from svmtrain.config.keys import (
     check_settings,
     is_settings,
     keys_of,
+    show,
 )
 from svmtrain.config.sections import Config, ModelConfig
 from svmtrain.core.losses import HYPERPARAMETERS, LOSSES, owners, whose
+from svmtrain.core.optimizers import OPTIMIZERS, OWN_KEYS
 from svmtrain.errors import ConfigError
 
 
@@ -36,8 +38,47 @@ def _foreign_hyperparameter_message(model: ModelConfig) -> str:
     )
 
 
+def optimizer_keys(name: str) -> list[str]:
+    """The "section.key" names only the optimiser ``name`` reads."""
+    return [
+        full
+        for key in OWN_KEYS[name]
+        for full in ([key] if "." in key else [f"{key}.{f}" for f in keys_of(SECTIONS[key])])
+    ]
+
+
+def _value(cfg: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def _foreign_optimizer_key(cfg: Config) -> tuple[str, str] | None:
+    """(key, owner): a key of another optimiser than optim.name's set away from its default."""
+    defaults = Config()
+    return next(
+        (
+            (key, owner)
+            for owner in OPTIMIZERS
+            if owner != cfg.optim.name
+            for key in optimizer_keys(owner)
+            if _value(cfg, key) != _value(defaults, key)
+        ),
+        None,
+    )
+
+
+def _foreign_optimizer_message(cfg: Config) -> str:
+    key, owner = _foreign_optimizer_key(cfg)
+    return (
+        f"{key} is {show(_value(cfg, key))}, but it means nothing to optim.name="
+        f"{cfg.optim.name} (it is a setting of {owner}); remove {key}, or set "
+        f"optim.name={owner}."
+    )
+
+
 # Rules that tie keys together: (is it broken?, the message saying how to fix it).
 _CROSS_RULES: CrossRules = (
+    (lambda c: _foreign_optimizer_key(c) is not None, _foreign_optimizer_message),
     (
         lambda c: _foreign_hyperparameter(c.model) is not None,
         lambda c: _foreign_hyperparameter_message(c.model),

@@ -25,7 +25,8 @@ from svmtrain.config.keys import (
     settings,
 )
 from svmtrain.core.losses import DTYPES, LOSSES
-from svmtrain.core.optim import SCHEDULES
+from svmtrain.core.optimizers import OPTIMIZERS
+from svmtrain.core.optimizers.sgd import SCHEDULES
 from svmtrain.core.scaling import SCALINGS
 
 SIDE = 32  # CIFAR-10 images are SIDE x SIDE pixels, 3 colour planes
@@ -126,6 +127,7 @@ class ModelConfig:
 
 @settings
 class OptimConfig:
+    name: str = key("sgd", one_of(*OPTIMIZERS), "the optimiser; the others' keys keep defaults")
     learning_rate: float = key(1e-7, compare(">", 0), "SGD step size at the start of the schedule")
     momentum: float = key(0.0, between(0, 1, "[)"), "0 is plain SGD; e.g. 0.9 damps oscillation")
     nesterov: bool = key(False, BOOL, "Nesterov momentum (needs momentum > 0)")
@@ -137,6 +139,15 @@ class ScheduleConfig:
     step_epochs: int = key(10, POSITIVE_INT, "step: times gamma every step_epochs epochs")
     gamma: float = key(0.5, between(0, 1, "(]"), "step and exponential: the decay factor")
     min_lr: float = key(0.0, compare(">=", 0), "cosine: the floor it decays towards")
+
+
+@settings
+class LbfgsConfig:
+    history: int = key(10, POSITIVE_INT, "(s, y) pairs kept for the inverse-Hessian estimate")
+    iterations: int = key(100, POSITIVE_INT, "at most this many iterations, each a line search")
+    grad_tol: float = key(1e-6, compare(">=", 0), "converged when max |gradient| <= grad_tol")
+    loss_tol: float = key(1e-9, compare(">=", 0), "converged when the loss falls by <= this share")
+    max_evaluations: int = key(20, POSITIVE_INT, "loss evaluations one line search may take")
 
 
 @settings
@@ -166,5 +177,6 @@ class Config:
     model: ModelConfig = section(ModelConfig, "the loss and its regularisation")
     optim: OptimConfig = section(OptimConfig, "the optimiser")
     schedule: ScheduleConfig = section(ScheduleConfig, "the learning-rate schedule")
+    lbfgs: LbfgsConfig = section(LbfgsConfig, "full-batch L-BFGS (optim.name: lbfgs)")
     train: TrainConfig = section(TrainConfig, "the run's length, batches and seeds")
     output: OutputConfig = section(OutputConfig, "where the run is written")

@@ -3,7 +3,7 @@
 The statistics (mean image, per-pixel scale) come from the training split only and are
 applied unchanged to every split, so validation and test numbers never see test data.
 The pixels stay uint8, as the cache holds them (memory-mapped): the mean and scale are applied
-to a batch or a chunk when it is formed (:mod:`svmtrain.experiments.pixel_steps`,
+to a batch or a chunk when it is formed (:class:`svmtrain.core.objective.AffineRows`,
 :class:`svmtrain.model.LinearModel`), never to a whole split. A design matrix, made only for
 a few rows (:meth:`Splits.design`), has D = 3072 + 1 columns: the pixels, then a constant 1
 (the bias trick).
@@ -11,13 +11,13 @@ a few rows (:meth:`Splits.design`), has D = 3072 + 1 columns: the pixels, then a
 
 from __future__ import annotations
 
-import mmap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from svmtrain.core.objective import release_pages
 from svmtrain.core.scaling import SCALINGS
 from svmtrain.data.format import IMAGE_BYTES
 from svmtrain.errors import ConfigError, WeightsError
@@ -53,28 +53,6 @@ class PixelTransform:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean, "scale": self.scale}
-
-    def fold(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(V, offset) with raw-pixel scores ``rows @ V.T + offset`` equal to W's scores.
-
-        W: (C, 3073). V = W[:, :3072] / scale (C, 3072) and offset = W[:, 3072] - V @ mean
-        (C,), both of W's dtype: the affine map folded into the weights, so a batch of raw
-        pixels needs only a conversion to float, not a subtraction and a division.
-        """
-        V = W[:, :PIXELS] / self.scale.astype(W.dtype)
-        return V, W[:, PIXELS] - V @ self.mean.astype(W.dtype)
-
-    def unfold_gradient(self, G: np.ndarray, coef_sums: np.ndarray, out: np.ndarray) -> None:
-        """W's gradient from raw-pixel sums, into ``out`` (C, 3073).
-
-        G = coef.T @ rows (C, 3072) and coef_sums = coef.sum(axis=0) (C,), for coef the
-        gradient of the loss with respect to the scores. Since a feature is
-        (x - mean) / scale: dW[:, :3072] = (G - coef_sums x mean) / scale and dW[:, 3072] =
-        coef_sums.
-        """
-        np.subtract(G, np.multiply.outer(coef_sums, self.mean.astype(G.dtype)), out=out[:, :PIXELS])
-        out[:, :PIXELS] /= self.scale.astype(G.dtype)
-        out[:, PIXELS] = coef_sums
 
     @classmethod
     def from_arrays(
@@ -204,17 +182,9 @@ def transform(
     affine = PixelTransform(mean, scale)
     for start in range(0, len(x), _CHUNK):
         affine.features(x[start : start + _CHUNK], out[start : start + _CHUNK, :width])
-        _release(x)
+        release_pages(x)
     out[:, width] = 1.0
     return out
-
-
-def _release(x: np.ndarray) -> None:
-    """Let go of the pages of a memory-mapped x already read, so that reading a large cached
-    matrix does not also keep it in this process's memory (the OS keeps it in its cache)."""
-    mapping = getattr(x, "_mmap", None)
-    if isinstance(x, np.memmap) and mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
-        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def split_indices(n_train: int, val_size: int, num_train: int | None) -> tuple[slice, slice]:

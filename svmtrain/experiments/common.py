@@ -1,6 +1,5 @@
 """What every experiment starts from: the preprocessed splits, seeded random streams, the
-predictions of weights on a split, and the error both training steppers raise when the loss
-diverges."""
+predictions of weights on a split, and SIGTERM as Ctrl-C."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from svmtrain.data import load_cifar10
 from svmtrain.data.cache import CIFAR10
 from svmtrain.data.preprocess import Splits, prepare
 from svmtrain.data.source import CONFIG_DIGEST
-from svmtrain.errors import ConfigError, DivergenceError, SigTerm
+from svmtrain.errors import ConfigError, SigTerm
 from svmtrain.features import EXTRACTORS, PIXELS, check_feature_name
 from svmtrain.features.cache import FeatureCache
 from svmtrain.features.prepare import cached_features, feature_splits
@@ -94,29 +93,6 @@ def predict_rows(splits: Splits, W: np.ndarray, X: np.ndarray) -> np.ndarray:
     if splits.pixels:
         return np.argmax(linear_scores(W, splits.transform, X), axis=1)
     return np.argmax(X @ W.T, axis=1)
-
-
-def divergence_error(
-    cfg: Config, state, i: int, loss: float, initial: float, lr: float
-) -> DivergenceError:
-    """The error for a loss that diverged at step ``i`` of the epoch after ``state`` (a
-    TrainState): where, the loss against the first one, and what to change: a smaller learning
-    rate, and model.reg too when the weight decay's own step (lr x reg times W) overshoots."""
-    base, reg = cfg.optim.learning_rate, cfg.model.reg
-    decay = lr * reg
-    also = (
-        f" Or a smaller model.reg (e.g. --set model.reg={0.1 / lr:.3g}): with model.reg="
-        f"{reg:g} the weight decay alone moves W by {decay:.3g} times itself each step, and "
-        "from about 2 that diverges whatever the data."
-        if decay >= 1
-        else ""
-    )
-    return DivergenceError(
-        f"Training diverged at epoch {state.epoch + 1}, step {state.step + i + 1}: loss "
-        f"{loss:.4g} (it started at {initial:.4g}) with optim.learning_rate={base:g} "
-        f"(this epoch {lr:g}). Try a smaller learning rate, e.g. "
-        f"--set optim.learning_rate={base / 10:g}.{also}"
-    )
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # a kill, a closed terminal: stop as Ctrl-C

@@ -29,7 +29,7 @@ from svmtrain.experiments.checkpoints import (
 )
 from svmtrain.experiments.common import load_splits, predict_rows, sigterm_as_interrupt
 from svmtrain.experiments.evaluate import classification_metrics
-from svmtrain.experiments.train import TrainState, final_weights, init_state, plan, train
+from svmtrain.experiments.train import TrainState, final_weights, init_state, optimizer, train
 from svmtrain.fileio import loads_json
 from svmtrain.io import runs
 from svmtrain.io.plots import plot_run, require_matplotlib
@@ -131,7 +131,7 @@ def _fit(
         run_dir = _new_run_dir(cfg, out)
     if splits is None:
         splits = load_splits(cfg, progress=progress, log=log)
-    plan(cfg, len(splits.y_train))  # reject an impossible batch size before writing anything
+    optimizer(cfg).plan(len(splits.y_train))  # reject an impossible plan before writing
     if resume is None:
         runs.create_run_dir(run_dir)
     with runs.locked(run_dir):

@@ -224,10 +224,11 @@ def plot_curves(
     ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
     ax_acc.legend()
 
-    lr = _finite(m["lr"] for m in metrics)
+    key, title = ("lr", "Learning rate") if "lr" in metrics[0] else ("step_length", "Step length")
+    lr = _finite(m.get(key) for m in metrics)
     ax_lr.plot(epoch, lr, "o-", color="C2")
     _log_scale(ax_lr, "y", lr)
-    ax_lr.set(title="Learning rate", xlabel="epoch", ylabel="learning rate")
+    ax_lr.set(title=title, xlabel="epoch", ylabel=title.lower())
 
     for ax in (ax_step, ax_parts, ax_acc, ax_lr):
         ax.grid(alpha=0.3)

@@ -37,7 +37,7 @@ SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.npz"
 LOCK = ".lock"
 # The numbers every line of metrics.jsonl holds (plus "seconds").
-METRIC_KEYS = ("epoch", "step", "loss", "data_loss", "reg_loss", "train_acc", "val_acc", "lr")
+METRIC_KEYS = ("epoch", "step", "loss", "data_loss", "reg_loss", "train_acc", "val_acc")
 
 
 def run_dir_for(cfg: Config, out: str | Path | None = None) -> Path:
@@ -234,12 +234,12 @@ def weights_file(path: str | os.PathLike) -> Path:
 
 
 def _is_checkpoint(path: Path) -> bool:
-    """Whether ``path`` is a checkpoint.npz (see :func:`save_checkpoint`): its meta and velocity."""
+    """Whether ``path`` is a checkpoint.npz (see :func:`save_checkpoint`): its meta and W."""
     if not path.is_file():  # opening a named pipe to look would wait for a writer
         return False
     try:
         with zipfile.ZipFile(path) as npz:
-            return {"meta.npy", "velocity.npy"} <= set(npz.namelist())
+            return {"meta.npy", "W.npy", "loss_history.npy"} <= set(npz.namelist())
     except (OSError, zipfile.BadZipFile):
         return False
 

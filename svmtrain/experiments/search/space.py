@@ -18,7 +18,7 @@ import numpy as np
 
 from svmtrain.config import Config, config_to_dict, key_type, load_config
 from svmtrain.errors import ArgumentError, ConfigError
-from svmtrain.experiments.train import plan
+from svmtrain.experiments.train import optimizer
 
 LR, REG = "optim.learning_rate", "model.reg"
 
@@ -252,7 +252,7 @@ def check_trials(trials: Sequence[Trial], num_train: int) -> None:
     """Reject, before any training, a trial whose batch does not fit the training split."""
     for trial in trials:
         try:
-            plan(trial.config, num_train)
+            optimizer(trial.config).plan(num_train)
         except ConfigError as err:
             raise ConfigError(f"Trial {trial.number}: {err}") from None
 
