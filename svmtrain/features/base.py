@@ -58,6 +58,7 @@ class Extractor(ABC):
 
     name: ClassVar[str]
     Settings: ClassVar[type]
+    version: ClassVar[int] = 1  # of its numbers: a new one when the features' bits change
     chunk_images: ClassVar[int] = 64  # images per work item of transform: bounds its memory
 
     def __init__(self, settings: Any = None) -> None:

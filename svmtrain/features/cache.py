@@ -40,16 +40,16 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from svmtrain.data.preprocess import _release as release_pages
+from svmtrain.core.objective import release_pages
 from svmtrain.errors import ConfigError, DataError, Notice, SvmtrainError
-from svmtrain.features import make_extractor
+from svmtrain.features import EXTRACTORS, make_extractor
 from svmtrain.features.base import Extractor
 from svmtrain.features.progress import Phases
 from svmtrain.features.sizes import MOMENT_BYTES, build_needs, check_room
 from svmtrain.fileio import fsync_path, read_json, read_npz
 
 FEATURES_DIR = "features"
-FORMAT = 2  # bump when the files' layout or an extractor's numbers change
+FORMAT = 1  # bump when the files' layout changes (an extractor's numbers: its own version)
 DTYPE = np.float32
 _WRITE_ROWS = 2048  # images extracted between two flushes of the memory map
 _TMP_SUFFIX = ".tmp"
@@ -93,6 +93,9 @@ def cache_key(sha256: str, name: str, settings: dict, train: slice) -> tuple[str
         "fit_images": [train.start or 0, train.stop],
         "dtype": np.dtype(DTYPE).name,
     }
+    version = EXTRACTORS[name].version
+    if version > 1:  # the numbers changed: caches of older versions are not read
+        identity["extractor_version"] = version
     return f"{name}-{_digest(identity)}", identity
 
 
@@ -455,7 +458,9 @@ def _is_ours(path: Path) -> bool:
     try:
         meta = read_json(path / "meta.json", "", DataError, "", _META_BYTES)
         identity = {key: meta[key] for key in _LEGACY_IDENTITY}
-    except (DataError, KeyError):
+        if "extractor_version" in meta:
+            identity["extractor_version"] = meta["extractor_version"]
+    except (DataError, KeyError, TypeError):
         return False
     return identity["extractor"] == match[1] and _digest(identity) == match[2]
 

@@ -135,6 +135,7 @@ class KMeansFeatures(Extractor):
     name = "kmeans"
     Settings = KMeansSettings
     chunk_images = 8
+    version = 2  # 2: positions in region order, |.| before sqrt (the last bits changed)
 
     @property
     def dim(self) -> int:
