@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import cached_tiny_run_data
 
 from svmtrain.cli import main
 from svmtrain.config import HogColorSettings, KMeansSettings, load_config
@@ -33,16 +32,8 @@ KMEANS = [
 
 
 @pytest.fixture
-def run_data(tiny_archive, http_server, tmp_path):
-    return cached_tiny_run_data(
-        tiny_archive,
-        http_server,
-        tmp_path / "data",
-        per_batch=20,
-        test_count=30,
-        val_size=20,
-        batch_size=16,
-    )
+def run_data(feature_run_data):
+    return feature_run_data
 
 
 @pytest.fixture

@@ -3,12 +3,10 @@ training split only."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import cached_tiny_run_data
+from test_features_commands import KMEANS, QUICK
 
 from svmtrain.cli import main
 from svmtrain.config import load_config
@@ -17,28 +15,10 @@ from svmtrain.experiments.common import load_splits
 from svmtrain.features import check_feature_name, make_extractor
 from svmtrain.features.flips import FLIPPED, mirrored
 
-QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
-KMEANS = [
-    "features.name=kmeans",
-    "features.kmeans.num_centroids=6",
-    "features.kmeans.stride=4",
-    "features.kmeans.kmeans_iterations=2",
-    "features.kmeans.patches_sampled=300",
-    "preprocess.scaling=standardize",
-]
-
 
 @pytest.fixture
-def run_data(tiny_archive, http_server, tmp_path):
-    return cached_tiny_run_data(
-        tiny_archive,
-        http_server,
-        tmp_path / "data",
-        per_batch=20,
-        test_count=30,
-        val_size=20,
-        batch_size=16,
-    )
+def run_data(feature_run_data):
+    return feature_run_data
 
 
 def _config(run_data, *more):

@@ -475,8 +475,14 @@ def _size(path: Path) -> int:
 
 def _building(path: Path) -> bool:
     """Whether a build still runs in the temporary directory ``path``: its stamp is locked."""
+    return held(path / STAMP)
+
+
+def held(path: Path) -> bool:
+    """Whether another open file holds an ``flock`` on the file ``path`` (False if it is
+    gone)."""
     try:
-        fd = os.open(path / STAMP, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
     try:

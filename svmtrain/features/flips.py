@@ -19,7 +19,7 @@ import numpy as np
 
 from svmtrain.errors import DataError
 from svmtrain.features.base import as_planes
-from svmtrain.features.cache import DTYPE, FeatureCache, allocated_memmap, write_in_blocks
+from svmtrain.features.cache import DTYPE, FeatureCache, allocated_memmap, held, write_in_blocks
 from svmtrain.features.progress import Phases
 from svmtrain.features.sizes import Needs, check_room, human_bytes
 from svmtrain.fileio import fsync_path
@@ -53,7 +53,7 @@ def flipped_features(cache: FeatureCache, dataset, phases: Phases) -> np.ndarray
         f"{human_bytes(needs.disk)} on disk"
     )
     for stale in cache.path.glob(f".{FLIPPED}.*.tmp"):
-        if not _locked(stale):  # its build is gone
+        if not held(stale):  # its build is gone
             stale.unlink(missing_ok=True)
     tmp = cache.path / f".{FLIPPED}.{os.getpid()}.tmp"
     try:
@@ -77,18 +77,3 @@ def flipped_features(cache: FeatureCache, dataset, phases: Phases) -> np.ndarray
     finally:
         Path(tmp).unlink(missing_ok=True)
     return np.load(path, mmap_mode="r")
-
-
-def _locked(path: Path) -> bool:
-    """Whether another process holds the lock of the temporary file ``path`` (it is writing)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
