@@ -39,6 +39,7 @@ bench: install-test
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_features.py
 	$(BIN)/python scripts/bench_lbfgs.py
+	$(BIN)/python scripts/bench_sklearn.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -20,6 +20,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 #     model.predict(images)                          # raw uint8 images -> class indices
 #     splits = svmtrain.load_splits(cfg)             # X (N, 3072) uint8 pixels, y (N,) per split
 #     sweep = svmtrain.run_sweep(cfg, num_examples=500); print(sweep.text())
+#     land = svmtrain.run_landscape(cfg, num_examples=100); land.plot("landscape.png")
 #     found = svmtrain.search_hyperparameters("quick", lr="1e-7,1e-6", epochs=2)
 #     print(found.text())                            # found.document(): results.json
 
@@ -34,6 +35,7 @@ _API = {
     "make_problem": "svmtrain.experiments.gradcheck",
     "run_gradcheck": "svmtrain.experiments.gradcheck",
     "run_sweep": "svmtrain.experiments.sweep",
+    "run_landscape": "svmtrain.experiments.landscape",
     "search_hyperparameters": "svmtrain.experiments.search",
 }
 __all__ = ["__version__", *_API]

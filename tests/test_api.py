@@ -14,6 +14,7 @@ from svmtrain.experiments.common import load_splits
 from svmtrain.experiments.evaluate import evaluate
 from svmtrain.experiments.fit import fit
 from svmtrain.experiments.gradcheck import make_problem, run_gradcheck
+from svmtrain.experiments.landscape import run_landscape
 from svmtrain.experiments.search import search_hyperparameters
 from svmtrain.experiments.sweep import run_sweep
 from svmtrain.model import LinearModel
@@ -28,6 +29,7 @@ API = {
     "make_problem": make_problem,
     "run_gradcheck": run_gradcheck,
     "run_sweep": run_sweep,
+    "run_landscape": run_landscape,
     "LinearModel": LinearModel,
     "search_hyperparameters": search_hyperparameters,
 }

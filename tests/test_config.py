@@ -34,7 +34,10 @@ from svmtrain.core.scaling import SCALINGS
 from svmtrain.errors import ConfigError, SvmtrainError
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
-SECTIONS = "data, preprocess, features, model, optim, schedule, lbfgs, train, output"
+SECTIONS = (
+    "data, preprocess, features, model, optim, schedule, lbfgs, random_search, "
+    "random_local_search, train, output"
+)
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -939,6 +939,27 @@ DATA = [
 
 CONFIG = [
     Fault(
+        "config-random-search-without-tries",
+        "fit --set optim.name=random_search --set random_search.tries=0 --out {root}/run",
+        1,
+        ("random_search.tries must be an int >= 1. Got 0 instead.",),
+    ),
+    Fault(
+        "config-local-search-step-without-its-optimiser",
+        "fit --set random_local_search.step=1e-3 --out {root}/run",
+        1,
+        (
+            "random_local_search.step is 0.001, but it means nothing to optim.name=sgd",
+            "set optim.name=random_local_search",
+        ),
+    ),
+    Fault(
+        "config-random-search-with-a-learning-rate",
+        "fit --set optim.name=random_search --set optim.learning_rate=1e-3 --out {root}/run",
+        1,
+        ("optim.learning_rate is 0.001, but it means nothing to optim.name=random_search",),
+    ),
+    Fault(
         "config-typo-in-a-key",
         "fit -c {file} --out {root}/run",
         1,
@@ -1864,6 +1885,82 @@ SWEEP = [
     ),
 ]
 
+LANDSCAPE = [
+    Fault(
+        "landscape-span-zero",
+        "landscape --span 0",
+        2,
+        ("Invalid value for '--span'", "0.0 is not in the range 0<x<=1000000"),
+    ),
+    Fault(
+        "landscape-grid-too-fine",
+        "landscape --grid 5000",
+        2,
+        ("Invalid value for '--grid'", "5000 is not in the range 3<=x<=501"),
+    ),
+    Fault(
+        "landscape-config-and-weights",
+        "landscape -c quick -w {root}/w.npz",
+        2,
+        ("--config and --weights both give the config", "change it with --set"),
+    ),
+    Fault(
+        "landscape-more-examples-than-the-training-split",
+        "landscape {data} -n 251 -q",
+        2,
+        ("'--num-examples'", "the training split has 250 images"),
+        setup=cached,
+    ),
+    Fault(
+        "landscape-pickled-weights",
+        "landscape -w {weights} -q",
+        1,
+        ("{weights} is not a readable weights file", "allow_pickle=False"),
+        setup=pickled_weights,
+    ),
+    Fault(
+        "landscape-an-unfinished-run-directory",
+        "landscape -w {run} -q",
+        1,
+        ("svmtrain fit --resume {run}",),
+        setup=interrupted,
+    ),
+    Fault(
+        "landscape-around-the-weights-of-a-diverged-run",
+        "landscape -w {weights} -n 5 --grid 3 --points 3 -q",
+        0,
+        ("Warning: These weights come from a run that diverged in epoch 1",),
+        setup=diverged,
+    ),
+    Fault(
+        "landscape-csv-onto-an-existing-file",
+        "landscape --csv {file}",
+        1,
+        ("{file} already exists; choose a new file name or pass --force",),
+        setup=a_file("l.csv", "my table"),
+    ),
+    Fault(
+        "landscape-plot-onto-an-existing-file",
+        "landscape --plot {file}",
+        1,
+        ("{file} already exists; choose a new file name or pass --force",),
+        setup=a_file("l.png", "my picture"),
+    ),
+    Fault(
+        "landscape-plot-named-pdf",
+        "landscape --plot {root}/l.pdf",
+        2,
+        ("--plot", "does not end in .png"),
+    ),
+    Fault(
+        "landscape-csv-into-proc",
+        "landscape {data} -n 5 --grid 3 --points 3 --csv /proc/svmtrain-landscape.csv -q",
+        1,
+        ("Cannot write /proc/svmtrain-landscape.csv", "No new file can be created in /proc"),
+        setup=cached,
+    ),
+]
+
 SEARCH = [
     Fault(
         "search-nothing-to-search",
@@ -2198,6 +2295,7 @@ CATALOGUE = (
     + EVALUATE
     + GRADCHECK
     + SWEEP
+    + LANDSCAPE
     + SEARCH
     + PLOT
     + FEATURE_CACHE

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-THIRD_PARTY = ("numpy", "yaml", "requests", "tqdm", "click", "matplotlib")
+THIRD_PARTY = ("numpy", "yaml", "requests", "tqdm", "click", "matplotlib", "sklearn")
 # The layers above the config: data, experiments and the CLI.
 ABOVE_CONFIG = ("svmtrain.data", "svmtrain.experiments", "svmtrain.cli")
 

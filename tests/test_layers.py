@@ -23,7 +23,7 @@ LAYERS = [
     ("model",),
     ("io",),
     ("experiments",),
-    ("cli",),
+    ("cli", "sklearn"),
     ("__init__", "__main__"),
 ]
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}

@@ -57,6 +57,14 @@ def test_fit_save_load_evaluate_predict(name, tiny_run_data, tmp_path):
 OPTIMIZER_ARGS = {
     "sgd": ([], 10),
     "lbfgs": (["--set", "optim.name=lbfgs", "--set", "lbfgs.iterations=4"], 3),
+    "random_search": (
+        ["--set", "optim.name=random_search", "--set", "random_search.tries=150"],
+        120,
+    ),
+    "random_local_search": (
+        ["--set", "optim.name=random_local_search", "--set", "random_local_search.tries=150"],
+        120,
+    ),
 }
 
 

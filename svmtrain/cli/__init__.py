@@ -22,6 +22,7 @@ from svmtrain.cli.evaluate import evaluate_cmd
 from svmtrain.cli.features import features
 from svmtrain.cli.fit import fit
 from svmtrain.cli.gradcheck import gradcheck
+from svmtrain.cli.landscape import landscape
 from svmtrain.cli.plot import plot
 from svmtrain.cli.predict import predict_cmd
 from svmtrain.cli.search import search
@@ -115,6 +116,7 @@ def _notices_as_lines():
         predict_cmd,
         gradcheck,
         sweep_step,
+        landscape,
         search,
         plot,
         configs,

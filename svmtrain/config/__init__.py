@@ -17,6 +17,7 @@ from svmtrain.config.loading import (
     config_to_dict,
     config_to_yaml,
     load_config,
+    override_config,
     save_config,
 )
 from svmtrain.config.rules import key_type, validate
@@ -56,6 +57,7 @@ __all__ = [
     "config_to_yaml",
     "key_type",
     "load_config",
+    "override_config",
     "save_config",
     "shipped_names",
     "shipped_text",

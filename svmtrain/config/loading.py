@@ -43,6 +43,18 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     if path is not None:
         raw, name = _read_config(path)
         raw["output"] = {"name": name, **(raw.get("output") or {})}
+    return config_from_dict(_overridden(raw, overrides))
+
+
+def override_config(cfg: Config, overrides: Sequence[str]) -> Config:
+    """``cfg`` with ``--set`` ``overrides`` applied (as :func:`load_config` applies them to a
+    file), validated: e.g. the config stored in a weights file, changed on the command line.
+    Raises ConfigError naming the override at fault."""
+    return config_from_dict(_overridden(config_to_dict(cfg), overrides))
+
+
+def _overridden(raw: dict, overrides: Sequence[str]) -> dict:
+    """``raw`` ({section: {key: value}}) with each "section.key=value" override set in it."""
     for item in overrides:
         section, key, setting, value = _parse_override(item)
         if (section, key) == ("optim", "name"):
@@ -55,7 +67,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
             if not isinstance(raw[section].get(key), dict):
                 raw[section][key] = {}
             raw[section][key][setting] = value
-    return config_from_dict(raw)
+    return raw
 
 
 def _reset_optimizers_but(raw: dict, name: Any) -> None:

@@ -151,6 +151,18 @@ class LbfgsConfig:
 
 
 @settings
+class RandomSearchConfig:
+    tries: int = key(1000, POSITIVE_INT, "random W drawn, each scored on the whole training split")
+    scale: float = key(1e-4, compare(">", 0), "each W is scale * standard normal (the notes' 1e-4)")
+
+
+@settings
+class RandomLocalSearchConfig:
+    tries: int = key(1000, POSITIVE_INT, "steps tried from W, each scored on the whole split")
+    step: float = key(1e-4, compare(">", 0), "each is W + step * standard normal (the notes' 1e-4)")
+
+
+@settings
 class TrainConfig:
     batch_size: int = key(256, POSITIVE_INT, "images per SGD step")
     epochs: int | None = key(10, POSITIVE_INT, "passes over the training set (or iterations)")
@@ -178,5 +190,11 @@ class Config:
     optim: OptimConfig = section(OptimConfig, "the optimiser")
     schedule: ScheduleConfig = section(ScheduleConfig, "the learning-rate schedule")
     lbfgs: LbfgsConfig = section(LbfgsConfig, "full-batch L-BFGS (optim.name: lbfgs)")
+    random_search: RandomSearchConfig = section(
+        RandomSearchConfig, "the notes' Strategy 1, if optim.name is random_search"
+    )
+    random_local_search: RandomLocalSearchConfig = section(
+        RandomLocalSearchConfig, "the notes' Strategy 2, if optim.name is random_local_search"
+    )
     train: TrainConfig = section(TrainConfig, "the run's length, batches and seeds")
     output: OutputConfig = section(OutputConfig, "where the run is written")

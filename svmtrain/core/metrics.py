@@ -9,8 +9,8 @@ import numpy as np
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Fraction of y_pred (N,) equal to y_true (N,)."""
-    return float(np.mean(y_true == y_pred))
+    """Fraction of y_pred (N,) equal to y_true (N,); NaN for N = 0 (no split to score)."""
+    return float(np.mean(y_true == y_pred)) if len(y_true) else math.nan
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from svmtrain.data import load_cifar10
 from svmtrain.data.cache import CIFAR10
 from svmtrain.data.preprocess import Splits, prepare
 from svmtrain.data.source import CONFIG_DIGEST
-from svmtrain.errors import ConfigError, SigTerm
+from svmtrain.errors import ConfigError, ProblemSizeError, SigTerm
 from svmtrain.features import EXTRACTORS, PIXELS, check_feature_name
 from svmtrain.features.cache import FeatureCache
 from svmtrain.features.prepare import cached_features, feature_splits
@@ -76,6 +76,17 @@ def build_features(
     dataset = load_cifar10(d.dir, url=d.url, sha256=d.sha256, md5=d.md5, progress=progress)
     with limited_threads(1):
         return cached_features(dataset, cfg, progress=progress, log=log)
+
+
+def require_examples(num_examples: int | None, available: int) -> None:
+    """Raises :class:`~svmtrain.errors.ProblemSizeError` (argument "num_examples") when more
+    than the ``available`` training images are asked for (None asks for none in particular)."""
+    if num_examples is not None and num_examples > available:
+        raise ProblemSizeError(
+            "num_examples",
+            f"the training split has {available} images (data.num_train and data.val_size set "
+            f"it). Got {num_examples} instead.",
+        )
 
 
 def random_streams(seed: int, count: int) -> tuple[np.random.Generator, ...]:

@@ -32,8 +32,8 @@ from svmtrain.core.blas import limited_threads
 from svmtrain.core.differences import numerical_partials
 from svmtrain.core.losses import HYPERPARAMETERS, LOSSES
 from svmtrain.data.preprocess import Splits
-from svmtrain.errors import ArgumentError, DivergenceError, ProblemSizeError, require_count
-from svmtrain.experiments.common import load_splits
+from svmtrain.errors import ArgumentError, DivergenceError, require_count
+from svmtrain.experiments.common import load_splits, require_examples
 from svmtrain.io.records import duration, format_table, write_csv
 
 DEFAULT_RANGE = "-10:-1"  # the step sizes swept when none are given
@@ -386,12 +386,7 @@ def run_sweep(
         splits = load_splits(cfg, progress=progress)
     steps = parse_range(DEFAULT_RANGE) if steps is None else steps
     available = len(splits.y_train)
-    if num_examples is not None and num_examples > available:
-        raise ProblemSizeError(
-            "num_examples",
-            f"the training split has {available} images (data.num_train and data.val_size set "
-            f"it). Got {num_examples} instead.",
-        )
+    require_examples(num_examples, available)
     n = num_examples or available
     X, y = splits.design(splits.X_train[:n], cfg.preprocess.dtype), splits.y_train[:n]
     seed = cfg.train.seed if seed is None else seed

@@ -1,4 +1,5 @@
-"""Pictures of a run: class templates, learning curves, confusion matrix, step sweep, search grid.
+"""Pictures of a run: class templates, learning curves, confusion matrix, step sweep, search grid,
+loss landscape.
 
 matplotlib is the optional ``plot`` extra, so it is imported inside the functions that draw,
 never at module level: ``import svmtrain.io.plots`` works without it, and every drawing function
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,10 @@ def plot_centroids(patches: np.ndarray, path: str | os.PathLike, limit: int = 40
     return _save(fig, path)
 
 
+# The optimiser's own field in the curves' fourth panel: SGD's, L-BFGS's, the random searches'.
+_OWN_PANEL = (("lr", "Learning rate"), ("step_length", "Step length"), ("accepted", "Tries kept"))
+
+
 def plot_curves(
     metrics: Sequence[dict], loss_history: np.ndarray | None, path: str | os.PathLike
 ) -> Path:
@@ -197,7 +202,8 @@ def plot_curves(
     metrics: one dict per epoch with the keys of ``runs.METRIC_KEYS`` (as in metrics.jsonl).
     loss_history: (S,) float, the minibatch loss of every step, or None to show epochs only.
     Panels: loss per step with each epoch's mean; data and regularisation loss per epoch;
-    train and val accuracy per epoch; learning rate per epoch.
+    train and val accuracy per epoch; the learning rate per epoch (L-BFGS: the step length; a
+    random search: the tries it kept).
     """
     epoch = _finite(m["epoch"] for m in metrics)
     fig = _figure(1200, 820)
@@ -224,7 +230,7 @@ def plot_curves(
     ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
     ax_acc.legend()
 
-    key, title = ("lr", "Learning rate") if "lr" in metrics[0] else ("step_length", "Step length")
+    key, title = next((kt for kt in _OWN_PANEL if kt[0] in metrics[0]), _OWN_PANEL[0])
     lr = _finite(m.get(key) for m in metrics)
     ax_lr.plot(epoch, lr, "o-", color="C2")
     _log_scale(ax_lr, "y", lr)
@@ -314,6 +320,37 @@ def plot_sweep(
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend()
+    return _save(fig, path)
+
+
+def plot_landscape(
+    a: np.ndarray,
+    grid: np.ndarray,
+    slices: Mapping[int, tuple[np.ndarray, np.ndarray]],
+    path: str | os.PathLike,
+) -> Path:
+    """The loss along a line and over a plane through W, as in the notes' figures: one row per
+    number of examples, a line plot of L(W + a W1) on the left and a heat map of
+    L(W + a W1 + b W2) on the right (blue low, red high, W at the centre), 1100 x 430 px a row.
+
+    a: (P,) the line's coefficients; grid: (G,) those of each side of the plane; slices:
+    examples -> ((P,) the line's losses, (G, G) the plane's, row i at a = grid[i]).
+    """
+    fig = _figure(1100, 430 * len(slices))
+    axes = fig.subplots(len(slices), 2, squeeze=False)
+    extent = (grid[0], grid[-1], grid[0], grid[-1])
+    for (ax_line, ax_plane), (n, (line, plane)) in zip(axes, slices.items(), strict=True):
+        who = plural(n, "example")
+        ax_line.plot(a, _finite(line), color="C0")
+        ax_line.axvline(0.0, ls=":", color="0.5")
+        ax_line.set(title=f"{who}: L(W + a W1)", xlabel="a", ylabel="loss")
+        ax_line.grid(alpha=0.3)
+        image = ax_plane.imshow(
+            np.ma.masked_invalid(plane.T), origin="lower", extent=extent, cmap="jet", aspect="auto"
+        )
+        ax_plane.plot(0.0, 0.0, "+", color="white", ms=12, mew=2)
+        fig.colorbar(image, ax=ax_plane, label="loss")
+        ax_plane.set(title=f"{who}: L(W + a W1 + b W2)", xlabel="a", ylabel="b")
     return _save(fig, path)
 
 
