@@ -3,7 +3,9 @@
 For kmeans, the FLOPs counted are those of the two matrix products per image (whitening,
 patches x 108 x 108, and distances, patches x 110 x K), which are most of the arithmetic; the
 product rate is the same distance product timed alone on one image's patches, one BLAS thread,
-so "share of the product rate" says how much the elementwise work and the threading cost.
+in turns with the extraction (a round of each, then the next round, medians over rounds), so
+"share of the product rate" says how much the elementwise work and the threading cost, and a
+load that comes and goes weighs on both alike.
 Random images and a random state: the speed does not depend on what the pixels are.
 
     python scripts/bench_features.py [--centroids 1600] [--images 512] [--repeats 3]
@@ -48,6 +50,9 @@ def kmeans_extractor(k: int, rng: np.random.Generator) -> KMeansFeatures:
 
 
 def bench_kmeans(k: int, n: int, repeats: int, rng: np.random.Generator) -> dict:
+    """Extraction of n images on 1 and on every core, and the distance product alone on one
+    image's patches n times, timed in turns (round by round) so that a load that comes and
+    goes weighs on all of them alike; medians over the rounds."""
     extractor = kmeans_extractor(k, rng)
     images = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
     s = extractor.settings
@@ -55,27 +60,43 @@ def bench_kmeans(k: int, n: int, repeats: int, rng: np.random.Generator) -> dict
     flops = 2.0 * patches * (s.patch_dim * s.patch_dim + (s.patch_dim + 2) * k)
     lifted = rng.standard_normal((patches, s.patch_dim + 2)).astype(np.float32)
     augmented = rng.standard_normal((s.patch_dim + 2, k)).astype(np.float32)
-    with limited_threads(1):
-        product = _median_seconds(lambda: lifted @ augmented, repeats * 20)
-    product_rate = 2.0 * patches * (s.patch_dim + 2) * k / product
+
+    def product() -> None:
+        for _ in range(n):
+            lifted @ augmented
+
+    runs = {"product": product}
+    for workers in sorted({1, worker_count()}):
+        runs[workers] = lambda w=workers: extractor.transform(images, workers=w)
+    with limited_threads(1):  # as the jobs run it: the workers make the products
+        seconds = _median_seconds_in_turns(runs, repeats)
+    product_rate = 2.0 * patches * (s.patch_dim + 2) * k * n / seconds.pop("product")
     result = {
         "centroids": k,
         "images": n,
         "flop_per_image": flops,
         "product_gflops_1_thread": product_rate / 1e9,
     }
-    for workers in sorted({1, worker_count()}):
-        with limited_threads(1):  # as the jobs run it: the workers make the products
-            seconds = _median_seconds(
-                lambda w=workers: extractor.transform(images, workers=w), repeats
-            )
-        rate = n / seconds
+    for workers, took in seconds.items():
+        rate = n / took
         result[f"workers_{workers}"] = {
             "images_per_second": rate,
             "gflops": rate * flops / 1e9,
             "share_of_product_rate": rate * flops / (product_rate * workers),
         }
     return result
+
+
+def _median_seconds_in_turns(runs: dict, repeats: int) -> dict:
+    """{key: median seconds} of each callable, run once each per round, after a warm round."""
+    times: dict = {key: [] for key in runs}
+    for round_ in range(repeats + 1):
+        for key, run in runs.items():
+            started = time.perf_counter()
+            run()
+            if round_:  # the first round warms caches, thread pools and page faults
+                times[key].append(time.perf_counter() - started)
+    return {key: statistics.median(t) for key, t in times.items()}
 
 
 def bench_hog(n: int, repeats: int, rng: np.random.Generator) -> dict:

@@ -107,15 +107,18 @@ class LinearModel:
         """C, the number of classes (rows of W)."""
         return len(self.class_names)
 
-    def scores(self, images: np.ndarray) -> np.ndarray:
+    def scores(
+        self, images: np.ndarray, on_chunk: Callable[[int], object] | None = None
+    ) -> np.ndarray:
         """The class scores of ``images``: (N, C) of W's dtype, row i the C scores of image i
         (the SVM's margins or softmax's logits; higher is more likely).
 
         images: raw uint8 pixels, (N, 3072), (N, 3, 32, 32) or (N, 32, 32, 3) (the module
-        docstring); they are transformed as in training (see :func:`linear_scores`).
+        docstring); they are transformed as in training (see :func:`linear_scores`);
+        ``on_chunk(n)`` is called as each chunk of n images is scored.
         Raises :class:`ImageError` for anything else (another dtype, shape or size).
         """
-        return linear_scores(self.W, self.transform, images)
+        return linear_scores(self.W, self.transform, images, on_chunk)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """The predicted class of each image: (N,) intp indices into ``class_names``, the
@@ -140,6 +143,14 @@ class LinearModel:
                 "only a softmax model gives probabilities."
             )
         return np.exp(log_softmax(self.scores(images).astype(np.float64)))
+
+    def scores_of_features(self, raw: np.ndarray) -> np.ndarray:
+        """Class scores (N, C) of images whose features are ``raw`` (N, F), the extractor's
+        output before scaling (rows of a feature cache made by this model's extractor):
+        the same numbers :meth:`scores` gives for the images. TypeError for a pixel model."""
+        if not isinstance(self.transform, FeatureTransform):
+            raise TypeError("scores_of_features needs a model of features, not of pixels")
+        return chunked_scores(self.W, self.transform.scaled, raw)
 
     def save(self, path: str | Path) -> None:
         """Write the model to ``path`` as an .npz (no pickled objects), atomically.
@@ -256,16 +267,33 @@ class _Members(Mapping):
         return len(self._keys)
 
 
-def linear_scores(W: np.ndarray, transform: Transform, images) -> np.ndarray:
+def linear_scores(
+    W: np.ndarray,
+    transform: Transform,
+    images,
+    on_chunk: Callable[[int], object] | None = None,
+) -> np.ndarray:
     """Scores (N, C) of W's dtype: ``transform``'s features of ``images`` @ W[:, :F].T + bias.
 
     W: (C, F + 1); images: raw uint8 in a layout of the module docstring. Works chunk by chunk
     (CHUNK images), two chunks at a time on two threads with one BLAS thread each: memory-mapped
     images are read once, no float copy of more than two chunks is made, and each score is the
-    same whichever thread computes it. Raises :class:`ImageError` for anything but such images.
+    same whichever thread computes it; ``on_chunk(n)`` after each chunk of n images. Raises
+    :class:`ImageError` for anything but such images.
     """
-    rows = image_rows(images)
-    F = transform.num_features
+    return chunked_scores(W, transform.features, image_rows(images), on_chunk)
+
+
+def chunked_scores(
+    W: np.ndarray,
+    features: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    rows: np.ndarray,
+    on_chunk: Callable[[int], object] | None = None,
+) -> np.ndarray:
+    """Scores (N, C) of W's dtype: ``features(chunk, out)`` of each chunk of ``rows`` (N, ...)
+    @ W[:, :F].T + bias, as :func:`linear_scores` describes; ``on_chunk(n)`` after each chunk
+    of n rows (from the scoring threads)."""
+    F = W.shape[1] - 1
     out = np.empty((len(rows), W.shape[0]), dtype=W.dtype)
     weights, bias = W[:, :F].T, W[:, F]
     local = threading.local()
@@ -274,9 +302,11 @@ def linear_scores(W: np.ndarray, transform: Transform, images) -> np.ndarray:
         chunk = rows[start : start + CHUNK]
         if not hasattr(local, "buffer"):
             local.buffer = np.empty((min(CHUNK, len(rows)), F), dtype=W.dtype)
-        features = transform.features(chunk, local.buffer[: len(chunk)])
-        np.matmul(features, weights, out=out[start : start + len(chunk)])
-        out[start : start + len(chunk)] += bias
+        scores = out[start : start + len(chunk)]
+        np.matmul(features(chunk, local.buffer[: len(chunk)]), weights, out=scores)
+        scores += bias
+        if on_chunk is not None:
+            on_chunk(len(chunk))
 
     starts = range(0, len(rows), CHUNK)
     with limited_threads(1):

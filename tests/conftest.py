@@ -401,6 +401,21 @@ def cached_tiny_run_data(
 
 
 @pytest.fixture
+def feature_run_data(tiny_archive, http_server, tmp_path) -> TinyRunData:
+    """A tiny cached archive for the feature tests: 20 images in each training batch, 30 test
+    images, the last 20 training images for validation, batches of 16."""
+    return cached_tiny_run_data(
+        tiny_archive,
+        http_server,
+        tmp_path / "data",
+        per_batch=20,
+        test_count=30,
+        val_size=20,
+        batch_size=16,
+    )
+
+
+@pytest.fixture
 def tiny_run_data(tiny_archive, http_server, tmp_path) -> TinyRunData:
     """A tiny archive in a data cache at tmp_path/data, and the options that train on it."""
     return cached_tiny_run_data(

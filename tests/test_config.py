@@ -857,6 +857,7 @@ def test_a_config_file_names_its_runs(tmp_path, file, text, overrides, name):
 
 # The shipped configs as the code resolved them when every file restated every key (commit
 # 1cdcf73, config_to_dict of load_config(NAME)); "notes" then kept the extractors' settings empty.
+# features.flip (added since, default false) is in each.
 RESOLVED_BEFORE = yaml.safe_load(
     (Path(__file__).parent / "data" / "resolved_configs.yaml").read_text()
 )

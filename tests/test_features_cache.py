@@ -265,7 +265,8 @@ def test_a_cache_is_readable_by_others_as_the_data_cache_is(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "directory"),
-    [("kmeans", "kmeans-917dd5f532ef4d88"), ("hog", "hog_color-15c417a74618b7cb")],
+    # kmeans-917dd5f532ef4d88 until its numbers changed (KMeansFeatures.version 2, issue 18)
+    [("kmeans", "kmeans-2cd29417765b0871"), ("hog", "hog_color-15c417a74618b7cb")],
 )
 def test_the_shipped_feature_configs_keep_their_cache_directories(name, directory):
     """The names the code gave before extractor settings became typed config sections (commit

@@ -4,12 +4,12 @@ and weights.npz alone turning raw images into predictions."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import cached_tiny_run_data
 
 from svmtrain.cli import main
 from svmtrain.config import HogColorSettings, KMeansSettings, load_config
@@ -32,16 +32,8 @@ KMEANS = [
 
 
 @pytest.fixture
-def run_data(tiny_archive, http_server, tmp_path):
-    return cached_tiny_run_data(
-        tiny_archive,
-        http_server,
-        tmp_path / "data",
-        per_batch=20,
-        test_count=30,
-        val_size=20,
-        batch_size=16,
-    )
+def run_data(feature_run_data):
+    return feature_run_data
 
 
 @pytest.fixture
@@ -251,3 +243,79 @@ def test_a_weights_file_whose_extractor_is_damaged_is_refused(data_args, tmp_pat
         LinearModel.load(tmp_path / "bad.npz")
     result = _run("evaluate", "--weights", tmp_path / "bad.npz", "-q")
     assert result.exit_code == 1 and "feature extractor" in result.output
+
+
+def test_features_too_big_for_the_disk_are_refused_before_any_work(data_args, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(type(make_extractor("hog_color")), "_fit", refuse)
+    free = shutil.disk_usage("/")._replace(free=5 * 10**8)
+    monkeypatch.setattr("svmtrain.features.sizes.shutil.disk_usage", lambda _path: free)
+    hog = ["features.name=hog_color", "features.hog_color.orientation_bins=100000"]
+    for command in (["features", "build"], ["fit"]):
+        result = _run(*command, "-c", QUICK, *data_args, *_sets(hog), "-q")
+        assert result.exit_code == 1, result.output
+        # 130 images x (16 cells x 100,000 bins + 10 hues) float32: 832.0 MB
+        assert "features of 130 images (1,600,010 each) need 0.83 GB in" in result.output
+        assert "0.50 GB are free" in result.output
+
+
+def test_features_too_big_for_memory_are_refused_with_the_figure(data_args, monkeypatch):
+    monkeypatch.setattr("svmtrain.features.sizes.available_memory", lambda: 10**8)
+    hog = ["features.name=hog_color", "features.hog_color.orientation_bins=10000"]
+    result = _run("features", "build", "-c", QUICK, *data_args, *_sets(hog), "-q")
+    assert result.exit_code == 1, result.output
+    assert "of memory to build, and this machine has 100.0 MB available" in result.output
+
+
+def test_a_build_says_what_it_needs_then_a_line_per_phase(data_args):
+    result = _run("features", "build", "-c", QUICK, *data_args, *_sets(KMEANS))
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("features kmeans:")]
+    assert "130 images x 24 features: 12.5 kB on disk" in lines[0]
+    phases = [line.split(": ")[1].split(" ")[0] for line in lines[1:-1]]
+    assert phases == ["sampling", "whitening", "k-means", "extracting", "moments"]
+    assert "extracting 130 images in" in result.output
+    quiet = _run("features", "build", "-c", QUICK, *data_args, *_sets(KMEANS), "-q")
+    assert quiet.output.count("\n") == 1  # the result line alone
+
+
+def test_evaluate_and_predict_read_the_cache_only_when_its_state_is_the_models(
+    data_args, tmp_path, monkeypatch
+):
+    out = tmp_path / "run"
+    assert _run("fit", "-c", QUICK, *data_args, *_sets(KMEANS), "--out", out, "-q").exit_code == 0
+    weights = out / runs.WEIGHTS
+    report = _run("evaluate", "--weights", weights, "--json", "-q").output
+    val = _run("evaluate", "--weights", weights, "--split", "val", "--json", "-q").output
+    predicted = _run("predict", "-w", weights, "-i", 3, "-i", 0, "--json", "-q").output
+    kmeans = type(make_extractor("kmeans"))
+    computed = kmeans._transform_chunk
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the features were computed, not read from the cache")
+
+    monkeypatch.setattr(kmeans, "_transform_chunk", refuse)
+    assert _run("evaluate", "--weights", weights, "--json", "-q").output == report
+    assert _run("evaluate", "-w", weights, "--split", "val", "--json", "-q").output == val
+    assert _run("predict", "-w", weights, "-i", 3, "-i", 0, "--json", "-q").output == predicted
+    # A cache under the same name whose state is not the model's is not read: the features are
+    # computed, with a line that says so, and the report is the same.
+    (cache_dir,) = (Path(a.split("=", 1)[1]) / "features" for a in data_args if "data.dir=" in a)
+    (path,) = cache_dir.glob("kmeans-*")
+    with np.load(path / "state.npz") as npz:
+        state = {k: npz[k] for k in npz.files}
+    state["centroids"] = state["centroids"] + np.float32(1e-3)
+    np.savez(path / "state.npz", **state)
+    calls = []
+
+    def count(self, images):
+        calls.append(len(images))
+        return computed(self, images)
+
+    monkeypatch.setattr(kmeans, "_transform_chunk", count)
+    again = _run("evaluate", "--weights", weights, "--json")
+    assert again.exit_code == 0 and sum(calls) == 30
+    assert "evaluate: scoring test 30 images in" in again.output
+    assert json.loads(again.output[again.output.index("{") :]) == json.loads(report)

@@ -10,6 +10,7 @@ from svmtrain.cli.options import (
     data_dir_option,
     force_option,
     json_option,
+    phase_log,
     progress_enabled,
     quiet_option,
     weights_option,
@@ -54,6 +55,7 @@ def evaluate_cmd(weights_path, split, data_dir, as_json, plot_path, force, quiet
         data_dir=data_dir,
         progress=progress_enabled(quiet),
         plot_path=plot_path,
+        log=phase_log(quiet),
     )
     if result.warning:
         click.echo(f"Warning: {result.warning}", err=True)

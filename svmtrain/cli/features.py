@@ -13,6 +13,7 @@ from svmtrain.cli.options import (
     config_overrides,
     confirm,
     data_dir_option,
+    phase_log,
     progress_enabled,
     quiet_option,
     set_option,
@@ -88,7 +89,7 @@ def build(config_path, overrides, data_dir, quiet) -> None:
       svmtrain features build -c kmeans --set features.kmeans.num_centroids=400
     """
     cfg = load_config(config_path, config_overrides(overrides, data_dir))
-    built = build_features(cfg, progress=progress_enabled(quiet), log=click.echo)
+    built = build_features(cfg, progress=progress_enabled(quiet), log=phase_log(quiet))
     meta = built.meta
     rows = meta["train_images"] + meta["test_images"]
     click.echo(

@@ -7,6 +7,7 @@ import click
 from svmtrain.cli.options import (
     config_option,
     data_dir_option,
+    phase_log,
     progress_enabled,
     quiet_option,
     set_option,
@@ -55,7 +56,13 @@ def fit(config_path, overrides, out, resume, data_dir, quiet, plot):
         )
     cfg = None if resume else load_config(config_path, overrides)
     result = fit_run(
-        cfg, out=out, resume=resume, data_dir=data_dir, progress=progress_enabled(quiet), plot=plot
+        cfg,
+        out=out,
+        resume=resume,
+        data_dir=data_dir,
+        progress=progress_enabled(quiet),
+        plot=plot,
+        log=phase_log(quiet),
     )
     click.echo(result.text())
     for path in result.pictures:

@@ -23,12 +23,17 @@ def progress_enabled(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-def phase_lines(quiet: bool) -> Callable[[str], None] | None:
-    """Where a long phase's lines go when stderr is a file or a pipe (a log, where bars would
-    be noise): one line on stderr each; None on a terminal (bars show there) or with --quiet."""
-    if quiet or sys.stderr.isatty():
+def phase_log(quiet: bool) -> Callable[[str], None] | None:
+    """Where a long job's phase lines go (stderr, beside the bars), or None with --quiet."""
+    if quiet:
         return None
     return lambda line: click.echo(line, err=True)
+
+
+def phase_lines(quiet: bool) -> Callable[[str], None] | None:
+    """Where a long phase's lines go when stderr is a file or a pipe (a log, where bars would
+    be noise): :func:`phase_log`'s; None on a terminal (bars show there) or with --quiet."""
+    return None if sys.stderr.isatty() else phase_log(quiet)
 
 
 quiet_option = click.option(

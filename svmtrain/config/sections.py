@@ -113,6 +113,7 @@ class FeaturesConfig:
         HogColorSettings,
         "HOG and hue histogram (CS231n assignment 1), if features.name is hog_color",
     )
+    flip: bool = key(False, BOOL, "also train on each training image mirrored (not val, test)")
 
 
 @settings

@@ -152,14 +152,19 @@ def fit_stats(
     return stats_from_moments(mean, std, subtract_mean=subtract_mean, scaling=scaling)
 
 
-def transform(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype) -> np.ndarray:
+def transform(
+    x: np.ndarray, mean: np.ndarray, scale: np.ndarray, dtype, out: np.ndarray | None = None
+) -> np.ndarray:
     """(x - mean) / scale with a bias column of ones appended: a design matrix.
 
     x: (N, D) uint8 pixels or float32 features; mean, scale: (D,). Returns (N, D + 1) of
-    ``dtype``, filled chunk by chunk (no float copy of x, nor of a memory-mapped x's pages).
+    ``dtype`` (into ``out`` when given, e.g. rows of a larger matrix), filled chunk by chunk
+    (the affine map of :meth:`PixelTransform.features`, which takes any width), so the peak
+    extra memory is one chunk, not a float64 copy of x (nor, when x is memory-mapped, x itself).
     """
     width = x.shape[1]
-    out = np.empty((len(x), width + 1), dtype=np.dtype(dtype))
+    if out is None:
+        out = np.empty((len(x), width + 1), dtype=np.dtype(dtype))
     affine = PixelTransform(mean, scale)
     for start in range(0, len(x), _CHUNK):
         affine.features(x[start : start + _CHUNK], out[start : start + _CHUNK, :width])

@@ -39,7 +39,9 @@ def load_dataset(
     )
 
 
-def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
+def load_splits(
+    cfg: Config, *, progress: bool = True, log: Callable[[str], None] | None = None
+) -> Splits:
     """CIFAR-10 downloaded (or found in the cache ``cfg.data`` names) and split as ``cfg``
     says, as :class:`~svmtrain.data.preprocess.Splits`: for pixels, X (N, 3072) uint8 rows
     memory-mapped from the cache, with the training split's mean and scale beside them
@@ -47,7 +49,8 @@ def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
     ``cfg.features`` other than pixels, X (N, dim + 1) float32 features from the feature cache
     (built on first use). y (N,) intp class indices for train, val and test.
 
-    ``progress``: show the download's and the feature build's progress bars. Raises
+    ``progress``: show the download's and the feature build's progress bars; ``log``
+    receives a line per phase of a feature build (what it needs, then each phase). Raises
     :class:`~svmtrain.errors.DataError` when the data cannot be fetched or verified,
     :class:`~svmtrain.errors.ConfigError` when the config's split sizes do not fit them.
     """
@@ -55,7 +58,7 @@ def load_splits(cfg: Config, *, progress: bool = True) -> Splits:
     dataset = load_dataset(cfg.data, progress=progress)
     if cfg.features.name != PIXELS:
         with limited_threads(1):  # the extractor's threads make the products, one core each
-            return feature_splits(dataset, cfg, progress=progress)
+            return feature_splits(dataset, cfg, progress=progress, log=log)
     return prepare(dataset, cfg)
 
 

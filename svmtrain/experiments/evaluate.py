@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,9 @@ from svmtrain.core.metrics import accuracy, confusion_matrix, per_class_report
 from svmtrain.data.preprocess import split_indices
 from svmtrain.errors import WeightsError
 from svmtrain.experiments.common import load_dataset
+from svmtrain.features.prepare import matching_cache
+from svmtrain.features.progress import Phases
+from svmtrain.features.transform import FeatureTransform
 from svmtrain.io.plots import GALLERY, plot_evaluation, require_matplotlib
 from svmtrain.io.records import format_table
 from svmtrain.model import LinearModel
@@ -77,6 +80,7 @@ def evaluate(
     data_dir: str | None = None,
     progress: bool = True,
     plot_path: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Accuracy, per-class accuracy and confusion matrix of a weights.npz on ``split``
     ("test" or "val"), as an :class:`Evaluation` (``.text()`` is what ``svmtrain evaluate``
@@ -87,7 +91,9 @@ def evaluate(
     ones, never recomputed. ``data_dir`` overrides where the cache is. ``plot_path``: also draw
     the confusion matrix and the most confident mistakes (:func:`confident_mistakes`) there as
     a PNG (without matplotlib that fails first, before any work,
-    with :class:`~svmtrain.errors.PlotUnavailable`).
+    with :class:`~svmtrain.errors.PlotUnavailable`). A model of features reads them from the
+    feature cache when the cache's extractor state is the model's (same digest), else
+    computes them (a bar when ``progress``, a line to ``log`` when done).
     Its warning says what the weights are when their run diverged (see
     :meth:`~svmtrain.model.LinearModel.divergence_note`), else None.
     Raises :class:`WeightsError` for a weights file that is missing, damaged or does not fit
@@ -108,9 +114,18 @@ def evaluate(
         _, rows = split_indices(len(dataset.y_train), d.val_size, d.num_train)
         x, y = dataset.x_train[rows], dataset.y_train[rows]
     else:  # the test images the run itself was scored on
-        x, y = dataset.x_test[: d.num_test], dataset.y_test[: d.num_test]
+        rows = slice(0, d.num_test)
+        x, y = dataset.x_test[rows], dataset.y_test[rows]
     y = np.asarray(y, dtype=np.intp)
-    scores = weights.scores(x)
+    cached = None
+    if isinstance(weights.transform, FeatureTransform):
+        cached = matching_cache(dataset, cfg, weights.transform, data_dir)
+    if cached is not None:
+        scores = weights.scores_of_features((cached.train if split == "val" else cached.test)[rows])
+    else:
+        phases = Phases("evaluate", bar=progress, log=log)
+        with phases.phase(f"scoring {split}", len(y), "images") as bar:
+            scores = weights.scores(x, on_chunk=bar.update)
     predicted = np.argmax(scores, axis=1)
     metrics = classification_metrics(y, predicted, weights.class_names)
     if plot_path is not None:

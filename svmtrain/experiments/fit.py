@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,7 @@ def fit(
     progress: bool = True,
     splits: Splits | None = None,
     plot: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Train as ``cfg`` says (None: the built-in defaults) and write the run directory ``out``
     (None: ``<output.dir>/<timestamp>-<output.name>``); or continue the run in ``resume``.
@@ -94,7 +96,8 @@ def fit(
     the start of a run of the same config (its config.yaml alone). The run directory is locked
     for the whole run (:func:`svmtrain.io.runs.locked`). ``plot``: then draw the run's
     pictures (:func:`svmtrain.io.plots.plot_run`); without matplotlib that fails first, before
-    any work, with :class:`~svmtrain.errors.PlotUnavailable`.
+    any work, with :class:`~svmtrain.errors.PlotUnavailable`. ``log`` receives a line per
+    phase of the work before training (a feature build: what it needs, then each phase).
     Raises :class:`Interrupted` on Ctrl-C and :class:`Terminated` on SIGTERM or SIGHUP (in the main
     thread), after saving a checkpoint once training has started (the message says what was
     kept and how to resume); :class:`DivergenceError` on divergence, after saving the last good
@@ -106,7 +109,7 @@ def fit(
     started = time.perf_counter()
     with sigterm_as_interrupt():
         try:
-            result = _fit(cfg, out, resume, data_dir, progress, splits, started)
+            result = _fit(cfg, out, resume, data_dir, progress, splits, started, log)
         except SigTerm as stop:
             raise Terminated(
                 f"Stopped by {stop.name} before training started; there is nothing to resume.",
@@ -125,6 +128,7 @@ def _fit(
     progress: bool,
     splits: Splits | None,
     started: float,
+    log: Callable[[str], None] | None = None,
 ) -> FitResult:
     """:func:`fit` without the SIGTERM handler and the pictures; ``started``: its
     ``time.perf_counter()`` at the start."""
@@ -142,7 +146,7 @@ def _fit(
     if resume is None:
         run_dir = _new_run_dir(cfg, out)
     if splits is None:
-        splits = load_splits(cfg, progress=progress)
+        splits = load_splits(cfg, progress=progress, log=log)
     optimizer(cfg).plan(len(splits.y_train))  # reject an impossible plan before writing
     if resume is None:
         runs.create_run_dir(run_dir)

@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from svmtrain.config import config_from_yaml
+from svmtrain.core.losses import log_softmax
 from svmtrain.errors import ArgumentError, SvmtrainError, WeightsError
 from svmtrain.experiments.common import load_dataset
+from svmtrain.features.prepare import matching_cache
+from svmtrain.features.transform import FeatureTransform
 from svmtrain.io.images import conversion_note, read_image, write_png
 from svmtrain.io.records import format_table
 from svmtrain.model import LinearModel
@@ -49,23 +52,29 @@ def predict(
     names = [str(p) for p in image_paths]
     notes = [conversion_note(p) for p in image_paths]
     truths: list[str | None] = [None] * len(images)
+    scores = [model.scores(np.stack(images))] if images else [np.empty((0, model.num_classes))]
     if test_indices:
-        x_test, y_test = _test_split(model, weights_path, data_dir, progress)
+        x_test, y_test, cached = _test_split(model, weights_path, data_dir, progress)
         bad = [i for i in test_indices if not 0 <= i < len(y_test)]
         if bad:
             raise SvmtrainError(
                 f"Test index {bad[0]} is out of range: the test split has {len(y_test)} images "
                 f"(indices 0 to {len(y_test) - 1})."
             )
-        planes = x_test[list(test_indices)].reshape(-1, 3, 32, 32)
-        images += list(planes.transpose(0, 2, 3, 1))
+        which = list(test_indices)
+        if cached is not None:
+            scores.append(model.scores_of_features(cached.test[which]))
+        else:
+            scores.append(model.scores(x_test[which]))
         names += [f"test[{i}]" for i in test_indices]
         truths += [model.class_names[int(y_test[i])] for i in test_indices]
         notes += [None] * len(test_indices)
+        planes = x_test[which].reshape(-1, 3, 32, 32)
+        images += list(planes.transpose(0, 2, 3, 1))
     shown = np.stack(images) if images else np.empty((0, 32, 32, 3), np.uint8)
-    scores = model.scores(shown) if images else np.empty((0, model.num_classes))
+    scores = np.concatenate(scores)
     softmax = model.loss == "softmax"
-    likelihoods = model.probabilities(shown) if softmax and images else scores
+    likelihoods = np.exp(log_softmax(scores.astype(np.float64))) if softmax else scores
     results = []
     for name, row, likely, truth, note in zip(
         names, scores, likelihoods, truths, notes, strict=True
@@ -98,7 +107,8 @@ def _by_class(model: LinearModel, row: np.ndarray) -> dict[str, float]:
 
 
 def _test_split(model: LinearModel, weights_path, data_dir, progress):
-    """The CIFAR-10 test images and labels of the model's data source."""
+    """The CIFAR-10 test images and labels of the model's data source, and its feature cache
+    when the model's extractor made it (None otherwise, or for a pixel model)."""
     cfg = config_from_yaml(model.config_yaml, f"the config stored in {weights_path}")
     dataset = load_dataset(cfg.data, data_dir=data_dir, progress=progress)
     if tuple(dataset.class_names) != model.class_names:
@@ -106,7 +116,10 @@ def _test_split(model: LinearModel, weights_path, data_dir, progress):
             f"{weights_path} was trained on the classes {', '.join(model.class_names)}, but the "
             f"dataset has {', '.join(dataset.class_names)}."
         )
-    return dataset.x_test, dataset.y_test
+    cached = None
+    if isinstance(model.transform, FeatureTransform):
+        cached = matching_cache(dataset, cfg, model.transform, data_dir)
+    return dataset.x_test, dataset.y_test, cached
 
 
 def predictions_text(results: list[dict]) -> str:

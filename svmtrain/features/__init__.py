@@ -38,6 +38,12 @@ def check_feature_name(features) -> None:
     the extractors' settings). Raises ConfigError for a name no extractor has."""
     if features.name != PIXELS:
         make_extractor(features.name)
+    elif features.flip:
+        raise ConfigError(
+            "features.flip adds the features of the mirrored training images, and pixels have "
+            "no extractor: set features.name (e.g. --set features.name=kmeans) or drop "
+            "features.flip."
+        )
 
 
 __all__ = [

@@ -10,6 +10,8 @@ carry it beside the classifier's weights.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +24,7 @@ from svmtrain.config.keys import check_settings
 from svmtrain.config.sections import SIDE
 from svmtrain.data.format import IMAGE_BYTES
 from svmtrain.errors import WeightsError
+from svmtrain.features.progress import SILENT, Phases
 
 
 def as_planes(images: np.ndarray) -> np.ndarray:
@@ -55,6 +58,7 @@ class Extractor(ABC):
 
     name: ClassVar[str]
     Settings: ClassVar[type]
+    version: ClassVar[int] = 1  # of its numbers: a new one when the features' bits change
     chunk_images: ClassVar[int] = 64  # images per work item of transform: bounds its memory
 
     def __init__(self, settings: Any = None) -> None:
@@ -78,13 +82,28 @@ class Extractor(ABC):
     def settings_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.settings)
 
-    def fit(self, images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Learn the state from ``images`` (N, 3072) uint8, the training split only.
+    def state_digest(self) -> str:
+        """sha256 (hex) of the name, the settings and every array of the state (key, dtype,
+        shape and bytes): equal digests, the same features of every image."""
+        if self.state is None:
+            raise RuntimeError(f"features '{self.name}': call fit or from_state first")
+        digest = hashlib.sha256(json.dumps([self.name, self.settings_dict()]).encode())
+        for key in sorted(self.state):
+            array = np.ascontiguousarray(self.state[key])
+            digest.update(json.dumps([key, array.dtype.str, array.shape]).encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
+    def fit(
+        self, images: np.ndarray, rng: np.random.Generator, phases: Phases = SILENT
+    ) -> dict[str, np.ndarray]:
+        """Learn the state from ``images`` (N, 3072) uint8, the training split only; its
+        phases are said to ``phases``.
 
         Returns the state (also kept on the extractor): a dict of numpy arrays.
         """
         check_images(images)
-        self.state = self._fit(images, rng)
+        self.state = self._fit(images, rng, phases)
         return self.state
 
     def transform(
@@ -136,7 +155,17 @@ class Extractor(ABC):
         """Features per image."""
 
     @abstractmethod
-    def _fit(self, images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]: ...
+    def _fit(
+        self, images: np.ndarray, rng: np.random.Generator, phases: Phases
+    ) -> dict[str, np.ndarray]: ...
+
+    def fit_bytes(self, images: int) -> int:
+        """Memory :meth:`fit` needs on ``images`` training images, at most (bytes)."""
+        return 0
+
+    def chunk_bytes(self) -> int:
+        """Memory one worker of :meth:`transform` needs for a chunk, at most (bytes)."""
+        return 2 * self.chunk_images * self.dim * 4
 
     @abstractmethod
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:

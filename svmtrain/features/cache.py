@@ -38,18 +38,20 @@ from pathlib import Path
 
 import numpy as np
 from numpy.lib.format import open_memmap
-from tqdm import tqdm
 
+from svmtrain.core.objective import release_pages
 from svmtrain.errors import ConfigError, DataError, SvmtrainError
-from svmtrain.features import make_extractor
+from svmtrain.features import EXTRACTORS, make_extractor
 from svmtrain.features.base import Extractor
+from svmtrain.features.progress import Phases
+from svmtrain.features.sizes import MOMENT_BYTES, build_needs, check_room
 from svmtrain.fileio import fsync_path, read_json, read_npz
 from svmtrain.progress import notify
 
 FEATURES_DIR = "features"
-FORMAT = 1  # bump when the files' layout or an extractor's numbers change
+FORMAT = 1  # bump when the files' layout changes (an extractor's numbers: its own version)
 DTYPE = np.float32
-_MOMENT_ROWS = 2048  # rows read at a time when summing moments
+_WRITE_ROWS = 2048  # images extracted between two flushes of the memory map
 _TMP_SUFFIX = ".tmp"
 STAMP = ".svmtrain"  # in every directory a build made; locked while the build runs
 _META_BYTES = 1 << 20  # a meta.json is a few hundred bytes; more is not one
@@ -91,6 +93,9 @@ def cache_key(sha256: str, name: str, settings: dict, train: slice) -> tuple[str
         "fit_images": [train.start or 0, train.stop],
         "dtype": np.dtype(DTYPE).name,
     }
+    version = EXTRACTORS[name].version
+    if version > 1:  # the numbers changed: caches of older versions are not read
+        identity["extractor_version"] = version
     return f"{name}-{_digest(identity)}", identity
 
 
@@ -134,6 +139,10 @@ def load_or_build(
                     "move it elsewhere (or choose another --data-dir)."
                 ) from None
             notify(f"The feature cache {final} is damaged ({damaged.why}); building it again.")
+    phases = Phases(f"features {name}", bar=progress, log=log)
+    needs = build_needs(extractor, train.stop - (train.start or 0), rows_of(dataset))
+    check_room(needs, root, extractor)
+    phases.say(f"building the cache in {final}: {needs.text()}")
     try:
         if final.is_dir():  # damaged, and ours (else refused above)
             _remove(final)
@@ -145,7 +154,7 @@ def load_or_build(
         raise _unwritable(root, err) from None
     try:
         with _stamped(tmp):
-            _build(dataset, extractor, identity, train, tmp, progress=progress, log=log)
+            _build(dataset, extractor, identity, train, tmp, phases)
             try:
                 os.rename(tmp, final)
             except OSError:
@@ -176,55 +185,32 @@ def _stamped(tmp: Path) -> Iterator[None]:
 
 
 def _build(
-    dataset,
-    extractor: Extractor,
-    identity: dict,
-    train: slice,
-    tmp: Path,
-    *,
-    progress: bool,
-    log: Callable[[str], None] | None,
+    dataset, extractor: Extractor, identity: dict, train: slice, tmp: Path, phases: Phases
 ) -> None:
-    say = log or (lambda _line: None)
-    total = len(dataset.x_train) + len(dataset.x_test)
-    _check_room(tmp, extractor, total)
+    total = rows_of(dataset)
     seed = int(getattr(extractor.settings, "seed", 0))
     started = time.perf_counter()
     with np.errstate(all="ignore"):  # degenerate settings give NaN: refused just below
-        extractor.fit(dataset.x_train[train], np.random.default_rng(seed))
+        extractor.fit(dataset.x_train[train], np.random.default_rng(seed), phases)
     fit_seconds = time.perf_counter() - started
     _check_state(extractor)
-    say(
-        f"features {extractor.name}: learned from {train.stop - (train.start or 0):,} "
-        f"training images in {fit_seconds:.1f} s"
-    )
     np.savez(tmp / "state.npz", **extractor.state)
     timings = {"fit_seconds": round(fit_seconds, 3)}
     started = time.perf_counter()
-    with tqdm(
-        total=total,
-        unit="img",
-        desc=f"features {extractor.name}",
-        disable=not progress,
-        leave=False,
-    ) as bar:
+    with phases.phase("extracting", total, "images", rate=True) as bar:
         for split, images in (("train", dataset.x_train), ("test", dataset.x_test)):
-            out = _allocated_memmap(tmp / f"{split}.npy", (len(images), extractor.dim))
-            extractor.transform(images, out=out, on_chunk=bar.update)
-            out.flush()
+            out = allocated_memmap(tmp / f"{split}.npy", (len(images), extractor.dim))
+            write_in_blocks(extractor, images, out, bar.update)
             del out
     seconds = time.perf_counter() - started
     timings |= {
         "transform_seconds": round(seconds, 3),
         "images_per_second": round(total / seconds, 1),
     }
-    say(
-        f"features {extractor.name}: {total:,} images in {seconds:.1f} s "
-        f"({total / seconds:.0f} images/s)"
-    )
     train_rows = np.load(tmp / "train.npy", mmap_mode="r")[train]
-    mean, std = feature_moments(train_rows)
-    _check_features(extractor, mean, std, np.load(tmp / "test.npy", mmap_mode="r"))
+    with phases.phase("moments", len(train_rows), "images"):
+        mean, std = feature_moments(train_rows)
+        _check_features(extractor, mean, std, np.load(tmp / "test.npy", mmap_mode="r"))
     np.savez(tmp / "moments.npz", mean=mean, std=std)
     meta = {
         **identity,
@@ -240,21 +226,7 @@ def _build(
     fsync_path(tmp)
 
 
-def _check_room(tmp: Path, extractor: Extractor, images: int) -> None:
-    """Before any work: DataError unless the disk holding ``tmp`` has room for the features of
-    ``images`` images."""
-    need = images * extractor.dim * np.dtype(DTYPE).itemsize
-    free = shutil.disk_usage(tmp).free
-    if need > free:
-        raise DataError(
-            f"The {extractor.name} features of {images:,} images ({extractor.dim:,} each) need "
-            f"{need / 1e9:,.2f} GB in {tmp.parent}, and {free / 1e9:,.2f} GB are free. Free "
-            f"some space, choose another --data-dir, or change features.{extractor.name} for "
-            "fewer features."
-        )
-
-
-def _allocated_memmap(path: Path, shape: tuple[int, int]) -> np.ndarray:
+def allocated_memmap(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """A new .npy of ``shape`` float32, memory-mapped for writing, with its blocks allocated
     on disk first: a full disk is then an OSError here, not a SIGBUS later."""
     out = open_memmap(path, mode="w+", dtype=DTYPE, shape=shape)
@@ -268,6 +240,30 @@ def _allocated_memmap(path: Path, shape: tuple[int, int]) -> np.ndarray:
     finally:
         os.close(fd)
     return out
+
+
+def rows_of(dataset) -> int:
+    """Images a cache of ``dataset`` holds: every training and test image."""
+    return len(dataset.x_train) + len(dataset.x_test)
+
+
+def write_in_blocks(
+    extractor: Extractor,
+    images: np.ndarray,
+    out: np.memmap,
+    on_chunk: Callable[[int], object],
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> None:
+    """The features of ``images`` into the memory map ``out``, a block of rows at a time, each
+    block flushed and its pages let go of (they stay in the OS's cache, not in this process's
+    memory: a 2 GB cache costs a build 2 GB of resident memory otherwise). ``prepare`` maps a
+    block of images before extraction (e.g. mirrors them)."""
+    for start in range(0, len(images), _WRITE_ROWS):
+        block = images[start : start + _WRITE_ROWS]
+        block = block if prepare is None else prepare(block)
+        extractor.transform(block, out=out[start : start + len(block)], on_chunk=on_chunk)
+        out.flush()
+        release_pages(out)
 
 
 def _degenerate(extractor: Extractor, what: str) -> ConfigError:
@@ -301,10 +297,17 @@ def all_finite(rows: np.ndarray) -> bool:
     """Whether every value of ``rows`` (N, dim) float32, e.g. a memory map, is finite, read a
     few rows at a time. Exact: a float64 sum of finite float32 values cannot overflow, and a
     NaN or an inf anywhere makes the sum NaN or inf."""
+    step = _block_rows(rows)
     return all(
-        np.isfinite(rows[start : start + _MOMENT_ROWS].sum(dtype=np.float64))
-        for start in range(0, len(rows), _MOMENT_ROWS)
+        np.isfinite(rows[start : start + step].sum(dtype=np.float64))
+        for start in range(0, len(rows), step)
     )
+
+
+def _block_rows(rows: np.ndarray) -> int:
+    """Rows of ``rows`` (N, dim) read at a time: MOMENT_BYTES of float64 (2,048 rows of 1.6
+    million columns were 26 GB)."""
+    return max(1, MOMENT_BYTES // (8 * rows.shape[1]))
 
 
 def feature_moments(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -312,8 +315,10 @@ def feature_moments(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     chunk by chunk. Returns two (dim,) float64."""
     total = np.zeros(rows.shape[1])
     total_sq = np.zeros(rows.shape[1])
-    for start in range(0, len(rows), _MOMENT_ROWS):
-        chunk = np.asarray(rows[start : start + _MOMENT_ROWS], dtype=np.float64)
+    step = _block_rows(rows)
+    for start in range(0, len(rows), step):
+        chunk = np.asarray(rows[start : start + step], dtype=np.float64)
+        release_pages(rows)
         total += chunk.sum(axis=0)
         total_sq += np.einsum("ij,ij->j", chunk, chunk)
     mean = total / len(rows)
@@ -450,7 +455,9 @@ def _is_ours(path: Path) -> bool:
     try:
         meta = read_json(path / "meta.json", "", DataError, "", _META_BYTES)
         identity = {key: meta[key] for key in _LEGACY_IDENTITY}
-    except (DataError, KeyError):
+        if "extractor_version" in meta:
+            identity["extractor_version"] = meta["extractor_version"]
+    except (DataError, KeyError, TypeError):
         return False
     return identity["extractor"] == match[1] and _digest(identity) == match[2]
 
@@ -465,8 +472,14 @@ def _size(path: Path) -> int:
 
 def _building(path: Path) -> bool:
     """Whether a build still runs in the temporary directory ``path``: its stamp is locked."""
+    return held(path / STAMP)
+
+
+def held(path: Path) -> bool:
+    """Whether another open file holds an ``flock`` on the file ``path`` (False if it is
+    gone)."""
     try:
-        fd = os.open(path / STAMP, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
     try:

@@ -19,6 +19,7 @@ import numpy as np
 
 from svmtrain.config.sections import HogColorSettings
 from svmtrain.features.base import SIDE, Extractor, as_planes
+from svmtrain.features.progress import Phases
 
 GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma
 
@@ -92,8 +93,15 @@ class HogColorFeatures(Extractor):
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         return {}
 
-    def _fit(self, images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def _fit(
+        self, images: np.ndarray, rng: np.random.Generator, phases: Phases
+    ) -> dict[str, np.ndarray]:
         return {}
+
+    def chunk_bytes(self) -> int:
+        # per image: float32 and intp planes of the gradients and the hue (about 100 bytes a
+        # pixel), and the histograms: float64 sums, their mean, float32, the concatenation
+        return self.chunk_images * (100 * SIDE * SIDE + 28 * self.dim)
 
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
         s = self.settings

@@ -10,16 +10,18 @@ of the normalised, whitened patch x to each centroid give the "triangle" activat
 f_k = max(0, mean_j z_j - z_k); each feature map is summed over a ``pooling_grid`` x
 ``pooling_grid`` grid of image regions, giving pooling_grid**2 * num_centroids features.
 
-How a chunk of patches is computed (all float32, one BLAS call does most of it): with the
-whitened patches W = (X - m) P, their squared norms w, and the centroids C, the squared
-distances are the one product [W, w, 1] @ [-2 C^T; 1; ||c||^2]. The triangle activation is
-then mu - min(z, mu) with mu the per-patch mean distance, and the pooling is one more product
-with a 0/1 region matrix, so apart from two BLAS calls the (patches x K) block is touched by
-just three passes: clamp-and-square-root, mean, minimum.
+How an image is computed (all float32, two BLAS products do most of it): with the whitened
+patches W = (X - m) P, their squared norms w, and the centroids C, the squared distances are
+the one product [W, w, 1] @ [-2 C^T; 1; ||c||^2]. The patch positions are ordered region by
+region, so a region's pooled sum is a sum of contiguous rows (a product with a row of ones),
+and the per-patch mean distance mu is a product with a column of ones; the triangle
+activation is mu - min(z, mu). Apart from the products, the (patches x K) block is touched by
+three elementwise passes: absolute value, square root, minimum.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -31,6 +33,7 @@ from svmtrain.features.base import (
     as_planes,
     worker_count,
 )
+from svmtrain.features.progress import Phases
 
 CHANNELS = 3
 CONTRAST_EPSILON = 10.0  # added to each patch's pixel variance (0..255 scale), as in the paper
@@ -99,10 +102,16 @@ def nearest_centroid(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return labels
 
 
-def lloyd(x: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
+def lloyd(
+    x: np.ndarray,
+    k: int,
+    iterations: int,
+    rng: np.random.Generator,
+    on_round: Callable[[int], object] | None = None,
+) -> np.ndarray:
     """Lloyd's k-means on rows of x (n, d) float32: ``iterations`` rounds of assignment and
     mean update, starting from k distinct rows drawn by ``rng``; a centroid left empty moves
-    to a row drawn at random. Returns (k, d) float32."""
+    to a row drawn at random; ``on_round(1)`` after each round. Returns (k, d) float32."""
     centroids = x[rng.choice(len(x), size=k, replace=False)].copy()
     for _ in range(iterations):
         labels = nearest_centroid(x, centroids)
@@ -115,6 +124,8 @@ def lloyd(x: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> n
         empty = np.flatnonzero(~occupied)
         if len(empty):
             centroids[empty] = x[rng.choice(len(x), size=len(empty), replace=False)]
+        if on_round is not None:
+            on_round(1)
     return centroids
 
 
@@ -124,27 +135,39 @@ class KMeansFeatures(Extractor):
     name = "kmeans"
     Settings = KMeansSettings
     chunk_images = 8
+    version = 2  # 2: positions in region order, |.| before sqrt (the last bits changed)
 
     @property
     def dim(self) -> int:
         return self.settings.pooling_grid**2 * self.settings.num_centroids
 
-    def _fit(self, images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def _fit(
+        self, images: np.ndarray, rng: np.random.Generator, phases: Phases
+    ) -> dict[str, np.ndarray]:
         s = self.settings
-        patches = self.sample_patches(images, rng)
-        mean, whitening = zca(patches, s.whitening_epsilon)
-        white = ((patches - mean) @ whitening).astype(np.float32)
+        with phases.phase("sampling", s.patches_sampled, "patches") as bar:
+            patches = self.sample_patches(images, rng, on_rows=bar.update)
+        with phases.phase("whitening"):
+            mean, whitening = zca(patches, s.whitening_epsilon)
+            white = ((patches - mean) @ whitening).astype(np.float32)
         del patches
-        centroids = lloyd(white, s.num_centroids, s.kmeans_iterations, rng)
+        with phases.phase("k-means", s.kmeans_iterations, "rounds") as bar:
+            centroids = lloyd(white, s.num_centroids, s.kmeans_iterations, rng, bar.update)
         return {
             "whitening_mean": mean.astype(np.float32),
             "whitening": whitening.astype(np.float32),
             "centroids": centroids,
         }
 
-    def sample_patches(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def sample_patches(
+        self,
+        images: np.ndarray,
+        rng: np.random.Generator,
+        on_rows: Callable[[int], object] | None = None,
+    ) -> np.ndarray:
         """``patches_sampled`` normalised patches at random images and positions (any position,
-        whatever the stride): (patches_sampled, patch_dim) float32."""
+        whatever the stride): (patches_sampled, patch_dim) float32. ``on_rows(n)`` is called
+        as each part of n patches is gathered."""
         s = self.settings
         n = s.patches_sampled
         which = np.sort(rng.integers(0, len(images), size=n))
@@ -160,7 +183,23 @@ class KMeansFeatures(Extractor):
             part = slice(start, start + step)
             block = planes[which[part, None, None, None], channels, rows[part], cols[part]]
             patches[part] = block.reshape(len(block), -1)
+            if on_rows is not None:
+                on_rows(len(block))
         return normalize_patches(patches)
+
+    def fit_bytes(self, images: int) -> int:
+        s = self.settings
+        # whitening: the float32 sample, its float64 copy and product (24 bytes a value);
+        # k-means: the whitened sample, its sorted copy in float64, a block of scores per core
+        sample = s.patches_sampled * s.patch_dim
+        scores = worker_count() * _ASSIGN_ROWS * s.num_centroids * 8
+        return max(24 * sample, 16 * sample + scores)
+
+    def chunk_bytes(self) -> int:
+        s = self.settings
+        patches = self.chunk_images * s.positions**2 * s.patch_dim * 4
+        image = s.positions**2 * (s.patch_dim + 2 + s.num_centroids) * 4
+        return 3 * patches + image + self.chunk_images * self.dim * 4
 
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
         s = self.settings
@@ -173,7 +212,7 @@ class KMeansFeatures(Extractor):
     # -- transform ----------------------------------------------------------------------------
 
     def _prepared(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(whitening, its offset m P, the augmented centroid matrix, the pooling matrix),
+        """(whitening, its offset m P, the augmented centroid matrix, the region order),
         computed once per extractor."""
         cached = getattr(self, "_prepared_arrays", None)
         if cached is not None:
@@ -186,28 +225,39 @@ class KMeansFeatures(Extractor):
         augmented[: s.patch_dim] = -2.0 * c.T
         augmented[s.patch_dim] = 1.0
         augmented[s.patch_dim + 1] = np.einsum("ij,ij->i", c, c)
-        self._prepared_arrays = (whitening, offset, augmented, self.pooling_matrix())
+        self._prepared_arrays = (whitening, offset, augmented, self.region_order())
         return self._prepared_arrays
 
-    def pooling_matrix(self) -> np.ndarray:
-        """(grid**2, positions**2) float32 of 0/1: region r sums the positions it covers."""
+    def region_of_position(self) -> np.ndarray:
+        """(positions**2,) intp: the pooling region of each patch position (row-major)."""
         s = self.settings
         edges = region_edges(s.positions, s.pooling_grid)
         side = np.searchsorted(edges, np.arange(s.positions), side="right") - 1
-        region = (side[:, None] * s.pooling_grid + side[None, :]).ravel()
-        return (region[None, :] == np.arange(s.pooling_grid**2)[:, None]).astype(np.float32)
+        return (side[:, None] * s.pooling_grid + side[None, :]).ravel()
+
+    def region_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """(order, bounds): the patch positions sorted by region (stable), and (grid**2 + 1,)
+        offsets into that order where each region starts (the last: positions**2)."""
+        region = self.region_of_position()
+        order = np.argsort(region, kind="stable")
+        counts = np.bincount(region, minlength=self.settings.pooling_grid**2)
+        return order, np.concatenate(([0], np.cumsum(counts)))
 
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
+        s = self.settings
+        _, _, _, (order, _) = self._prepared()
+        patches = normalize_patches(extract_patches(images, s.patch_size, s.stride))
+        patches = patches.reshape(len(images), len(order), s.patch_dim)[:, order]
         out = np.empty((len(images), self.dim), dtype=np.float32)
         for i in range(len(images)):  # one image per product: no result depends on the chunk
-            out[i] = self._image_features(images[i : i + 1])
+            self._image_features(patches[i], out[i].reshape(s.pooling_grid**2, -1))
         return out
 
-    def _image_features(self, image: np.ndarray) -> np.ndarray:
-        """Features of one image (1, 3072) uint8 -> (dim,) float32."""
+    def _image_features(self, patches: np.ndarray, out: np.ndarray) -> None:
+        """Features of one image into ``out`` (grid**2, K) from its normalised ``patches``
+        (positions**2, patch_dim) float32, positions in region order."""
         s = self.settings
-        whitening, offset, augmented, pooling = self._prepared()
-        patches = normalize_patches(extract_patches(image, s.patch_size, s.stride))
+        whitening, offset, augmented, (_, bounds) = self._prepared()
         d = s.patch_dim
         lifted = np.empty((len(patches), d + 2), dtype=np.float32)
         np.matmul(patches, whitening, out=lifted[:, :d])
@@ -215,14 +265,19 @@ class KMeansFeatures(Extractor):
         lifted[:, d] = np.einsum("ij,ij->i", lifted[:, :d], lifted[:, :d])
         lifted[:, d + 1] = 1.0
         distances = lifted @ augmented  # squared distances, up to rounding (may dip below 0)
-        np.maximum(distances, 0.0, out=distances)
+        # |.| rather than max(., 0): a squared distance rounded below 0 is a distance within
+        # rounding of 0 either way, and abs is a bit mask where maximum is 5x slower
+        np.abs(distances, out=distances)
         np.sqrt(distances, out=distances)
-        mean = distances.mean(axis=1, keepdims=True)
+        mean = distances @ np.ones((s.num_centroids, 1), dtype=np.float32)
+        mean *= np.float32(1.0 / s.num_centroids)
         np.minimum(distances, mean, out=distances)
-        pooled = pooling @ distances
-        # the sum of max(0, mu - z) over a region is the sum of mu less the sum of min(z, mu)
-        np.subtract(pooling @ mean, pooled, out=pooled)
-        return pooled.ravel()
+        ones = np.ones((1, len(patches)), dtype=np.float32)
+        for r in range(len(out)):
+            # the sum of max(0, mu - z) over a region is the sum of mu less the sum of min(z, mu)
+            rows = slice(bounds[r], bounds[r + 1])
+            np.matmul(ones[:, : rows.stop - rows.start], distances[rows], out=out[r : r + 1])
+            np.subtract(mean[rows].sum(dtype=np.float32), out[r], out=out[r])
 
 
 def centroid_images(extractor: KMeansFeatures, limit: int | None = None) -> np.ndarray:

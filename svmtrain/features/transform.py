@@ -41,6 +41,15 @@ class FeatureTransform:
         """Features of ``rows`` (n, 3072) uint8 into ``out`` (n, F) float; returns ``out``.
         One worker: the model already scores chunks on a thread per core."""
         self.extractor.transform(np.asarray(rows), out=out, workers=1)
+        return self._scale(out)
+
+    def scaled(self, raw: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The extractor's features ``raw`` (n, F), e.g. rows of a feature cache, scaled into
+        ``out`` (n, F) float exactly as :meth:`features` scales them; returns ``out``."""
+        np.copyto(out, raw, casting="same_kind")
+        return self._scale(out)
+
+    def _scale(self, out: np.ndarray) -> np.ndarray:
         out -= self.mean.astype(out.dtype)
         out /= self.scale.astype(out.dtype)
         return out

@@ -1,0 +1,85 @@
+"""features.flip: the mirrored training images' features, kept beside the cache, added to the
+training split only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_features_commands import KMEANS, QUICK
+
+from svmtrain.cli import main
+from svmtrain.config import load_config
+from svmtrain.errors import ConfigError
+from svmtrain.experiments.common import load_splits
+from svmtrain.features import check_feature_name, make_extractor
+from svmtrain.features.flips import FLIPPED, mirrored
+
+
+@pytest.fixture
+def run_data(feature_run_data):
+    return feature_run_data
+
+
+def _config(run_data, *more):
+    sets = run_data.args[1::2]
+    return load_config(QUICK, [*sets, *KMEANS, *more])
+
+
+def test_mirrored_reverses_every_row_of_every_plane():
+    images = np.random.default_rng(0).integers(0, 256, (3, 3072), dtype=np.uint8)
+    flipped = mirrored(images)
+    for n in range(3):
+        for c in range(3):
+            for row in range(32):
+                for col in range(32):
+                    at = c * 1024 + row * 32
+                    assert flipped[n, at + col] == images[n, at + 31 - col]
+
+
+def test_flip_adds_the_mirrored_training_images_only(run_data, monkeypatch):
+    plain = load_splits(_config(run_data), progress=False)
+    lines = []
+    flipped = load_splits(_config(run_data, "features.flip=true"), progress=False)
+    n = len(plain.y_train)
+    assert flipped.X_train.shape == (2 * n, plain.X_train.shape[1])
+    np.testing.assert_array_equal(flipped.X_train[:n], plain.X_train)
+    np.testing.assert_array_equal(flipped.y_train, np.concatenate([plain.y_train] * 2))
+    for split in ("X_val", "X_test", "y_val", "y_test"):
+        np.testing.assert_array_equal(getattr(flipped, split), getattr(plain, split))
+    # An independent reference: the images mirrored in the channels-last layout by np.flip,
+    # their features by the same extractor, scaled as the training split is.
+    images = run_data.archive.x_train[:n].reshape(n, 3, 32, 32).transpose(0, 2, 3, 1)
+    by_hand = np.flip(images, axis=2).transpose(0, 3, 1, 2).reshape(n, 3072)
+    transform = flipped.feature_transform
+    features = transform.extractor.transform(np.ascontiguousarray(by_hand))
+    expected = (features - transform.mean) / transform.scale
+    np.testing.assert_allclose(flipped.X_train[n:, :-1], expected, rtol=1e-5, atol=1e-5)
+    # The mirrored features are cached: a second load computes nothing.
+    (cache_dir,) = (run_data.data_dir / "features").glob("kmeans-*")
+    assert (cache_dir / FLIPPED).is_file()
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the features were computed again")
+
+    monkeypatch.setattr(type(make_extractor("kmeans")), "_transform_chunk", refuse)
+    again = load_splits(_config(run_data, "features.flip=true"), progress=False, log=lines.append)
+    np.testing.assert_array_equal(again.X_train, flipped.X_train)
+    assert lines == [
+        "features kmeans: design matrices of 210 images x 25 columns (float32): 21.0 kB of memory"
+    ]  # 80 training images and their mirrors, 20 validation and 30 test images
+
+
+def test_fit_with_flip_says_so_and_trains(run_data, tmp_path):
+    sets = [a for s in [*KMEANS, "features.flip=true"] for a in ("--set", s)]
+    result = CliRunner().invoke(
+        main, ["fit", "-c", str(QUICK), *run_data.args, *sets, "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 0, result.output
+    # every training image of the archive, as train.npy holds them; fit takes its split's rows
+    assert "features kmeans: extracting mirrored 100 images in" in result.output
+
+
+def test_flip_of_pixels_is_refused():
+    with pytest.raises(ConfigError, match=r"features\.flip adds"):
+        check_feature_name(load_config(None, ["features.flip=true"]).features)
