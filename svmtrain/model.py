@@ -147,7 +147,8 @@ class LinearModel:
     def scores_of_features(self, raw: np.ndarray) -> np.ndarray:
         """Class scores (N, C) of images whose features are ``raw`` (N, F), the extractor's
         output before scaling (rows of a feature cache made by this model's extractor):
-        the same numbers :meth:`scores` gives for the images. TypeError for a pixel model."""
+        the same numbers :meth:`scores` gives for the images. Raises TypeError for a pixel
+        model."""
         if not isinstance(self.transform, FeatureTransform):
             raise TypeError("scores_of_features needs a model of features, not of pixels")
         return chunked_scores(self.W, self.transform.scaled, raw)
@@ -179,8 +180,8 @@ class LinearModel:
 
     @classmethod
     def load(cls, path: str | Path) -> LinearModel:
-        """Read and check a weights.npz (format 1 or 2); any fault is one WeightsError naming
-        the file and what to do.
+        """Read and check a weights.npz (format 1 or 2). Raises WeightsError, naming the file
+        and what to do, for any fault.
 
         Only the members the format names are read, each after its size in the zip directory
         and its .npy header are checked (W against the exact shape the classes and the
