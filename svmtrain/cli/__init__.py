@@ -10,6 +10,7 @@ import errno
 import io
 import logging
 import os
+import signal
 import sys
 from contextlib import contextmanager
 
@@ -70,10 +71,13 @@ class _Group(click.Group):
         except SvmtrainError as err:
             raise _UserError(str(err), err.exit_code) from None
         except Interrupted as err:  # Ctrl-C or a signal, with what was kept and how to go on
+            _stopping()
             raise _UserError(err.text(command_line=True), err.exit_code) from None
         except SigTerm as stop:
+            _stopping()
             raise _UserError(f"Stopped by {stop.name}.", 128 + stop.signum) from None
         except KeyboardInterrupt:
+            _stopping()
             raise _UserError("Interrupted.", 130) from None
         except OSError as err:  # a file system's refusal no caller named: still one line
             raise _UserError(os_error_message(err), 1) from None
@@ -188,6 +192,17 @@ def _guard_stdout() -> None:
     )
 
 
+_PROGRAM = False  # run() sets it: svmtrain is the process, not a caller's CliRunner
+
+
+def _stopping() -> None:
+    """As the program stops on Ctrl-C or a signal, ignore another one: it would kill the
+    process before its message is out (in a caller's process, e.g. tests, nothing changes)."""
+    if _PROGRAM:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def run() -> None:
     """The ``svmtrain`` command line, as the console script runs it.
 
@@ -203,6 +218,8 @@ def run() -> None:
         )
         sys.exit(1)
     _guard_stdout()
+    global _PROGRAM
+    _PROGRAM = True
     try:
         main(prog_name="svmtrain")
     except _OutputFailed as failed:
