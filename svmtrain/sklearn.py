@@ -36,6 +36,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from svmtrain.config import Config, config_from_dict
 from svmtrain.config.rules import OPTIMIZERS, optimizer_keys
+from svmtrain.core.losses import log_softmax
 from svmtrain.data.preprocess import Splits
 from svmtrain.errors import ConfigError, DivergenceError, ImageError
 from svmtrain.experiments.train import final_weights, init_state, train
@@ -164,8 +165,8 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
 
     Attributes after fit: ``classes_`` (C,), ``coef_`` (C, F) and ``intercept_`` (C,) (for two
     classes, one row: the second class's scores less the first's, as scikit-learn's linear
-    models give them), ``W_`` (C, F + 1), ``n_iter_`` (epochs run), ``loss_curve_`` (the mean
-    minibatch loss of each epoch), ``n_features_in_``.
+    models give them), ``W_`` (C, F + 1), ``n_iter_`` (rounds run: SGD epochs, L-BFGS iterations),
+    ``loss_curve_`` (the loss of each round), ``n_features_in_``.
     """
 
     def __init__(
@@ -249,15 +250,12 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
     @available_if(_is_softmax)
     def predict_proba(self, X):
         """(n_samples, C) class probabilities, softmax of the scores (softmax loss only)."""
-        scores = self._scores(X).astype(np.float64)
-        scores -= scores.max(axis=1, keepdims=True)
-        p = np.exp(scores)
-        return p / p.sum(axis=1, keepdims=True)
+        return np.exp(self.predict_log_proba(X))
 
     @available_if(_is_softmax)
     def predict_log_proba(self, X):
-        """(n_samples, C) the logarithms of :meth:`predict_proba`."""
-        return np.log(self.predict_proba(X))
+        """(n_samples, C) the logarithms of :meth:`predict_proba`, computed stably."""
+        return log_softmax(self._scores(X).astype(np.float64))
 
     @property
     def coef_(self) -> np.ndarray:
