@@ -426,7 +426,8 @@ def breakdown(e: Epochs, repeats: int) -> dict:
     raw = np.take(e.x, batches[0], axis=0)
     floats = raw.astype(np.float32)
     W, velocity = e.W0.copy(), np.zeros_like(e.W0)
-    V, _ = e.pixels.fold(W)
+    rows = next(iter(e.objectives.values())).rows
+    V, _ = rows.fold(W)
     m = e.cfg.model
     dW, G = np.zeros_like(W), np.zeros((10, e.x.shape[1]), np.float32)
     scores = floats @ V.T
@@ -451,7 +452,7 @@ def breakdown(e: Epochs, repeats: int) -> dict:
                 lambda idx: loss.score_gradient(scores, e.y[idx], **loss.options(m))
             ),
             "fold W, unfold the gradient": each(
-                lambda idx: (e.pixels.fold(W), e.pixels.unfold_gradient(G, coef[0], dW))
+                lambda idx: (rows.fold(W), rows.unfold(G, coef.sum(axis=0), dW))
             ),
             "reg_loss": each(lambda idx: reg_loss(W, m.reg, m.reg_bias)),
             "sgd_step": each(lambda idx: sgd_step(W, dW, velocity, 0.0, 0.9)),

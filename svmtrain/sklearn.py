@@ -328,18 +328,13 @@ def _seed(random_state) -> int:
 
 def _train(cfg: Config, X: np.ndarray, y: np.ndarray, num_classes: int):
     """W (C, F + 1) trained as ``cfg`` says on X (n, F), y (n,) in [0, C); and the loss curve."""
-    dtype = np.dtype(cfg.preprocess.dtype)
-    design = np.empty((len(X), X.shape[1] + 1), dtype=dtype)
-    design[:, :-1] = X
-    design[:, -1] = 1
     F = X.shape[1]
-    empty = design[:0]
     splits = Splits(
-        X_train=design,
+        X_train=X,
         y_train=y,
-        X_val=empty,
+        X_val=X[:0],
         y_val=y[:0],
-        X_test=empty,
+        X_test=X[:0],
         y_test=y[:0],
         mean=np.zeros(F, np.float32),
         scale=np.ones(F, np.float32),

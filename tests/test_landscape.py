@@ -191,13 +191,14 @@ def test_landscape_rejects_bad_options_before_loading_data(args, needles):
     assert_clean_failure(run("landscape", *args), 2, *needles)
 
 
-def test_design_matrices_of_features_are_sliced_as_they_are(cfg):
-    # Splits of a caller's own features (design matrices, bias column included), not pixels.
+def test_rows_of_features_are_sliced_as_they_are(cfg):
+    # Splits of a caller's own float features (unscaled: mean 0, scale 1), not pixels.
     rng = np.random.default_rng(1)
-    X = np.hstack([rng.standard_normal((60, 7)), np.ones((60, 1))]).astype(np.float32)
+    rows = rng.standard_normal((60, 7)).astype(np.float32)
+    X = np.hstack([rows, np.ones((60, 1), np.float32)])  # the design matrix, by hand
     y = rng.integers(0, 3, 60)
     ones = np.ones(7, np.float32)
-    splits = Splits(X, y, X[:5], y[:5], X[:5], y[:5], 0 * ones, ones, ("a", "b", "c"))
+    splits = Splits(rows, y, rows[:5], y[:5], rows[:5], y[:5], 0 * ones, ones, ("a", "b", "c"))
     result = run_landscape(cfg, splits=splits, num_examples=60, points=5, grid=3, progress=False)
     assert result.W.shape == (3, 8)
     loss = LOSSES["svm"]

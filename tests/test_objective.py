@@ -1,11 +1,12 @@
 """The objective (core.objective) against a plain float64 reference: the design matrix made
-explicitly, then the loss record's vectorised function; for every loss and both layouts."""
+explicitly, then the loss record's vectorised function; for every loss, on one array of rows
+and on the same rows as two stacked blocks (StackedRows, as mirrored features are kept)."""
 
 import numpy as np
 import pytest
 
 from svmtrain.core.losses import LOSSES
-from svmtrain.core.objective import AffineRows, DenseRows, Objective
+from svmtrain.core.objective import AffineRows, Objective, StackedRows
 
 N, F, C = 300, 40, 10
 
@@ -33,9 +34,12 @@ def _objectives(problem, loss, raw_dtype, reg_bias):
     options = record.options(type("M", (), {"delta": 1.5})())
     kwargs = {"reg": 0.01, "reg_bias": reg_bias, "options": options, "num_classes": C}
     X = _design(x, mean, scale)
-    affine = Objective(record, AffineRows(x.astype(raw_dtype), mean, scale), y, **kwargs)
-    dense = Objective(record, DenseRows(X), y, **kwargs)
-    return record, options, X, (affine, dense)
+    raw = x.astype(raw_dtype)
+    affine = Objective(record, AffineRows(raw, mean, scale), y, **kwargs)
+    stacked = Objective(
+        record, AffineRows(StackedRows(raw[:113], raw[113:]), mean, scale), y, **kwargs
+    )
+    return record, options, X, (affine, stacked)
 
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
@@ -109,3 +113,16 @@ def test_folded_weights_give_the_same_scores_and_gradient():
     coef = rng.standard_normal((64, C))
     dW = affine.unfold(coef.T @ rows.astype(np.float64), coef.sum(axis=0), np.empty_like(W))
     np.testing.assert_allclose(dW, coef.T @ X, rtol=1e-12, atol=1e-9)
+
+
+def test_stacked_rows_read_as_the_stacked_matrix():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((7, 3)), rng.standard_normal((5, 3))
+    stacked, whole = StackedRows(a, b), np.vstack([a, b])
+    assert stacked.shape == whole.shape and len(stacked) == 12 and stacked.dtype == a.dtype
+    idx = np.array([11, 0, 6, 7, 7, 3])
+    assert np.array_equal(stacked[idx], whole[idx])
+    assert np.array_equal(stacked[5:9], whole[5:9])
+    out = np.empty((6, 3))
+    np.take(stacked, idx, axis=0, out=out, mode="clip")
+    assert np.array_equal(out, whole[idx])

@@ -95,7 +95,7 @@ def test_prepare_uses_training_split_statistics_only():
     s = prepare(data, cfg)
     np.testing.assert_allclose(s.mean, data.x_train[:80].astype(np.float64).mean(0), rtol=1e-6)
     # The pixels stay as the dataset holds them: the very rows, uint8, views and not copies.
-    assert s.pixels and s.num_features == PIXELS + 1
+    assert s.X_train.dtype == np.uint8 and s.num_features == PIXELS + 1
     np.testing.assert_array_equal(s.X_train, data.x_train[:80])
     np.testing.assert_array_equal(s.X_val, data.x_train[100:])
     np.testing.assert_array_equal(s.X_test, data.x_test[:25])

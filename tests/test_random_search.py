@@ -29,11 +29,11 @@ def _ten_tries_a_round(monkeypatch):
 
 @pytest.fixture(scope="module")
 def splits():
-    """Ten noisy class templates as design matrices: 200 training images, 100 + 100 more."""
+    """Ten noisy class templates as float rows: 200 training images, 100 + 100 more."""
     rng = np.random.default_rng(0)
     y = rng.integers(0, 10, 400)
     noisy = 0.5 * rng.standard_normal((10, PIXELS))[y] + rng.standard_normal((400, PIXELS))
-    X = np.hstack([noisy, np.ones((400, 1))]).astype(np.float32)
+    X = noisy.astype(np.float32)
     zeros, ones = np.zeros(PIXELS, np.float32), np.ones(PIXELS, np.float32)
     parts = [(X[a:b], y[a:b]) for a, b in ((0, 200), (200, 300), (300, 400))]
     return Splits(*[v for part in parts for v in part], zeros, ones, tuple("abcdefghij"))
@@ -64,7 +64,7 @@ def _notes_loop(splits, name, tries, scale=1e-4, step=1e-4, init_scale=1e-4):
     the generators a run of seed 0 uses (the initial W's, then the rounds'). Returns (the W
     kept, its loss, every try's loss)."""
     init_rng, rng, _ = random_streams(0, 3)
-    X, y = splits.X_train, splits.y_train
+    X, y = splits.design(splits.X_train, np.float32), splits.y_train
     W = (init_scale * init_rng.standard_normal((10, PIXELS + 1))).astype(np.float32)
     best, losses = np.inf, []
     for _ in range(tries):
@@ -104,7 +104,9 @@ def test_the_loss_never_rises_and_is_that_of_the_weights(splits, tmp_path, name)
     loss = [m["loss"] for m in metrics]
     assert loss == sorted(loss, reverse=True)
     W = _weights(result.run_dir)
-    assert loss[-1] == pytest.approx(LOSSES["svm"](W, splits.X_train, splits.y_train)[0], 1e-5)
+    assert loss[-1] == pytest.approx(
+        LOSSES["svm"](W, splits.design(splits.X_train, np.float32), splits.y_train)[0], 1e-5
+    )
     assert metrics[0]["accepted"] >= 1
 
 

@@ -1,13 +1,12 @@
 """SGD's fast paths over the objective's layouts against the plain loop.
 
-The reference is the textbook loop: a float design matrix (made by preprocess.transform for
-pixels), fancy-index the batch, call the vectorised loss, then ``sgd_step``. The fast paths
-(dense rows: a gather thread into reused buffers; uint8 rows: the affine map folded, two lanes;
-both on one BLAS thread) must end with the same weights, velocity and losses, to the dtype's
-rounding, and be bit-identical run to run.
+The reference is the textbook loop: a float design matrix (made by preprocess.transform),
+fancy-index the batch, call the vectorised loss, then ``sgd_step``. The fast path (the affine
+map folded, two lanes on one BLAS thread each), over uint8 pixels, float feature rows, and
+float rows in two stacked blocks (as mirrored features are kept), must end with the same
+weights, velocity and losses, to the dtype's rounding, and be bit-identical run to run.
 """
 
-import dataclasses
 import threading
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from svmtrain.config import load_config
 from svmtrain.core import blas as _blas
 from svmtrain.core.losses import LOSSES, reg_loss
-from svmtrain.core.objective import _parts
+from svmtrain.core.objective import StackedRows, _parts
 from svmtrain.core.optimizers import Progress
 from svmtrain.core.optimizers.sgd import SGD, batch_indices, sgd_step
 from svmtrain.data.preprocess import PIXELS, Splits, fit_stats, transform
@@ -39,11 +38,16 @@ def pixels():
 
 @pytest.fixture(scope="module")
 def dense():
-    """A float32 design matrix of 97 columns (the bias last), and labels."""
+    """Float32 feature rows of 96 columns, and labels."""
     rng = np.random.default_rng(1)
-    X = rng.standard_normal((N, 97)).astype(np.float32)
-    X[:, -1] = 1.0
-    return X, rng.integers(0, C, N).astype(np.intp)
+    return rng.standard_normal((N, 96)).astype(np.float32), rng.integers(0, C, N).astype(np.intp)
+
+
+@pytest.fixture(scope="module")
+def stacked(dense):
+    """The same rows as two blocks of a StackedRows."""
+    X, y = dense
+    return StackedRows(X[: N // 3], X[N // 3 :]), y
 
 
 def _cfg(loss, *extra):
@@ -60,9 +64,10 @@ def _cfg(loss, *extra):
 
 
 def _splits(cfg, x, y):
-    """Training splits of x (uint8 pixels with the config's statistics, or a design matrix)."""
+    """Training splits of x (uint8 pixels with the config's statistics, or float rows as
+    they are)."""
     if x.dtype != np.uint8:
-        zeros = np.zeros(x.shape[1] - 1, np.float32)
+        zeros = np.zeros(x.shape[1], np.float32)
         return Splits(x, y, x, y, x, y, zeros, zeros + 1, tuple("abcdefghij"))
     p = cfg.preprocess
     mean, scale = fit_stats(x, subtract_mean=p.subtract_mean, scaling=p.scaling)
@@ -107,7 +112,7 @@ def _close(fast, reference, dtype):
     np.testing.assert_allclose(fast, reference, rtol=tol, atol=tol * scale)
 
 
-@pytest.mark.parametrize("layout", ["pixels", "dense"])
+@pytest.mark.parametrize("layout", ["pixels", "dense", "stacked"])
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 @pytest.mark.parametrize(
     "extra",
@@ -125,7 +130,7 @@ def test_the_fast_paths_match_the_plain_loop(request, layout, loss, extra):
     dtype = cfg.preprocess.dtype
     splits = _splits(cfg, x.astype(dtype) if layout == "dense" else x, y)
     state, done = _epochs(cfg, splits)
-    X = transform(x, splits.mean, splits.scale, dtype) if layout == "pixels" else splits.X_train
+    X = transform(splits.X_train, splits.mean, splits.scale, dtype)
     ref = train.init_state(cfg, C, splits.num_features)
     for epoch, (batches, lr, fields, losses) in enumerate(done):
         ref_losses, ref_regs = _reference(cfg, X, y, ref.W, ref.optimizer["velocity"], batches, lr)
@@ -158,27 +163,6 @@ def test_a_memory_mapped_split_trains_the_same(pixels, tmp_path):
     )
 
 
-@pytest.mark.parametrize("steps", [1, 2, 3])
-def test_each_dense_step_sees_exactly_its_batch(dense, monkeypatch, steps):
-    """Double buffering hands every step its own rows, also for 1 and 2 steps."""
-    X, y = dense
-    seen = []
-
-    def recording_loss(W, Xb, yb, reg, **kw):
-        seen.append((Xb.copy(), yb.copy()))
-        return 1.0, np.zeros_like(W)
-
-    monkeypatch.setitem(
-        train.LOSSES, "svm", dataclasses.replace(train.LOSSES["svm"], vectorised=recording_loss)
-    )
-    cfg = _cfg("svm", "train.epochs=null", f"train.iterations={steps}")
-    _, [(batches, *_)] = _epochs(cfg, _splits(cfg, X, y), epochs=1)
-    assert len(seen) == steps
-    for (Xb, yb), idx in zip(seen, batches, strict=True):
-        np.testing.assert_array_equal(Xb, X[idx])
-        np.testing.assert_array_equal(yb, y[idx])
-
-
 def test_parts_cover_every_index_once():
     for n in (1, 2, 7, 256, 3072):
         parts = _parts(n, 2)
@@ -186,7 +170,7 @@ def test_parts_cover_every_index_once():
 
 
 @pytest.mark.parametrize(
-    ("layout", "thread"), [("pixels", "svmtrain-lane"), ("dense", "svmtrain-gather")]
+    ("layout", "thread"), [("pixels", "svmtrain-lane"), ("stacked", "svmtrain-lane")]
 )
 @pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
 def test_an_error_mid_epoch_leaves_no_worker_and_restores_blas(request, layout, thread, error):

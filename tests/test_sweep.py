@@ -238,7 +238,9 @@ def _splits():
     """The 12 examples (D = 7, 4 classes) of :func:`_problem` as training images, and no others."""
     X, y, _ = _problem()
     none = np.zeros((0, 7))
-    return Splits(X, y, none, y[:0], none, y[:0], np.zeros(6), np.ones(6), tuple("abcd"))
+    return Splits(
+        X[:, :6], y, none[:, :6], y[:0], none[:, :6], y[:0], np.zeros(6), np.ones(6), tuple("abcd")
+    )
 
 
 CFG = Config(model=MODEL, preprocess=PreprocessConfig(dtype="float64"), train=TrainConfig(seed=5))

@@ -27,8 +27,7 @@ from svmtrain.model import LinearModel
 
 def _design(rng, templates, n):
     y = rng.integers(0, len(templates), n)
-    X = (templates[y] + rng.standard_normal((n, PIXELS))).astype(np.float32)
-    return np.hstack([X, np.ones((n, 1), np.float32)]), y.astype(np.intp)
+    return (templates[y] + rng.standard_normal((n, PIXELS))).astype(np.float32), y.astype(np.intp)
 
 
 @pytest.fixture(scope="module")
@@ -177,13 +176,13 @@ def test_divergence_in_a_later_epoch_keeps_that_epochs_weights(splits, tmp_path,
     real_loss = train.LOSSES["svm"]
     calls = [0]
 
-    def explodes_in_epoch_two(W, X, y, reg, **kw):
+    def explodes_in_epoch_two(scores, y, **kw):
         calls[0] += 1
-        loss, dW = real_loss(W, X, y, reg, **kw)
-        return (float("nan") if calls[0] == 15 else loss), dW
+        loss, coef = real_loss.score_gradient(scores, y, **kw)
+        return (float("nan") if calls[0] == 15 else loss), coef
 
     monkeypatch.setitem(
-        train.LOSSES, "svm", dataclasses.replace(real_loss, vectorised=explodes_in_epoch_two)
+        train.LOSSES, "svm", dataclasses.replace(real_loss, score_gradient=explodes_in_epoch_two)
     )
     with pytest.raises(DivergenceError, match=r"epoch 2, step 15"):
         _fit(splits, tmp_path, "late")
@@ -442,13 +441,14 @@ def test_pixels_train_bit_identically_and_learn(pixel_splits, tmp_path):
 
 
 def test_pixels_and_their_design_matrices_train_alike(pixel_splits, tmp_path):
-    """The uint8 path and the float path (design matrices made by preprocess.transform) are the
-    same model: weights equal to float32 rounding after a whole run."""
+    """The uint8 path and the float path (rows preprocessed by preprocess.transform, mean 0
+    and scale 1 after) are the same model: weights equal to float32 rounding after a run."""
     s = pixel_splits
-    design = dataclasses.replace(
-        s,
-        **{name: s.design(getattr(s, name), np.float32) for name in ("X_train", "X_val", "X_test")},
-    )
+    floats = {
+        name: s.design(getattr(s, name), np.float32)[:, :-1]
+        for name in ("X_train", "X_val", "X_test")
+    }
+    design = dataclasses.replace(s, **floats, mean=0 * s.mean, scale=0 * s.scale + 1)
     pixels = _weights(_fit(s, tmp_path, "pixels", "optim.momentum=0.9").run_dir)
     floats = _weights(_fit(design, tmp_path, "floats", "optim.momentum=0.9").run_dir)
     scale = np.abs(floats).max()

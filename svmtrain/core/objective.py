@@ -1,18 +1,16 @@
 """The training objective: a loss's mean over rows of a data layout plus L2, and its gradient.
 
-Layouts ("rows"), each N rows of D = F + 1 columns, the bias last:
-
-- :class:`DenseRows`: a float design matrix (N, D), bias column included.
-- :class:`AffineRows`: raw rows x (N, F) of any numeric dtype (uint8 pixels, a float16 feature
-  cache; memory-mapped or not) whose features are (x - mean) / scale plus the bias. The affine
-  map is folded into W for the scores (scores = x @ V.T + offset, V = W / scale, offset =
-  bias - V @ mean) and unfolded from the gradient, so a batch needs only a conversion to
-  float and no float copy of the rows is ever made.
+The rows, :class:`AffineRows`: raw rows x (N, F) of any numeric dtype (uint8 pixels, a feature
+cache; memory-mapped or not; an array or :class:`StackedRows`) whose features are
+(x - mean) / scale plus a bias: D = F + 1 columns. The affine map is folded into W for the
+scores (scores = x @ V.T + offset, V = W / scale, offset = bias - V @ mean) and unfolded from
+the gradient, so a batch needs only a conversion to float and no float copy of the rows is
+ever made; the pages of a memory map read are let go as training goes (RELEASE_BYTES).
 
 :class:`Objective` evaluates ``loss`` (a :class:`~svmtrain.core.losses.Loss` record) over them
 in W's dtype: on a batch of rows, on the whole split chunk by chunk, and on a run of batches
-with the fast paths SGD uses (a gather thread for dense rows, two lanes for affine rows; see
-docs/benchmarks.md). Every path gives the bits of the one-batch path for the same rows.
+with the fast path SGD uses (two lanes; see docs/benchmarks.md). Every path gives the bits of
+the one-batch path for the same rows.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from __future__ import annotations
 import itertools
 import mmap
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -29,53 +27,50 @@ from svmtrain.core.blas import limited_threads
 from svmtrain.core.losses import Loss, reg_loss, with_reg
 
 CHUNK_BYTES = 1 << 24  # a chunk of full() converts at most this many bytes of floats
-LANES = 2  # affine rows: the calling thread and one worker share each batch
+LANES = 2  # the calling thread and one worker share each batch
+RELEASE_BYTES = 1 << 26  # SGD lets go of a memory map's pages after reading this much of it
 
 
 def release_pages(x: np.ndarray) -> None:
     """Let go of the pages of a memory-mapped x already read, so reading a large cached matrix
     does not also keep it in this process's memory (the OS keeps it in its cache)."""
+    if isinstance(x, StackedRows):
+        for block in x.blocks:
+            release_pages(block)
+        return
     mapping = getattr(x, "_mmap", None)
     if isinstance(x, np.memmap) and mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
         mapping.madvise(mmap.MADV_DONTNEED)
 
 
-class DenseRows:
-    """A float design matrix X (N, D), bias column included."""
+class StackedRows:
+    """Row blocks (N_i, F) of one dtype, e.g. memory maps of two files, read as one (sum N_i, F)
+    matrix without joining them: slices, index arrays and ``np.take(rows, idx, axis=0, out=)``
+    (which calls :meth:`take`) give what they would give on the stacked matrix."""
 
-    def __init__(self, X: np.ndarray):
-        self.X = X
-        self.n, self.num_features = X.shape
+    def __init__(self, *blocks: np.ndarray):
+        self.blocks = blocks
+        self.starts = np.cumsum([0] + [len(b) for b in blocks])
+        self.shape = (int(self.starts[-1]), blocks[0].shape[1])
+        self.dtype = blocks[0].dtype
 
-    def chunk(self, rows: slice, dtype: np.dtype) -> np.ndarray:
-        return np.asarray(self.X[rows], dtype=dtype)
+    def __len__(self) -> int:
+        return self.shape[0]
 
-    def scores(self, A: np.ndarray, W: np.ndarray) -> np.ndarray:
-        return A @ W.T
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
+        if isinstance(rows, slice):
+            rows = np.arange(*rows.indices(len(self)))
+        return self.take(np.asarray(rows))
 
-    def gradient(self, A: np.ndarray, coef: np.ndarray, W: np.ndarray) -> np.ndarray:
-        return coef.T @ A
-
-    def run(self, objective: Objective, W: np.ndarray, batches: np.ndarray) -> Iterator:
-        """(loss, dW) of each batch (S, B) at W as it is when asked. Batches are gathered with
-        ``np.take(mode="clip")`` (the indices lie in [0, N), so clipping never moves one) into
-        two reused buffers, on a worker thread one batch ahead, while the products run on one
-        BLAS thread. A yielded dW and buffer are rewritten by the next step."""
-        buffers = [np.empty((batches.shape[1], self.num_features), self.X.dtype) for _ in "ab"]
-        with (
-            ThreadPoolExecutor(1, thread_name_prefix="svmtrain-gather") as worker,
-            limited_threads(1),
-        ):
-
-            def gather(i: int) -> Future:
-                return worker.submit(np.take, self.X, batches[i], 0, buffers[i % 2], "clip")
-
-            ahead = gather(0) if len(batches) else None
-            for i, idx in enumerate(batches):
-                Xb = ahead.result()
-                if i + 1 < len(batches):
-                    ahead = gather(i + 1)
-                yield objective.loss(W, Xb, objective.y[idx], objective.reg, **objective.options)
+    def take(self, indices, axis=0, out=None, mode="raise") -> np.ndarray:
+        """Rows ``indices`` (B,) ints in [0, N) into ``out`` (B, F) (made when None)."""
+        if out is None:
+            out = np.empty((len(indices), self.shape[1]), self.dtype)
+        which = np.searchsorted(self.starts, indices, side="right") - 1
+        for k, block in enumerate(self.blocks):
+            at = np.flatnonzero(which == k)
+            out[at] = block[indices[at] - self.starts[k]]
+        return out
 
 
 class AffineRows:
@@ -123,6 +118,7 @@ class AffineRows:
         sum is split between lanes, so the bits do not depend on the machine. The buffers are
         made once; a yielded dW is rewritten by the next step."""
         dtype, C, B = W.dtype, W.shape[0], batches.shape[1]
+        read, step_bytes = 0, B * self.width * self.x.dtype.itemsize
         raw, floats = np.empty((B, self.width), self.x.dtype), np.empty((B, self.width), dtype)
         scores, G, dW = np.empty((B, C), dtype), np.empty((C, self.width), dtype), np.empty_like(W)
         row_parts, column_parts = _parts(B, self.lanes), _parts(self.width, self.lanes)
@@ -151,10 +147,11 @@ class AffineRows:
                 )
                 _in_lanes(worker, gradient, [(coef, c) for c in column_parts])
                 self.unfold(G, coef.sum(axis=0), dW)
+                read += step_bytes
+                if read >= RELEASE_BYTES:
+                    release_pages(self.x)
+                    read = 0
                 yield with_reg(data_loss, dW, W, objective.reg, objective.reg_bias)[0], dW
-
-
-Rows = DenseRows | AffineRows
 
 
 class Objective:
@@ -169,7 +166,7 @@ class Objective:
     def __init__(
         self,
         loss: Loss,
-        rows: Rows,
+        rows: AffineRows,
         y: np.ndarray,
         *,
         reg: float = 0.0,

@@ -26,7 +26,8 @@ _CHUNK = 4096  # rows converted at a time, so no float64 copy of a whole split e
 
 @dataclass(frozen=True, eq=False)
 class PixelTransform:
-    """Preprocessed pixels: (x - mean) / scale per pixel, F = 3072.
+    """Preprocessed pixels: (x - mean) / scale per pixel, F = 3072 (:meth:`features` takes rows
+    of any width F, e.g. a feature cache's, with mean and scale of that width).
 
     mean, scale: (3072,) float32, learned from the training split (mean zeros and scale ones
     when preprocessing leaves the pixels alone); scale > 0.
@@ -70,9 +71,10 @@ class PixelTransform:
 
 @dataclass(frozen=True)
 class Splits:
-    """The splits training reads: every y (N,) intp, and every X either raw pixels (N, 3072)
-    uint8 (views of the cache, as :func:`prepare` makes them) or a design matrix (N, D) of
-    floats, bias column included (``mean`` and ``scale`` then only say how it was made).
+    """The splits training reads: every y (N,) intp, and every X raw rows (N, F) whose features
+    are (X - mean) / scale: uint8 pixels (views of the cache, as :func:`prepare` makes them), or
+    a feature cache's rows (memory-mapped; training rows with their mirror images stacked as a
+    :class:`~svmtrain.core.objective.StackedRows`). Nothing is copied into a design matrix.
     """
 
     X_train: np.ndarray
@@ -81,34 +83,34 @@ class Splits:
     y_val: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    mean: np.ndarray  # (3072,) float32, subtracted from every image (zeros when disabled)
-    scale: np.ndarray  # (3072,) float32, divides every centred image (ones when disabled)
+    mean: np.ndarray  # (F,) float32, subtracted from every row (zeros when disabled)
+    scale: np.ndarray  # (F,) float32, divides every centred row (ones when disabled)
     class_names: tuple[str, ...]
     data_sha256: str = ""  # the archive the splits come from (empty for data made in memory)
-    # The model's transform when X are design matrices of features (a layer above: a
+    # The model's transform when X are rows of features (a layer above: a
     # svmtrain.features.FeatureTransform); None: pixels, whose transform is mean and scale.
     feature_transform: Any = None
 
     @property
-    def pixels(self) -> bool:
-        """Whether the X are raw uint8 pixels (else design matrices)."""
-        return self.X_train.dtype == np.uint8
+    def affine(self) -> PixelTransform:
+        """(x - mean) / scale of rows of any width F: the map from X to the model's input."""
+        return PixelTransform(self.mean, self.scale)
 
     @property
     def transform(self):
         """The model's input transform: the features' when there are, else the pixels'."""
         if self.feature_transform is not None:
             return self.feature_transform
-        return PixelTransform(self.mean, self.scale)
+        return self.affine
 
     @property
     def num_features(self) -> int:
-        """D, the columns of W: 3073 for pixels (with the bias), else the design matrices'."""
-        return PIXELS + 1 if self.pixels else self.X_train.shape[1]
+        """D, the columns of W: F + 1 (3073 for pixels, with the bias)."""
+        return self.X_train.shape[1] + 1
 
     def design(self, X: np.ndarray, dtype) -> np.ndarray:
         """The (n, D) design matrix of ``dtype`` for a few rows X of a split."""
-        return transform(X, self.mean, self.scale, dtype) if self.pixels else X
+        return transform(X, self.mean, self.scale, dtype)
 
 
 def _pixel_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

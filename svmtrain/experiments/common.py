@@ -21,7 +21,7 @@ from svmtrain.errors import ConfigError, ProblemSizeError, SigTerm
 from svmtrain.features import EXTRACTORS, PIXELS, check_feature_name
 from svmtrain.features.cache import FeatureCache
 from svmtrain.features.prepare import cached_features, feature_splits
-from svmtrain.model import linear_scores
+from svmtrain.model import chunked_scores
 
 
 def load_dataset(
@@ -46,8 +46,9 @@ def load_splits(
     says, as :class:`~svmtrain.data.preprocess.Splits`: for pixels, X (N, 3072) uint8 rows
     memory-mapped from the cache, with the training split's mean and scale beside them
     (``splits.design(X, dtype)`` makes a float design matrix, bias column included); with
-    ``cfg.features`` other than pixels, X (N, dim + 1) float32 features from the feature cache
-    (built on first use). y (N,) intp class indices for train, val and test.
+    ``cfg.features`` other than pixels, X (N, dim) rows memory-mapped from the feature cache
+    (built on first use), with their training split's mean and scale. y (N,) intp class
+    indices for train, val and test.
 
     ``progress``: show the download's and the feature build's progress bars; ``log``
     receives a line per phase of a feature build (what it needs, then each phase). Raises
@@ -102,10 +103,8 @@ def random_streams(seed: int, count: int) -> tuple[np.random.Generator, ...]:
 
 def predict_rows(splits: Splits, W: np.ndarray, X: np.ndarray) -> np.ndarray:
     """(n,) intp: the highest-scoring class under W (C, D) of each row of X, rows of a split of
-    ``splits``: raw pixels scored chunk by chunk (no float copy of X), design matrices at once."""
-    if splits.pixels:
-        return np.argmax(linear_scores(W, splits.transform, X), axis=1)
-    return np.argmax(X @ W.T, axis=1)
+    ``splits``, scored chunk by chunk (no float copy of X)."""
+    return np.argmax(chunked_scores(W, splits.affine.features, X), axis=1)
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # a kill, a closed terminal: stop as Ctrl-C

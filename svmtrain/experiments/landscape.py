@@ -40,7 +40,7 @@ from svmtrain.experiments.common import (
 )
 from svmtrain.io.plots import plot_landscape
 from svmtrain.io.records import format_table, write_csv
-from svmtrain.model import LinearModel, linear_scores
+from svmtrain.model import LinearModel, chunked_scores, linear_scores
 from svmtrain.progress import tqdm
 
 DEFAULT_EXAMPLES = 100  # the notes' right-hand figure: a hundred CIFAR-10 examples
@@ -245,9 +245,7 @@ def _training_scores(
     if splits is None:
         splits = load_splits(cfg, progress=progress)
     rows, shape = splits.X_train, (len(splits.class_names), splits.num_features)
-    if splits.pixels:
-        return splits.y_train, lambda V, n: linear_scores(V, splits.transform, rows[:n]), shape
-    return splits.y_train, lambda V, n: np.asarray(rows[:n], np.float64) @ V.T, shape
+    return splits.y_train, lambda V, n: chunked_scores(V, splits.affine.features, rows[:n]), shape
 
 
 def run_landscape(

@@ -23,7 +23,7 @@ import numpy as np
 from svmtrain.config import Config
 from svmtrain.core.losses import LOSSES
 from svmtrain.core.metrics import accuracy
-from svmtrain.core.objective import AffineRows, DenseRows, Objective
+from svmtrain.core.objective import AffineRows, Objective
 from svmtrain.core.optimizers import OPTIMIZERS, Optimizer, Progress
 from svmtrain.data.preprocess import Splits
 from svmtrain.experiments.common import predict_rows, random_streams
@@ -84,12 +84,9 @@ def init_state(cfg: Config, num_classes: int, num_features: int) -> TrainState:
 
 
 def objective(cfg: Config, splits: Splits) -> Objective:
-    """The training objective of ``cfg.model`` on ``splits``' training split: raw pixels with
-    the affine map folded (no float copy), design matrices as they are."""
-    if splits.pixels:
-        rows = AffineRows(splits.X_train, splits.mean, splits.scale)
-    else:
-        rows = DenseRows(splits.X_train)
+    """The training objective of ``cfg.model`` on ``splits``' training split: its raw rows with
+    the affine map folded (no float copy)."""
+    rows = AffineRows(splits.X_train, splits.mean, splits.scale)
     m, loss = cfg.model, LOSSES[cfg.model.loss]
     return Objective(
         loss,

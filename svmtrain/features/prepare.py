@@ -1,4 +1,4 @@
-"""Design matrices of features: the cached features of every image, scaled as the config says."""
+"""Splits of features: the cached features of every image, memory-mapped, and their scaling."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import Callable
 import numpy as np
 
 from svmtrain.config import Config
-from svmtrain.data.preprocess import Splits, split_rows, stats_from_moments, transform
+from svmtrain.core.objective import StackedRows, release_pages
+from svmtrain.data.preprocess import Splits, split_rows, stats_from_moments
 from svmtrain.data.source import resolve_data_dir
 from svmtrain.errors import DataError
 from svmtrain.features.cache import (
@@ -21,7 +22,6 @@ from svmtrain.features.cache import (
 )
 from svmtrain.features.flips import flipped_features
 from svmtrain.features.progress import Phases
-from svmtrain.features.sizes import human_bytes
 from svmtrain.features.transform import FeatureTransform
 
 
@@ -82,10 +82,11 @@ def matching_cache(
 def feature_splits(
     dataset, cfg: Config, *, progress: bool = True, log: Callable[[str], None] | None = None
 ) -> Splits:
-    """Splits whose X are design matrices (N, dim + 1) of the features ``cfg.features`` names,
-    centred and scaled by the training split's moments as ``cfg.preprocess`` says, with the
-    :class:`FeatureTransform` a model of them keeps. With ``features.flip`` the training
-    split is followed by its mirror images (:mod:`svmtrain.features.flips`), labels alike.
+    """Splits whose X are rows (N, dim) of the feature cache ``cfg.features`` names, memory-
+    mapped, with the training split's mean and scale as ``cfg.preprocess`` says and the
+    :class:`FeatureTransform` a model of them keeps. With ``features.flip`` the training rows
+    are followed by their mirror images' (:mod:`svmtrain.features.flips`; one
+    :class:`StackedRows`), labels alike. Nothing is copied: training folds the scaling into W.
     Raises CacheDamaged for a cache whose rows are not all finite."""
     cached = cached_features(dataset, cfg, progress=progress, log=log)
     mean, scale = stats_from_moments(
@@ -96,40 +97,26 @@ def feature_splits(
     )
     train, val, test = split_rows(dataset, cfg)
 
-    def design(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        X = transform(x, mean, scale, cfg.preprocess.dtype, out=out)
-        if not all_finite(X):  # a build never keeps such rows: the files were changed since
+    def checked(x: np.ndarray) -> np.ndarray:
+        if not all_finite(x):  # a build never keeps such rows: the files were changed since
             raise CacheDamaged(cached.path, "it holds features that are not finite numbers")
-        return X
+        release_pages(x)
+        return x
 
     def labels(y: np.ndarray) -> np.ndarray:
         return np.asarray(y, dtype=np.intp)
 
-    y_train = labels(dataset.y_train[train])
-    rows = (len(y_train) * (2 if cfg.features.flip else 1)) + (val.stop - val.start)
-    rows += test.stop - test.start
-    width = cached.train.shape[1] + 1
-    if log is not None:
-        size = human_bytes(rows * width * np.dtype(cfg.preprocess.dtype).itemsize)
-        log(
-            f"features {cached.extractor.name}: design matrices of {rows:,} images x "
-            f"{width:,} columns ({cfg.preprocess.dtype}): {size} of memory"
-        )
+    X_train, y_train = checked(cached.train[train]), labels(dataset.y_train[train])
     if cfg.features.flip:
         flipped = flipped_of(cached, dataset, progress=progress, log=log)
-        n = len(y_train)
-        X_train = np.empty((2 * n, cached.train.shape[1] + 1), dtype=cfg.preprocess.dtype)
-        design(cached.train[train], out=X_train[:n])
-        design(flipped[train], out=X_train[n:])
+        X_train = StackedRows(X_train, checked(flipped[train]))
         y_train = np.concatenate([y_train, y_train])
-    else:
-        X_train = design(cached.train[train])
     return Splits(
         X_train=X_train,
         y_train=y_train,
-        X_val=design(cached.train[val]),
+        X_val=checked(cached.train[val]),
         y_val=labels(dataset.y_train[val]),
-        X_test=design(cached.test[test]),
+        X_test=checked(cached.test[test]),
         y_test=labels(dataset.y_test[test]),
         mean=mean,
         scale=scale,
