@@ -85,6 +85,28 @@ def test_it_reaches_scipys_minimum(problem, loss, rel):
         np.testing.assert_allclose(W, ref.x.reshape(W.shape), rtol=1e-3, atol=1e-4)
 
 
+def test_the_one_vs_rest_squared_hinge_minimum_is_liblinears(problem):
+    """The paper's L2-SVM: our ovr_squared_hinge minimised by L-BFGS is scikit-learn's
+    LinearSVC (liblinear's primal Newton solver, squared hinge, one against the rest) on the
+    same features. LinearSVC minimises 0.5 |w|^2 + C sum_i hinge_i^2 with its intercept a
+    penalised column of ones (intercept_scaling 1), which is ours times 1 / (2 reg N) for
+    C = 1 / (2 reg N)."""
+    svm = pytest.importorskip("sklearn.svm")
+    x, y, mean, scale = problem
+    reg, record = 0.01, LOSSES["ovr_squared_hinge"]
+    objective = Objective(record, AffineRows(x, mean, scale), y, reg=reg, options={"delta": 1.0})
+    W = np.zeros((C, F + 1))
+    cfg = _cfg("model.loss=ovr_squared_hinge", "lbfgs.iterations=500", "lbfgs.loss_tol=1e-15")
+    _minimise(cfg, objective, W)
+    X = (x - mean.astype(np.float64)) / scale.astype(np.float64)
+    ref = svm.LinearSVC(C=1 / (2 * reg * N), dual=False, tol=1e-12, max_iter=10_000).fit(X, y)
+    want = np.hstack([ref.coef_, ref.intercept_[:, None]])
+    np.testing.assert_allclose(W, want, rtol=0, atol=2e-5 * np.abs(want).max())
+    # the gradient there is zero up to the same tolerance, and not at a point nearby
+    assert np.abs(objective.full(want)[1]).max() < 1e-5
+    assert np.abs(objective.full(want * 1.01)[1]).max() > 1e-3
+
+
 def test_the_line_search_meets_the_strong_wolfe_conditions():
     """On a 1-D quartic, from steps far too short and far too long."""
 

@@ -53,6 +53,8 @@ SQUARED_HINGE_DATA_GRAD = np.array([[-3.5, -9.5, -4.0], [2.0, 4.0, 2.0], [1.5, 5
 #   example 0: x = (1, 0, 1), y = 2: scores (0, 0, ln 2), p = (1/4, 1/4, 1/2), loss ln 2
 #   example 1: x = (0, 1, 1), y = 0: scores (0, 0, 0),    p = (1/3, 1/3, 1/3), loss ln 3
 # dW = ((p0 - e2) x0^T + (p1 - e0) x1^T) / 2.
+OVR_DATA_GRAD = np.array([[3.5, -3.0, 1.5], [4.5, 4.0, 3.5], [3.0, 6.0, 3.0]])
+
 SOFTMAX_W = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [math.log(2), 0.0, 0.0]])
 SOFTMAX_X = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
 SOFTMAX_Y = np.array([2, 0])
@@ -99,6 +101,21 @@ HAND_CASES = {
             2.0,
             11.875,
             np.array([[-3.5, -14.5, -5.0], [4.0, 5.5, 3.5], [-0.5, 9.0, 1.5]]),
+        ),
+    },
+    # One against the rest, t = +1 at the label: example 0 scores (0.5, 1.5, 2.0), t (1, -1, -1),
+    # hinges (0.5, 2.5, 3.0); example 1 scores (1.0, 0.0, 1.5), t (-1, -1, 1), hinges (2, 1, 0).
+    # Loss (15.5 + 5) / 2; dW_j = sum_i -2 t h x_i / 2.
+    "ovr_squared_hinge": {
+        "no reg": _svm_case(0.0, True, 1.0, 10.25, OVR_DATA_GRAD),
+        "reg": _svm_case(0.1, True, 1.0, 10.25 + 0.725, OVR_DATA_GRAD + 0.2 * SVM_W),
+        # delta 2: hinges (1.5, 3.5, 4.0) and (3, 2, 0.5): loss (30.5 + 13.25) / 2
+        "delta 2": _svm_case(
+            0.0,
+            True,
+            2.0,
+            21.875,
+            np.array([[4.5, -6.0, 1.5], [7.5, 5.0, 5.5], [3.0, 8.5, 3.5]]),
         ),
     },
     "softmax": {

@@ -63,6 +63,32 @@ def squared_hinge_example_losses(
     return np.einsum("...j,...j->...", hinge, hinge)
 
 
+def _ovr_hinge(scores: np.ndarray, y: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """(max(0, delta - t_ij s_ij), t) with t_ij = +1 at j = y_i, else -1: each class against
+    the rest. scores: (..., N, C); y: (N,). Returns two new (..., N, C) arrays of scores' dtype."""
+    t = np.full(scores.shape[-2:], -1, dtype=scores.dtype)
+    t[np.arange(len(y)), y] = 1
+    hinge = delta - t * scores
+    np.maximum(hinge, 0, out=hinge)
+    return hinge, t
+
+
+def ovr_squared_hinge_example_losses(
+    scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
+) -> np.ndarray:
+    """sum_j max(0, delta - t_ij s_ij)^2 per example (t: +1 at y_i, else -1): (..., N)."""
+    hinge, _ = _ovr_hinge(scores, y, delta)
+    return np.einsum("...j,...j->...", hinge, hinge)
+
+
+def ovr_kink_gaps(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.ndarray:
+    """How far each score may move before its own hinge reaches a margin of 0: |delta - t s|
+    (N, C) of scores' dtype; each score is in one hinge only."""
+    t = np.full(scores.shape, -1, dtype=scores.dtype)
+    t[np.arange(len(y)), y] = 1
+    return np.abs(delta - t * scores)
+
+
 def softmax_example_losses(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
     """-log softmax(s_i)[y_i] per example: (..., N) of scores (..., N, C)."""
     return -log_softmax(scores)[..., np.arange(scores.shape[-2]), y]
@@ -188,6 +214,32 @@ def squared_hinge_loss(
     return _linear(squared_hinge_score_gradient, W, X, y, reg, reg_bias, delta=delta)
 
 
+def ovr_squared_hinge_score_gradient(
+    scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0
+) -> tuple[float, np.ndarray]:
+    """The mean one-vs-rest squared hinge (the L2-SVM of Coates, Lee & Ng) data loss of
+    scores (N, C) and its gradient (N, C) by them: -2 t max(0, delta - t s) / N."""
+    n = scores.shape[0]
+    hinge, t = _ovr_hinge(scores, y, delta)
+    data_loss = float(np.vdot(hinge, hinge)) / n
+    hinge *= t
+    hinge *= scores.dtype.type(-2 / n)
+    return data_loss, hinge
+
+
+def ovr_squared_hinge_loss(
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    reg: float = 0.0,
+    *,
+    delta: float = 1.0,
+    reg_bias: bool = True,
+) -> tuple[float, np.ndarray]:
+    """The one-vs-rest squared hinge loss and its gradient (module docstring)."""
+    return _linear(ovr_squared_hinge_score_gradient, W, X, y, reg, reg_bias, delta=delta)
+
+
 def softmax_score_gradient(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     """The mean cross-entropy of scores (N, C) and its gradient (N, C) by them."""
     n = scores.shape[0]
@@ -281,6 +333,29 @@ def squared_hinge_loss_naive(
 ) -> tuple[float, np.ndarray]:
     """:func:`squared_hinge_loss` with explicit loops over examples and classes (the reference)."""
     return _hinge_loss_naive(W, X, y, reg, delta, reg_bias, squared=True)
+
+
+def ovr_squared_hinge_loss_naive(
+    W: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    reg: float = 0.0,
+    *,
+    delta: float = 1.0,
+    reg_bias: bool = True,
+) -> tuple[float, np.ndarray]:
+    """:func:`ovr_squared_hinge_loss` with explicit loops over examples and classes."""
+    num_classes, n = W.shape[0], X.shape[0]
+    loss, dW = 0.0, np.zeros_like(W)
+    for i in range(n):
+        x = X[i].astype(W.dtype)
+        for j in range(num_classes):
+            target = 1 if j == y[i] else -1
+            margin = delta - target * (W[j] @ x)
+            if margin > 0:
+                loss += float(margin) ** 2 / n
+                dW[j] -= 2 * margin * target * x / n
+    return _reg_naive(loss, dW, W, reg, reg_bias)
 
 
 def softmax_loss_naive(
@@ -401,6 +476,17 @@ LOSSES: dict[str, Loss] = {
         score_gradient=squared_hinge_score_gradient,
         hyperparameters=("delta",),
         kink_gaps=svm_kink_gaps,
+        piecewise_degree=2,
+        default_steps=_steps(centered=(1e-5, 1e-5), forward=(1e-9, 1e-5)),
+    ),
+    "ovr_squared_hinge": Loss(
+        name="ovr_squared_hinge",
+        vectorised=ovr_squared_hinge_loss,
+        naive=ovr_squared_hinge_loss_naive,
+        example_losses=ovr_squared_hinge_example_losses,
+        score_gradient=ovr_squared_hinge_score_gradient,
+        hyperparameters=("delta",),
+        kink_gaps=ovr_kink_gaps,
         piecewise_degree=2,
         default_steps=_steps(centered=(1e-5, 1e-5), forward=(1e-9, 1e-5)),
     ),
