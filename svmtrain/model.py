@@ -36,6 +36,7 @@ from svmtrain import __version__
 from svmtrain.config.yamltext import parse_yaml
 from svmtrain.core.blas import limited_threads
 from svmtrain.core.losses import LOSSES, log_softmax
+from svmtrain.core.objective import release_pages
 from svmtrain.data.preprocess import PIXELS, PixelTransform
 from svmtrain.errors import ImageError, WeightsError
 from svmtrain.features.transform import FeatureTransform
@@ -293,7 +294,8 @@ def chunked_scores(
 ) -> np.ndarray:
     """Scores (N, C) of W's dtype: ``features(chunk, out)`` of each chunk of ``rows`` (N, ...)
     @ W[:, :F].T + bias, as :func:`linear_scores` describes; ``on_chunk(n)`` after each chunk
-    of n rows (from the scoring threads)."""
+    of n rows (from the scoring threads). The pages of memory-mapped rows are let go as they
+    are read."""
     F = W.shape[1] - 1
     out = np.empty((len(rows), W.shape[0]), dtype=W.dtype)
     weights, bias = W[:, :F].T, W[:, F]
@@ -305,6 +307,7 @@ def chunked_scores(
             local.buffer = np.empty((min(CHUNK, len(rows)), F), dtype=W.dtype)
         scores = out[start : start + len(chunk)]
         np.matmul(features(chunk, local.buffer[: len(chunk)]), weights, out=scores)
+        release_pages(rows)
         scores += bias
         if on_chunk is not None:
             on_chunk(len(chunk))

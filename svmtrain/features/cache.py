@@ -298,10 +298,12 @@ def all_finite(rows: np.ndarray) -> bool:
     few rows at a time. Exact: a float64 sum of finite float32 values cannot overflow, and a
     NaN or an inf anywhere makes the sum NaN or inf."""
     step = _block_rows(rows)
-    return all(
-        np.isfinite(rows[start : start + step].sum(dtype=np.float64))
-        for start in range(0, len(rows), step)
-    )
+    for start in range(0, len(rows), step):
+        total = rows[start : start + step].sum(dtype=np.float64)
+        release_pages(rows)
+        if not np.isfinite(total):
+            return False
+    return True
 
 
 def _block_rows(rows: np.ndarray) -> int:
