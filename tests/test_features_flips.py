@@ -10,6 +10,7 @@ from test_features_commands import KMEANS, QUICK
 
 from svmtrain.cli import main
 from svmtrain.config import load_config
+from svmtrain.core.objective import StackedRows
 from svmtrain.errors import ConfigError
 from svmtrain.experiments.common import load_splits
 from svmtrain.features import check_feature_name, make_extractor
@@ -42,6 +43,10 @@ def test_flip_adds_the_mirrored_training_images_only(run_data, monkeypatch):
     lines = []
     flipped = load_splits(_config(run_data, "features.flip=true"), progress=False)
     n = len(plain.y_train)
+    # no copy: every split is rows of the cache's memory maps, the mirrors a second block
+    assert all(isinstance(getattr(plain, s), np.memmap) for s in ("X_train", "X_val", "X_test"))
+    assert isinstance(flipped.X_train, StackedRows)
+    assert all(isinstance(block, np.memmap) for block in flipped.X_train.blocks)
     assert flipped.X_train.shape == (2 * n, plain.X_train.shape[1])
     np.testing.assert_array_equal(flipped.X_train[:n], plain.X_train)
     np.testing.assert_array_equal(flipped.mean, plain.mean)  # the unmirrored split's moments
