@@ -3,14 +3,16 @@
 ``python tests/golden.py`` trains each shipped config (shortened and on small feature
 settings, see :data:`SETTINGS`) on a tiny archive built by conftest's ``make_tiny_archive``
 and writes tests/data/golden.npz: per config its W, its metrics (every field but the wall
-time) and its summary accuracies. tests/test_golden.py trains the same way and compares bit
-for bit, so a refactor of the training core that changes any result fails there. Regenerate
-only on purpose (a change of results), and say why in the commit.
+time) and its summary accuracies, with the arithmetic they were made on (:func:`arithmetic`).
+tests/test_golden.py trains the same way and compares bit for bit on the same arithmetic, so a
+refactor of the training core that changes any result fails there. Regenerate only on purpose
+(a change of results, or other arithmetic from a commit known good), and say why in the commit.
 """
 
 from __future__ import annotations
 
 import json
+import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -83,11 +85,26 @@ def results(name: str, root: Path, data: list[str]) -> dict[str, np.ndarray]:
     }
 
 
+def arithmetic() -> str:
+    """What the last bits of training depend on beyond the code: numpy's version, its BLAS, and
+    the CPU's vector instructions (OpenBLAS and numpy pick their kernels by them)."""
+    try:  # numpy >= 1.26
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except TypeError:
+        blas = {"name": "blas", "version": "unknown"}
+    cpuinfo = Path("/proc/cpuinfo")
+    words = cpuinfo.read_text().split() if cpuinfo.exists() else [platform.processor()]
+    simd = sorted({w for w in words if w.startswith(("avx", "fma", "sse", "neon", "asimd"))})
+    return " ".join([f"numpy {np.__version__}", blas["name"], blas["version"], *simd])
+
+
 def all_results(root: Path) -> dict[str, np.ndarray]:
-    """Every shipped config's results, flattened to ``<config>/<field>`` arrays."""
+    """Every shipped config's results, flattened to ``<config>/<field>`` arrays, and this
+    machine's :func:`arithmetic` as ``arithmetic``."""
     data = tiny_data(root)
     names = sorted({*shipped_names(), "notes"})
-    return {f"{n}/{k}": v for n in names for k, v in results(n, root, data).items()}
+    arrays = {f"{n}/{k}": v for n in names for k, v in results(n, root, data).items()}
+    return {**arrays, "arithmetic": np.array(arithmetic())}
 
 
 if __name__ == "__main__":
