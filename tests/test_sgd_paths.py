@@ -106,8 +106,10 @@ def _reference(cfg, X, y, W, velocity, batches, lr):
 
 
 def _close(fast, reference, dtype):
-    """Equal to the rounding of ``dtype``: a few ulps of the largest entry."""
-    tol = 1e-5 if dtype == "float32" else 1e-12
+    """Equal to the rounding of ``dtype`` as training compounds it: a few hundred float32 ulps
+    of the largest entry (the squared hinge with momentum grows the fold's rounding to 4e-5 in
+    two epochs on an AVX2 machine), float64's to 1e-12; a wrong path differs by O(1)."""
+    tol = 1e-4 if dtype == "float32" else 1e-12
     scale = np.abs(reference).max()
     np.testing.assert_allclose(fast, reference, rtol=tol, atol=tol * scale)
 
