@@ -5,7 +5,8 @@ cache; memory-mapped or not; an array or :class:`StackedRows`) whose features ar
 (x - mean) / scale plus a bias: D = F + 1 columns. The affine map is folded into W for the
 scores (scores = x @ V.T + offset, V = W / scale, offset = bias - V @ mean) and unfolded from
 the gradient, so a batch needs only a conversion to float and no float copy of the rows is
-ever made; the pages of a memory map read are let go as training goes (RELEASE_BYTES).
+ever made; the pages of a memory map read are let go after every batch (the kernel maps a
+large folio, up to 2 MB, for each row a batch reads from the page cache).
 
 :class:`Objective` evaluates ``loss`` (a :class:`~svmtrain.core.losses.Loss` record) over them
 in W's dtype: on a batch of rows, on the whole split chunk by chunk, and on a run of batches
@@ -28,7 +29,6 @@ from svmtrain.core.losses import Loss, reg_loss, with_reg
 
 CHUNK_BYTES = 1 << 24  # a chunk of full() converts at most this many bytes of floats
 LANES = 2  # the calling thread and one worker share each batch
-RELEASE_BYTES = 1 << 26  # SGD lets go of a memory map's pages after reading this much of it
 
 
 def release_pages(x: np.ndarray) -> None:
@@ -41,6 +41,16 @@ def release_pages(x: np.ndarray) -> None:
     mapping = getattr(x, "_mmap", None)
     if isinstance(x, np.memmap) and mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
         mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def take_rows(x: np.ndarray, idx: np.ndarray, part: int = 64) -> np.ndarray:
+    """x[idx] (B, F) for row indices idx (B,) of x (N, F) (an array or StackedRows), gathered
+    ``part`` rows at a time with the pages of a memory map let go after each part."""
+    out = np.empty((len(idx), x.shape[1]), x.dtype)
+    for start in range(0, len(idx), part):
+        np.take(x, idx[start : start + part], axis=0, out=out[start : start + part])
+        release_pages(x)
+    return out
 
 
 class StackedRows:
@@ -118,7 +128,6 @@ class AffineRows:
         sum is split between lanes, so the bits do not depend on the machine. The buffers are
         made once; a yielded dW is rewritten by the next step."""
         dtype, C, B = W.dtype, W.shape[0], batches.shape[1]
-        read, step_bytes = 0, B * self.width * self.x.dtype.itemsize
         raw, floats = np.empty((B, self.width), self.x.dtype), np.empty((B, self.width), dtype)
         scores, G, dW = np.empty((B, C), dtype), np.empty((C, self.width), dtype), np.empty_like(W)
         row_parts, column_parts = _parts(B, self.lanes), _parts(self.width, self.lanes)
@@ -147,10 +156,7 @@ class AffineRows:
                 )
                 _in_lanes(worker, gradient, [(coef, c) for c in column_parts])
                 self.unfold(G, coef.sum(axis=0), dW)
-                read += step_bytes
-                if read >= RELEASE_BYTES:
-                    release_pages(self.x)
-                    read = 0
+                release_pages(self.x)
                 yield with_reg(data_loss, dW, W, objective.reg, objective.reg_bias)[0], dW
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from svmtrain.config import Config
 from svmtrain.core.losses import LOSSES
 from svmtrain.core.metrics import accuracy
-from svmtrain.core.objective import AffineRows, Objective
+from svmtrain.core.objective import AffineRows, Objective, take_rows
 from svmtrain.core.optimizers import OPTIMIZERS, Optimizer, Progress
 from svmtrain.data.preprocess import Splits
 from svmtrain.experiments.common import predict_rows, random_streams
@@ -130,7 +130,7 @@ def train(
     _, _, sample_rng = _streams(t.seed)
     n = target.n
     sample = np.sort(sample_rng.choice(n, size=min(t.train_acc_samples, n), replace=False))
-    X_sample, y_sample = splits.X_train[sample], splits.y_train[sample]
+    X_sample, y_sample = take_rows(splits.X_train, sample), splits.y_train[sample]
     bar = tqdm(
         total=total,
         initial=state.step,
