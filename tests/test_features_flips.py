@@ -14,7 +14,7 @@ from svmtrain.core.objective import StackedRows
 from svmtrain.errors import ConfigError
 from svmtrain.experiments.common import load_splits
 from svmtrain.features import check_feature_name, make_extractor
-from svmtrain.features.flips import FLIPPED, mirrored
+from svmtrain.features.flips import FLIPPED, MOMENTS, mirrored
 
 
 @pytest.fixture
@@ -41,7 +41,8 @@ def test_mirrored_reverses_every_row_of_every_plane():
 def test_flip_adds_the_mirrored_training_images_only(run_data, monkeypatch):
     plain = load_splits(_config(run_data), progress=False)
     lines = []
-    flipped = load_splits(_config(run_data, "features.flip=true"), progress=False)
+    flip = ("features.flip=true", "preprocess.scaling=standardize")
+    flipped = load_splits(_config(run_data, *flip), progress=False)
     n = len(plain.y_train)
     # no copy: every split is rows of the cache's memory maps, the mirrors a second block
     assert all(isinstance(getattr(plain, s), np.memmap) for s in ("X_train", "X_val", "X_test"))
@@ -49,8 +50,11 @@ def test_flip_adds_the_mirrored_training_images_only(run_data, monkeypatch):
     assert all(isinstance(block, np.memmap) for block in flipped.X_train.blocks)
     assert flipped.X_train.shape == (2 * n, plain.X_train.shape[1])
     np.testing.assert_array_equal(flipped.X_train[:n], plain.X_train)
-    np.testing.assert_array_equal(flipped.mean, plain.mean)  # the unmirrored split's moments
-    np.testing.assert_array_equal(flipped.scale, plain.scale)
+    # standardised with the moments of every row it trains on, the mirrors' too
+    both = np.asarray(flipped.X_train[:], dtype=np.float64)
+    np.testing.assert_allclose(flipped.mean, both.mean(axis=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(flipped.scale, both.std(axis=0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(flipped.mean, plain.mean, rtol=1e-3)
     np.testing.assert_array_equal(flipped.y_train, np.concatenate([plain.y_train] * 2))
     for split in ("X_val", "X_test", "y_val", "y_test"):
         np.testing.assert_array_equal(getattr(flipped, split), getattr(plain, split))
@@ -69,9 +73,29 @@ def test_flip_adds_the_mirrored_training_images_only(run_data, monkeypatch):
         raise AssertionError("the features were computed again")
 
     monkeypatch.setattr(type(make_extractor("kmeans")), "_transform_chunk", refuse)
-    again = load_splits(_config(run_data, "features.flip=true"), progress=False, log=lines.append)
+    again = load_splits(_config(run_data, *flip), progress=False, log=lines.append)
     np.testing.assert_array_equal(again.X_train[:], flipped.X_train[:])
+    np.testing.assert_array_equal(again.scale, flipped.scale)
     assert lines == []  # nothing built, nothing copied: the rows are read from the cache
+
+
+@pytest.mark.parametrize("damage", ["missing", "not an npz", "wrong size"])
+def test_the_mirrors_moments_are_computed_again_when_missing_or_damaged(run_data, damage):
+    first = load_splits(_config(run_data, "features.flip=true"), progress=False)
+    (cache_dir,) = (run_data.data_dir / "features").glob("kmeans-*")
+    path = cache_dir / MOMENTS
+    if damage == "missing":  # a cache whose mirrors were built before their moments were kept
+        path.unlink()
+    elif damage == "not an npz":
+        path.write_bytes(b"garbage")
+    else:
+        np.savez(path, mean=np.zeros(3), std=np.ones(3))
+    lines = []
+    again = load_splits(_config(run_data, "features.flip=true"), progress=False, log=lines.append)
+    assert any("moments of the mirrored" in line for line in lines), lines
+    np.testing.assert_array_equal(again.mean, first.mean)
+    np.testing.assert_array_equal(again.scale, first.scale)
+    assert sorted(p.name for p in cache_dir.glob(".*tmp")) == []
 
 
 def test_fit_with_flip_says_so_and_trains(run_data, tmp_path):

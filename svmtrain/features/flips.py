@@ -3,10 +3,13 @@
 ``features.flip`` trains on every training image and its mirror image (CIFAR-10's usual
 augmentation: a mirrored cat is a cat). The mirrored images are never validation or test
 images. Their features go in ``train_flipped.npy`` inside the cache directory they belong to,
-row i the mirror of ``train.npy``'s row i, so the extractor state, the moments (of the
-unmirrored training split) and the cache key are shared. The file is written under a hidden
-temporary name and renamed into place when complete; a temporary file whose process is gone
-(its lock free) is removed by the next build.
+row i the mirror of ``train.npy``'s row i, so the extractor state and the cache key are shared;
+the moments of the mirrored training split go beside them (``train_flipped_moments.npz``), so
+that training standardises with the moments of the rows it trains on: a feature almost never
+active in the training images but active in their mirrors would otherwise be divided by a
+standard deviation near 0. Each file is written under a hidden temporary name and renamed into
+place when complete; a temporary file whose process is gone (its lock free) is removed by the
+next build.
 """
 
 from __future__ import annotations
@@ -19,12 +22,20 @@ import numpy as np
 
 from svmtrain.errors import DataError
 from svmtrain.features.base import as_planes
-from svmtrain.features.cache import DTYPE, FeatureCache, allocated_memmap, held, write_in_blocks
+from svmtrain.features.cache import (
+    DTYPE,
+    FeatureCache,
+    allocated_memmap,
+    feature_moments,
+    held,
+    write_in_blocks,
+)
 from svmtrain.features.progress import Phases
 from svmtrain.features.sizes import Needs, check_room, human_bytes
-from svmtrain.fileio import fsync_path
+from svmtrain.fileio import atomic_write, fsync_path, read_npz
 
 FLIPPED = "train_flipped.npy"
+MOMENTS = "train_flipped_moments.npz"
 
 
 def mirrored(images: np.ndarray) -> np.ndarray:
@@ -77,3 +88,25 @@ def flipped_features(cache: FeatureCache, dataset, phases: Phases) -> np.ndarray
     finally:
         Path(tmp).unlink(missing_ok=True)
     return np.load(path, mmap_mode="r")
+
+
+def moments_with_mirrors(
+    cache: FeatureCache, flipped: np.ndarray, phases: Phases
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) (dim,) float64 of the training split's rows and their mirrors' (``flipped``
+    from :func:`flipped_features`) together: the mirrors' moments are computed once and kept.
+    Raises DataError when they cannot be written."""
+    path = cache.path / MOMENTS
+    try:
+        saved = read_npz(path, "moments file", DataError, "", names=("mean", "std"))
+        mean, std = saved["mean"], saved["std"]
+        if not all(a.shape == cache.mean.shape and np.isfinite(a).all() for a in (mean, std)):
+            raise DataError(f"{path} does not hold {cache.mean.shape[0]} finite moments")
+    except (DataError, KeyError):  # missing (a cache from before) or damaged: computed again
+        start, stop = cache.meta["fit_images"]
+        with phases.phase("moments of the mirrored", stop - start, "images"):
+            mean, std = feature_moments(flipped[start:stop])
+        with atomic_write(path) as f:
+            np.savez(f, mean=mean, std=std)
+    shift = (cache.mean - mean) / 2  # two halves of equal size: pooled mean and variance
+    return cache.mean - shift, np.sqrt((cache.std**2 + std**2) / 2 + shift**2)

@@ -20,7 +20,7 @@ from svmtrain.features.cache import (
     load_or_build,
     open_cache,
 )
-from svmtrain.features.flips import flipped_features
+from svmtrain.features.flips import flipped_features, moments_with_mirrors
 from svmtrain.features.progress import Phases
 from svmtrain.features.transform import FeatureTransform
 
@@ -53,10 +53,12 @@ def flipped_of(
     *,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
-) -> np.ndarray:
-    """The features of ``dataset``'s training images mirrored (N, dim), kept in ``cached``."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The features of ``dataset``'s training images mirrored (N, dim), kept in ``cached``, and
+    (mean, std) (dim,) of the training split with its mirrors (:func:`moments_with_mirrors`)."""
     phases = Phases(f"features {cached.extractor.name}", bar=progress, log=log)
-    return flipped_features(cached, dataset, phases)
+    flipped = flipped_features(cached, dataset, phases)
+    return flipped, *moments_with_mirrors(cached, flipped, phases)
 
 
 def matching_cache(
@@ -86,15 +88,10 @@ def feature_splits(
     mapped, with the training split's mean and scale as ``cfg.preprocess`` says and the
     :class:`FeatureTransform` a model of them keeps. With ``features.flip`` the training rows
     are followed by their mirror images' (:mod:`svmtrain.features.flips`; one
-    :class:`StackedRows`), labels alike. Nothing is copied: training folds the scaling into W.
-    Raises CacheDamaged for a cache whose rows are not all finite."""
+    :class:`StackedRows`), labels alike, and the mean and scale are of both. Nothing is copied:
+    training folds the scaling into W. Raises CacheDamaged for a cache whose rows are not all
+    finite."""
     cached = cached_features(dataset, cfg, progress=progress, log=log)
-    mean, scale = stats_from_moments(
-        cached.mean,
-        cached.std,
-        subtract_mean=cfg.preprocess.subtract_mean,
-        scaling=cfg.preprocess.scaling,
-    )
     train, val, test = split_rows(dataset, cfg)
 
     def checked(x: np.ndarray) -> np.ndarray:
@@ -107,10 +104,14 @@ def feature_splits(
         return np.asarray(y, dtype=np.intp)
 
     X_train, y_train = checked(cached.train[train]), labels(dataset.y_train[train])
+    moments = cached.mean, cached.std
     if cfg.features.flip:
-        flipped = flipped_of(cached, dataset, progress=progress, log=log)
+        flipped, *moments = flipped_of(cached, dataset, progress=progress, log=log)
         X_train = StackedRows(X_train, checked(flipped[train]))
         y_train = np.concatenate([y_train, y_train])
+    mean, scale = stats_from_moments(
+        *moments, subtract_mean=cfg.preprocess.subtract_mean, scaling=cfg.preprocess.scaling
+    )
     return Splits(
         X_train=X_train,
         y_train=y_train,
