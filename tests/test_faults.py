@@ -45,6 +45,7 @@ from svmtrain.data.format import ARCHIVE_NAME
 from svmtrain.data.preprocess import PIXELS, PixelTransform
 from svmtrain.experiments import train
 from svmtrain.features.cache import STAMP
+from svmtrain.features.flips import MOMENTS
 from svmtrain.io import runs
 from svmtrain.model import LinearModel
 
@@ -816,6 +817,11 @@ def edit_meta(edit: Callable[[dict], object]) -> Callable[[Scene], None]:
         meta.write_text(replaced if isinstance(replaced, str) else json.dumps(data))
 
     return make
+
+
+def without_the_mirrors_moments(scene: Scene) -> None:
+    """The feature cache's mirrors as a version before their moments were kept left them."""
+    (Path(scene.vars["cache"]) / MOMENTS).unlink()
 
 
 def in_features_dir(name: str, stamped: bool = False) -> Callable[[Scene], None]:
@@ -2833,6 +2839,15 @@ FEATURE_CACHE = [
         creates=(*RUN, *FEATURE_DIRS),
         changes=FEATURE_DIRS,
         issue="19.16",
+    ),
+    Fault(
+        "fit-with-mirrors-on-a-read-only-cache-without-their-moments",
+        "fit -c kmeans {data} {kmeans} --set data.dir={ro} --out {root}/run",
+        0,
+        ("moments of the mirrored", "serve this run only", "Read-only", "test accuracy"),
+        setup=both(feature_cache, without_the_mirrors_moments, read_only("data")),
+        creates=RUN,
+        issue="18",
     ),
     Fault(
         "fit-on-a-cache-whose-settings-were-edited",

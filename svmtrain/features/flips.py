@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from svmtrain.errors import DataError
+from svmtrain.errors import DataError, SvmtrainError
 from svmtrain.features.base import as_planes
 from svmtrain.features.cache import (
     DTYPE,
@@ -94,8 +94,8 @@ def moments_with_mirrors(
     cache: FeatureCache, flipped: np.ndarray, phases: Phases
 ) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) (dim,) float64 of the training split's rows and their mirrors' (``flipped``
-    from :func:`flipped_features`) together: the mirrors' moments are computed once and kept.
-    Raises DataError when they cannot be written."""
+    from :func:`flipped_features`) together: the mirrors' moments are computed once and kept
+    (where the cache cannot be written, computed for each run)."""
     path = cache.path / MOMENTS
     try:
         saved = read_npz(path, "moments file", DataError, "", names=("mean", "std"))
@@ -106,7 +106,10 @@ def moments_with_mirrors(
         start, stop = cache.meta["fit_images"]
         with phases.phase("moments of the mirrored", stop - start, "images"):
             mean, std = feature_moments(flipped[start:stop])
-        with atomic_write(path) as f:
-            np.savez(f, mean=mean, std=std)
+        try:
+            with atomic_write(path) as f:
+                np.savez(f, mean=mean, std=std)
+        except SvmtrainError as err:  # e.g. a read-only cache: right for this run, not kept
+            phases.say(f"the mirrored images' moments serve this run only: {err}")
     shift = (cache.mean - mean) / 2  # two halves of equal size: pooled mean and variance
     return cache.mean - shift, np.sqrt((cache.std**2 + std**2) / 2 + shift**2)
