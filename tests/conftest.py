@@ -13,6 +13,7 @@ directory, so nothing reads or writes the user's own cache.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import io
@@ -461,7 +462,10 @@ def real_archive() -> Path | str:
             f"{ARCHIVE_NAME} (the official one, {OFFICIAL_URL}, or any of its format), or "
             f"{ENV_MIRROR_DIR} to a directory holding one"
         )
-    subprocess.run([str(MAKE_MIRROR), str(out)], check=True, stdout=subprocess.DEVNULL)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".building", "w") as lock:  # test workers (pytest -n) build it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([str(MAKE_MIRROR), str(out)], check=True, stdout=subprocess.DEVNULL)
     return out / ARCHIVE_NAME
 
 

@@ -53,7 +53,9 @@ def _public_callables():
 NOTHING_TO_RAISE = {"LinearModel.divergence_note", "LinearModel.num_classes"}
 
 
-@pytest.mark.parametrize(("name", "function"), list(_public_callables()), ids=lambda x: str(x))
+@pytest.mark.parametrize(
+    ("name", "function"), list(_public_callables()), ids=[n for n, _ in _public_callables()]
+)
 def test_every_public_function_says_what_it_does(name, function):
     """A docstring of more than a line (what, shapes, returns), and what it raises unless
     nothing a caller passes can be wrong."""
