@@ -26,10 +26,10 @@ fit: install
 	$(BIN)/svmtrain fit --config $(CONFIG)
 
 test: install-test
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test-fast: install-test
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n 2 -m "not slow"
 
 lint: install-test
 	$(BIN)/ruff check
