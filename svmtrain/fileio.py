@@ -55,7 +55,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     except OSError as err:
         _discard(tmp)
         raise SvmtrainError(
-            f"Cannot write {target}: {err.strerror or err}. {_advice(err)}"
+            f"Cannot write {target}: {err.strerror or err}. {advice(err)}"
         ) from None
     except BaseException:
         _discard(tmp)
@@ -95,10 +95,10 @@ def os_error_message(err: OSError) -> str:
     """One line for a file-system error that no caller turned into its own message: the file,
     what went wrong, and the way on."""
     where = f" {err.filename}" if err.filename is not None else ""
-    return f"Cannot use{where}: {err.strerror or err}. {_advice(err)}"
+    return f"Cannot use{where}: {err.strerror or err}. {advice(err)}"
 
 
-def _advice(err: OSError) -> str:
+def advice(err: OSError) -> str:
     """How to get past ``err``, raised by writing the temporary file or renaming it."""
     failed = Path(err.filename) if isinstance(err.filename, str) else None
     if err.errno == errno.ENOENT and failed is not None and failed.parent.is_dir():

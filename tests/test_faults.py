@@ -819,6 +819,27 @@ def edit_meta(edit: Callable[[dict], object]) -> Callable[[Scene], None]:
     return make
 
 
+def emptied(name: str) -> Callable[[Scene], None]:
+    """Setup: the feature cache's file ``name`` left empty (0 bytes)."""
+
+    def make(scene: Scene) -> None:
+        (Path(scene.vars["cache"]) / name).write_bytes(b"")
+
+    return make
+
+
+def folder_for(name: str) -> Callable[[Scene], None]:
+    """Setup: a folder of the user's, with a file in it, in place of the cache's file ``name``."""
+
+    def make(scene: Scene) -> None:
+        folder = Path(scene.vars["cache"]) / name
+        folder.unlink(missing_ok=True)
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine\n")
+
+    return make
+
+
 def without_the_mirrors_moments(scene: Scene) -> None:
     """The feature cache's mirrors as a version before their moments were kept left them."""
     (Path(scene.vars["cache"]) / MOMENTS).unlink()
@@ -1167,6 +1188,16 @@ DATA = [
         creates=RUN,
         changes=CACHE,
         issue="19.16",
+    ),
+    Fault(
+        "fit-on-a-data-cache-whose-images-file-is-empty",
+        "fit -c quick {data} --out {root}/run -q",
+        0,
+        ("test accuracy",),
+        setup=lambda s: (cached(s), _data_file(s, "parsed/*/x_train.npy").write_bytes(b"")),
+        creates=RUN,
+        changes=CACHE,
+        issue="18",
     ),
     Fault(
         "fit-on-a-data-cache-whose-stamp-has-a-number-for-a-digest",
@@ -2846,6 +2877,35 @@ FEATURE_CACHE = [
         0,
         ("moments of the mirrored", "serve this run only", "Read-only", "test accuracy"),
         setup=both(feature_cache, without_the_mirrors_moments, read_only("data")),
+        creates=RUN,
+        issue="18",
+    ),
+    Fault(
+        "fit-on-a-cache-whose-mirrors-file-is-empty",
+        "fit -c kmeans {data} {kmeans} --out {root}/run",
+        0,
+        ("extracting mirrored", "test accuracy"),
+        setup=both(feature_cache, emptied("train_flipped.npy")),
+        creates=RUN,
+        changes=(*FEATURE_DIRS, "data/features/*/*"),
+        issue="18",
+    ),
+    Fault(
+        "fit-on-a-cache-whose-train-npy-is-empty",
+        "fit -c kmeans {data} {kmeans} --out {root}/run",
+        0,
+        ("{cache} is damaged", "building it again", "test accuracy"),
+        setup=both(feature_cache, emptied("train.npy")),
+        creates=(*RUN, *FEATURE_DIRS, "data/features/*/*"),
+        changes=(*FEATURE_DIRS, "data/features/*/*"),
+        issue="18",
+    ),
+    Fault(
+        "fit-with-a-folder-where-the-mirrors-go",
+        "fit -c kmeans {data} {kmeans} --out {root}/run",
+        1,
+        ("{cache}/train_flipped.npy is not a file svmtrain wrote", "move it away"),
+        setup=both(feature_cache, emptied("train_flipped.npy"), folder_for("train_flipped.npy")),
         creates=RUN,
         issue="18",
     ),

@@ -3,6 +3,11 @@ training split only."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -14,6 +19,7 @@ from svmtrain.core.objective import StackedRows
 from svmtrain.errors import ConfigError
 from svmtrain.experiments.common import load_splits
 from svmtrain.features import check_feature_name, make_extractor
+from svmtrain.features.cache import STAMP
 from svmtrain.features.flips import FLIPPED, MOMENTS, mirrored
 
 
@@ -111,3 +117,52 @@ def test_fit_with_flip_says_so_and_trains(run_data, tmp_path):
 def test_flip_of_pixels_is_refused():
     with pytest.raises(ConfigError, match=r"features\.flip adds"):
         check_feature_name(load_config(None, ["features.flip=true"]).features)
+
+
+@contextmanager
+def _adding_mirrors(cache_dir):
+    """The lock a process adding the mirrored images holds on the cache's stamp."""
+    fd = os.open(cache_dir / STAMP, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def test_a_cache_whose_mirrors_are_being_added_is_not_cleared(run_data):
+    load_splits(_config(run_data, "features.flip=true"), progress=False)
+    (cache_dir,) = (run_data.data_dir / "features").glob("kmeans-*")
+    data_dir = ["--data-dir", str(run_data.data_dir)]
+    with _adding_mirrors(cache_dir):
+        info = CliRunner().invoke(main, ["features", "info", *data_dir])
+        assert "(adding the mirrored images)" in info.output
+        every = CliRunner().invoke(main, ["features", "clear", "-y", *data_dir])
+        assert every.exit_code == 0 and "No feature caches to delete" in every.output
+        named = CliRunner().invoke(main, ["features", "clear", "-y", cache_dir.name, *data_dir])
+        assert named.exit_code == 2 and "another svmtrain process is writing" in named.output
+        assert (cache_dir / FLIPPED).is_file()
+    done = CliRunner().invoke(main, ["features", "clear", "-y", *data_dir])
+    assert done.exit_code == 0 and not cache_dir.exists()
+
+
+def test_a_second_process_waits_for_the_mirrors_and_sweeps_what_a_dead_one_left(run_data):
+    first = load_splits(_config(run_data, "features.flip=true"), progress=False)
+    (cache_dir,) = (run_data.data_dir / "features").glob("kmeans-*")
+    left = [cache_dir / f".{FLIPPED}.999999.tmp", cache_dir / f".{MOMENTS}.999999.tmp"]
+    for path in left:  # what a process killed while adding the mirrors left
+        path.write_bytes(b"partial")
+    lines, got = [], []
+    with _adding_mirrors(cache_dir):
+        waiting = threading.Thread(
+            target=lambda: got.append(
+                load_splits(_config(run_data, "features.flip=true"), log=lines.append)
+            )
+        )
+        waiting.start()
+        waiting.join(timeout=2)
+        assert waiting.is_alive() and not got  # it waits for the lock
+    waiting.join(timeout=60)
+    assert got and any("waiting for another svmtrain process" in line for line in lines)
+    np.testing.assert_array_equal(got[0].scale, first.scale)
+    assert not any(path.exists() for path in left)

@@ -43,6 +43,8 @@ def _describe(entry: dict) -> tuple[tuple[str, str, str], str]:
     meta = entry["meta"]
     settings = " ".join(f"{k}={v}" for k, v in meta["settings"].items())
     shape = f"{meta['train_images'] + meta['test_images']:,} x {meta['dim']:,}"
+    if entry["building"]:
+        shape += " (adding the mirrored images)"
     return (name, shape, size), settings
 
 
@@ -126,9 +128,17 @@ def clear(data_dir: str | None, yes: bool, names: tuple[str, ...]) -> None:
     NAMES as `svmtrain features info` lists them. Asks first unless --yes; a build still
     running is never deleted, nor is a folder svmtrain did not make."""
     root = resolve_data_dir(data_dir)
-    entries = [e for e in cache.list_caches(root) if not e.get("building")]
+    listed = cache.list_caches(root)
+    entries = [e for e in listed if not e["building"]]
     if names:
         known = {Path(e["path"]).name: e for e in entries}
+        busy = [n for n in names if n in {Path(e["path"]).name for e in listed} - set(known)]
+        if busy:
+            raise click.BadParameter(
+                f"another svmtrain process is writing into the feature cache {busy[0]!r}; "
+                "clear it once that process ends.",
+                param_hint="NAMES",
+            )
         unknown = [n for n in names if n not in known]
         if unknown:
             raise click.BadParameter(

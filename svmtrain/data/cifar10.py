@@ -138,7 +138,7 @@ def _open(root: Path, source: Source | None, *, progress: bool) -> tuple[Stamp, 
     if stamp is not None and (source is None or satisfies(stamp, source)):
         try:
             return stamp, load_parsed(root, stamp)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError):
             pass  # missing or damaged: rebuilt below, under the lock
     with locked(root):
         if source is None:
@@ -149,7 +149,7 @@ def _open(root: Path, source: Source | None, *, progress: bool) -> tuple[Stamp, 
             stamp = _ensure_archive(root, source, progress=progress)
         try:
             return stamp, load_parsed(root, stamp)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError):
             build_parsed(root, stamp)
             return stamp, load_parsed(root, stamp)
 

@@ -374,8 +374,8 @@ def open_cache(path: Path, identity: dict | None = None) -> FeatureCache:
         mean, std = moments["mean"], moments["std"]
         train = np.load(path / "train.npy", mmap_mode="r")
         test = np.load(path / "test.npy", mmap_mode="r")
-    except (SvmtrainError, OSError, ValueError, KeyError, TypeError) as err:
-        raise CacheDamaged(path, str(err).strip()) from None
+    except (SvmtrainError, OSError, ValueError, KeyError, TypeError, EOFError) as err:
+        raise CacheDamaged(path, str(err).strip() or f"a file of it is empty ({err!r})") from None
     expected = {
         "train": (meta["train_images"], meta["dim"]),
         "test": (meta["test_images"], meta["dim"]),
@@ -392,7 +392,8 @@ def open_cache(path: Path, identity: dict | None = None) -> FeatureCache:
 def list_caches(data_dir: Path) -> list[dict]:
     """Every cache directory svmtrain made under ``data_dir`` (a folder it did not make is
     not one): finished ones with their meta.json, damaged ones with why, unfinished ones (a
-    build running or interrupted) marked so; each with its path and size in bytes."""
+    build running or interrupted) marked so; each with its path, size in bytes and whether a
+    process writes into it now (``building``: a build, or mirrored images being added)."""
     root = features_root(data_dir)
     if not root.is_dir():
         return []
@@ -401,13 +402,12 @@ def list_caches(data_dir: Path) -> list[dict]:
         if not (path.is_dir() and not path.is_symlink() and _is_ours(path)):
             continue
         entry = {"path": str(path), "bytes": _size(path), "finished": _is_finished(path)}
+        entry["building"] = _building(path)  # finished: its mirrored images being added
         if entry["finished"]:
             try:
                 entry["meta"] = read_meta(path)
             except CacheDamaged as damaged:
                 entry["damaged"] = damaged.why
-        else:
-            entry["building"] = _building(path)
         found.append(entry)
     return found
 

@@ -8,14 +8,16 @@ the moments of the mirrored training split go beside them (``train_flipped_momen
 that training standardises with the moments of the rows it trains on: a feature almost never
 active in the training images but active in their mirrors would otherwise be divided by a
 standard deviation near 0. Each file is written under a hidden temporary name and renamed into
-place when complete; a temporary file whose process is gone (its lock free) is removed by the
-next build.
+place when complete, by a process holding an exclusive lock on the cache's stamp; the next
+process to take it removes the temporary files of one that died.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +26,15 @@ from svmtrain.errors import DataError, SvmtrainError
 from svmtrain.features.base import as_planes
 from svmtrain.features.cache import (
     DTYPE,
+    STAMP,
     FeatureCache,
     allocated_memmap,
     feature_moments,
-    held,
     write_in_blocks,
 )
 from svmtrain.features.progress import Phases
 from svmtrain.features.sizes import Needs, check_room, human_bytes
-from svmtrain.fileio import atomic_write, fsync_path, read_npz
+from svmtrain.fileio import advice, atomic_write, fsync_path, read_npz
 
 FLIPPED = "train_flipped.npy"
 MOMENTS = "train_flipped_moments.npz"
@@ -43,59 +45,89 @@ def mirrored(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(as_planes(images)[:, :, :, ::-1]).reshape(len(images), -1)
 
 
-def flipped_features(cache: FeatureCache, dataset, phases: Phases) -> np.ndarray:
-    """(N, dim) read-only memory map: the features of every training image of ``dataset``
-    (the archive ``cache`` was built from) mirrored, computed and kept first if need be.
-    Raises ConfigError when the disk cannot hold them, DataError when they cannot be written."""
-    path = cache.path / FLIPPED
-    shape = cache.train.shape
-    if path.is_file():
-        try:
-            flipped = np.load(path, mmap_mode="r")
-            if flipped.shape == shape and flipped.dtype == DTYPE:
-                return flipped
-        except (OSError, ValueError):
-            pass
-        path.unlink()  # damaged: built again below
-    needs = Needs(shape[0], shape[1], shape[0] * shape[1] * np.dtype(DTYPE).itemsize, 0)
-    check_room(needs, cache.path, cache.extractor)
-    phases.say(
-        f"mirrored training images: {shape[0]:,} images x {shape[1]:,} features, "
-        f"{human_bytes(needs.disk)} on disk"
-    )
-    for stale in cache.path.glob(f".{FLIPPED}.*.tmp"):
-        if not held(stale):  # its build is gone
-            stale.unlink(missing_ok=True)
-    tmp = cache.path / f".{FLIPPED}.{os.getpid()}.tmp"
+def mirrors(
+    cache: FeatureCache, dataset, phases: Phases
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, mean, std): rows (N, dim), a read-only memory map of the features of every
+    training image of ``dataset`` (the archive ``cache`` was built from) mirrored; mean and std
+    (dim,) float64 of the training split's rows and their mirrors' together. Each is computed
+    and kept first if need be, under an exclusive lock on the cache's stamp, so that `features
+    clear` leaves the cache alone meanwhile and a second process waits instead of computing
+    them too. Raises ConfigError when the disk cannot hold them, DataError when they cannot be
+    written or something not svmtrain's is in their place."""
+    with _locked(cache.path, phases):
+        rows = _rows(cache, dataset, phases)
+        return rows, *_moments(cache, rows, phases)
+
+
+@contextmanager
+def _locked(directory: Path, phases: Phases) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the stamp of the cache ``directory`` for the block (none
+    for a cache from before stamps), and remove the temporary files of writers gone."""
     try:
-        out = allocated_memmap(tmp, shape)
-        fd = os.open(tmp, os.O_RDONLY)
+        fd = os.open(directory / STAMP, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # held while the file is written: not stale
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            phases.say("waiting for another svmtrain process adding the mirrored images")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        for name in (FLIPPED, MOMENTS):
+            for stale in directory.glob(f".{name}.*.tmp"):  # their writers held this lock
+                with suppress(OSError):
+                    stale.unlink()
+        yield
+    finally:
+        os.close(fd)
+
+
+def _rows(cache: FeatureCache, dataset, phases: Phases) -> np.ndarray:
+    """The mirrored rows of :func:`mirrors`, extracted and kept first if missing or damaged."""
+    path, shape = cache.path / FLIPPED, cache.train.shape
+    if os.path.lexists(path) and not path.is_file():
+        raise DataError(
+            f"{path} is not a file svmtrain wrote (svmtrain keeps the mirrored images' features "
+            "there); move it away and run again."
+        )
+    try:
+        if path.is_file():
+            try:
+                flipped = np.load(path, mmap_mode="r")
+                if flipped.shape == shape and flipped.dtype == DTYPE:
+                    return flipped
+            except (OSError, ValueError, EOFError):
+                pass
+            path.unlink()  # damaged (e.g. truncated): built again below
+        needs = Needs(shape[0], shape[1], shape[0] * shape[1] * np.dtype(DTYPE).itemsize, 0)
+        check_room(needs, cache.path, cache.extractor)
+        phases.say(
+            f"mirrored training images: {shape[0]:,} images x {shape[1]:,} features, "
+            f"{human_bytes(needs.disk)} on disk"
+        )
+        tmp = cache.path / f".{FLIPPED}.{os.getpid()}.tmp"
+        try:
+            out = allocated_memmap(tmp, shape)
             with phases.phase("extracting mirrored", shape[0], "images", rate=True) as bar:
                 write_in_blocks(cache.extractor, dataset.x_train, out, bar.update, mirrored)
             del out
             fsync_path(tmp)
             os.replace(tmp, path)
         finally:
-            os.close(fd)
+            tmp.unlink(missing_ok=True)
         fsync_path(cache.path)
     except OSError as err:
-        raise DataError(
-            f"Cannot write {path}: {err.strerror or err}. Free some space or choose another "
-            f"--data-dir."
-        ) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        raise DataError(f"Cannot write {path}: {err.strerror or err}. {advice(err)}") from None
     return np.load(path, mmap_mode="r")
 
 
-def moments_with_mirrors(
+def _moments(
     cache: FeatureCache, flipped: np.ndarray, phases: Phases
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std) (dim,) float64 of the training split's rows and their mirrors' (``flipped``
-    from :func:`flipped_features`) together: the mirrors' moments are computed once and kept
-    (where the cache cannot be written, computed for each run)."""
+    """The pooled (mean, std) of :func:`mirrors`: the mirrors' moments are computed once and
+    kept (where the cache cannot be written, computed for each run)."""
     path = cache.path / MOMENTS
     try:
         saved = read_npz(path, "moments file", DataError, "", names=("mean", "std"))

@@ -20,7 +20,7 @@ from svmtrain.features.cache import (
     load_or_build,
     open_cache,
 )
-from svmtrain.features.flips import flipped_features, moments_with_mirrors
+from svmtrain.features.flips import mirrors
 from svmtrain.features.progress import Phases
 from svmtrain.features.transform import FeatureTransform
 
@@ -55,10 +55,9 @@ def flipped_of(
     log: Callable[[str], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The features of ``dataset``'s training images mirrored (N, dim), kept in ``cached``, and
-    (mean, std) (dim,) of the training split with its mirrors (:func:`moments_with_mirrors`)."""
+    (mean, std) (dim,) of the training split with its mirrors (:func:`flips.mirrors`)."""
     phases = Phases(f"features {cached.extractor.name}", bar=progress, log=log)
-    flipped = flipped_features(cached, dataset, phases)
-    return flipped, *moments_with_mirrors(cached, flipped, phases)
+    return mirrors(cached, dataset, phases)
 
 
 def matching_cache(
