@@ -63,11 +63,17 @@ def squared_hinge_example_losses(
     return np.einsum("...j,...j->...", hinge, hinge)
 
 
-def _ovr_hinge(scores: np.ndarray, y: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
-    """(max(0, delta - t_ij s_ij), t) with t_ij = +1 at j = y_i, else -1: each class against
-    the rest. scores: (..., N, C); y: (N,). Returns two new (..., N, C) arrays of scores' dtype."""
+def _ovr_targets(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """t (N, C) of scores' (..., N, C) dtype: t_ij = +1 at j = y_i, else -1."""
     t = np.full(scores.shape[-2:], -1, dtype=scores.dtype)
     t[np.arange(len(y)), y] = 1
+    return t
+
+
+def _ovr_hinge(scores: np.ndarray, y: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """(max(0, delta - t_ij s_ij), t) of :func:`_ovr_targets`: each class against the rest.
+    scores: (..., N, C); y: (N,). Returns new (..., N, C) and (N, C) arrays of scores' dtype."""
+    t = _ovr_targets(scores, y)
     hinge = delta - t * scores
     np.maximum(hinge, 0, out=hinge)
     return hinge, t
@@ -84,9 +90,7 @@ def ovr_squared_hinge_example_losses(
 def ovr_kink_gaps(scores: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.ndarray:
     """How far each score may move before its own hinge reaches a margin of 0: |delta - t s|
     (N, C) of scores' dtype; each score is in one hinge only."""
-    t = np.full(scores.shape, -1, dtype=scores.dtype)
-    t[np.arange(len(y)), y] = 1
-    return np.abs(delta - t * scores)
+    return np.abs(delta - _ovr_targets(scores, y) * scores)
 
 
 def softmax_example_losses(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
