@@ -31,9 +31,19 @@ def cached_features(
     """The feature cache ``cfg.features`` names for ``dataset``, built first if need be, its
     state learned from the config's training split only; with ``features.flip``, the mirrored
     training images' features too (:func:`flipped_of`)."""
+    cached = _built(dataset, cfg, progress=progress, log=log)
+    if cfg.features.flip:
+        flipped_of(cached, dataset, progress=progress, log=log)
+    return cached
+
+
+def _built(
+    dataset, cfg: Config, *, progress: bool, log: Callable[[str], None] | None
+) -> FeatureCache:
+    """The feature cache of :func:`cached_features`, without its mirrored images."""
     train, _, _ = split_rows(dataset, cfg)
     name = cfg.features.name
-    cached = load_or_build(
+    return load_or_build(
         dataset,
         name,
         getattr(cfg.features, name),
@@ -42,9 +52,6 @@ def cached_features(
         progress=progress,
         log=log,
     )
-    if cfg.features.flip:
-        flipped_of(cached, dataset, progress=progress, log=log)
-    return cached
 
 
 def flipped_of(
@@ -90,7 +97,7 @@ def feature_splits(
     :class:`StackedRows`), labels alike, and the mean and scale are of both. Nothing is copied:
     training folds the scaling into W. Raises CacheDamaged for a cache whose rows are not all
     finite."""
-    cached = cached_features(dataset, cfg, progress=progress, log=log)
+    cached = _built(dataset, cfg, progress=progress, log=log)  # its mirrors once, below
     train, val, test = split_rows(dataset, cfg)
 
     def checked(x: np.ndarray) -> np.ndarray:
